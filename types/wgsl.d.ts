@@ -1,0 +1,8 @@
+// WGSL sources are imported as text: vitest (vitest.config.ts) and esbuild (scripts/build.mjs) both inline them.
+declare module '*.wgsl' {
+  const source: string;
+  export default source;
+}
+declare module 'wgsl_reflect/wgsl_reflect.module.js' {
+  export * from 'wgsl_reflect';
+}
