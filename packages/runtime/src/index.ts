@@ -1,1 +1,10 @@
-export {};
+export * from './errors.ts';
+export * from './device.ts';
+export * from './buffers.ts';
+export * from './kernel.ts';
+export * from './gpu.ts';
+export * from './profiler.ts';
+export * from './tensor.ts';
+export * from './autograd.ts';
+export { fill, fillBuffer, fillSpec, grid1d, POISON_BITS } from './builtin/fill.ts';
+export { checkSpec } from './reflect.ts';

@@ -1,0 +1,144 @@
+// A minimal tape autograd (micrograd's shape on llm.c's kernels).
+//
+// An op is defined once with defineOp({ name, forward, backward }). Calling it runs forward; when grad is on and
+// an input requires grad, a TapeNode is attached to the output. backward(loss) sorts the nodes topologically and
+// runs each node's backward in reverse order.
+//
+// Gradient writes: a backward kernel asks ctx.grad(input) for where to write and whether to accumulate.
+// The first contribution to an activation's gradient is written (=), later ones add (+=); parameters' grads are
+// zeroed by zeroGrad() and always accumulate, so gradient accumulation across micro-batches is plain +=.
+import { WgptError } from './errors.ts';
+import { Tensor } from './tensor.ts';
+
+export interface GradTarget {
+  /** The gradient tensor to write into (same shape as the input). */
+  tensor: Tensor;
+  /** 1: add into the existing contents; 0: overwrite. Pass it to the kernel's `accumulate` uniform. */
+  accumulate: 0 | 1;
+}
+
+export interface BackwardCtx {
+  /**
+   * Where to write the gradient of `input`, or null if it needs none. With { zeroed: true } the target is
+   * zero-filled first when it holds nothing yet (for scatter-style kernels that touch only some elements); the
+   * result then always accumulates.
+   */
+  grad(input: Tensor, opts?: { zeroed?: boolean }): GradTarget | null;
+}
+
+export interface TapeNode {
+  name: string;
+  inputs: Tensor[];
+  output: Tensor;
+  backward: (ctx: BackwardCtx, gradOut: Tensor) => void;
+}
+
+let gradEnabled = true;
+
+/** Runs fn without recording anything for backward. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+export interface OpDef<A extends unknown[], S> {
+  name: string;
+  /** Computes the output; returns what backward needs as `saved`. Must not read tensors back to the host. */
+  forward(...args: A): { out: Tensor; saved: S };
+  /** Writes the inputs' gradients through ctx.grad(input). */
+  backward(ctx: BackwardCtx, gradOut: Tensor, saved: S, out: Tensor): void;
+}
+
+/** Registry of every op defined, by name: tests iterate it to make sure each op has a gradient test. */
+export const opRegistry = new Map<string, OpDef<never[], unknown>>();
+
+export function defineOp<A extends unknown[], S>(def: OpDef<A, S>): (...args: A) => Tensor {
+  if (opRegistry.has(def.name)) throw new WgptError(`Op "${def.name}" defined twice`);
+  opRegistry.set(def.name, def as unknown as OpDef<never[], unknown>);
+  return (...args: A): Tensor => {
+    const { out, saved } = def.forward(...args);
+    const inputs = args.filter((a): a is Tensor => a instanceof Tensor);
+    if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+      out.requiresGrad = true;
+      out.node = { name: def.name, inputs, output: out, backward: (ctx, g) => def.backward(ctx, g, saved, out) };
+    }
+    return out;
+  };
+}
+
+const ctx: BackwardCtx = {
+  grad(input: Tensor, opts?: { zeroed?: boolean }): GradTarget | null {
+    if (!input.requiresGrad) return null;
+    const g = input.ensureGrad();
+    if (input.gradReady) return { tensor: g, accumulate: 1 };
+    if (opts?.zeroed) {
+      input.gpu.clear(g.buffer, 0, g.bytes);
+      input.gradReady = true;
+      return { tensor: g, accumulate: 1 };
+    }
+    // The caller's kernel overwrites every element now; later contributions accumulate.
+    input.gradReady = true;
+    return { tensor: g, accumulate: 0 };
+  },
+};
+
+/** Topological order of the nodes that `root` depends on, inputs before outputs. */
+export function topoSort(root: Tensor): TapeNode[] {
+  const order: TapeNode[] = [];
+  const seen = new Set<TapeNode>();
+  // Iterative DFS: GPT-2 at depth 48 has thousands of nodes, too deep for recursion on small stacks.
+  const stack: [TapeNode, number][] = [];
+  if (root.node) stack.push([root.node, 0]);
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [node, i] = top;
+    if (i === 0 && seen.has(node)) {
+      stack.pop();
+      continue;
+    }
+    seen.add(node);
+    if (i < node.inputs.length) {
+      top[1]++;
+      const child = node.inputs[i]!.node;
+      if (child && !seen.has(child)) stack.push([child, 0]);
+    } else {
+      stack.pop();
+      order.push(node);
+    }
+  }
+  return order;
+}
+
+/**
+ * Backpropagates from `root`. With no `gradient`, root must have one element and its gradient is 1.
+ * Nodes are kept (not freed): dispose the graph's tensors with tidy() around forward + backward.
+ */
+export function backward(root: Tensor, gradient?: Tensor): void {
+  if (!root.requiresGrad || !root.node) throw new WgptError(`backward(): ${root} does not depend on any tensor that requires grad`);
+  const g = root.ensureGrad();
+  if (gradient) {
+    if (gradient.size !== root.size) throw new WgptError(`backward(): gradient ${gradient} does not match ${root}`);
+    root.gpu.copy(gradient.buffer, 0, g.buffer, 0, root.bytes);
+  } else {
+    if (root.size !== 1) throw new WgptError(`backward() without a gradient needs a one-element root, got ${root}`);
+    g.write([1]);
+  }
+  root.gradReady = true;
+  const order = topoSort(root);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const node = order[i]!;
+    const out = node.output;
+    // An output nobody used for the loss has no gradient: nothing flows back through it.
+    if (!out.grad || !out.gradReady) continue;
+    node.backward(ctx, out.grad);
+  }
+}

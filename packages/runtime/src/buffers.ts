@@ -1,0 +1,112 @@
+// A pool of GPU buffers in size classes, reused across steps.
+//
+// Why a pool and not create/destroy: a training step allocates the same shapes every step, and the GPU probe
+// (shared/research/gpu-probe.md) saw dawn.node abort after large buffers were created and destroyed in one
+// process. Buffers here are created once per size class and kept for the life of the pool; nothing is destroyed
+// before `destroy()` (or an explicit `trim()`), so steady-state training creates and destroys nothing.
+import { formatBytes, GpuValidationError } from './errors.ts';
+
+export interface PoolStats {
+  /** Bytes handed out and not yet released (size-class bytes, not requested bytes). */
+  bytesInUse: number;
+  /** Highest bytesInUse seen. */
+  peakBytesInUse: number;
+  /** Bytes of every buffer the pool created and still holds (in use + free). */
+  bytesReserved: number;
+  /** createBuffer calls made. */
+  allocations: number;
+  /** acquire() calls served from a free buffer. */
+  reuses: number;
+  /** Buffers currently handed out. */
+  live: number;
+}
+
+/**
+ * Size classes: four per power of two above 4 KiB (waste at most 25%), one 4 KiB class below, so a handful of
+ * shapes map to a handful of buffers. Multiples of 16 bytes keep vec4 access legal.
+ */
+export function sizeClass(bytes: number): number {
+  const min = 4096;
+  if (bytes <= min) return min;
+  const octave = 2 ** Math.floor(Math.log2(bytes));
+  const step = octave / 4;
+  return Math.ceil(bytes / step) * step;
+}
+
+export class BufferPool {
+  private free = new Map<string, GPUBuffer[]>();
+  private all = new Set<GPUBuffer>();
+  private handedOut = new Map<GPUBuffer, number>();
+  readonly stats: PoolStats = { bytesInUse: 0, peakBytesInUse: 0, bytesReserved: 0, allocations: 0, reuses: 0, live: 0 };
+
+  constructor(
+    private device: GPUDevice,
+    private limits: { maxBufferSize: number; maxStorageBufferBindingSize: number },
+  ) {}
+
+  acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
+    if (!Number.isFinite(bytes) || bytes < 0) throw new GpuValidationError(`Buffer size ${bytes} is not a valid byte count${label ? ` (${label})` : ''}`);
+    const size = sizeClass(Math.max(bytes, 4));
+    const isStorage = (usage & GPUBufferUsage.STORAGE) !== 0;
+    const limit = isStorage ? Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize) : this.limits.maxBufferSize;
+    if (bytes > limit) {
+      throw new GpuValidationError(
+        `Buffer of ${bytes} bytes (${formatBytes(bytes)})${label ? ` for ${label}` : ''} exceeds this adapter's ${isStorage ? 'maxStorageBufferBindingSize' : 'maxBufferSize'} of ${limit} bytes (${formatBytes(limit)}).`,
+      );
+    }
+    const key = `${size}:${usage}`;
+    const list = this.free.get(key);
+    let buf = list?.pop();
+    if (buf) {
+      this.stats.reuses++;
+    } else {
+      // The size class may round past the binding limit while the request does not: then allocate exactly.
+      const allocSize = size > limit ? Math.ceil(bytes / 16) * 16 : size;
+      buf = this.device.createBuffer({ size: allocSize, usage, label: label ?? `pool ${formatBytes(allocSize)}` });
+      this.all.add(buf);
+      this.stats.allocations++;
+      this.stats.bytesReserved += buf.size;
+    }
+    this.handedOut.set(buf, buf.size);
+    this.stats.live++;
+    this.stats.bytesInUse += buf.size;
+    if (this.stats.bytesInUse > this.stats.peakBytesInUse) this.stats.peakBytesInUse = this.stats.bytesInUse;
+    return buf;
+  }
+
+  /** Returns a buffer for reuse. Commands already recorded that use it still see its old contents (queue order). */
+  release(buf: GPUBuffer): void {
+    const size = this.handedOut.get(buf);
+    if (size === undefined) throw new GpuValidationError(`Buffer "${buf.label}" released twice or not from this pool`);
+    this.handedOut.delete(buf);
+    this.stats.live--;
+    this.stats.bytesInUse -= size;
+    const key = `${sizeClass(size)}:${buf.usage}`;
+    let list = this.free.get(key);
+    if (!list) this.free.set(key, (list = []));
+    list.push(buf);
+  }
+
+  /** Destroys free buffers (not those in use). Only between steps, after the queue is idle. */
+  trim(): number {
+    let freed = 0;
+    for (const list of this.free.values()) {
+      for (const b of list) {
+        freed += b.size;
+        this.all.delete(b);
+        b.destroy();
+      }
+      list.length = 0;
+    }
+    this.stats.bytesReserved -= freed;
+    return freed;
+  }
+
+  destroy(): void {
+    for (const b of this.all) b.destroy();
+    this.all.clear();
+    this.free.clear();
+    this.handedOut.clear();
+    this.stats.bytesInUse = this.stats.bytesReserved = this.stats.live = 0;
+  }
+}

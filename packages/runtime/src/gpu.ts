@@ -1,0 +1,274 @@
+// The runtime's handle on one device: buffer pool, pipeline cache, and the pending command encoder that every
+// dispatch of a step is recorded into (one encoder, many dispatches, one submit). Reading back is explicit.
+//
+// Errors: each pipeline creation and dispatch runs inside a validation error scope whose result is checked at the
+// next sync point (read, sync, flush with check); the exception names the kernel, its file and the shapes.
+// Device loss is recorded and turned into a DeviceLostError on every later call, never a silent hang.
+import { BufferPool } from './buffers.ts';
+import { openDevice, type OpenOptions } from './device.ts';
+import { DeviceLostError, GpuValidationError, KernelCompileError } from './errors.ts';
+import { packUniforms, pipelineKey, resolveOverrides, uniformBindingIndex, type KernelSpec } from './kernel.ts';
+import { Profiler } from './profiler.ts';
+
+export interface DispatchArgs {
+  /** Buffers by binding name (the spec's names). The uniform binding is filled from `uniforms`. */
+  buffers: Readonly<Record<string, GPUBuffer>>;
+  uniforms?: Readonly<Record<string, number>>;
+  overrides?: Readonly<Record<string, number>>;
+  workgroups: readonly [number, number?, number?];
+  /** Shapes or other context for error messages, e.g. 'M=3 K=5 N=7'. */
+  context?: string;
+}
+
+interface Pending {
+  promise: Promise<GPUError | null>;
+  what: () => string;
+}
+
+const UNIFORM_ALIGN = 256;
+const ARENA_BYTES = 1 << 20;
+
+export class Gpu {
+  readonly pool: BufferPool;
+  readonly limits: GPUSupportedLimits;
+  readonly profiler: Profiler | null;
+  /** Check every dispatch with an error scope (default). Off only for benchmarks of proven kernels. */
+  checkDispatches = true;
+  /** Fill every new tensor with a NaN sentinel (tests): an element a kernel never writes then fails loudly. */
+  poisonNew = false;
+  dispatchCount = 0;
+  submitCount = 0;
+
+  private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; spec: KernelSpec; module: GPUShaderModule }>();
+  private sourcesByVersion = new Map<string, string>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pending: Pending[] = [];
+  private arena: GPUBuffer;
+  private arenaData = new Uint8Array(ARENA_BYTES);
+  private arenaUsed = 0;
+  private lostReason: string | null = null;
+  private lostRejection: Promise<never>;
+
+  static async open(opts: OpenOptions = {}): Promise<Gpu> {
+    const o = await openDevice(opts);
+    return new Gpu(o.device, o.adapterName, o.software, o.features, o.adapter.info);
+  }
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly adapterName: string,
+    readonly software: boolean,
+    readonly features: Set<string>,
+    readonly adapterInfo?: GPUAdapterInfo,
+  ) {
+    this.limits = device.limits;
+    this.pool = new BufferPool(device, device.limits);
+    this.arena = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'uniform arena' });
+    this.profiler = features.has('timestamp-query') ? new Profiler(device) : null;
+    this.lostRejection = device.lost.then((info) => {
+      if (!(info.reason === 'destroyed' && this.destroyed)) {
+        this.lostReason = `${info.reason}: ${info.message}`;
+        console.error(`[wgpt] WebGPU device on ${this.adapterName} lost (${this.lostReason})`);
+      }
+      throw new DeviceLostError(`WebGPU device on ${this.adapterName} lost (${info.reason}: ${info.message})`);
+    });
+    this.lostRejection.catch(() => {}); // observed where it matters: in read()
+    device.addEventListener?.('uncapturederror', (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.uncaptured.push(err.message);
+    });
+  }
+
+  private destroyed = false;
+  private uncaptured: string[] = [];
+
+  get lost(): boolean {
+    return this.lostReason !== null;
+  }
+
+  private assertAlive(): void {
+    if (this.lostReason) throw new DeviceLostError(`WebGPU device on ${this.adapterName} was lost (${this.lostReason}); restart the process`);
+    if (this.destroyed) throw new DeviceLostError('This Gpu was destroyed');
+  }
+
+  /** Creates (or returns the cached) pipeline for a spec and override values. */
+  pipeline(spec: KernelSpec, overrides?: Readonly<Record<string, number>>) {
+    this.assertAlive();
+    const ov = resolveOverrides(spec, overrides);
+    const key = pipelineKey(spec, ov);
+    const hit = this.pipelines.get(key);
+    if (hit) return hit;
+    const vkey = `${spec.name}@${spec.version}`;
+    const seen = this.sourcesByVersion.get(vkey);
+    if (seen !== undefined && seen !== spec.source) throw new KernelCompileError(`Two different WGSL sources claim ${vkey} (${spec.file}); bump the version`);
+    this.sourcesByVersion.set(vkey, spec.source);
+
+    const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((b, i) => ({
+      binding: i,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: b.kind },
+    }));
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code: spec.source, label: `${spec.file} (${vkey})` });
+    const layout = this.device.createBindGroupLayout({ entries, label: vkey });
+    const pipeline = this.device.createComputePipeline({
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: ov },
+      label: key,
+    });
+    const errPromise = this.device.popErrorScope();
+    this.pending.push({ promise: errPromise, what: () => `compiling ${key} from ${spec.file}` });
+    const entry = { pipeline, layout, spec, module };
+    this.pipelines.set(key, entry);
+    return entry;
+  }
+
+  /** Compiles now and throws a KernelCompileError naming the file, line and message if the WGSL is bad. */
+  async compile(spec: KernelSpec, overrides?: Readonly<Record<string, number>>): Promise<void> {
+    const { module } = this.pipeline(spec, overrides);
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length) {
+      this.pipelines.delete(pipelineKey(spec, resolveOverrides(spec, overrides)));
+      throw new KernelCompileError(
+        `WGSL of kernel ${spec.name}@${spec.version} does not compile:\n` + errors.map((m) => `  ${spec.file}:${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'),
+      );
+    }
+    await this.check();
+  }
+
+  private getEncoder(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'wgpt step' });
+    return this.encoder;
+  }
+
+  /** Records one compute dispatch into the pending encoder. */
+  dispatch(spec: KernelSpec, args: DispatchArgs): void {
+    this.assertAlive();
+    const { pipeline, layout } = this.pipeline(spec, args.overrides);
+    const [x, y = 1, z = 1] = args.workgroups;
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new GpuValidationError(`Kernel ${spec.name}@${spec.version}: dispatch (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${maxWg}${args.context ? ` [${args.context}]` : ''}`);
+    }
+    if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do, and a zero dispatch is legal but pointless
+    const uIndex = uniformBindingIndex(spec);
+    if (uIndex >= 0 && this.arenaUsed + UNIFORM_ALIGN > ARENA_BYTES) this.flush();
+    const entries: GPUBindGroupEntry[] = spec.bindings.map((b, i) => {
+      if (i === uIndex) {
+        const data = new Uint8Array(packUniforms(spec, args.uniforms ?? {}));
+        const offset = this.arenaUsed;
+        this.arenaData.set(data, offset);
+        this.arenaUsed += Math.ceil(data.byteLength / UNIFORM_ALIGN) * UNIFORM_ALIGN;
+        return { binding: i, resource: { buffer: this.arena, offset, size: data.byteLength } };
+      }
+      const buffer = args.buffers[b.name];
+      if (!buffer) throw new GpuValidationError(`Kernel ${spec.name}@${spec.version}: no buffer given for binding "${b.name}"${args.context ? ` [${args.context}]` : ''}`);
+      return { binding: i, resource: { buffer } };
+    });
+    const check = this.checkDispatches;
+    if (check) this.device.pushErrorScope('validation');
+    const bindGroup = this.device.createBindGroup({ layout, entries });
+    const pass = this.getEncoder().beginComputePass({ timestampWrites: this.profiler?.passWrites(`${spec.name}@${spec.version}`) });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    if (check) {
+      const promise = this.device.popErrorScope();
+      this.pending.push({ promise, what: () => `dispatching ${spec.name}@${spec.version} (${spec.file}) workgroups (${x}, ${y}, ${z})${args.context ? ` [${args.context}]` : ''}` });
+    }
+    this.dispatchCount++;
+  }
+
+  /** Records a buffer-to-buffer copy into the pending encoder. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.assertAlive();
+    this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Records a zero fill into the pending encoder. */
+  clear(buf: GPUBuffer, offset = 0, bytes?: number): void {
+    this.assertAlive();
+    this.getEncoder().clearBuffer(buf, offset, bytes);
+  }
+
+  /** Submits the pending encoder (if any). Uniforms for its dispatches are uploaded just before, in queue order. */
+  flush(): void {
+    this.assertAlive();
+    if (!this.encoder) return;
+    if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed);
+    this.profiler?.resolve(this.encoder);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.submitCount++;
+    this.encoder = null;
+    this.arenaUsed = 0;
+  }
+
+  /**
+   * Uploads host data. Flushes first: queue.writeBuffer runs before any not-yet-submitted commands, so a pooled
+   * buffer written now could otherwise change under a dispatch recorded earlier.
+   */
+  write(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    this.flush();
+    this.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Flushes, waits for the queue, and throws the first validation error of anything recorded since the last check. */
+  async check(): Promise<void> {
+    this.flush();
+    const pending = this.pending;
+    this.pending = [];
+    const results = await Promise.all(pending.map((p) => p.promise));
+    for (let i = 0; i < results.length; i++) {
+      const err = results[i];
+      if (err) throw new GpuValidationError(`WebGPU rejected ${pending[i]!.what()}: ${err.message}`);
+    }
+    if (this.uncaptured.length) {
+      const msgs = this.uncaptured.splice(0);
+      throw new GpuValidationError(`WebGPU reported errors outside any kernel: ${msgs.join('; ')}`);
+    }
+    this.assertAlive();
+  }
+
+  /** Waits until the GPU has finished everything submitted, then checks errors. */
+  async sync(): Promise<void> {
+    await this.check();
+    await this.device.queue.onSubmittedWorkDone();
+    this.assertAlive();
+  }
+
+  /** Copies `bytes` from a buffer back to the host. */
+  async read(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    this.assertAlive();
+    const staging = this.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
+    try {
+      this.getEncoder().copyBufferToBuffer(buf, offset, staging, 0, Math.ceil(bytes / 4) * 4);
+      await this.check();
+      await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(bytes / 4) * 4), this.lostRejection]);
+      const out = staging.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
+      staging.unmap();
+      return out;
+    } finally {
+      this.pool.release(staging);
+    }
+  }
+
+  describe(): string {
+    const i = this.adapterInfo;
+    const parts = [this.adapterName];
+    if (i?.vendor) parts.push(`vendor ${i.vendor}`);
+    if (i?.architecture) parts.push(`arch ${i.architecture}`);
+    if (this.software) parts.push('software');
+    return parts.join(', ');
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.pool.destroy();
+    this.arena.destroy();
+    this.profiler?.destroy();
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,196 @@
+// Tensor = pooled GPU buffer + shape + dtype (+ grad). Memory is managed explicitly: dispose(), or tidy(fn),
+// which disposes every tensor created inside fn except what fn returns or keep()s. Parameters live outside tidy.
+import type { Gpu } from './gpu.ts';
+import { WgptError } from './errors.ts';
+import type { TapeNode } from './autograd.ts';
+import { fillBuffer, POISON_BITS } from './builtin/fill.ts';
+
+export type DType = 'f32' | 'i32' | 'u32';
+export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
+
+// GPUBufferUsage is a global only once the device layer has loaded, so it is read lazily.
+const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+let nextId = 1;
+const scopes: Set<Tensor>[] = [];
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly size: number;
+  requiresGrad = false;
+  /** Leaf tensors that the optimizer updates: their grads persist across steps and accumulate (+=). */
+  isParam = false;
+  grad: Tensor | null = null;
+  /** True once grad holds a value (a first contribution was written, or it was zeroed). */
+  gradReady = false;
+  /** The op that produced this tensor, when it was recorded for backward. */
+  node: TapeNode | null = null;
+  name?: string;
+  private disposed = false;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    readonly buffer: GPUBuffer,
+    opts: { track?: boolean; name?: string } = {},
+  ) {
+    this.size = shape.reduce((a, b) => a * b, 1);
+    this.name = opts.name;
+    if (opts.track !== false) scopes[scopes.length - 1]?.add(this);
+  }
+
+  get bytes(): number {
+    return this.size * 4;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Human-readable description for error messages: name, shape, dtype. */
+  toString(): string {
+    return `${this.name ?? `t${this.id}`}[${this.shape.join('x')}] ${this.dtype}`;
+  }
+
+  async read(): Promise<TypedArrayOf<this['dtype']>> {
+    if (this.disposed) throw new WgptError(`read() of disposed tensor ${this}`);
+    const ab = await this.gpu.read(this.buffer, this.bytes);
+    return (this.dtype === 'f32' ? new Float32Array(ab) : this.dtype === 'i32' ? new Int32Array(ab) : new Uint32Array(ab)) as TypedArrayOf<this['dtype']>;
+  }
+
+  /** Reads a one-element tensor as a number. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new WgptError(`item() needs a one-element tensor, got ${this}`);
+    return (await this.read())[0]!;
+  }
+
+  /** Overwrites the contents from the host. */
+  write(data: ArrayLike<number>): this {
+    if (data.length !== this.size) throw new WgptError(`write of ${data.length} values into ${this} (${this.size} elements)`);
+    this.gpu.write(this.buffer, toTyped(data, this.dtype));
+    return this;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.gpu.pool.release(this.buffer);
+    if (this.grad && !this.isParam) this.grad.dispose();
+    this.node = null;
+    for (const s of scopes) s.delete(this);
+  }
+
+  /** Allocates this tensor's gradient buffer if missing. Param grads are untracked so tidy() never frees them. */
+  ensureGrad(): Tensor {
+    if (!this.grad) {
+      this.grad = empty(this.gpu, this.shape, 'f32', { track: !this.isParam, name: `grad(${this.name ?? `t${this.id}`})` });
+      this.gradReady = false;
+    }
+    return this.grad;
+  }
+
+  /** Zeroes the gradient (recorded in the pending encoder); subsequent backward passes accumulate into it. */
+  zeroGrad(): void {
+    const g = this.ensureGrad();
+    this.gpu.clear(g.buffer, 0, g.bytes);
+    this.gradReady = true;
+  }
+}
+
+function toTyped(data: ArrayLike<number>, dtype: DType): Float32Array | Int32Array | Uint32Array {
+  if (dtype === 'f32') return data instanceof Float32Array ? data : Float32Array.from(data);
+  if (dtype === 'i32') return data instanceof Int32Array ? data : Int32Array.from(data);
+  return data instanceof Uint32Array ? data : Uint32Array.from(data);
+}
+
+export function checkShape(shape: readonly number[]): void {
+  for (const d of shape) if (!Number.isInteger(d) || d < 0) throw new WgptError(`Bad shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
+}
+
+/** A tensor with undefined contents. */
+export function empty(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', opts: { track?: boolean; name?: string } = {}): Tensor {
+  checkShape(shape);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const buffer = gpu.pool.acquire(size * 4, storageUsage(), opts.name);
+  // Tests turn poisoning on so that an element a kernel forgets to write is NaN and fails the comparison.
+  if (gpu.poisonNew) fillBuffer(gpu, buffer, size, POISON_BITS);
+  return new Tensor(gpu, shape, dtype, buffer, opts);
+}
+
+export function zeros(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', opts: { track?: boolean; name?: string } = {}): Tensor {
+  const t = empty(gpu, shape, dtype, opts);
+  gpu.clear(t.buffer, 0, Math.max(4, t.bytes));
+  return t;
+}
+
+export function tensor(gpu: Gpu, data: ArrayLike<number>, shape: readonly number[] = [data.length], dtype: DType = 'f32', opts: { track?: boolean; name?: string; requiresGrad?: boolean } = {}): Tensor {
+  const t = empty(gpu, shape, dtype, opts);
+  if (data.length !== t.size) {
+    t.dispose();
+    throw new WgptError(`tensor(): ${data.length} values do not fill shape [${shape.join(', ')}] (${t.size} elements)`);
+  }
+  if (t.size) t.write(data);
+  t.requiresGrad = !!opts.requiresGrad;
+  return t;
+}
+
+/** A trainable parameter: untracked by tidy(), requires grad, grads accumulate across backward passes. */
+export function parameter(gpu: Gpu, data: ArrayLike<number>, shape: readonly number[], name?: string): Tensor {
+  const t = tensor(gpu, data, shape, 'f32', { track: false, name, requiresGrad: true });
+  t.isParam = true;
+  return t;
+}
+
+/** Runs fn and disposes every tensor created inside it, except the ones in its result or passed to keep(). */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const kept = new Set<Tensor>();
+  collectTensors(result!, kept);
+  const outer = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (kept.has(t)) outer?.add(t);
+    else t.dispose();
+  }
+  return result!;
+}
+
+/** The async twin of tidy(): for code that awaits reads inside the scope. */
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = await fn();
+  } finally {
+    const i = scopes.lastIndexOf(scope);
+    if (i >= 0) scopes.splice(i, 1);
+  }
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  const outer = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (kept.has(t)) outer?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+/** Moves a tensor out of every enclosing tidy() scope. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+function collectTensors(x: unknown, out: Set<Tensor>, depth = 0): void {
+  if (x instanceof Tensor) out.add(x);
+  else if (depth < 3 && Array.isArray(x)) for (const v of x) collectTensors(v, out, depth + 1);
+  else if (depth < 3 && x && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) collectTensors(v, out, depth + 1);
+}
