@@ -1,1 +1,26 @@
-export {};
+// Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
+import type { KernelSpec } from '@wgpt/runtime';
+import { fillSpec } from '@wgpt/runtime';
+import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
+import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
+import { matmulSpec } from './matmul/matmul.ts';
+import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
+
+export { crossEntropy } from './crossentropy/crossentropy.ts';
+export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';
+export { gemm, linear, matmul, type GemmArgs } from './matmul/matmul.ts';
+export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
+
+export const allSpecs: KernelSpec[] = [
+  fillSpec,
+  matmulSpec,
+  sumAllSpec,
+  sumRowsSpec,
+  broadcastSpec,
+  addSpec,
+  accumulateSpec,
+  geluForwardSpec,
+  geluBackwardSpec,
+  crossEntropyForwardSpec,
+  crossEntropyBackwardSpec,
+];

@@ -23,6 +23,8 @@ export interface DispatchArgs {
 interface Pending {
   promise: Promise<GPUError | null>;
   what: () => string;
+  /** Called when this check failed: a bad pipeline leaves the cache so its next use reports the error again. */
+  onError?: () => void;
 }
 
 const UNIFORM_ALIGN = 256;
@@ -117,7 +119,7 @@ export class Gpu {
       label: key,
     });
     const errPromise = this.device.popErrorScope();
-    this.pending.push({ promise: errPromise, what: () => `compiling ${key} from ${spec.file}` });
+    this.pending.push({ promise: errPromise, what: () => `compiling ${key} from ${spec.file}`, onError: () => this.pipelines.delete(key) });
     const entry = { pipeline, layout, spec, module };
     this.pipelines.set(key, entry);
     return entry;
@@ -220,9 +222,16 @@ export class Gpu {
     const pending = this.pending;
     this.pending = [];
     const results = await Promise.all(pending.map((p) => p.promise));
+    let first: GpuValidationError | null = null;
     for (let i = 0; i < results.length; i++) {
       const err = results[i];
-      if (err) throw new GpuValidationError(`WebGPU rejected ${pending[i]!.what()}: ${err.message}`);
+      if (!err) continue;
+      pending[i]!.onError?.();
+      first ??= new GpuValidationError(`WebGPU rejected ${pending[i]!.what()}: ${err.message}`);
+    }
+    if (first) {
+      this.uncaptured.length = 0; // follow-on errors of the same cause
+      throw first;
     }
     if (this.uncaptured.length) {
       const msgs = this.uncaptured.splice(0);

@@ -91,3 +91,60 @@ export function dot(w: ArrayLike<number>, y: ArrayLike<number>): number {
 export function input(gpu: Gpu, data: ArrayLike<number>, shape: number[], requiresGrad = true): Tensor {
   return tensor(gpu, data, shape, 'f32', { requiresGrad });
 }
+
+export interface CheckInput {
+  data: ArrayLike<number>;
+  shape: number[];
+  dtype?: 'f32' | 'i32';
+  /** Check the gradient w.r.t. this input (f32 only). Default true for f32. */
+  grad?: boolean;
+}
+
+export interface OpCheckResult {
+  /** ‖out − ref‖ / ‖ref‖ of the forward. */
+  forward: number;
+  /** Per input with grad: relative error after one backward (kernels write) ... */
+  gradWrite: (number | null)[];
+  /** ... and after a second backward (kernels accumulate into the first): compared with 2× the FD gradient. */
+  gradAccumulate: (number | null)[];
+  out: Float32Array;
+}
+
+/**
+ * Runs `op` on the GPU and its f64 reference `ref`: forward against ref, then the vector-Jacobian product with a
+ * random upstream gradient against central differences of Σ g·ref(x). Every new tensor is NaN-poisoned by testGpu().
+ */
+export async function checkOp(
+  gpu: Gpu,
+  op: (...xs: Tensor[]) => Tensor,
+  inputs: CheckInput[],
+  ref: (xs: Float64Array[]) => ArrayLike<number>,
+  seed = 1,
+): Promise<OpCheckResult> {
+  const { tidyAsync } = await import('./tensor.ts');
+  const { backward } = await import('./autograd.ts');
+  return tidyAsync(async () => {
+    const ts = inputs.map((x) =>
+      tensor(gpu, x.data, x.shape, x.dtype ?? 'f32', { requiresGrad: (x.dtype ?? 'f32') === 'f32' && x.grad !== false }),
+    );
+    const out = op(...ts);
+    const got = (await out.read()) as Float32Array;
+    const xs64 = inputs.map((x) => toF64(x.data));
+    const want = ref(xs64);
+    const forward = relErr(got, want);
+    const g = randomF32(out.size, seed + 101);
+    const gT = tensor(gpu, g, out.shape);
+    const gradWrite: (number | null)[] = [];
+    const gradAccumulate: (number | null)[] = [];
+    const fd = inputs.map((x, i) => {
+      if (!ts[i]!.requiresGrad) return null;
+      return finiteDiff((xi) => dot(g, ref(xs64.map((v, j) => (j === i ? xi : v)))), xs64[i]!);
+    });
+    if (!ts.some((t) => t.requiresGrad)) return { forward, gradWrite, gradAccumulate, out: got };
+    backward(out, gT);
+    for (let i = 0; i < ts.length; i++) gradWrite.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!) : null);
+    backward(out, gT);
+    for (let i = 0; i < ts.length; i++) gradAccumulate.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!.map((v) => 2 * v)) : null);
+    return { forward, gradWrite, gradAccumulate, out: got };
+  });
+}
