@@ -1,11 +1,12 @@
 // Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
-import type { KernelSpec } from '@wgpt/runtime';
-import { fillSpec } from '@wgpt/runtime';
+import { fillSpec, type KernelSpec } from '@wgpt/runtime';
+import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
 import { matmulSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
+export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/adamw.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';
 export { gemm, linear, matmul, type GemmArgs } from './matmul/matmul.ts';
@@ -23,4 +24,6 @@ export const allSpecs: KernelSpec[] = [
   geluBackwardSpec,
   crossEntropyForwardSpec,
   crossEntropyBackwardSpec,
+  adamwSpec,
+  sumsqSpec,
 ];
