@@ -20,6 +20,7 @@ describe('kernel specs', () => {
     const walk = (d: string) => {
       for (const f of readdirSync(d)) {
         const p = join(d, f);
+        if (f === 'node_modules') continue;
         if (statSync(p).isDirectory()) walk(p);
         else if (p.endsWith('.wgsl')) files.push(p.slice(root.length));
       }
@@ -40,6 +41,7 @@ describe('kernel specs', () => {
     const walk = (d: string) => {
       for (const f of readdirSync(d)) {
         const p = join(d, f);
+        if (f === 'node_modules') continue;
         if (statSync(p).isDirectory()) walk(p);
         else if (p.endsWith('.test.ts')) tests.push(readFileSync(p, 'utf8'));
       }
