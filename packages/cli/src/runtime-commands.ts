@@ -1,0 +1,74 @@
+// Commands that only need the runtime and kernels: gpus, selfcheck, demo, bench.
+import type { Command } from 'commander';
+import { Gpu, listAdapters, formatBytes } from '@wgpt/runtime';
+import { runSelfCheck } from './selfcheck.ts';
+
+function adapterOf(cmd: Command): string | undefined {
+  return cmd.optsWithGlobals().adapter as string | undefined;
+}
+
+export function registerRuntimeCommands(program: Command): void {
+  program
+    .command('gpus')
+    .description('list the WebGPU adapters this process can open, with their limits and features')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const list = await listAdapters();
+      const rows = [];
+      for (const a of list) {
+        const gpu = await Gpu.open({ adapter: a.index });
+        rows.push({
+          ...a,
+          vendor: gpu.adapterInfo?.vendor ?? '',
+          architecture: gpu.adapterInfo?.architecture ?? '',
+          features: [...gpu.features],
+          maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
+          maxBufferSize: gpu.limits.maxBufferSize,
+          maxComputeInvocationsPerWorkgroup: gpu.limits.maxComputeInvocationsPerWorkgroup,
+          maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize,
+        });
+        gpu.destroy();
+      }
+      if (opts.json) return void console.log(JSON.stringify(rows, null, 2));
+      if (!rows.length) return void console.log('No WebGPU adapters found. On a machine without a GPU: sudo apt-get install chromium libvulkan1');
+      for (const r of rows) {
+        console.log(`[${r.index}] ${r.name}  (${r.backend}${r.software ? ', software' : ''}${r.vendor ? `, ${r.vendor}` : ''})`);
+        console.log(
+          `    max binding ${formatBytes(r.maxStorageBufferBindingSize)}, max buffer ${formatBytes(r.maxBufferSize)}, ` +
+            `${r.maxComputeInvocationsPerWorkgroup} invocations/workgroup, ${formatBytes(r.maxComputeWorkgroupStorageSize)} workgroup memory`,
+        );
+        console.log(`    features used by wgpt: ${r.features.join(', ') || 'none'}`);
+      }
+    });
+
+  program
+    .command('selfcheck')
+    .description('train a small MLP on the chosen adapter and check that the loss falls (a runtime self-test)')
+    .option('--steps <n>', 'training steps', (v) => parseInt(v, 10), 150)
+    .option('--hidden <n>', 'hidden width', (v) => parseInt(v, 10), 64)
+    .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 1)
+    .option('--profile', 'time every kernel with timestamp queries and print a table')
+    .action(async (opts: { steps: number; hidden: number; seed: number; profile?: boolean }, cmd: Command) => {
+      const ok = await runSelfCheck({ ...opts, adapter: adapterOf(cmd) });
+      if (!ok) process.exitCode = 1;
+    });
+
+  program
+    .command('demo')
+    .description('the main job on the embedded default: for now the runtime self-check (an MLP trained on this machine)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ok = await runSelfCheck({ steps: 150, hidden: 64, seed: 1, adapter: adapterOf(cmd) });
+      if (!ok) process.exitCode = 1;
+    });
+
+  program
+    .command('bench')
+    .description('run every *.bench.ts suite, print a markdown table and write JSON')
+    .option('--quick', 'small sizes and few iterations (a smoke test)')
+    .option('--filter <regex>', 'only suites whose name matches')
+    .option('--out <file>', 'JSON output', 'bench/results/latest.json')
+    .action(async (opts: { quick?: boolean; filter?: string; out: string }, cmd: Command) => {
+      const { runBenches } = await import('../../../bench/runner.ts');
+      await runBenches({ quick: !!opts.quick, filter: opts.filter, out: opts.out, adapter: adapterOf(cmd) });
+    });
+}
