@@ -1,7 +1,7 @@
 // `pnpm bench`: finds every *.bench.ts in the tree, runs each suite (GPU suites on one shared device), prints one
 // markdown table and writes the rows as JSON with the adapter and date.
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Gpu } from '@wgpt/runtime';
 import type { BenchRow, BenchSuite } from './types.ts';
@@ -73,8 +73,9 @@ export async function runBenches(opts: BenchOptions): Promise<(BenchRow & { suit
     gpu?.destroy();
     console.log(`\nwgpt bench, ${new Date().toISOString().slice(0, 10)}, adapter: ${adapter}${opts.quick ? ', --quick' : ''}\n`);
     console.log(markdownTable(rows));
-    mkdirSync(dirname(join(ROOT, opts.out)), { recursive: true });
-    writeFileSync(join(ROOT, opts.out), JSON.stringify({ date: new Date().toISOString(), adapter, quick: opts.quick, rows }, null, 2) + '\n');
+    const outPath = isAbsolute(opts.out) ? opts.out : join(ROOT, opts.out);
+    mkdirSync(dirname(outPath), { recursive: true });
+    writeFileSync(outPath, JSON.stringify({ date: new Date().toISOString(), adapter, quick: opts.quick, rows }, null, 2) + '\n');
     log(`wrote ${opts.out}`);
   }
   if (rows.some((r) => r.check === 'fail')) process.exitCode = 1;

@@ -129,7 +129,7 @@ export function parseAdapterList(message: string): AdapterEntry[] {
   return out;
 }
 
-function pickAdapter(list: AdapterEntry[], want: string | number | undefined): AdapterEntry {
+export function pickAdapter(list: AdapterEntry[], want: string | number | undefined): AdapterEntry {
   const describe = () => (list.length ? list.map((a) => `  [${a.index}] ${a.name} (${a.backend}${a.software ? ', software' : ''})`).join('\n') : '  (none)');
   if (want === undefined || want === '') {
     const hw = list.find((a) => !a.software);

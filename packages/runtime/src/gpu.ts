@@ -41,7 +41,7 @@ export class Gpu {
   dispatchCount = 0;
   submitCount = 0;
 
-  private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; spec: KernelSpec; module: GPUShaderModule }>();
+  private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; spec: KernelSpec; module: GPUShaderModule; creation: Pending }>();
   private sourcesByVersion = new Map<string, string>();
   private encoder: GPUCommandEncoder | null = null;
   private pending: Pending[] = [];
@@ -118,20 +118,22 @@ export class Gpu {
       compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: ov },
       label: key,
     });
-    const errPromise = this.device.popErrorScope();
-    this.pending.push({ promise: errPromise, what: () => `compiling ${key} from ${spec.file}`, onError: () => this.pipelines.delete(key) });
-    const entry = { pipeline, layout, spec, module };
+    const creation: Pending = { promise: this.device.popErrorScope(), what: () => `compiling ${key} from ${spec.file}`, onError: () => this.pipelines.delete(key) };
+    this.pending.push(creation);
+    const entry = { pipeline, layout, spec, module, creation };
     this.pipelines.set(key, entry);
     return entry;
   }
 
   /** Compiles now and throws a KernelCompileError naming the file, line and message if the WGSL is bad. */
   async compile(spec: KernelSpec, overrides?: Readonly<Record<string, number>>): Promise<void> {
-    const { module } = this.pipeline(spec, overrides);
+    const { module, creation } = this.pipeline(spec, overrides);
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
       this.pipelines.delete(pipelineKey(spec, resolveOverrides(spec, overrides)));
+      // Reported here with file and line; the creation's own error scope need not report it again.
+      this.pending = this.pending.filter((p) => p !== creation);
       throw new KernelCompileError(
         `WGSL of kernel ${spec.name}@${spec.version} does not compile:\n` + errors.map((m) => `  ${spec.file}:${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'),
       );

@@ -1,0 +1,64 @@
+// The `wgpt` binary as users run it (node scripts/wgpt.mjs ...), in a child process.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const run = promisify(execFile);
+
+async function wgpt(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run('node', ['scripts/wgpt.mjs', ...args], { cwd: ROOT, timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('wgpt CLI', () => {
+  it('--help lists the subcommands', async () => {
+    const r = await wgpt('--help');
+    expect(r.code).toBe(0);
+    for (const c of ['gpus', 'selfcheck', 'demo', 'bench']) expect(r.stdout).toContain(c);
+  });
+
+  it('gpus --json lists SwiftShader with its limits', async () => {
+    const r = await wgpt('gpus', '--json');
+    expect(r.code).toBe(0);
+    const list = JSON.parse(r.stdout) as { name: string; software: boolean; maxStorageBufferBindingSize: number }[];
+    const ss = list.find((a) => /swiftshader/i.test(a.name));
+    expect(ss?.software).toBe(true);
+    expect(ss!.maxStorageBufferBindingSize).toBeGreaterThan(128 << 20);
+  });
+
+  it('an unknown --adapter exits 1 with the list of adapters, no stack trace', async () => {
+    const r = await wgpt('--adapter', 'no-such-gpu', 'selfcheck');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/wgpt: No adapter named "no-such-gpu"\. Adapters:\n.*SwiftShader/);
+    expect(r.stderr).not.toMatch(/at .*\.ts:\d+/);
+  });
+
+  it('selfcheck trains the MLP and the loss at least halves', async () => {
+    const r = await wgpt('selfcheck', '--steps', '60', '--hidden', '32');
+    expect(r.stdout).toMatch(/PASS: loss fell from [\d.]+ to [\d.]+/);
+    expect(r.code).toBe(0);
+    const losses = [...r.stdout.matchAll(/loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
+    expect(losses.length).toBeGreaterThanOrEqual(3);
+    expect(losses.at(-1)!).toBeLessThan(losses[0]! / 2);
+  });
+
+  it('bench --quick prints the table and writes JSON with passing checks', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'wgpt-bench-')), 'b.json');
+    const r = await wgpt('bench', '--quick', '--out', out);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/\| suite \| name \| shape \| median ms \| rate \| of baseline \| check \|/);
+    const j = JSON.parse(readFileSync(out, 'utf8')) as { adapter: string; rows: { name: string; check: string }[] };
+    expect(j.adapter).toMatch(/SwiftShader/);
+    expect(j.rows.some((r) => r.name.startsWith('matmul'))).toBe(true);
+    expect(j.rows.every((r) => r.check !== 'fail')).toBe(true);
+  });
+});
