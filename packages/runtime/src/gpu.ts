@@ -56,6 +56,16 @@ export class Gpu {
     return new Gpu(o.device, o.adapterName, o.software, o.features, o.adapter.info);
   }
 
+  /**
+   * Opens n independent devices for multi-adapter work. With `adapters`, device i is on adapters[i % length];
+   * otherwise all on the default adapter (one adapter gives one device, so each is requested afresh).
+   */
+  static async openMany(n: number, opts: OpenOptions & { adapters?: (string | number)[] } = {}): Promise<Gpu[]> {
+    const out: Gpu[] = [];
+    for (let i = 0; i < n; i++) out.push(await Gpu.open({ ...opts, adapter: opts.adapters ? opts.adapters[i % opts.adapters.length] : opts.adapter }));
+    return out;
+  }
+
   constructor(
     readonly device: GPUDevice,
     readonly adapterName: string,

@@ -12,6 +12,16 @@ describe('device', () => {
     expect(gpu.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 << 20);
   });
 
+  it('opens several independent devices that do not share buffers', async () => {
+    const { Gpu } = await import('./gpu.ts');
+    const gs = await Gpu.openMany(2);
+    expect(gs[0]!.device).not.toBe(gs[1]!.device);
+    const ts = gs.map((g, i) => tensor(g, [i, i + 1], [2]));
+    expect(Array.from(await ts[1]!.read())).toEqual([1, 2]);
+    expect(Array.from(await ts[0]!.read())).toEqual([0, 1]);
+    gs.forEach((g) => g.destroy());
+  });
+
   it('parses Dawn adapter listings', () => {
     const list = parseAdapterList("no suitable backends found\nAvailable adapters:\n * backend: 'vulkan', name: 'NVIDIA H200'\n * backend: 'vulkan', name: 'SwiftShader Device (Subzero)'\n");
     expect(list).toEqual([

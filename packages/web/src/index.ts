@@ -1,0 +1,1 @@
+export { bundlePage, type BundleOptions } from './bundle.ts';
