@@ -42,6 +42,8 @@ export class BufferPool {
   constructor(
     private device: GPUDevice,
     private limits: { maxBufferSize: number; maxStorageBufferBindingSize: number },
+    /** Receives each allocation's error-scope result (out of memory, validation) to report at the next check. */
+    private report?: (error: Promise<GPUError | null>, what: () => string) => void,
   ) {}
 
   acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
@@ -62,7 +64,16 @@ export class BufferPool {
     } else {
       // The size class may round past the binding limit while the request does not: then allocate exactly.
       const allocSize = size > limit ? Math.ceil(bytes / 16) * 16 : size;
+      if (this.report) {
+        this.device.pushErrorScope('out-of-memory');
+        this.device.pushErrorScope('validation');
+      }
       buf = this.device.createBuffer({ size: allocSize, usage, label: label ?? `pool ${formatBytes(allocSize)}` });
+      if (this.report) {
+        const what = () => `allocating ${formatBytes(allocSize)}${label ? ` for ${label}` : ''} (${formatBytes(this.stats.bytesReserved)} already reserved by the pool)`;
+        this.report(this.device.popErrorScope(), what);
+        this.report(this.device.popErrorScope(), what);
+      }
       this.all.add(buf);
       this.stats.allocations++;
       this.stats.bytesReserved += buf.size;

@@ -74,7 +74,7 @@ export class Gpu {
     readonly adapterInfo?: GPUAdapterInfo,
   ) {
     this.limits = device.limits;
-    this.pool = new BufferPool(device, device.limits);
+    this.pool = new BufferPool(device, device.limits, (promise, what) => this.pending.push({ promise, what }));
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'uniform arena' });
     this.profiler = features.has('timestamp-query') ? new Profiler(device) : null;
     this.lostRejection = device.lost.then((info) => {
