@@ -3,16 +3,20 @@ import { WgptError, grid1d, type Gpu, type Tensor } from '@wgpt/runtime';
 
 export { grid1d };
 
-const dummies = new WeakMap<Gpu, GPUBuffer>();
+const dummies = new WeakMap<Gpu, { read: GPUBuffer; write: GPUBuffer }>();
 
-/** A 16-byte read-only placeholder for optional bindings (e.g. no bias): binding the output there would alias. */
-export function placeholder(gpu: Gpu): GPUBuffer {
-  let b = dummies.get(gpu);
-  if (!b) {
-    b = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: 'optional-binding placeholder' });
-    dummies.set(gpu, b);
+/**
+ * 16-byte placeholders for optional bindings (no bias, no pre-activation output). Binding the output there would
+ * alias, and one buffer may not be bound both read-only and writable in a dispatch: so one of each kind.
+ */
+export function placeholder(gpu: Gpu, kind: 'read' | 'write' = 'read'): GPUBuffer {
+  let d = dummies.get(gpu);
+  if (!d) {
+    const make = (label: string) => gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label });
+    d = { read: make('optional read-only binding placeholder'), write: make('optional writable binding placeholder') };
+    dummies.set(gpu, d);
   }
-  return b;
+  return d[kind];
 }
 
 /** Throws naming the op and the tensors when a shape is not what the op needs. */

@@ -4,19 +4,20 @@ import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
 import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
-import { matmulSpec } from './matmul/matmul.ts';
+import { matmulSpec, matmulTiledSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/adamw.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';
-export { gemm, linear, matmul, type GemmArgs } from './matmul/matmul.ts';
+export { gemm, gemmStrided, linear, linearGelu, matmul, tileConfig, type GemmArgs, type StridedGemmArgs, type TileConfig } from './matmul/matmul.ts';
 export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
 
 export const allSpecs: KernelSpec[] = [
   fillSpec,
   matmulSpec,
+  matmulTiledSpec,
   sumAllSpec,
   sumRowsSpec,
   broadcastSpec,

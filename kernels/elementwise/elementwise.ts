@@ -71,6 +71,11 @@ export function accumulateInto(gpu: Gpu, src: GPUBuffer, out: GPUBuffer, n: numb
   gpu.dispatch(accumulateSpec, { buffers: { src, out }, uniforms: { n, accumulate }, workgroups: grid1d(gpu, n, 256), context: `n=${n}` });
 }
 
+/** dx (+)= dout · gelu'(x) over n elements. */
+export function geluBackwardInto(gpu: Gpu, x: GPUBuffer, dout: GPUBuffer, dx: GPUBuffer, n: number, accumulate: 0 | 1): void {
+  gpu.dispatch(geluBackwardSpec, { buffers: { x, dout, dx }, uniforms: { n, accumulate }, workgroups: grid1d(gpu, n, 256), context: `n=${n}` });
+}
+
 /** out = a + b (same shapes). */
 export const add = defineOp({
   name: 'add',
@@ -100,12 +105,6 @@ export const gelu = defineOp({
   backward(ctx, g, _s, out) {
     const x = out.node!.inputs[0]!;
     const dx = ctx.grad(x);
-    if (dx)
-      x.gpu.dispatch(geluBackwardSpec, {
-        buffers: { x: x.buffer, dout: g.buffer, dx: dx.tensor.buffer },
-        uniforms: { n: x.size, accumulate: dx.accumulate },
-        workgroups: grid1d(x.gpu, x.size, 256),
-        context: `n=${x.size}`,
-      });
+    if (dx) geluBackwardInto(x.gpu, x.buffer, g.buffer, dx.tensor.buffer, x.size, dx.accumulate);
   },
 });

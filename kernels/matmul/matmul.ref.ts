@@ -23,3 +23,10 @@ export function linearRef(x: ArrayLike<number>, w: ArrayLike<number>, bias: Arra
     }
   return out;
 }
+
+/** The transpose of x (R, C) → (C, R). */
+export function transposeRef(x: ArrayLike<number>, R: number, C: number): Float32Array {
+  const out = new Float32Array(R * C);
+  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = x[r * C + c]!;
+  return out;
+}

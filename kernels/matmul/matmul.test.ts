@@ -1,9 +1,10 @@
-import { EPS32, checkOp, randomF32, testGpu } from '@wgpt/runtime/testing';
-import { checkSpec, type Gpu } from '@wgpt/runtime';
+import { EPS32, checkOp, randomF32, relErr, testGpu } from '@wgpt/runtime/testing';
+import { checkSpec, empty, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { linear, matmul } from '../index.ts';
-import { matmulSpec } from './matmul.ts';
-import { linearRef, matmulRef } from './matmul.ref.ts';
+import { linear, linearGelu, matmul } from '../index.ts';
+import { geluRef } from '../elementwise/elementwise.ref.ts';
+import { gemm, gemmStrided, matmulSpec, matmulTiledSpec, type TileConfig } from './matmul.ts';
+import { linearRef, matmulRef, transposeRef } from './matmul.ref.ts';
 
 // Bound for a length-K f32 dot product with random-sign terms: rounding errors of the running sum add like a random
 // walk, ‖err‖/‖ref‖ ≈ sqrt(K)·ε/sqrt(2); 4·sqrt(K)·ε leaves a wide margin yet catches any wrong term (≥ 1/K).
@@ -16,7 +17,10 @@ beforeAll(async () => {
 afterAll(() => gpu.destroy());
 
 describe('matmul', () => {
-  it('spec matches its WGSL', () => expect(checkSpec(matmulSpec)).toEqual([]));
+  it('specs match their WGSL', () => {
+    expect(checkSpec(matmulSpec)).toEqual([]);
+    expect(checkSpec(matmulTiledSpec)).toEqual([]);
+  });
 
   // (M, K, N): odd sizes, edge tiles, K shorter and longer than a tile, one-element cases.
   const forwardGrid: [number, number, number][] = [
@@ -81,4 +85,95 @@ describe('linear', () => {
       expect(() => linear(x, w)).toThrow(/linear: .*\[2x4\].*dimension 1 must be 3/);
     });
   });
+});
+
+describe('matmul versions on every layout, epilogue and tile shape', () => {
+  // Tile shapes: the default, a non-square one, and BK that does not divide K.
+  const tiles: TileConfig[] = [
+    { BM: 64, BN: 64, BK: 16 },
+    { BM: 32, BN: 64, BK: 8 },
+    { BM: 16, BN: 16, BK: 4 },
+  ];
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [17, 65, 3],
+    [65, 17, 127],
+    [3, 769, 5],
+  ];
+  for (const [M, K, N] of shapes)
+    for (const transA of [false, true])
+      for (const transB of [false, true]) {
+        it(`v2 M=${M} K=${K} N=${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}, all tile shapes, bias+accumulate`, async () => {
+          await tidyAsync(async () => {
+            const a = randomF32(M * K, M + K); // op(A) (M, K), row-major
+            const b = randomF32(K * N, K + N + 1); // op(B) (K, N)
+            const bias = randomF32(N, 9);
+            const prev = randomF32(M * N, 10);
+            const A = tensor(gpu, transA ? transposeRef(a, M, K) : a, transA ? [K, M] : [M, K]);
+            const B = tensor(gpu, transB ? transposeRef(b, K, N) : b, transB ? [N, K] : [K, N]);
+            const bT = tensor(gpu, bias, [N]);
+            const ref = matmulRef(a, b, M, K, N);
+            for (const t of tiles) {
+              const C = empty(gpu, [M, N]);
+              gemm(gpu, { M, N, K, a: A.buffer, transA, b: B.buffer, transB, c: C.buffer, tiles: t });
+              expect(relErr(await C.read(), ref), `tiles ${JSON.stringify(t)}`).toBeLessThanOrEqual(tol(K));
+              // alpha, bias and accumulate together: C = prev + 0.5·A·B + bias
+              const C2 = tensor(gpu, prev, [M, N]);
+              gemm(gpu, { M, N, K, a: A.buffer, transA, b: B.buffer, transB, c: C2.buffer, bias: bT.buffer, accumulate: 1, alpha: 0.5, tiles: t });
+              const want = ref.map((v, i) => prev[i]! + 0.5 * v + bias[i % N]!);
+              expect(relErr(await C2.read(), want), `tiles ${JSON.stringify(t)}`).toBeLessThanOrEqual(tol(K + 2));
+            }
+          });
+        });
+      }
+
+  it('v2 bias+GELU epilogue writes GELU(out) and the pre-activation', async () => {
+    await tidyAsync(async () => {
+      const [M, K, N] = [17, 33, 65];
+      const a = randomF32(M * K, 1, -2, 2);
+      const b = randomF32(K * N, 2);
+      const bias = randomF32(N, 3);
+      const C = empty(gpu, [M, N]);
+      const P = empty(gpu, [M, N]);
+      gemm(gpu, { M, N, K, a: tensor(gpu, a, [M, K]).buffer, b: tensor(gpu, b, [K, N]).buffer, c: C.buffer, bias: tensor(gpu, bias, [N]).buffer, gelu: true, pre: P.buffer });
+      const pre = matmulRef(a, b, M, K, N).map((v, i) => v + bias[i % N]!);
+      expect(relErr(await P.read(), pre)).toBeLessThanOrEqual(tol(K + 1));
+      // GELU's slope is at most ~1.13, so the pre-activation's error passes through, plus GELU's own (64 ε).
+      expect(relErr(await C.read(), geluRef(pre))).toBeLessThanOrEqual(2 * tol(K + 1) + 64 * EPS32);
+    });
+  });
+
+  it('v1 with explicit strides agrees with v2 on a transposed product', async () => {
+    await tidyAsync(async () => {
+      const [M, K, N] = [19, 23, 29];
+      const a = randomF32(M * K, 5);
+      const bt = randomF32(N * K, 6); // B stored (N, K)
+      const A = tensor(gpu, a, [M, K]);
+      const B = tensor(gpu, bt, [N, K]);
+      const C1 = empty(gpu, [M, N]);
+      const C2 = empty(gpu, [M, N]);
+      gemmStrided(gpu, { M, N, K, a: A.buffer, sAm: K, sAk: 1, b: B.buffer, sBk: 1, sBn: K, c: C1.buffer });
+      gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, transB: true, c: C2.buffer });
+      const ref = matmulRef(a, transposeRef(bt, N, K), M, K, N);
+      expect(relErr(await C1.read(), ref)).toBeLessThanOrEqual(tol(K));
+      expect(relErr(await C2.read(), ref)).toBeLessThanOrEqual(tol(K));
+    });
+  });
+});
+
+describe('linear_gelu (fused)', () => {
+  for (const [M, C, OC] of [[5, 7, 3], [17, 16, 33]] as [number, number, number][]) {
+    it(`forward and gradients M=${M} C=${C} OC=${OC}`, async () => {
+      const r = await checkOp(
+        gpu,
+        (x, w, b) => linearGelu(x, w, b),
+        [{ data: randomF32(M * C, 21), shape: [M, C] }, { data: randomF32(OC * C, 22), shape: [OC, C] }, { data: randomF32(OC, 23), shape: [OC] }],
+        ([x, w, b]) => geluRef(linearRef(x!, w!, b!, M, C, OC)),
+      );
+      const gel = 64 * EPS32; // GELU and its derivative in f32 (see elementwise.test.ts)
+      expect(r.forward).toBeLessThanOrEqual(2 * tol(C + 1) + gel);
+      for (const e of r.gradWrite) expect(e).toBeLessThanOrEqual(2 * tol(Math.max(M, OC)) + 2 * gel);
+      for (const e of r.gradAccumulate) expect(e).toBeLessThanOrEqual(2 * tol(2 * Math.max(M, OC)) + 2 * gel);
+    });
+  }
 });

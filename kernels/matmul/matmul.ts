@@ -1,8 +1,13 @@
-// matmul family: the strided tiled kernel and the ops built on it (matmul = A·B, linear = x·Wᵀ + b).
-import { defineOp, empty, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
+// matmul family: two kernel versions and the ops built on them (matmul = A·B, linear = x·Wᵀ + b).
+//   v1 matmul.wgsl        16x16 tiles, one output per thread, arbitrary strides: the simple reference version.
+//   v2 matmul_tiled.wgsl  BM×BN workgroup tiles, 4x4 register tiles per thread, layouts as overrides, fused
+//                         bias / bias+GELU epilogue. The ops use v2.
+import { defineOp, empty, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
 import { expectSameGpu, expectShape, placeholder } from '../common.ts';
+import { geluBackwardInto } from '../elementwise/elementwise.ts';
 import { sumRowsInto } from '../reduce/reduce.ts';
 import source from './matmul.wgsl';
+import tiledSource from './matmul_tiled.wgsl';
 
 export const matmulSpec: KernelSpec = {
   name: 'matmul',
@@ -31,7 +36,48 @@ export const matmulSpec: KernelSpec = {
   ],
 };
 
-export interface GemmArgs {
+export const matmulTiledSpec: KernelSpec = {
+  name: 'matmul',
+  version: 'v2',
+  description: 'BM×BN workgroup tiles through workgroup memory, 4x4 outputs per thread in registers, layouts as overrides, bias/GELU epilogue',
+  source: tiledSource,
+  file: 'kernels/matmul/matmul_tiled.wgsl',
+  bindings: [
+    { name: 'a', kind: 'read-only-storage' },
+    { name: 'b', kind: 'read-only-storage' },
+    { name: 'bias', kind: 'read-only-storage' },
+    { name: 'c', kind: 'storage' },
+    { name: 'pre', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  uniforms: [
+    { name: 'M', type: 'u32' },
+    { name: 'N', type: 'u32' },
+    { name: 'K', type: 'u32' },
+    { name: 'accumulate', type: 'u32' },
+    { name: 'epilogue', type: 'u32' },
+    { name: 'store_pre', type: 'u32' },
+    { name: 'alpha', type: 'f32' },
+  ],
+  // Booleans are passed as 0/1 (WebGPU override constants are numbers).
+  overrides: { BM: 64, BN: 64, BK: 16, TRANS_A: 0, TRANS_B: 0, WG: 256 },
+};
+
+export interface TileConfig {
+  BM: number;
+  BN: number;
+  BK: number;
+}
+
+/** Tile shape per adapter: within its invocation and workgroup-memory limits (threads = BM·BN/16). */
+export function tileConfig(gpu: Gpu): TileConfig {
+  const maxThreads = gpu.limits.maxComputeInvocationsPerWorkgroup;
+  const t: TileConfig = { BM: 64, BN: 64, BK: 16 };
+  while ((t.BM * t.BN) / 16 > maxThreads) t.BM /= 2;
+  return t;
+}
+
+export interface StridedGemmArgs {
   M: number;
   N: number;
   K: number;
@@ -49,13 +95,47 @@ export interface GemmArgs {
   alpha?: number;
 }
 
-/** Records C (+)= alpha·op(A)·op(B) (+ bias) into the pending encoder. */
-export function gemm(gpu: Gpu, g: GemmArgs): void {
+/** v1: records C (+)= alpha·op(A)·op(B) (+ bias) with arbitrary strides. */
+export function gemmStrided(gpu: Gpu, g: StridedGemmArgs): void {
   gpu.dispatch(matmulSpec, {
     buffers: { a: g.a, b: g.b, c: g.c, bias: g.bias ?? placeholder(gpu) },
     uniforms: { M: g.M, N: g.N, K: g.K, sAm: g.sAm, sAk: g.sAk, sBk: g.sBk, sBn: g.sBn, accumulate: g.accumulate ?? 0, has_bias: g.bias ? 1 : 0, alpha: g.alpha ?? 1 },
     workgroups: [Math.ceil(g.N / 16), Math.ceil(g.M / 16)],
     context: `M=${g.M} N=${g.N} K=${g.K}`,
+  });
+}
+
+export interface GemmArgs {
+  M: number;
+  N: number;
+  K: number;
+  /** op(A) is (M, K): A stored (M, K) row-major, or (K, M) when transA. */
+  a: GPUBuffer;
+  transA?: boolean;
+  /** op(B) is (K, N): B stored (K, N) row-major, or (N, K) when transB. */
+  b: GPUBuffer;
+  transB?: boolean;
+  c: GPUBuffer;
+  bias?: GPUBuffer;
+  /** Apply GELU after the bias (needs bias); with `pre`, also store the pre-GELU values there. */
+  gelu?: boolean;
+  pre?: GPUBuffer;
+  accumulate?: 0 | 1;
+  alpha?: number;
+  tiles?: TileConfig;
+}
+
+/** v2: records C (+)= epilogue(alpha·op(A)·op(B)). */
+export function gemm(gpu: Gpu, g: GemmArgs): void {
+  const t = g.tiles ?? tileConfig(gpu);
+  const epilogue = g.gelu ? 2 : g.bias ? 1 : 0;
+  if (g.gelu && !g.bias) throw new Error('gemm: the GELU epilogue needs a bias');
+  gpu.dispatch(matmulTiledSpec, {
+    buffers: { a: g.a, b: g.b, c: g.c, bias: g.bias ?? placeholder(gpu), pre: g.pre ?? placeholder(gpu, 'write') },
+    uniforms: { M: g.M, N: g.N, K: g.K, accumulate: g.accumulate ?? 0, epilogue, store_pre: g.pre ? 1 : 0, alpha: g.alpha ?? 1 },
+    overrides: { BM: t.BM, BN: t.BN, BK: t.BK, TRANS_A: g.transA ? 1 : 0, TRANS_B: g.transB ? 1 : 0, WG: (t.BM * t.BN) / 16 },
+    workgroups: [Math.ceil(g.N / t.BN), Math.ceil(g.M / t.BM)],
+    context: `M=${g.M} N=${g.N} K=${g.K}${g.transA ? ' Aᵀ' : ''}${g.transB ? ' Bᵀ' : ''}`,
   });
 }
 
@@ -69,7 +149,7 @@ export const matmul = defineOp({
     expectShape('matmul', b, 2, [K]);
     const N = b.shape[1]!;
     const out = empty(a.gpu, [M, N]);
-    gemm(a.gpu, { M, N, K, a: a.buffer, sAm: K, sAk: 1, b: b.buffer, sBk: N, sBn: 1, c: out.buffer });
+    gemm(a.gpu, { M, N, K, a: a.buffer, b: b.buffer, c: out.buffer });
     return { out, saved: null };
   },
   backward(ctx, g, _saved, out) {
@@ -77,11 +157,11 @@ export const matmul = defineOp({
     const [M, K] = a.shape as [number, number];
     const N = b.shape[1]!;
     const da = ctx.grad(a);
-    // dA (M, K) = g (M, N) · Bᵀ (N, K)
-    if (da) gemm(a.gpu, { M, N: K, K: N, a: g.buffer, sAm: N, sAk: 1, b: b.buffer, sBk: 1, sBn: N, c: da.tensor.buffer, accumulate: da.accumulate });
+    // dA (M, K) = g (M, N) · Bᵀ, B stored (K, N) = (N, K)ᵀ
+    if (da) gemm(a.gpu, { M, N: K, K: N, a: g.buffer, b: b.buffer, transB: true, c: da.tensor.buffer, accumulate: da.accumulate });
     const db = ctx.grad(b);
-    // dB (K, N) = Aᵀ (K, M) · g (M, N)
-    if (db) gemm(a.gpu, { M: K, N, K: M, a: a.buffer, sAm: 1, sAk: K, b: g.buffer, sBk: N, sBn: 1, c: db.tensor.buffer, accumulate: db.accumulate });
+    // dB (K, N) = Aᵀ · g, A stored (M, K)
+    if (db) gemm(a.gpu, { M: K, N, K: M, a: a.buffer, transA: true, b: g.buffer, c: db.tensor.buffer, accumulate: db.accumulate });
   },
 });
 
@@ -89,29 +169,58 @@ export const matmul = defineOp({
 export const linear = defineOp({
   name: 'linear',
   forward(x: Tensor, w: Tensor, bias?: Tensor) {
-    expectSameGpu('linear', x, w, ...(bias ? [bias] : []));
-    expectShape('linear', x, 2);
-    const [M, C] = x.shape as [number, number];
-    expectShape('linear', w, 2, [undefined, C]);
-    const OC = w.shape[0]!;
-    if (bias) expectShape('linear', bias, 1, [OC]);
+    const { M, C, OC } = linearShapes('linear', x, w, bias);
     const out = empty(x.gpu, [M, OC]);
-    gemm(x.gpu, { M, N: OC, K: C, a: x.buffer, sAm: C, sAk: 1, b: w.buffer, sBk: 1, sBn: C, c: out.buffer, bias: bias?.buffer });
+    gemm(x.gpu, { M, N: OC, K: C, a: x.buffer, b: w.buffer, transB: true, c: out.buffer, bias: bias?.buffer });
     return { out, saved: null };
   },
   backward(ctx, g, _saved, out) {
     const [x, w, bias] = out.node!.inputs as [Tensor, Tensor, Tensor | undefined];
-    const [M, C] = x.shape as [number, number];
-    const OC = w.shape[0]!;
-    const gpu = x.gpu;
-    const dx = ctx.grad(x);
-    // dx (M, C) = g (M, OC) · W (OC, C)
-    if (dx) gemm(gpu, { M, N: C, K: OC, a: g.buffer, sAm: OC, sAk: 1, b: w.buffer, sBk: C, sBn: 1, c: dx.tensor.buffer, accumulate: dx.accumulate });
-    const dw = ctx.grad(w);
-    // dW (OC, C) = gᵀ (OC, M) · x (M, C)
-    if (dw) gemm(gpu, { M: OC, N: C, K: M, a: g.buffer, sAm: 1, sAk: OC, b: x.buffer, sBk: C, sBn: 1, c: dw.tensor.buffer, accumulate: dw.accumulate });
-    const db = bias ? ctx.grad(bias) : null;
-    if (db) sumRowsInto(gpu, g.buffer, M, OC, db.tensor.buffer, db.accumulate);
+    linearBackward(ctx, g, x, w, bias);
   },
 });
+
+/** gelu(x (M, C) · Wᵀ + bias) in one kernel; the pre-activation is kept for the backward. */
+export const linearGelu = defineOp({
+  name: 'linear_gelu',
+  forward(x: Tensor, w: Tensor, bias: Tensor) {
+    const { M, C, OC } = linearShapes('linear_gelu', x, w, bias);
+    const out = empty(x.gpu, [M, OC]);
+    const pre = empty(x.gpu, [M, OC]);
+    gemm(x.gpu, { M, N: OC, K: C, a: x.buffer, b: w.buffer, transB: true, c: out.buffer, bias: bias.buffer, gelu: true, pre: pre.buffer });
+    return { out, saved: pre };
+  },
+  backward(ctx, g, pre, out) {
+    const [x, w, bias] = out.node!.inputs as [Tensor, Tensor, Tensor];
+    // d pre = g · gelu'(pre), then the linear layer's backward from d pre.
+    const dpre = empty(x.gpu, pre.shape);
+    geluBackwardInto(x.gpu, pre.buffer, g.buffer, dpre.buffer, pre.size, 0);
+    linearBackward(ctx, dpre, x, w, bias);
+    dpre.dispose(); // back to the pool; the commands recorded above still read it first (queue order)
+  },
+});
+
+function linearShapes(op: string, x: Tensor, w: Tensor, bias?: Tensor) {
+  expectSameGpu(op, x, w, ...(bias ? [bias] : []));
+  expectShape(op, x, 2);
+  const [M, C] = x.shape as [number, number];
+  expectShape(op, w, 2, [undefined, C]);
+  const OC = w.shape[0]!;
+  if (bias) expectShape(op, bias, 1, [OC]);
+  return { M, C, OC };
+}
+
+function linearBackward(ctx: import('@wgpt/runtime').BackwardCtx, g: Tensor, x: Tensor, w: Tensor, bias: Tensor | undefined): void {
+  const [M, C] = x.shape as [number, number];
+  const OC = w.shape[0]!;
+  const gpu = x.gpu;
+  const dx = ctx.grad(x);
+  // dx (M, C) = g (M, OC) · W, W stored (OC, C)
+  if (dx) gemm(gpu, { M, N: C, K: OC, a: g.buffer, b: w.buffer, c: dx.tensor.buffer, accumulate: dx.accumulate });
+  const dw = ctx.grad(w);
+  // dW (OC, C) = gᵀ · x, g stored (M, OC)
+  if (dw) gemm(gpu, { M: OC, N: C, K: M, a: g.buffer, transA: true, b: x.buffer, c: dw.tensor.buffer, accumulate: dw.accumulate });
+  const db = bias ? ctx.grad(bias) : null;
+  if (db) sumRowsInto(gpu, g.buffer, M, OC, db.tensor.buffer, db.accumulate);
+}
 
