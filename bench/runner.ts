@@ -6,7 +6,8 @@ import { pathToFileURL } from 'node:url';
 import { Gpu } from '@wgpt/runtime';
 import type { BenchRow, BenchSuite } from './types.ts';
 
-const ROOT = join(dirname(new URL(import.meta.url).pathname), '..');
+// In a bundle (tools/gpu) import.meta.url is the bundle's: ROOT is then only used for relative output paths.
+const ROOT = process.env.WGPT_ROOT ?? join(dirname(new URL(import.meta.url).pathname), '..');
 const SKIP = new Set(['node_modules', '.git', 'dist', '.cache', '.gpu']);
 
 export function findBenchFiles(dir = ROOT): string[] {
@@ -51,8 +52,13 @@ export async function runBenches(opts: BenchOptions): Promise<(BenchRow & { suit
     const mod = (await import(pathToFileURL(file).href)) as { default?: BenchSuite };
     if (!mod.default) throw new Error(`${relative(ROOT, file)} has no default-exported BenchSuite`);
     if (re && !re.test(mod.default.name)) continue;
-    suites.push({ file, suite: mod.default });
+    suites.push({ file: relative(ROOT, file), suite: mod.default });
   }
+  return runSuites(suites, opts);
+}
+
+/** Runs the given suites (GPU ones on one shared device), prints the table, writes the JSON. */
+export async function runSuites(suites: { file: string; suite: BenchSuite }[], opts: BenchOptions): Promise<(BenchRow & { suite: string })[]> {
   let gpu: Gpu | null = null;
   const rows: (BenchRow & { suite: string })[] = [];
   const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
@@ -62,7 +68,7 @@ export async function runBenches(opts: BenchOptions): Promise<(BenchRow & { suit
         gpu = await Gpu.open({ adapter: opts.adapter });
         log(`adapter: ${gpu.describe()}`);
       }
-      log(`${suite.name} (${relative(ROOT, file)})`);
+      log(`${suite.name} (${file})`);
       const t0 = performance.now();
       const got = await suite.run({ gpu: suite.gpu ? gpu! : undefined, quick: opts.quick, log: (m) => log(`  ${m}`) });
       log(`  ${got.length} rows in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Here (a machine with node_modules): packs node + dawn.node + the Vulkan loader into .gpu/ (../shared/gpu/pack.sh)
+# and bundles the GPU entry points into .gpu/app/. Then, on the GPU machine: bash tools/gpu/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash ../shared/gpu/pack.sh >/dev/null
+for entry in bench-kernels stress; do
+  pnpm exec esbuild "tools/gpu/$entry.ts" --bundle --platform=node --format=esm --target=node20 \
+    --external:webgpu --loader:.wgsl=text --log-level=warning --outfile=".gpu/app/$entry.mjs"
+done
+du -sh .gpu
