@@ -1,1 +1,5 @@
-export {};
+export * from './config.ts';
+export * from './llmc.ts';
+export * from './safetensors.ts';
+export * from './hf.ts';
+export { writeFileAtomic } from './atomic.ts';
