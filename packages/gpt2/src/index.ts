@@ -3,3 +3,4 @@ export * from './llmc.ts';
 export * from './safetensors.ts';
 export * from './hf.ts';
 export { writeFileAtomic } from './atomic.ts';
+export * from './init.ts';
