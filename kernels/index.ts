@@ -10,7 +10,7 @@ import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/adamw.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
-export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';
+export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
 export { gemm, gemmStrided, linear, linearGelu, matmul, tileConfig, type GemmArgs, type StridedGemmArgs, type TileConfig } from './matmul/matmul.ts';
 export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
 

@@ -50,7 +50,8 @@ describe('kernel specs', () => {
     const withFd = tests.filter((t) => t.includes('checkOp('));
     const ops = [...opRegistry.keys()];
     expect(ops.length).toBeGreaterThan(0);
-    const exportName: Record<string, string> = { cross_entropy: 'crossEntropy' };
-    for (const op of ops) expect(withFd.some((t) => t.includes(`${exportName[op] ?? op}(`)), `op ${op} has no checkOp test`).toBe(true);
+    // Ops are registered in snake_case and exported in camelCase (linear_gelu → linearGelu).
+    const exportName = (op: string) => op.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    for (const op of ops) expect(withFd.some((t) => t.includes(`${exportName(op)}(`)), `op ${op} has no checkOp test`).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 import { EPS32, checkOp, randomF32, testGpu } from '@wgpt/runtime/testing';
 import { checkSpec, tensor, tidy, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { add, gelu } from '../index.ts';
+import { add, gelu, reshape } from '../index.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise.ts';
 import { addRef, geluRef } from './elementwise.ref.ts';
 
@@ -54,5 +54,21 @@ describe('gelu', () => {
     const r = await checkOp(gpu, (x) => gelu(x), [{ data: xs, shape: [xs.length] }], ([x]) => geluRef(x!));
     expect(r.forward).toBeLessThanOrEqual(TOL);
     expect(r.gradWrite[0]).toBeLessThanOrEqual(TOL);
+  });
+});
+
+describe('reshape', () => {
+  it('views the same data with another shape; the gradient passes through', async () => {
+    const x = randomF32(3 * 5 * 7, 77);
+    const r = await checkOp(gpu, (t) => gelu(reshape(t, [15, 7])), [{ data: x, shape: [3, 5, 7] }], ([v]) => geluRef(v!));
+    expect(r.forward).toBeLessThanOrEqual(64 * EPS32);
+    expect(r.gradWrite[0]).toBeLessThanOrEqual(64 * EPS32);
+    expect(r.gradAccumulate[0]).toBeLessThanOrEqual(64 * EPS32);
+  });
+
+  it('refuses a shape with another element count', () => {
+    tidy(() => {
+      expect(() => reshape(tensor(gpu, [1, 2, 3, 4], [4]), [3])).toThrow(/3 elements, not 4/);
+    });
   });
 });

@@ -108,3 +108,16 @@ export const gelu = defineOp({
     if (dx) geluBackwardInto(x.gpu, x.buffer, g.buffer, dx.tensor.buffer, x.size, dx.accumulate);
   },
 });
+
+/** The same data with another shape (a view: no copy); the gradient flows back unchanged. */
+export const reshape = defineOp({
+  name: 'reshape',
+  forward(x: Tensor, shape: readonly number[]) {
+    return { out: x.view(shape), saved: null };
+  },
+  backward(ctx, g, _s, out) {
+    const x = out.node!.inputs[0]!;
+    const d = ctx.grad(x);
+    if (d) accumulateInto(x.gpu, g.buffer, d.tensor.buffer, x.size, d.accumulate);
+  },
+});

@@ -26,6 +26,8 @@ export class Tensor {
   /** The op that produced this tensor, when it was recorded for backward. */
   node: TapeNode | null = null;
   name?: string;
+  /** For a view: the tensor whose buffer this one shares. Disposing a view never releases the buffer. */
+  base: Tensor | null = null;
   private disposed = false;
 
   constructor(
@@ -72,10 +74,21 @@ export class Tensor {
     return this;
   }
 
+  /** A tensor of another shape over the same buffer (no copy, no gradient link: see the reshape op for that). */
+  view(shape: readonly number[]): Tensor {
+    checkShape(shape);
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (size !== this.size) throw new WgptError(`view of ${this} as [${shape.join(', ')}]: ${size} elements, not ${this.size}`);
+    const root = this.base ?? this;
+    const v = new Tensor(this.gpu, shape, this.dtype, this.buffer, { name: this.name });
+    v.base = root;
+    return v;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.gpu.pool.release(this.buffer);
+    if (!this.base) this.gpu.pool.release(this.buffer);
     if (this.grad && !this.isParam) this.grad.dispose();
     this.node = null;
     for (const s of scopes) s.delete(this);
@@ -190,7 +203,10 @@ export function keep<T extends Tensor>(t: T): T {
 }
 
 function collectTensors(x: unknown, out: Set<Tensor>, depth = 0): void {
-  if (x instanceof Tensor) out.add(x);
+  if (x instanceof Tensor) {
+    out.add(x);
+    if (x.base) out.add(x.base); // a kept view keeps its buffer's owner alive
+  }
   else if (depth < 3 && Array.isArray(x)) for (const v of x) collectTensors(v, out, depth + 1);
   else if (depth < 3 && x && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) collectTensors(v, out, depth + 1);
 }

@@ -122,7 +122,7 @@ export async function checkOp(
   seed = 1,
 ): Promise<OpCheckResult> {
   const { tidyAsync } = await import('./tensor.ts');
-  const { backward } = await import('./autograd.ts');
+  const { backward, topoSort } = await import('./autograd.ts');
   return tidyAsync(async () => {
     const ts = inputs.map((x) =>
       tensor(gpu, x.data, x.shape, x.dtype ?? 'f32', { requiresGrad: (x.dtype ?? 'f32') === 'f32' && x.grad !== false }),
@@ -143,6 +143,8 @@ export async function checkOp(
     if (!ts.some((t) => t.requiresGrad)) return { forward, gradWrite, gradAccumulate, out: got };
     backward(out, gT);
     for (let i = 0; i < ts.length; i++) gradWrite.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!) : null);
+    // As after a fresh forward pass: intermediate gradients start empty again, the inputs' grads accumulate.
+    for (const node of topoSort(out)) node.output.gradReady = false;
     backward(out, gT);
     for (let i = 0; i < ts.length; i++) gradAccumulate.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!.map((v) => 2 * v)) : null);
     return { forward, gradWrite, gradAccumulate, out: got };
