@@ -4,6 +4,7 @@ import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
 import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
+import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
 import { matmulSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
@@ -11,6 +12,7 @@ export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/a
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';
+export { layernorm, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
 export { gemm, linear, matmul, type GemmArgs } from './matmul/matmul.ts';
 export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
 
@@ -29,4 +31,7 @@ export const allSpecs: KernelSpec[] = [
   adamwSpec,
   sumsqSpec,
   copySpec,
+  layernormForwardSpec,
+  layernormBackwardDxSpec,
+  layernormBackwardParamsSpec,
 ];
