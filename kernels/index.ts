@@ -1,6 +1,7 @@
 // Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
 import { fillSpec, type KernelSpec } from '@wgpt/runtime';
 import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
+import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier/classifier.ts';
 import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
@@ -9,6 +10,7 @@ import { matmulSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/adamw.ts';
+export { fusedClassifier, fusedClassifierInto, type FusedClassifierArgs, type FusedClassifierOptions } from './classifier/classifier.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';
@@ -34,4 +36,6 @@ export const allSpecs: KernelSpec[] = [
   layernormForwardSpec,
   layernormBackwardDxSpec,
   layernormBackwardParamsSpec,
+  fusedClassifierSpec,
+  fusedClassifierBackwardSpec,
 ];

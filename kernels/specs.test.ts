@@ -50,7 +50,7 @@ describe('kernel specs', () => {
     const withFd = tests.filter((t) => t.includes('checkOp('));
     const ops = [...opRegistry.keys()];
     expect(ops.length).toBeGreaterThan(0);
-    const exportName: Record<string, string> = { cross_entropy: 'crossEntropy' };
+    const exportName: Record<string, string> = { cross_entropy: 'crossEntropy', fused_classifier: 'fusedClassifier' };
     for (const op of ops) expect(withFd.some((t) => t.includes(`${exportName[op] ?? op}(`)), `op ${op} has no checkOp test`).toBe(true);
   });
 });
