@@ -4,6 +4,7 @@ import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
 import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier/classifier.ts';
 import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
+import { encoderSpecs } from './encoder/encoder.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
 import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
 import { matmulSpec } from './matmul/matmul.ts';
@@ -13,6 +14,7 @@ export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/a
 export { fusedClassifier, fusedClassifierInto, type FusedClassifierArgs, type FusedClassifierOptions } from './classifier/classifier.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
+export { encoder, encoderBackwardWte } from './encoder/encoder.ts';
 export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';
 export { layernorm, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
 export { gemm, linear, matmul, type GemmArgs } from './matmul/matmul.ts';
@@ -38,4 +40,5 @@ export const allSpecs: KernelSpec[] = [
   layernormBackwardParamsSpec,
   fusedClassifierSpec,
   fusedClassifierBackwardSpec,
+  ...encoderSpecs,
 ];
