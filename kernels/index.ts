@@ -1,16 +1,22 @@
 // Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
 import { fillSpec, type KernelSpec } from '@wgpt/runtime';
 import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
+import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier/classifier.ts';
 import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
+import { encoderSpecs } from './encoder/encoder.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
+import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
 import { matmulSpec, matmulTiledSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/adamw.ts';
+export { fusedClassifier, fusedClassifierInto, type FusedClassifierArgs, type FusedClassifierOptions } from './classifier/classifier.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
+export { encoder, encoderBackwardWte } from './encoder/encoder.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
+export { layernorm, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
 export { gemm, gemmStrided, linear, linearGelu, matmul, tileConfig, type GemmArgs, type StridedGemmArgs, type TileConfig } from './matmul/matmul.ts';
 export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
 
@@ -30,4 +36,10 @@ export const allSpecs: KernelSpec[] = [
   adamwSpec,
   sumsqSpec,
   copySpec,
+  layernormForwardSpec,
+  layernormBackwardDxSpec,
+  layernormBackwardParamsSpec,
+  fusedClassifierSpec,
+  fusedClassifierBackwardSpec,
+  ...encoderSpecs,
 ];

@@ -1,0 +1,166 @@
+import { EPS32, checkOp, dot, finiteDiff, randomF32, relErr, rng, testGpu, toF64 } from '@wgpt/runtime/testing';
+import { backward, checkSpec, empty, noGrad, tensor, tidyAsync, type Gpu, type Tensor } from '@wgpt/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fusedClassifier, fusedClassifierInto } from '../index.ts';
+import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier.ts';
+import { classifierLossesRef, classifierMeanLossRef } from './classifier.ref.ts';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+afterAll(() => gpu.destroy());
+
+/**
+ * The VJP with a random upstream gradient on logits whose padding is NaN, against central differences of the
+ * reference on the same logits with the padding zeroed (the reference never reads it, so the function is the same).
+ */
+async function nanPadVjp(logits: Float32Array, t: Int32Array, R: number, V: number, Vp: number): Promise<number> {
+  const g = randomF32(R, 77);
+  const grad = await tidyAsync(async () => {
+    const l = tensor(gpu, logits, [R, Vp], 'f32', { requiresGrad: true });
+    backward(fusedClassifier(l, tensor(gpu, t, [R], 'i32'), { V }), tensor(gpu, g, [R]));
+    return l.grad!.read();
+  });
+  const clean = toF64(logits).map((x) => (Number.isNaN(x) ? 0 : x));
+  const fd = finiteDiff((x) => dot(g, classifierLossesRef(x, t, null, R, V, Vp)), clean);
+  return relErr(grad, fd);
+}
+
+const padTo64 = (V: number) => Math.ceil(V / 64) * 64;
+
+/** Logits (R, Vp) in [-4, 4) with `pad` in every padded column. */
+function makeLogits(R: number, V: number, Vp: number, seed: number, pad: number): Float32Array {
+  const real = randomF32(R * V, seed, -4, 4);
+  const out = new Float32Array(R * Vp).fill(pad);
+  for (let r = 0; r < R; r++) out.set(real.subarray(r * V, (r + 1) * V), r * Vp);
+  return out;
+}
+
+function targetsFor(R: number, V: number, seed: number): Int32Array {
+  const r = rng(seed);
+  return Int32Array.from({ length: R }, () => Math.floor(r() * V));
+}
+
+// Each thread sums ceil(V/256) exps in sequence (exp within a few ulps), then an 8-level merge: the sum carries
+// ≤ (ceil(V/256) + 8 + 4)·ε relative error, which log turns into that much absolute error in the loss and which
+// every p = exp(l − max)/sum inherits. 8× that leaves margin; a wrong max, index or column is off by ≫ 1e-3.
+const tol = (V: number) => (Math.ceil(V / 256) + 12) * EPS32 * 8;
+
+describe('fused_classifier', () => {
+  for (const s of [fusedClassifierSpec, fusedClassifierBackwardSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+
+  // (R, V, padding value, masked?): V not a multiple of 64, garbage in the padding, R = 1, V = 1.
+  const cases: [number, number, number, boolean][] = [
+    [1, 3, 1e30, false],
+    [3, 17, NaN, false],
+    [5, 65, -1e30, true],
+    [2, 769, 1e30, true],
+    [17, 64, 0, true], // Vp = V: no padding
+    [4, 127, Infinity, false],
+  ];
+  for (const [R, V, pad, masked] of cases) {
+    it(`R=${R} V=${V} Vp=${padTo64(V)} pad=${pad}${masked ? ' masked' : ''}: losses vs f64, VJP vs finite differences`, async () => {
+      const Vp = padTo64(V);
+      const logits = makeLogits(R, V, Vp, R * 100 + V, pad);
+      const t = targetsFor(R, V, R + V);
+      const mask = masked ? Float32Array.from({ length: R }, (_, r) => (r % 3 === 1 ? 0 : 1)) : null;
+      const inputs = [{ data: logits, shape: [R, Vp] }, { data: t, shape: [R], dtype: 'i32' as const }, ...(mask ? [{ data: mask, shape: [R], grad: false }] : [])];
+      const r = await checkOp(
+        gpu,
+        (l, tt, m) => fusedClassifier(l!, tt!, { V, mask: m }),
+        inputs,
+        ([l, tt, m]) => classifierLossesRef(l!, tt!, m ?? null, R, V, Vp),
+      );
+      expect(r.forward).toBeLessThanOrEqual(tol(V));
+      if (mask) mask.forEach((m, i) => m === 0 && expect(r.out[i]).toBe(0));
+      // The FD of the reference is exactly 0 in the padded columns and on masked rows; relErr fails any NaN.
+      // (finiteDiff cannot step a NaN input, so with NaN padding the gradient is checked by nanPadVjp below.)
+      if (Number.isNaN(pad)) expect(await nanPadVjp(logits, t, R, V, Vp)).toBeLessThanOrEqual(tol(V));
+      else {
+        expect(r.gradWrite[0]).toBeLessThanOrEqual(tol(V));
+        expect(r.gradAccumulate[0]).toBeLessThanOrEqual(tol(V));
+      }
+    });
+  }
+
+  it('V=1: every loss and gradient is exactly 0, padding notwithstanding', async () => {
+    const R = 3;
+    const logits = makeLogits(R, 1, 64, 3, NaN);
+    const r = await checkOp(gpu, (l, tt) => fusedClassifier(l!, tt!, { V: 1 }), [{ data: logits, shape: [R, 64] }, { data: [0, 0, 0], shape: [R], dtype: 'i32' }], ([l, tt]) => classifierLossesRef(l!, tt!, null, R, 1, 64));
+    expect(Array.from(r.out)).toEqual([0, 0, 0]);
+    expect(await nanPadVjp(logits, Int32Array.from([0, 0, 0]), R, 1, 64)).toBe(0);
+  });
+
+  // The intended use: L = scale · mean of the losses over unmasked rows, whose gradient the forward kernel computes.
+  for (const [R, V, scale] of [[6, 50, 1], [1, 200, 0.25], [9, 65, 3]] as [number, number, number][]) {
+    it(`R=${R} V=${V} scale=${scale}: gradient of the masked mean loss vs finite differences`, async () => {
+      const Vp = padTo64(V);
+      const logits = makeLogits(R, V, Vp, 11 * R + V, 1e30);
+      const t = targetsFor(R, V, 5);
+      const mask = Float32Array.from({ length: R }, (_, r) => (R > 1 && r % 2 === 0 ? 0 : 1));
+      // Masked rows may hold any target (an ignore index): they must not matter.
+      mask.forEach((m, r) => m === 0 && (t[r] = -100));
+      const count = mask.reduce((a, b) => a + b, 0);
+      const got = await tidyAsync(async () => {
+        const l = tensor(gpu, logits, [R, Vp], 'f32', { requiresGrad: true });
+        const losses = fusedClassifier(l, tensor(gpu, t, [R], 'i32'), { V, mask: tensor(gpu, mask, [R]), scale });
+        const host = await losses.read();
+        // The upstream gradient of scale · Σ mask·loss / count.
+        backward(losses, tensor(gpu, Array.from(mask, (m) => (scale * m) / count), [R]));
+        return { host, grad: await l.grad!.read() };
+      });
+      const want = classifierMeanLossRef(logits, t, mask, R, V, Vp, scale);
+      let mean = 0;
+      got.host.forEach((x, r) => (mean += mask[r]! * x));
+      expect(Math.abs((scale * mean) / count - want)).toBeLessThanOrEqual(tol(V) * Math.abs(want));
+      const fd = finiteDiff((x) => classifierMeanLossRef(x, t, mask, R, V, Vp, scale), toF64(logits));
+      expect(relErr(got.grad, fd)).toBeLessThanOrEqual(tol(V));
+    });
+  }
+
+  it('the raw kernel (fusedClassifierInto) writes the gradient of scale · masked mean loss, and the count', async () => {
+    const [R, V, scale] = [7, 100, 0.5];
+    const Vp = padTo64(V);
+    const logits = makeLogits(R, V, Vp, 42, -1e30);
+    const t = targetsFor(R, V, 43);
+    const mask = Float32Array.from([1, 0, 1, 1, 0, 0, 1]);
+    const got = await tidyAsync(async () => {
+      const [l, tt, m, losses, dl, count] = [tensor(gpu, logits, [R, Vp]), tensor(gpu, t, [R], 'i32'), tensor(gpu, mask, [R]), empty(gpu, [R]), empty(gpu, [R, Vp]), empty(gpu, [1])];
+      fusedClassifierInto(gpu, { R, V, Vp, logits: l.buffer, targets: tt.buffer, mask: m.buffer, losses: losses.buffer, dlogits: dl.buffer, count: count.buffer, scale });
+      return { dl: await dl.read(), count: await count.item() };
+    });
+    expect(got.count).toBe(4);
+    const fd = finiteDiff((x) => classifierMeanLossRef(x, t, mask, R, V, Vp, scale), toF64(logits));
+    expect(relErr(got.dl, fd)).toBeLessThanOrEqual(tol(V));
+  });
+
+  it('an out-of-range target on an unmasked row gives NaN loss, never a plausible one', async () => {
+    await tidyAsync(async () => {
+      const l = tensor(gpu, makeLogits(3, 5, 64, 1, 0), [3, 64]);
+      const out = await fusedClassifier(l, tensor(gpu, [1, 5, -1], [3], 'i32'), { V: 5, mask: tensor(gpu, [1, 1, 0], [3]) }).read();
+      expect(Number.isFinite(out[0]!)).toBe(true);
+      expect(Number.isNaN(out[1]!)).toBe(true);
+      expect(out[2]).toBe(0); // masked
+    });
+  });
+
+  it('without grad, only the losses are computed', async () => {
+    await tidyAsync(async () => {
+      const logits = makeLogits(2, 10, 64, 2, 1e30);
+      const l = tensor(gpu, logits, [2, 64], 'f32', { requiresGrad: true });
+      const out = noGrad(() => fusedClassifier(l, tensor(gpu, [3, 9], [2], 'i32'), { V: 10 }));
+      expect(out.node).toBeNull();
+      expect(relErr(await out.read(), classifierLossesRef(logits, [3, 9], null, 2, 10, 64))).toBeLessThanOrEqual(tol(10));
+    });
+  });
+
+  it('rejects V larger than the logits row and a zero scale', () => {
+    return tidyAsync(async () => {
+      const l = tensor(gpu, new Float32Array(64), [1, 64]);
+      const t: Tensor = tensor(gpu, [0], [1], 'i32');
+      expect(() => fusedClassifier(l, t, { V: 65 })).toThrow(/V=65/);
+      expect(() => fusedClassifier(l, t, { V: 3, scale: 0 })).toThrow(/scale/);
+    });
+  });
+});

@@ -1,0 +1,111 @@
+import { EPS32, checkOp, randomF32, rng, testGpu } from '@wgpt/runtime/testing';
+import { backward, checkSpec, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encoder } from '../index.ts';
+import { encoderSpecs } from './encoder.ts';
+import { encoderRef } from './encoder.ref.ts';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+afterAll(() => gpu.destroy());
+
+function tokensFor(N: number, V: number, seed: number): Int32Array {
+  const r = rng(seed);
+  return Int32Array.from({ length: N }, () => Math.floor(r() * V));
+}
+
+// Forward: one f32 addition of f32 inputs, ≤ ε relative per element. dwpe sums B terms, dwte sums as many terms as
+// a token occurs (≤ N = B·T): a running f32 sum of k random-sign terms is off by ≲ sqrt(k)·ε relative (4× margin).
+const tolGrad = (k: number) => 4 * (Math.sqrt(k) + 1) * EPS32;
+
+async function check(B: number, T: number, C: number, V: number, maxT: number, tokens: Int32Array, seed: number) {
+  const wte = randomF32(V * C, seed);
+  const wpe = randomF32(maxT * C, seed + 1);
+  return checkOp(
+    gpu,
+    (tt, a, b) => encoder(tt!, a!, b!),
+    [{ data: tokens, shape: [B, T], dtype: 'i32' }, { data: wte, shape: [V, C] }, { data: wpe, shape: [maxT, C] }],
+    ([tt, a, b]) => encoderRef(tt!, a!, b!, B, T, C, V),
+    seed,
+  );
+}
+
+describe('encoder', () => {
+  for (const s of encoderSpecs) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+
+  // (B, T, C, V, maxT): odd sizes, T < maxT (unused positions get gradient 0), V larger and smaller than N.
+  for (const [B, T, C, V, maxT] of [[1, 1, 1, 1, 1], [2, 3, 5, 7, 4], [3, 17, 17, 65, 20], [1, 65, 3, 3, 65], [4, 5, 65, 70, 9], [3, 100, 3, 1000, 101]] as [number, number, number, number, number][]) {
+    it(`B=${B} T=${T} C=${C} V=${V} maxT=${maxT}: forward vs f64, dwte/dwpe vs finite differences`, async () => {
+      const r = await check(B, T, C, V, maxT, tokensFor(B * T, V, B * T + V), V + C);
+      expect(r.forward).toBeLessThanOrEqual(EPS32);
+      for (const i of [1, 2]) {
+        expect(r.gradWrite[i]).toBeLessThanOrEqual(tolGrad(B * T));
+        expect(r.gradAccumulate[i]).toBeLessThanOrEqual(tolGrad(B * T));
+      }
+    });
+  }
+
+  it('one token repeated at every position (a bucket of N), and a few others', async () => {
+    const [B, T, C, V] = [4, 50, 9, 11];
+    const tokens = new Int32Array(B * T).fill(7);
+    tokens[3] = 0;
+    tokens[100] = 10;
+    tokens[199] = 0;
+    const r = await check(B, T, C, V, T, tokens, 3);
+    expect(r.forward).toBeLessThanOrEqual(EPS32);
+    expect(r.gradWrite[1]).toBeLessThanOrEqual(tolGrad(B * T));
+    expect(r.gradAccumulate[1]).toBeLessThanOrEqual(tolGrad(B * T));
+    expect(r.gradWrite[2]).toBeLessThanOrEqual(tolGrad(B));
+  });
+
+  it('backward gives the same bits on every run', async () => {
+    const [B, T, C, V] = [8, 33, 13, 5]; // few tokens, long buckets: any change of summation order would show
+    const tokens = tokensFor(B * T, V, 1);
+    const wte = randomF32(V * C, 2);
+    const wpe = randomF32(T * C, 3);
+    const g = randomF32(B * T * C, 4, -1000, 1000);
+    const run = () =>
+      tidyAsync(async () => {
+        const a = tensor(gpu, wte, [V, C], 'f32', { requiresGrad: true });
+        const p = tensor(gpu, wpe, [T, C], 'f32', { requiresGrad: true });
+        backward(encoder(tensor(gpu, tokens, [B, T], 'i32'), a, p), tensor(gpu, g, [B, T, C]));
+        return [await a.grad!.read(), await p.grad!.read()].map((x) => Array.from(new Uint32Array(x.buffer)));
+      });
+    const first = await run();
+    for (let i = 0; i < 3; i++) expect(await run()).toEqual(first);
+  });
+
+  it('an out-of-range token gives a NaN row and never reads out of bounds', async () => {
+    await tidyAsync(async () => {
+      const [V, C] = [4, 3];
+      const out = await encoder(tensor(gpu, [1, 4, -1, 3], [2, 2], 'i32'), tensor(gpu, randomF32(V * C, 1), [V, C]), tensor(gpu, randomF32(2 * C, 2), [2, C])).read();
+      for (let n = 0; n < 4; n++) {
+        for (let c = 0; c < C; c++) expect(Number.isNaN(out[n * C + c]!)).toBe(n === 1 || n === 2);
+      }
+    });
+  });
+
+  it('out-of-range tokens are skipped by backward', async () => {
+    const [B, T, C, V] = [2, 3, 4, 5];
+    const tokens = Int32Array.from([1, 5, 2, -7, 1, 4]);
+    const g = randomF32(B * T * C, 9);
+    const grad = await tidyAsync(async () => {
+      const a = tensor(gpu, randomF32(V * C, 1), [V, C], 'f32', { requiresGrad: true });
+      backward(encoder(tensor(gpu, tokens, [B, T], 'i32'), a, tensor(gpu, randomF32(T * C, 2), [T, C])), tensor(gpu, g, [B, T, C]));
+      return a.grad!.read();
+    });
+    const want = new Float64Array(V * C);
+    tokens.forEach((tok, n) => {
+      if (tok >= 0 && tok < V) for (let c = 0; c < C; c++) want[tok * C + c] += g[n * C + c]!;
+    });
+    expect(Array.from(grad)).toEqual(Array.from(want, Math.fround));
+  });
+
+  it('rejects T longer than wpe', async () => {
+    await tidyAsync(async () => {
+      expect(() => encoder(tensor(gpu, [0, 0, 0], [1, 3], 'i32'), tensor(gpu, [1, 2], [1, 2]), tensor(gpu, [1, 2, 3, 4], [2, 2]))).toThrow(/T=3/);
+    });
+  });
+});

@@ -1,0 +1,83 @@
+import { EPS32, checkOp, randomF32, testGpu } from '@wgpt/runtime/testing';
+import { backward, checkSpec, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { layernorm } from '../index.ts';
+import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardSpec } from './layernorm.ts';
+import { layernormRef } from './layernorm.ref.ts';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+afterAll(() => gpu.destroy());
+
+// mean and variance are length-C sums (a strided run of C/256 terms, then an 8-level tree): their rounding errors add
+// like a random walk, ≤ sqrt(C)·ε relative. Each output adds ≈ 6 roundings (subtract, two multiplies, fma-like
+// add, inverseSqrt within 2 ulp). 4·(sqrt(C) + 8)·ε bounds that with margin; a wrong term is off by ≥ 1/C.
+const tolForward = (C: number) => 4 * (Math.sqrt(C) + 8) * EPS32;
+// dx = rstd·(g − mean(g) − xhat·mean(g·xhat)): the same length-C sums, and the three terms partly cancel (random
+// data: the result is of the terms' order), so twice the forward bound.
+const tolDx = (C: number) => 8 * (Math.sqrt(C) + 8) * EPS32;
+// dweight, dbias: sums over N rows (chunk runs, then a chunk sum) of products that carry the xhat error.
+const tolParams = (N: number, C: number) => 4 * (Math.sqrt(N) + Math.sqrt(C) + 8) * EPS32;
+
+describe('layernorm', () => {
+  for (const s of [layernormForwardSpec, layernormBackwardDxSpec, layernormBackwardParamsSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+
+  for (const [N, C] of [[1, 3], [3, 17], [17, 65], [2, 769], [5, 127], [1, 257]] as [number, number][]) {
+    it(`N=${N} C=${C}: forward vs f64, dx/dweight/dbias vs finite differences`, async () => {
+      const x = randomF32(N * C, N * 1000 + C, -2, 2);
+      const w = randomF32(C, C + 1, 0.5, 1.5);
+      const b = randomF32(C, C + 2);
+      const r = await checkOp(
+        gpu,
+        (xx, ww, bb) => layernorm(xx, ww, bb),
+        [{ data: x, shape: [N, C] }, { data: w, shape: [C] }, { data: b, shape: [C] }],
+        ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C),
+      );
+      expect(r.forward).toBeLessThanOrEqual(tolForward(C));
+      expect(r.gradWrite[0]).toBeLessThanOrEqual(tolDx(C));
+      expect(r.gradAccumulate[0]).toBeLessThanOrEqual(tolDx(C));
+      for (const i of [1, 2]) {
+        expect(r.gradWrite[i]).toBeLessThanOrEqual(tolParams(N, C));
+        expect(r.gradAccumulate[i]).toBeLessThanOrEqual(tolParams(N, C));
+      }
+    });
+  }
+
+  it('C=1: the output is the bias and every gradient but dbias is 0', async () => {
+    const N = 3;
+    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: [1, -2, 3], shape: [N, 1] }, { data: [2], shape: [1] }, { data: [0.5], shape: [1] }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, 1));
+    expect(Array.from(r.out)).toEqual([0.5, 0.5, 0.5]);
+    expect(r.gradWrite[0]).toBe(0);
+    expect(r.gradWrite[1]).toBe(0);
+    expect(r.gradWrite[2]).toBeLessThanOrEqual(EPS32 * 4);
+  });
+
+  it('a large common offset does not spoil the variance (centred two-pass)', async () => {
+    const N = 4;
+    const C = 33;
+    const x = randomF32(N * C, 9).map((v) => 1000 + v);
+    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: x, shape: [N, C], grad: false }, { data: new Float32Array(C).fill(1), shape: [C], grad: false }, { data: new Float32Array(C), shape: [C], grad: false }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C));
+    // x − mean loses log2(1000) ≈ 10 bits to the offset: the inputs carry 1000·ε absolute, xhat ~1000·ε·rstd relative.
+    expect(r.forward).toBeLessThanOrEqual(4 * 1000 * 2 * EPS32);
+  });
+
+  it('dweight and dbias have the same bits on every run', async () => {
+    const N = 300; // more rows than chunks: two rows per chunk
+    const C = 19;
+    const x = randomF32(N * C, 5);
+    const g = randomF32(N * C, 6);
+    const run = () =>
+      tidyAsync(async () => {
+        const xt = tensor(gpu, x, [N, C], 'f32', { requiresGrad: true });
+        const wt = tensor(gpu, randomF32(C, 7), [C], 'f32', { requiresGrad: true });
+        const bt = tensor(gpu, randomF32(C, 8), [C], 'f32', { requiresGrad: true });
+        backward(layernorm(xt, wt, bt), tensor(gpu, g, [N, C]));
+        return [await xt.grad!.read(), await wt.grad!.read(), await bt.grad!.read()].map((a) => Array.from(new Uint32Array(a.buffer)));
+      });
+    const a = await run();
+    const b = await run();
+    expect(b).toEqual(a);
+  });
+});
