@@ -1,6 +1,7 @@
 // Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
 import { fillSpec, type KernelSpec } from '@wgpt/runtime';
 import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
+import { attentionSpecs } from './attention/attention.ts';
 import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
@@ -8,6 +9,7 @@ import { matmulSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/adamw.ts';
+export { attention, attentionNaive, flashTiles, type AttentionOptions, type FlashTiles } from './attention/attention.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';
@@ -29,4 +31,5 @@ export const allSpecs: KernelSpec[] = [
   adamwSpec,
   sumsqSpec,
   copySpec,
+  ...attentionSpecs,
 ];
