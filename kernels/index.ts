@@ -1,6 +1,7 @@
 // Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
 import { fillSpec, type KernelSpec } from '@wgpt/runtime';
 import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
+import { attentionSpecs } from './attention/attention.ts';
 import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier/classifier.ts';
 import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
@@ -12,6 +13,7 @@ import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/adamw.ts';
 export { fusedClassifier, fusedClassifierInto, type FusedClassifierArgs, type FusedClassifierOptions } from './classifier/classifier.ts';
+export { attention, attentionNaive, flashTiles, type AttentionOptions, type FlashTiles } from './attention/attention.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { encoder, encoderBackwardWte } from './encoder/encoder.ts';
@@ -42,4 +44,5 @@ export const allSpecs: KernelSpec[] = [
   fusedClassifierSpec,
   fusedClassifierBackwardSpec,
   ...encoderSpecs,
+  ...attentionSpecs,
 ];

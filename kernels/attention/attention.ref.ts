@@ -1,0 +1,105 @@
+// f64 references for causal multi-head attention on GPT-2's packed layout, plain loops from the definition:
+//   S = scale · Q Kᵀ (per batch and head), P = softmax over keys k <= q, out = P V, scale = 1/sqrt(HS).
+// qkv is (B, T, 3C): q at channels [0, C), k at [C, 2C), v at [2C, 3C), head h at h·HS; out is (B, T, C).
+
+export interface AttnShape {
+  B: number;
+  T: number;
+  NH: number;
+  HS: number;
+}
+
+function probs(qkv: ArrayLike<number>, s: AttnShape, b: number, h: number): Float64Array[] {
+  const { T, NH, HS } = s;
+  const C = NH * HS;
+  const scale = 1 / Math.sqrt(HS);
+  const rows: Float64Array[] = [];
+  for (let q = 0; q < T; q++) {
+    const p = new Float64Array(q + 1);
+    let max = -Infinity;
+    for (let k = 0; k <= q; k++) {
+      let dot = 0;
+      for (let d = 0; d < HS; d++) dot += qkv[(b * T + q) * 3 * C + h * HS + d]! * qkv[(b * T + k) * 3 * C + C + h * HS + d]!;
+      p[k] = dot * scale;
+      max = Math.max(max, p[k]!);
+    }
+    let sum = 0;
+    for (let k = 0; k <= q; k++) sum += p[k] = Math.exp(p[k]! - max);
+    for (let k = 0; k <= q; k++) p[k]! /= sum;
+    rows.push(p);
+  }
+  return rows;
+}
+
+/** out (B, T, C). */
+export function attentionRef(qkv: ArrayLike<number>, s: AttnShape): Float64Array {
+  const { B, T, NH, HS } = s;
+  const C = NH * HS;
+  const out = new Float64Array(B * T * C);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < NH; h++) {
+      const P = probs(qkv, s, b, h);
+      for (let q = 0; q < T; q++)
+        for (let d = 0; d < HS; d++) {
+          let acc = 0;
+          for (let k = 0; k <= q; k++) acc += P[q]![k]! * qkv[(b * T + k) * 3 * C + 2 * C + h * HS + d]!;
+          out[(b * T + q) * C + h * HS + d] = acc;
+        }
+    }
+  return out;
+}
+
+/** Log-sum-exp of each row's scaled scores, (B, NH, T). */
+export function attentionLseRef(qkv: ArrayLike<number>, s: AttnShape): Float64Array {
+  const { B, T, NH, HS } = s;
+  const C = NH * HS;
+  const scale = 1 / Math.sqrt(HS);
+  const out = new Float64Array(B * NH * T);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < NH; h++)
+      for (let q = 0; q < T; q++) {
+        const sc: number[] = [];
+        for (let k = 0; k <= q; k++) {
+          let dot = 0;
+          for (let d = 0; d < HS; d++) dot += qkv[(b * T + q) * 3 * C + h * HS + d]! * qkv[(b * T + k) * 3 * C + C + h * HS + d]!;
+          sc.push(dot * scale);
+        }
+        const max = Math.max(...sc);
+        out[(b * NH + h) * T + q] = max + Math.log(sc.reduce((a, x) => a + Math.exp(x - max), 0));
+      }
+  return out;
+}
+
+/**
+ * The vector-Jacobian product: dqkv (B, T, 3C) for upstream gradient dout (B, T, C), from the chain rule
+ *   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ∘ (dP − rowsum(P ∘ dP)),  dQ = scale · dS K,  dK = scale · dSᵀ Q.
+ */
+export function attentionBackwardRef(qkv: ArrayLike<number>, dout: ArrayLike<number>, s: AttnShape): Float64Array {
+  const { B, T, NH, HS } = s;
+  const C = NH * HS;
+  const scale = 1 / Math.sqrt(HS);
+  const dqkv = new Float64Array(B * T * 3 * C);
+  const at = (t: number, part: number, b: number, h: number, d: number) => (b * T + t) * 3 * C + part * C + h * HS + d;
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < NH; h++) {
+      const P = probs(qkv, s, b, h);
+      for (let q = 0; q < T; q++) {
+        const dp = new Float64Array(q + 1);
+        let rowdot = 0;
+        for (let k = 0; k <= q; k++) {
+          for (let d = 0; d < HS; d++) dp[k]! += dout[(b * T + q) * C + h * HS + d]! * qkv[at(k, 2, b, h, d)]!;
+          rowdot += P[q]![k]! * dp[k]!;
+        }
+        for (let k = 0; k <= q; k++) {
+          const p = P[q]![k]!;
+          const ds = p * (dp[k]! - rowdot);
+          for (let d = 0; d < HS; d++) {
+            dqkv[at(k, 2, b, h, d)]! += p * dout[(b * T + q) * C + h * HS + d]!;
+            dqkv[at(q, 0, b, h, d)]! += scale * ds * qkv[at(k, 1, b, h, d)]!;
+            dqkv[at(k, 1, b, h, d)]! += scale * ds * qkv[at(q, 0, b, h, d)]!;
+          }
+        }
+      }
+    }
+  return dqkv;
+}

@@ -1,0 +1,174 @@
+import { EPS32, checkOp, dot, finiteDiff, randomF32, relErr, testGpu } from '@wgpt/runtime/testing';
+import { backward, checkSpec, tensor, tidyAsync, type Gpu, type Tensor } from '@wgpt/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attention, attentionNaive } from '../index.ts';
+import { attentionSpecs, flashTiles, type FlashTiles } from './attention.ts';
+import { attentionBackwardRef, attentionRef, type AttnShape } from './attention.ref.ts';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+afterAll(() => gpu.destroy());
+
+// Error bound (norm-wise, relative), from the f32 arithmetic of either version:
+//  - a score s = scale·q·k is a length-HS dot product: absolute error ≲ sqrt(HS)·ε·|s|-scale terms; with inputs in
+//    [-1, 1) the scaled scores are O(1), and exp turns an absolute score error δ into a relative error δ in p;
+//  - the softmax sum over ≤ T terms (and the online rescaling, one exp and one multiply per key block) adds
+//    ≲ (sqrt(T) + T/BC + 4)·ε relative to the row;
+//  - out = Σ p v / l is another ≤ T-term sum: sqrt(T)·ε.
+// So ‖err‖/‖ref‖ ≲ (sqrt(HS) + 2·sqrt(T) + T/BC + 4)·ε; the factor 4 is margin for the constant in each term.
+// The backward chains one more product of each kind (dP = dO·V, dS = P∘(dP−D), dQ = dS·K over ≤ T keys), and D's
+// cancellation (dP − D, D = rowsum(P∘dP)) can lose a factor of |dP|/|dP − D|, a few on random data: 8 instead of 4.
+// At the largest shape tested (T = 130, HS = 64) these are 2.7e-6 and 5.4e-6, under the issue's 1e-5.
+const fwdTol = (T: number, HS: number) => 4 * (Math.sqrt(HS) + 2 * Math.sqrt(T) + T / 16 + 4) * EPS32;
+const bwdTol = (T: number, HS: number) => 8 * (Math.sqrt(HS) + 2 * Math.sqrt(T) + T / 16 + 4) * EPS32;
+
+type Op = (x: Tensor) => Tensor;
+const versions: { name: string; op: (NH: number, tiles?: Partial<FlashTiles>) => Op }[] = [
+  { name: 'flash', op: (NH, tiles) => (x) => attention(x, { NH, tiles }) },
+  { name: 'naive', op: (NH) => (x) => attentionNaive(x, { NH }) },
+];
+
+function qkvData(s: AttnShape, seed: number): Float32Array {
+  return randomF32(s.B * s.T * 3 * s.NH * s.HS, seed);
+}
+
+/** Forward and gradient (write, then accumulate) against the f64 forward and the analytic f64 backward. */
+async function checkAnalytic(op: Op, s: AttnShape, seed: number) {
+  const x = qkvData(s, seed);
+  const C = s.NH * s.HS;
+  const g = randomF32(s.B * s.T * C, seed + 7);
+  return tidyAsync(async () => {
+    const X = tensor(gpu, x, [s.B, s.T, 3 * C], 'f32', { requiresGrad: true });
+    const out = op(X);
+    const fwd = relErr(await out.read(), attentionRef(x, s));
+    const G = tensor(gpu, g, [s.B, s.T, C]);
+    const want = attentionBackwardRef(x, g, s);
+    backward(out, G);
+    const gradWrite = relErr((await X.grad!.read()) as Float32Array, want);
+    backward(out, G);
+    const gradAccumulate = relErr((await X.grad!.read()) as Float32Array, want.map((v) => 2 * v));
+    return { fwd, gradWrite, gradAccumulate };
+  });
+}
+
+describe('attention specs', () => {
+  for (const s of attentionSpecs) it(`${s.name}@${s.version} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+});
+
+describe('attention f64 reference', () => {
+  it('the analytic backward equals central differences of the forward', () => {
+    const s = { B: 2, T: 5, NH: 2, HS: 3 };
+    const x = Float64Array.from(qkvData(s, 5));
+    const g = randomF32(s.B * s.T * s.NH * s.HS, 6);
+    const fd = finiteDiff((xi) => dot(g, attentionRef(xi, s)), x);
+    expect(relErr(attentionBackwardRef(x, g, s), fd)).toBeLessThan(1e-8); // f64 FD: h² and ε/h terms ≈ 1e-10
+  });
+});
+
+for (const v of versions) {
+  describe(`attention ${v.name}`, () => {
+    // Against central differences of the f64 reference through checkOp (small: FD costs a reference per element).
+    for (const s of [
+      { B: 1, T: 1, NH: 1, HS: 4 },
+      { B: 2, T: 7, NH: 2, HS: 4 },
+      { B: 1, T: 18, NH: 3, HS: 2 },
+    ] as AttnShape[]) {
+      it(`finite differences B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`, async () => {
+        const C = s.NH * s.HS;
+        const r = await checkOp(gpu, v.op(s.NH), [{ data: qkvData(s, s.T), shape: [s.B, s.T, 3 * C] }], ([x]) => attentionRef(x!, s));
+        expect(r.forward).toBeLessThanOrEqual(fwdTol(s.T, s.HS));
+        // FD in f64 is exact to ~1e-10 here: the error is the GPU's.
+        expect(r.gradWrite[0]).toBeLessThanOrEqual(bwdTol(s.T, s.HS));
+        expect(r.gradAccumulate[0]).toBeLessThanOrEqual(bwdTol(s.T, s.HS));
+      });
+    }
+
+    // Odd T (partial blocks, T = 1 block + 1, 2 blocks + 2), many heads, B up to 3, GPT-2's head sizes.
+    const grid: AttnShape[] = [
+      { B: 3, T: 17, NH: 12, HS: 4 },
+      { B: 1, T: 65, NH: 2, HS: 64 },
+      { B: 2, T: 130, NH: 1, HS: 8 },
+      { B: 1, T: 33, NH: 1, HS: 128 },
+    ];
+    for (const s of grid) {
+      it(`forward and gradients vs f64 B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`, async () => {
+        const r = await checkAnalytic(v.op(s.NH), s, s.T + s.NH);
+        expect(r.fwd).toBeLessThanOrEqual(fwdTol(s.T, s.HS));
+        expect(r.gradWrite).toBeLessThanOrEqual(bwdTol(s.T, s.HS));
+        expect(r.gradAccumulate).toBeLessThanOrEqual(bwdTol(s.T, s.HS));
+      });
+    }
+
+    it('causal: changing (even to NaN) a future token never changes an earlier output, bit for bit', async () => {
+      const s = { B: 2, T: 40, NH: 2, HS: 8 };
+      const C = s.NH * s.HS;
+      const x = qkvData(s, 9);
+      const t0 = 21;
+      const y = Float32Array.from(x);
+      for (let b = 0; b < s.B; b++) for (let t = t0; t < s.T; t++) for (let c = 0; c < 3 * C; c++) y[(b * s.T + t) * 3 * C + c] = t === t0 ? NaN : 100 * y[(b * s.T + t) * 3 * C + c]!;
+      await tidyAsync(async () => {
+        const a = await v.op(s.NH)(tensor(gpu, x, [s.B, s.T, 3 * C])).read();
+        const b2 = await v.op(s.NH)(tensor(gpu, y, [s.B, s.T, 3 * C])).read();
+        const bitsA = new Uint32Array(a.buffer);
+        const bitsB = new Uint32Array(b2.buffer);
+        for (let b = 0; b < s.B; b++)
+          for (let t = 0; t < t0; t++)
+            for (let c = 0; c < C; c++) {
+              const i = (b * s.T + t) * C + c;
+              if (bitsA[i] !== bitsB[i]) throw new Error(`out[${b}, ${t}, ${c}] changed: ${a[i]} -> ${b2[i]}`);
+            }
+        expect(Number.isNaN(b2[(0 * s.T + t0) * C]!)).toBe(true); // the poisoned token itself does see the NaN
+      });
+    });
+  });
+}
+
+describe('attention flash tilings', () => {
+  // Blocks smaller and larger than T, BR != BC, TPR below and above HS: the edge logic in every kernel.
+  for (const tiles of [
+    { BR: 8, BC: 4, TPR: 4 },
+    { BR: 4, BC: 16, TPR: 8 },
+    { BR: 32, BC: 8, TPR: 2 },
+  ]) {
+    it(`BR=${tiles.BR} BC=${tiles.BC} TPR=${tiles.TPR}, B=2 T=37 NH=3 HS=16`, async () => {
+      const s = { B: 2, T: 37, NH: 3, HS: 16 };
+      const r = await checkAnalytic(versions[0]!.op(s.NH, tiles), s, 3);
+      expect(r.fwd).toBeLessThanOrEqual(fwdTol(s.T, s.HS) + (s.T / 4) * 4 * EPS32);
+      expect(r.gradWrite).toBeLessThanOrEqual(bwdTol(s.T, s.HS) + (s.T / 4) * 8 * EPS32);
+      expect(r.gradAccumulate).toBeLessThanOrEqual(bwdTol(s.T, s.HS) + (s.T / 4) * 8 * EPS32);
+    });
+  }
+
+  it('default tiles fit the device for HS 64 and 128', () => {
+    for (const HS of [64, 128]) {
+      const t = flashTiles(gpu, HS);
+      expect(t.TPR * 8).toBeGreaterThanOrEqual(HS);
+    }
+  });
+});
+
+describe('attention memory', () => {
+  it('flash allocates O(T), naive O(T²), measured from the pool', async () => {
+    const s = { B: 1, T: 256, NH: 1, HS: 8 };
+    const C = s.NH * s.HS;
+    const x = qkvData(s, 2);
+    const peak = async (op: Op) =>
+      tidyAsync(async () => {
+        const X = tensor(gpu, x, [s.B, s.T, 3 * C], 'f32', { requiresGrad: true });
+        const G = tensor(gpu, randomF32(s.T * C, 3), [s.B, s.T, C]);
+        await gpu.sync();
+        const base = gpu.pool.stats.bytesInUse;
+        gpu.pool.stats.peakBytesInUse = base;
+        backward(op(X), G);
+        await gpu.sync();
+        return gpu.pool.stats.peakBytesInUse - base;
+      });
+    const flash = await peak(versions[0]!.op(s.NH));
+    const naive = await peak(versions[1]!.op(s.NH));
+    const tt = s.B * s.NH * s.T * s.T * 4;
+    expect(naive).toBeGreaterThanOrEqual(2 * tt); // probabilities + score gradient
+    expect(flash).toBeLessThan(tt / 4); // out, grads, lse, D: a few (B, T, 3C) buffers
+  });
+});

@@ -1,0 +1,323 @@
+// Causal multi-head attention as GPT-2 uses it: qkv packed (B, T, 3C) from one matmul (q at channels [0, C), k at
+// [C, 2C), v at [2C, 3C); head h at h*HS within each), output (B, T, C) with head h at channels [h*HS, (h+1)*HS),
+// scale 1/sqrt(HS). Two versions with the same semantics:
+//   attention       flash attention (FlashAttention-2 schedule): online softmax over K/V blocks streamed through
+//                   workgroup memory, causal blocks above the diagonal skipped, logsumexp saved; the backward
+//                   recomputes P and produces dQ (one pass per query block) and dK, dV (one pass per key block)
+//                   without any T×T buffer and without atomics. Extra memory: (B, NH, T) for lse and for D.
+//   attentionNaive  the probabilities (B, NH, T, T) materialised and kept for the backward, plus a (B, NH, T, T)
+//                   score gradient in the backward: the reference and the memory baseline.
+import { defineOp, empty, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
+import { expectShape, grid1d } from '../common.ts';
+import flashBackwardDkvSource from './flash_backward_dkv.wgsl';
+import flashBackwardDotSource from './flash_backward_dot.wgsl';
+import flashBackwardDqSource from './flash_backward_dq.wgsl';
+import flashForwardSource from './flash_forward.wgsl';
+import naiveBackwardAttSource from './naive_backward_att.wgsl';
+import naiveBackwardQkvSource from './naive_backward_qkv.wgsl';
+import naiveForwardAttSource from './naive_forward_att.wgsl';
+import naiveForwardOutSource from './naive_forward_out.wgsl';
+
+const dims = [
+  { name: 'B', type: 'u32' },
+  { name: 'T', type: 'u32' },
+  { name: 'NH', type: 'u32' },
+] as const;
+const tileOverrides = { HS: 64, BR: 16, BC: 16, TPR: 16 };
+/** Output dims a thread of the flash kernels can hold in registers (MAXD in the WGSL): HS <= TPR * MAXD. */
+export const FLASH_MAXD = 8;
+
+export const flashForwardSpec: KernelSpec = {
+  name: 'attention_flash_forward',
+  version: 'v1',
+  description: 'BR queries x HS per workgroup (TPR threads per row), BC-key K/V blocks streamed, online softmax, causal blocks skipped',
+  source: flashForwardSource,
+  file: 'kernels/attention/flash_forward.wgsl',
+  bindings: [
+    { name: 'qkv', kind: 'read-only-storage' },
+    { name: 'out', kind: 'storage' },
+    { name: 'lse', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  uniforms: [...dims],
+  overrides: tileOverrides,
+};
+
+export const flashBackwardDotSpec: KernelSpec = {
+  name: 'attention_flash_backward_dot',
+  version: 'v1',
+  description: 'D = rowsum(dO ∘ O), one thread per (b, h, t)',
+  source: flashBackwardDotSource,
+  file: 'kernels/attention/flash_backward_dot.wgsl',
+  bindings: [
+    { name: 'dout', kind: 'read-only-storage' },
+    { name: 'out', kind: 'read-only-storage' },
+    { name: 'D', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  uniforms: [...dims, { name: 'HS', type: 'u32' }],
+  overrides: { WG: 64 },
+};
+
+const flashBackwardBindings = [
+  { name: 'qkv', kind: 'read-only-storage' },
+  { name: 'dout', kind: 'read-only-storage' },
+  { name: 'lse', kind: 'read-only-storage' },
+  { name: 'D', kind: 'read-only-storage' },
+  { name: 'dqkv', kind: 'storage' },
+  { name: 'params', kind: 'uniform' },
+] as const;
+
+export const flashBackwardDqSpec: KernelSpec = {
+  name: 'attention_flash_backward_dq',
+  version: 'v1',
+  description: 'per query block: stream K/V blocks, recompute P from lse, dQ in registers',
+  source: flashBackwardDqSource,
+  file: 'kernels/attention/flash_backward_dq.wgsl',
+  bindings: flashBackwardBindings,
+  uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
+  overrides: tileOverrides,
+};
+
+export const flashBackwardDkvSpec: KernelSpec = {
+  name: 'attention_flash_backward_dkv',
+  version: 'v1',
+  description: 'per key block: stream Q/dO blocks at or below the diagonal, recompute P from lse, dK and dV in registers',
+  source: flashBackwardDkvSource,
+  file: 'kernels/attention/flash_backward_dkv.wgsl',
+  bindings: flashBackwardBindings,
+  uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
+  overrides: tileOverrides,
+};
+
+const naiveDims = [...dims, { name: 'HS', type: 'u32' }] as const;
+
+export const naiveForwardAttSpec: KernelSpec = {
+  name: 'attention_naive_forward_att',
+  version: 'v1',
+  description: 'probabilities (B, NH, T, T), one thread per row',
+  source: naiveForwardAttSource,
+  file: 'kernels/attention/naive_forward_att.wgsl',
+  bindings: [
+    { name: 'qkv', kind: 'read-only-storage' },
+    { name: 'att', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  uniforms: naiveDims,
+  overrides: { WG: 64 },
+};
+
+export const naiveForwardOutSpec: KernelSpec = {
+  name: 'attention_naive_forward_out',
+  version: 'v1',
+  description: 'out = att · V, one thread per output element',
+  source: naiveForwardOutSource,
+  file: 'kernels/attention/naive_forward_out.wgsl',
+  bindings: [
+    { name: 'qkv', kind: 'read-only-storage' },
+    { name: 'att', kind: 'read-only-storage' },
+    { name: 'out', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  uniforms: naiveDims,
+  overrides: { WG: 64 },
+};
+
+export const naiveBackwardAttSpec: KernelSpec = {
+  name: 'attention_naive_backward_att',
+  version: 'v1',
+  description: 'score gradient (B, NH, T, T) through the softmax, one thread per row',
+  source: naiveBackwardAttSource,
+  file: 'kernels/attention/naive_backward_att.wgsl',
+  bindings: [
+    { name: 'qkv', kind: 'read-only-storage' },
+    { name: 'att', kind: 'read-only-storage' },
+    { name: 'dout', kind: 'read-only-storage' },
+    { name: 'dpre', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  uniforms: naiveDims,
+  overrides: { WG: 64 },
+};
+
+export const naiveBackwardQkvSpec: KernelSpec = {
+  name: 'attention_naive_backward_qkv',
+  version: 'v1',
+  description: 'dq, dk, dv from the (B, NH, T, T) matrices, one thread per dqkv element',
+  source: naiveBackwardQkvSource,
+  file: 'kernels/attention/naive_backward_qkv.wgsl',
+  bindings: [
+    { name: 'qkv', kind: 'read-only-storage' },
+    { name: 'att', kind: 'read-only-storage' },
+    { name: 'dpre', kind: 'read-only-storage' },
+    { name: 'dout', kind: 'read-only-storage' },
+    { name: 'dqkv', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  uniforms: [...naiveDims, { name: 'accumulate', type: 'u32' }],
+  overrides: { WG: 64 },
+};
+
+export const attentionSpecs: KernelSpec[] = [
+  flashForwardSpec,
+  flashBackwardDotSpec,
+  flashBackwardDqSpec,
+  flashBackwardDkvSpec,
+  naiveForwardAttSpec,
+  naiveForwardOutSpec,
+  naiveBackwardAttSpec,
+  naiveBackwardQkvSpec,
+];
+
+export interface AttentionOptions {
+  /** Number of heads; C = 3C/3 must be a multiple of it. */
+  NH: number;
+  /** Flash tile sizes (queries per block, keys per block, threads per row); chosen from the device when absent. */
+  tiles?: Partial<FlashTiles>;
+}
+
+export interface FlashTiles {
+  BR: number;
+  BC: number;
+  TPR: number;
+}
+
+interface Shape {
+  B: number;
+  T: number;
+  NH: number;
+  HS: number;
+  C: number;
+}
+
+function shapeOf(op: string, qkv: Tensor, NH: number): Shape {
+  expectShape(op, qkv, 3);
+  const [B, T, C3] = qkv.shape as [number, number, number];
+  if (!Number.isInteger(NH) || NH < 1) throw new WgptError(`${op}: NH=${NH} must be a positive integer`);
+  if (C3 % (3 * NH) !== 0) throw new WgptError(`${op}: ${qkv} last dimension must be 3·NH·HS with NH=${NH}`);
+  const C = C3 / 3;
+  return { B, T, NH, HS: C / NH, C };
+}
+
+/** Workgroup memory (bytes) of the largest flash kernel (the backward ones) for a tiling. */
+export function flashWorkgroupBytes(HS: number, t: FlashTiles): number {
+  return 4 * (2 * t.BR * HS + 2 * t.BC * HS + 2 * t.BR * t.BC + 2 * t.BR);
+}
+
+/**
+ * Tiles for head size HS on this device: the given ones, else 16 queries x 16 keys x 16 threads per row, halved
+ * (queries first) until the workgroup memory and invocation limits allow.
+ */
+export function flashTiles(gpu: Gpu, HS: number, given: Partial<FlashTiles> = {}): FlashTiles {
+  const t: FlashTiles = { BR: given.BR ?? 16, BC: given.BC ?? 16, TPR: given.TPR ?? 16 };
+  const mem = gpu.limits.maxComputeWorkgroupStorageSize;
+  const inv = gpu.limits.maxComputeInvocationsPerWorkgroup;
+  while (flashWorkgroupBytes(HS, t) > mem || Math.max(t.BR, t.BC) * t.TPR > inv) {
+    if (given.BR === undefined && t.BR >= t.BC && t.BR > 1) t.BR /= 2;
+    else if (given.BC === undefined && t.BC > 1) t.BC /= 2;
+    else throw new WgptError(`attention: tiles BR=${t.BR} BC=${t.BC} TPR=${t.TPR} with HS=${HS} need ${flashWorkgroupBytes(HS, t)} bytes of workgroup memory (limit ${mem}) and ${Math.max(t.BR, t.BC) * t.TPR} invocations (limit ${inv})`);
+  }
+  if (HS > t.TPR * FLASH_MAXD) throw new WgptError(`attention: head size ${HS} exceeds TPR·MAXD = ${t.TPR}·${FLASH_MAXD}; raise TPR`);
+  return t;
+}
+
+interface FlashSaved {
+  lse: Tensor;
+  tiles: FlashTiles;
+  s: Shape;
+}
+
+/** Records the flash forward: out (B, T, C) and lse (B, NH, T) from qkv (B, T, 3C). */
+export function flashForward(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape, tiles: FlashTiles): void {
+  gpu.dispatch(flashForwardSpec, {
+    buffers: { qkv, out, lse },
+    uniforms: { B: s.B, T: s.T, NH: s.NH },
+    overrides: { HS: s.HS, ...tiles },
+    workgroups: [Math.ceil(s.T / tiles.BR), s.NH, s.B],
+    context: `B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`,
+  });
+}
+
+/** Records the flash backward into dqkv (B, T, 3C); D is scratch of (B, NH, T) floats. */
+export function flashBackward(gpu: Gpu, a: { qkv: GPUBuffer; out: GPUBuffer; dout: GPUBuffer; lse: GPUBuffer; D: GPUBuffer; dqkv: GPUBuffer; accumulate: 0 | 1 }, s: Shape, tiles: FlashTiles): void {
+  const context = `B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`;
+  gpu.dispatch(flashBackwardDotSpec, {
+    buffers: { dout: a.dout, out: a.out, D: a.D },
+    uniforms: { B: s.B, T: s.T, NH: s.NH, HS: s.HS },
+    workgroups: grid1d(gpu, s.B * s.NH * s.T, 64),
+    context,
+  });
+  const buffers = { qkv: a.qkv, dout: a.dout, lse: a.lse, D: a.D, dqkv: a.dqkv };
+  const uniforms = { B: s.B, T: s.T, NH: s.NH, accumulate: a.accumulate };
+  const overrides = { HS: s.HS, ...tiles };
+  gpu.dispatch(flashBackwardDqSpec, { buffers, uniforms, overrides, workgroups: [Math.ceil(s.T / tiles.BR), s.NH, s.B], context });
+  gpu.dispatch(flashBackwardDkvSpec, { buffers, uniforms, overrides, workgroups: [Math.ceil(s.T / tiles.BC), s.NH, s.B], context });
+}
+
+/** Causal multi-head flash attention: out (B, T, C) from qkv (B, T, 3C). */
+export const attention = defineOp({
+  name: 'attention',
+  forward(qkv: Tensor, opts: AttentionOptions) {
+    const s = shapeOf('attention', qkv, opts.NH);
+    const gpu = qkv.gpu;
+    const tiles = flashTiles(gpu, s.HS, opts.tiles);
+    const out = empty(gpu, [s.B, s.T, s.C]);
+    const lse = empty(gpu, [s.B, s.NH, s.T], 'f32', { name: 'attention lse' });
+    flashForward(gpu, qkv.buffer, out.buffer, lse.buffer, s, tiles);
+    return { out, saved: { lse, tiles, s } as FlashSaved };
+  },
+  backward(ctx, g, saved, out) {
+    const qkv = out.node!.inputs[0]!;
+    const d = ctx.grad(qkv);
+    if (!d) return;
+    const gpu = qkv.gpu;
+    const { s, tiles, lse } = saved;
+    const D = empty(gpu, [s.B, s.NH, s.T], 'f32', { name: 'attention D' });
+    flashBackward(gpu, { qkv: qkv.buffer, out: out.buffer, dout: g.buffer, lse: lse.buffer, D: D.buffer, dqkv: d.tensor.buffer, accumulate: d.accumulate }, s, tiles);
+    D.dispose(); // back to the pool; the dispatches recorded above still see it (queue order)
+  },
+});
+
+/** Records the naive forward: att (B, NH, T, T) and out (B, T, C). */
+export function naiveForward(gpu: Gpu, qkv: GPUBuffer, att: GPUBuffer, out: GPUBuffer, s: Shape): void {
+  const context = `B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`;
+  const uniforms = { B: s.B, T: s.T, NH: s.NH, HS: s.HS };
+  gpu.dispatch(naiveForwardAttSpec, { buffers: { qkv, att }, uniforms, workgroups: grid1d(gpu, s.B * s.NH * s.T, 64), context });
+  gpu.dispatch(naiveForwardOutSpec, { buffers: { qkv, att, out }, uniforms, workgroups: grid1d(gpu, s.B * s.T * s.C, 64), context });
+}
+
+/** Records the naive backward into dqkv; dpre is scratch of (B, NH, T, T) floats. */
+export function naiveBackward(gpu: Gpu, a: { qkv: GPUBuffer; att: GPUBuffer; dout: GPUBuffer; dpre: GPUBuffer; dqkv: GPUBuffer; accumulate: 0 | 1 }, s: Shape): void {
+  const context = `B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`;
+  const uniforms = { B: s.B, T: s.T, NH: s.NH, HS: s.HS };
+  gpu.dispatch(naiveBackwardAttSpec, { buffers: { qkv: a.qkv, att: a.att, dout: a.dout, dpre: a.dpre }, uniforms, workgroups: grid1d(gpu, s.B * s.NH * s.T, 64), context });
+  gpu.dispatch(naiveBackwardQkvSpec, {
+    buffers: { qkv: a.qkv, att: a.att, dpre: a.dpre, dout: a.dout, dqkv: a.dqkv },
+    uniforms: { ...uniforms, accumulate: a.accumulate },
+    workgroups: grid1d(gpu, s.B * s.T * 3 * s.C, 64),
+    context,
+  });
+}
+
+/** The same attention with the (B, NH, T, T) probabilities materialised (and kept for the backward). */
+export const attentionNaive = defineOp({
+  name: 'attentionNaive',
+  forward(qkv: Tensor, opts: { NH: number }) {
+    const s = shapeOf('attentionNaive', qkv, opts.NH);
+    const gpu = qkv.gpu;
+    const att = empty(gpu, [s.B, s.NH, s.T, s.T], 'f32', { name: 'attention probabilities' });
+    const out = empty(gpu, [s.B, s.T, s.C]);
+    naiveForward(gpu, qkv.buffer, att.buffer, out.buffer, s);
+    return { out, saved: { att, s } };
+  },
+  backward(ctx, g, saved, out) {
+    const qkv = out.node!.inputs[0]!;
+    const d = ctx.grad(qkv);
+    if (!d) return;
+    const gpu = qkv.gpu;
+    const { s, att } = saved;
+    const dpre = empty(gpu, [s.B, s.NH, s.T, s.T], 'f32', { name: 'attention score gradient' });
+    naiveBackward(gpu, { qkv: qkv.buffer, att: att.buffer, dout: g.buffer, dpre: dpre.buffer, dqkv: d.tensor.buffer, accumulate: d.accumulate }, s);
+    dpre.dispose();
+  },
+});
