@@ -22,12 +22,14 @@ if [ ! -f "$stamp" ] || [ pnpm-lock.yaml -nt "$stamp" ] || [ package.json -nt "$
 fi
 
 # SwiftShader (inside Debian's chromium) + the Vulkan loader: WebGPU on machines without a GPU, and browser tests.
+# Debian's python3-torch (CPU): the independent PyTorch reference the GPT-2 tests regenerate their fixture with.
 need=()
 [ -f /usr/lib/chromium/vk_swiftshader_icd.json ] || need+=(chromium)
 ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1 ' || need+=(libvulkan1)
+if [ "${1:-}" = --with-torch ] && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then need+=(python3-torch libopenblas0-pthread); fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "apt-get install ${need[*]} (SwiftShader WebGPU for machines without a GPU)"
+    say "apt-get install ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq "${need[@]}" >/dev/null

@@ -4,3 +4,4 @@ export * from './safetensors.ts';
 export * from './hf.ts';
 export { writeFileAtomic } from './atomic.ts';
 export * from './init.ts';
+export * from './model.ts';
