@@ -2,6 +2,7 @@
 import { BpeCore } from './bpe.ts';
 import type { PatternName } from './patterns.ts';
 import { makeScanner, type Scanner } from './scan.ts';
+import { decodeUtf8Escaped } from './utf8.ts';
 
 export type SpecialSet = 'all' | Iterable<string>;
 
@@ -57,7 +58,6 @@ export class DisallowedSpecialError extends Error {
 }
 
 const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -69,69 +69,6 @@ type Es2024String = { isWellFormed(): boolean; toWellFormed(): string };
 function wellFormed(s: string): string {
   const w = s as unknown as Es2024String;
   return w.isWellFormed() ? s : w.toWellFormed();
-}
-
-/**
- * Decode UTF-8 where invalid bytes (0x80..0xFF that are not part of a valid sequence) become the lone
- * surrogates U+DC80..U+DCFF, which the BPE turns back into the raw byte ("surrogate escape").
- */
-export function decodeUtf8Escaped(b: Uint8Array): string {
-  try {
-    return strictUtf8.decode(b);
-  } catch {
-    // fall through to the byte-exact decoder
-  }
-  let out = '';
-  let i = 0;
-  const n = b.length;
-  const parts: string[] = [];
-  let codes: number[] = [];
-  const flush = () => {
-    parts.push(String.fromCharCode.apply(null, codes));
-    codes = [];
-  };
-  while (i < n) {
-    const c = b[i];
-    let cp = -1;
-    let len = 1;
-    if (c < 0x80) cp = c;
-    else if (c >= 0xc2 && c <= 0xdf) {
-      if (i + 1 < n && (b[i + 1] & 0xc0) === 0x80) {
-        cp = ((c & 0x1f) << 6) | (b[i + 1] & 0x3f);
-        len = 2;
-      }
-    } else if (c >= 0xe0 && c <= 0xef) {
-      const lo = c === 0xe0 ? 0xa0 : 0x80;
-      const hi = c === 0xed ? 0x9f : 0xbf;
-      if (i + 2 < n && b[i + 1] >= lo && b[i + 1] <= hi && (b[i + 2] & 0xc0) === 0x80) {
-        cp = ((c & 0x0f) << 12) | ((b[i + 1] & 0x3f) << 6) | (b[i + 2] & 0x3f);
-        len = 3;
-      }
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      const lo = c === 0xf0 ? 0x90 : 0x80;
-      const hi = c === 0xf4 ? 0x8f : 0xbf;
-      if (
-        i + 3 < n &&
-        b[i + 1] >= lo &&
-        b[i + 1] <= hi &&
-        (b[i + 2] & 0xc0) === 0x80 &&
-        (b[i + 3] & 0xc0) === 0x80
-      ) {
-        cp = ((c & 0x07) << 18) | ((b[i + 1] & 0x3f) << 12) | ((b[i + 2] & 0x3f) << 6) | (b[i + 3] & 0x3f);
-        len = 4;
-      }
-    }
-    if (cp < 0) codes.push(0xdc00 + c);
-    else if (cp >= 0x10000) {
-      cp -= 0x10000;
-      codes.push(0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
-    } else codes.push(cp);
-    i += len;
-    if (codes.length >= 8192) flush();
-  }
-  flush();
-  out = parts.join('');
-  return out;
 }
 
 export class BpeEncoding implements Encoding {

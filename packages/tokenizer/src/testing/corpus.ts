@@ -18,13 +18,20 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** s.slice(0, n) without splitting a surrogate pair. */
+export function cut(s: string, n: number): string {
+  if (n >= s.length) return s;
+  const c = s.charCodeAt(n - 1);
+  return s.slice(0, c >= 0xd800 && c <= 0xdbff ? n - 1 : n);
+}
+
 function take(files: string[], maxChars: number): string {
   let out = '';
   for (const f of files) {
     if (out.length >= maxChars) break;
     out += readFileSync(f, 'utf8');
   }
-  return out.slice(0, maxChars);
+  return cut(out, maxChars);
 }
 
 export function htmlFiles(): string[] {
@@ -54,7 +61,7 @@ export function proseText(maxChars: number): string {
       .replace(/\n\s*\n+/g, '\n\n');
     out += text;
   }
-  return out.slice(0, maxChars);
+  return cut(out, maxChars);
 }
 
 /** TypeScript's lib.*.d.ts files. */
@@ -123,7 +130,7 @@ export function generatedText(maxChars: number, seed = 1): string {
     parts.push(s);
     n += s.length;
   }
-  return parts.join('').slice(0, maxChars);
+  return cut(parts.join(''), maxChars);
 }
 
 /** Random code points from the whole range (optionally with lone surrogates). */
