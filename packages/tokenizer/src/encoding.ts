@@ -143,6 +143,13 @@ export class BpeEncoding implements Encoding {
     return out;
   }
 
+  /** Encode text in which U+DC80..U+DCFF stand for raw bytes (see utf8.ts), with no special handling. */
+  encodeEscaped(text: string): number[] {
+    const out: number[] = [];
+    this.ordinaryInto(text, out);
+    return out;
+  }
+
   private specialRegex(names: string[]): RegExp {
     const key = names.join('\u0000');
     let re = this.specialRegexCache.get(key);

@@ -10,3 +10,5 @@ export { trainBpe, trainBpeStream, trainFromCounts, trainedEncoding, ChunkCounte
 export type { TrainOptions, TrainedBpe } from './train.ts';
 export { saveTokenizer, loadTokenizer, RANK_FILE, CONFIG_FILE } from './io.ts';
 export type { TokenizerConfig } from './io.ts';
+export { encodeStream, encodeFile } from './stream.ts';
+export type { StreamOptions } from './stream.ts';

