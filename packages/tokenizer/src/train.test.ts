@@ -1,11 +1,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ChunkCounter, loadTokenizer, saveTokenizer, trainBpe, trainBpeStream, trainedEncoding, VocabSizeError } from './index.ts';
 import { PATTERN_NAMES } from './patterns.ts';
 import { naiveTrain } from './testing/naive-train.ts';
-import { generatedText, proseText, codeText } from './testing/corpus.ts';
+import { codeText, englishText, generatedText, proseText } from './testing/corpus.ts';
 
 const small = [
   { name: 'prose', text: proseText(6000) },
@@ -52,6 +53,20 @@ describe('trainBpe', () => {
     expect(ids.length).toBeLessThan(new TextEncoder().encode(sample).length);
     expect(enc.encode('<|im_start|>hi<|im_end|>', { allowedSpecial: 'all' })).toEqual([798, ...enc.encodeOrdinary('hi'), 799]);
     expect(() => enc.encode('<|endoftext|>')).toThrow(/endoftext/);
+  });
+
+  it.each(PATTERN_NAMES)('a saved vocabulary (%s) encodes like tiktoken loaded with the same files', (pattern) => {
+    const { Tiktoken } = createRequire(import.meta.url)('tiktoken') as typeof import('tiktoken');
+    const dir = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
+    const cfg = saveTokenizer(dir, trainBpe(englishText(400_000), { vocabSize: 3000, pattern, specialTokens: ['<|endoftext|>', '<|im_start|>'] }));
+    const ref = new Tiktoken(readFileSync(join(dir, 'tokenizer.tiktoken'), 'utf8'), cfg.specialTokens, cfg.patternRegex);
+    try {
+      const enc = loadTokenizer(dir);
+      const sample = `${codeText(60_000)}\n${generatedText(60_000, 21)}\n${proseText(60_000)}<|im_start|>x<|endoftext|>`;
+      expect(enc.encode(sample, { allowedSpecial: 'all' })).toEqual(Array.from(ref.encode(sample, 'all')));
+    } finally {
+      ref.free();
+    }
   });
 
   it('a corrupted saved rank file is refused', async () => {
