@@ -3,6 +3,8 @@
 // Adjacent parts are always tokens, so the rank of a pair is memoized in a hash table keyed on
 // (left id, right id): the byte-string map is consulted once per distinct pair.
 
+import { latin1Keys } from './ranks.ts';
+
 const NONE = 0x7fffffff;
 
 export class BpeCore {
@@ -28,15 +30,24 @@ export class BpeCore {
   constructor(tokens: readonly Uint8Array[], opts: { cacheLimit?: number } = {}) {
     this.tokens = tokens;
     this.cacheLimit = opts.cacheLimit ?? 1 << 18;
-    this.latin1 = new Array(tokens.length);
-    this.byBytes = new Map();
     this.byteRank.fill(-1);
-    for (let r = 0; r < tokens.length; r++) {
-      const t = tokens[r];
-      const s = latin1Of(t, 0, t.length);
-      this.latin1[r] = s;
-      this.byBytes.set(s, r);
-      if (t.length === 1) this.byteRank[t[0]] = r;
+    const known = latin1Keys.get(tokens);
+    if (known) {
+      // Parsed from a rank file: keys and index were built (and checked for duplicates) while parsing.
+      this.latin1 = known.keys;
+      this.byBytes = known.index;
+      for (let r = 0; r < tokens.length; r++) if (tokens[r].length === 1) this.byteRank[tokens[r][0]] = r;
+    } else {
+      this.latin1 = new Array(tokens.length);
+      this.byBytes = new Map();
+      for (let r = 0; r < tokens.length; r++) {
+        const t = tokens[r];
+        const s = latin1Of(t, 0, t.length);
+        this.latin1[r] = s;
+        if (this.byBytes.has(s)) throw new Error(`duplicate token: ranks ${this.byBytes.get(s)} and ${r} have the same bytes`);
+        this.byBytes.set(s, r);
+        if (t.length === 1) this.byteRank[t[0]] = r;
+      }
     }
     for (let b = 0; b < 256; b++) {
       if (this.byteRank[b] < 0) throw new Error(`rank table has no token for the single byte 0x${b.toString(16)}`);

@@ -180,7 +180,9 @@ describe('rank files', () => {
   it('a malformed line is refused, naming file and line', () => {
     const p = join(dir, 'bad.tiktoken');
     writeFileSync(p, 'IQ== 0\nIg== 1\nnot-base64!! 2\n');
-    expect(() => readRankFile(p)).toThrow(`${p}:3: malformed line`);
+    expect(() => readRankFile(p)).toThrow(`${p}:3: malformed base64 in line "not-base64!! 2"`);
+    writeFileSync(p, 'IQ== 0\nIg== one\n');
+    expect(() => readRankFile(p)).toThrow(`${p}:2: malformed rank`);
     writeFileSync(p, 'IQ== 0\nIg== 5\n');
     expect(() => readRankFile(p)).toThrow(`${p}:2: rank 5 out of order`);
     writeFileSync(p, 'IQ== 0\nIQ== 1\n');

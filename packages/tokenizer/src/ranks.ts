@@ -17,11 +17,15 @@ export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const B64_VALUE = new Int8Array(256).fill(-1);
+for (let i = 0; i < 64; i++) B64_VALUE['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+
+/** Each token's bytes as a latin1 string, computed while parsing (BpeCore reuses them). */
+export const latin1Keys = new WeakMap<readonly Uint8Array[], { keys: string[]; index: Map<string, number> }>();
 
 /**
  * Parse rank-file content into the bytes of each rank (index = rank). `file` names the source in errors.
- * Ranks must be the integers 0..n-1, each exactly once, and the byte strings must be distinct.
+ * Ranks must be the integers 0..n-1 in order, and the byte strings must be distinct.
  */
 export function parseRankFile(content: Uint8Array | string, file: string, expectedSha256?: string): Uint8Array[] {
   const buf = typeof content === 'string' ? new TextEncoder().encode(content) : content;
@@ -31,39 +35,85 @@ export function parseRankFile(content: Uint8Array | string, file: string, expect
       throw new RankFileError(`${file}: sha256 ${got} does not match the expected ${expectedSha256}`, file);
     }
   }
-  const text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('latin1');
+  const n = buf.length;
+  // Decoded bytes are never longer than the base64 text.
+  const all = new Uint8Array(n);
+  let o = 0;
   const tokens: Uint8Array[] = [];
-  const seen = new Set<string>();
+  const keys: string[] = [];
+  const seen = new Map<string, number>();
+  const lines: number[] = [];
   let lineNo = 0;
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
+  let i = 0;
+  const fail = (why: string): never => {
+    let end = i;
+    while (end < n && buf[end] !== 10) end++;
+    let start = i;
+    while (start > 0 && buf[start - 1] !== 10) start--;
+    const line = Buffer.from(buf.subarray(start, Math.min(end, start + 80))).toString('latin1');
+    throw new RankFileError(`${file}:${lineNo}: ${why} in line ${JSON.stringify(line)} (expected "<base64 bytes> <rank>")`, file, lineNo);
+  };
+  while (i < n) {
     lineNo++;
-    const line = text.slice(start, end);
-    start = end + 1;
-    if (line.length === 0) continue; // blank (e.g. trailing) lines are allowed
-    const sp = line.indexOf(' ');
-    const b64 = sp < 0 ? '' : line.slice(0, sp);
-    const rankStr = sp < 0 ? '' : line.slice(sp + 1);
-    if (sp <= 0 || !B64.test(b64) || b64.length % 4 !== 0 || !/^\d+$/.test(rankStr)) {
-      throw new RankFileError(
-        `${file}:${lineNo}: malformed line ${JSON.stringify(line.slice(0, 80))} (expected "<base64 bytes> <rank>")`,
-        file,
-        lineNo,
-      );
+    if (buf[i] === 10) {
+      i++; // blank line
+      continue;
     }
-    const rank = Number(rankStr);
+    // base64 field
+    const start = o;
+    let acc = 0;
+    let bits = 0;
+    let count = 0;
+    let pad = 0;
+    while (i < n && buf[i] !== 32 && buf[i] !== 10 && buf[i] !== 13) {
+      const c = buf[i];
+      if (c === 61) pad++;
+      else {
+        const v = B64_VALUE[c];
+        if (v < 0 || pad > 0) fail('malformed base64');
+        acc = ((acc << 6) | v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+          bits -= 8;
+          all[o++] = (acc >> bits) & 0xff;
+        }
+      }
+      count++;
+      i++;
+    }
+    if (count === 0 || count % 4 !== 0 || pad > 2) fail('malformed base64');
+    if (buf[i] !== 32) fail('missing rank');
+    i++;
+    let rank = 0;
+    let digits = 0;
+    while (i < n && buf[i] >= 48 && buf[i] <= 57) {
+      rank = rank * 10 + (buf[i] - 48);
+      digits++;
+      i++;
+    }
+    if (buf[i] === 13) i++;
+    if (digits === 0 || digits > 9 || (i < n && buf[i] !== 10)) fail('malformed rank');
+    i++; // newline
     if (rank !== tokens.length) {
       throw new RankFileError(`${file}:${lineNo}: rank ${rank} out of order (expected ${tokens.length})`, file, lineNo);
     }
-    const bytes = new Uint8Array(Buffer.from(b64, 'base64'));
-    if (bytes.length === 0) throw new RankFileError(`${file}:${lineNo}: empty token`, file, lineNo);
-    const key = Buffer.from(bytes).toString('latin1');
-    if (seen.has(key)) throw new RankFileError(`${file}:${lineNo}: duplicate token ${JSON.stringify(b64)}`, file, lineNo);
-    seen.add(key);
-    tokens.push(bytes);
+    if (o === start) throw new RankFileError(`${file}:${lineNo}: empty token`, file, lineNo);
+    tokens.push(all.subarray(start, o));
+    lines.push(lineNo);
   }
+  // Keys: slices of one latin1 string of all the bytes (cheap), checked for duplicates.
+  const allStr = Buffer.from(all.buffer, all.byteOffset, o).toString('latin1');
+  for (let r = 0; r < tokens.length; r++) {
+    const t = tokens[r];
+    const key = allStr.slice(t.byteOffset - all.byteOffset, t.byteOffset - all.byteOffset + t.length);
+    const prev = seen.get(key);
+    if (prev !== undefined) {
+      throw new RankFileError(`${file}:${lines[r]}: duplicate token (the same bytes as rank ${prev})`, file, lines[r]);
+    }
+    seen.set(key, r);
+    keys.push(key);
+  }
+  latin1Keys.set(tokens, { keys, index: seen });
   return tokens;
 }
 
