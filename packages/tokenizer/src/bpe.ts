@@ -19,17 +19,34 @@ export class BpeCore {
   private pairB: Int32Array;
   private pairV: Int32Array;
   private pairCount = 0;
-  // Chunk cache: chunk string -> token (number) or tokens (number[]).
-  private cache = new Map<string, number | number[]>();
-  private readonly cacheLimit: number;
+  // Chunk cache, keyed on the chunk's UTF-16 units so that no substring is made on a hit. Open addressing:
+  // per slot the key's hash, length (0 = empty), start in keyPool, and value: a token id (>= 0), or ~p where
+  // idPool[p] is the count and idPool[p+1..] the ids. When a pool or the table fills up, it starts over.
+  private readonly cacheBits: number;
+  private cHash: Int32Array;
+  private cLen: Int32Array;
+  private cKey: Int32Array;
+  private cVal: Int32Array;
+  private cCount = 0;
+  private keyPool: Uint16Array;
+  private keyUsed = 0;
+  private idPool: Int32Array;
+  private idUsed = 0;
   // Scratch for the UTF-8 bytes of one chunk.
   private buf = new Uint8Array(256);
   private ids = new Int32Array(256);
   private ranks = new Int32Array(256);
 
-  constructor(tokens: readonly Uint8Array[], opts: { cacheLimit?: number } = {}) {
+  constructor(tokens: readonly Uint8Array[], opts: { cacheBits?: number } = {}) {
     this.tokens = tokens;
-    this.cacheLimit = opts.cacheLimit ?? 1 << 18;
+    this.cacheBits = opts.cacheBits ?? 18;
+    const slots = 1 << this.cacheBits;
+    this.cHash = new Int32Array(slots);
+    this.cLen = new Int32Array(slots);
+    this.cKey = new Int32Array(slots);
+    this.cVal = new Int32Array(slots);
+    this.keyPool = new Uint16Array(slots * 8);
+    this.idPool = new Int32Array(slots * 2);
     this.byteRank.fill(-1);
     const known = latin1Keys.get(tokens);
     if (known) {
@@ -113,22 +130,71 @@ export class BpeCore {
     if (cap > oa.length) for (let i = 0; i < oa.length; i++) if (oa[i] !== -1) this.insertPair(oa[i], ob[i], ov[i]);
   }
 
+  /** Longest chunk (in UTF-16 units) that is cached. */
+  static readonly MAX_CACHED = 64;
+
   /**
-   * Append the tokens of one pre-tokenized chunk to `out`. The chunk is a JS string; lone surrogates
-   * U+DC80..U+DCFF stand for raw bytes 0x80..0xFF (how encodeBytes carries invalid UTF-8).
+   * Append the tokens of the chunk text[start, end) to `out`. Lone surrogates U+DC80..U+DCFF in the text
+   * stand for raw bytes 0x80..0xFF (how encodeBytes carries invalid UTF-8).
    */
-  encodeChunk(chunk: string, out: number[]): void {
-    const hit = this.cache.get(chunk);
-    if (hit !== undefined) {
-      if (typeof hit === 'number') out.push(hit);
-      else for (let i = 0; i < hit.length; i++) out.push(hit[i]);
+  encodeRange(text: string, start: number, end: number, out: number[]): void {
+    const len = end - start;
+    if (len > BpeCore.MAX_CACHED) {
+      this.bpe(this.toBytes(text, start, end), out);
       return;
     }
-    const n = this.toBytes(chunk);
-    const start = out.length;
-    this.bpe(n, out);
-    if (this.cache.size >= this.cacheLimit) this.cache.clear();
-    this.cache.set(chunk, out.length - start === 1 ? out[start] : out.slice(start));
+    let h = 0x811c9dc5 ^ len;
+    for (let k = start; k < end; k++) h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
+    h ^= h >>> 15;
+    const mask = this.cLen.length - 1;
+    const cLen = this.cLen;
+    const pool = this.keyPool;
+    let slot = h & mask;
+    for (;;) {
+      const kl = cLen[slot];
+      if (kl === 0) break;
+      if (kl === len && this.cHash[slot] === h) {
+        const ks = this.cKey[slot] - start;
+        let k = start;
+        while (k < end && pool[ks + k] === text.charCodeAt(k)) k++;
+        if (k === end) {
+          const v = this.cVal[slot];
+          if (v >= 0) out.push(v);
+          else {
+            const ids = this.idPool;
+            const p = ~v;
+            const e = p + 1 + ids[p];
+            for (let q = p + 1; q < e; q++) out.push(ids[q]);
+          }
+          return;
+        }
+      }
+      slot = (slot + 1) & mask;
+    }
+    const before = out.length;
+    this.bpe(this.toBytes(text, start, end), out);
+    const nIds = out.length - before;
+    // Insert (start over when the table is half full or a pool has no room).
+    if ((this.cCount + 1) * 2 > cLen.length || this.keyUsed + len > pool.length || (nIds > 1 && this.idUsed + nIds + 1 > this.idPool.length)) {
+      this.clearCache();
+      slot = h & mask;
+    }
+    const ks = this.keyUsed;
+    for (let k = 0; k < len; k++) pool[ks + k] = text.charCodeAt(start + k);
+    this.keyUsed += len;
+    this.cHash[slot] = h;
+    this.cLen[slot] = len;
+    this.cKey[slot] = ks;
+    if (nIds === 1) this.cVal[slot] = out[before];
+    else {
+      const p = this.idUsed;
+      const ids = this.idPool;
+      ids[p] = nIds;
+      for (let q = 0; q < nIds; q++) ids[p + 1 + q] = out[before + q];
+      this.idUsed += nIds + 1;
+      this.cVal[slot] = ~p;
+    }
+    this.cCount++;
   }
 
   /** Tokens of raw bytes as one chunk (no cache). */
@@ -138,12 +204,13 @@ export class BpeCore {
     this.bpe(bytes.length, out);
   }
 
-  private toBytes(s: string): number {
-    const len = s.length;
-    if (this.buf.length < len * 3) this.buf = new Uint8Array(len * 3 + 16);
+  /** UTF-8 bytes of s[from, to) into this.buf (escaped raw bytes restored); returns the count. */
+  private toBytes(s: string, from: number, to: number): number {
+    const len = to;
+    if (this.buf.length < (to - from) * 3) this.buf = new Uint8Array((to - from) * 3 + 16);
     const buf = this.buf;
     let n = 0;
-    for (let i = 0; i < len; i++) {
+    for (let i = from; i < len; i++) {
       let c = s.charCodeAt(i);
       if (c < 0x80) buf[n++] = c;
       else if (c < 0x800) {
@@ -311,7 +378,10 @@ export class BpeCore {
   }
 
   clearCache(): void {
-    this.cache.clear();
+    this.cLen.fill(0);
+    this.cCount = 0;
+    this.keyUsed = 0;
+    this.idUsed = 0;
   }
 }
 

@@ -123,7 +123,7 @@ export class BpeEncoding implements Encoding {
   /** Encode well-formed or surrogate-escaped text with no special-token handling. */
   private ordinaryInto(text: string, out: number[]): void {
     const core = this.core;
-    this.scanner(text, (chunk) => core.encodeChunk(chunk, out));
+    this.scanner(text, (a, b) => core.encodeRange(text, a, b, out));
   }
 
   encodeOrdinary(text: string): number[] {
@@ -204,23 +204,48 @@ export class BpeEncoding implements Encoding {
     return out;
   }
 
+  /** All token bytes back to back, with each id's start and length (start -1: no such id). */
+  private flat?: { bytes: Uint8Array; start: Int32Array; len: Int32Array };
+
+  private flatTable() {
+    if (this.flat) return this.flat;
+    const n = this.nVocab;
+    const start = new Int32Array(n).fill(-1);
+    const len = new Int32Array(n);
+    let total = 0;
+    for (let id = 0; id < n; id++) total += this.decoder[id]?.length ?? 0;
+    const bytes = new Uint8Array(total);
+    let o = 0;
+    for (let id = 0; id < n; id++) {
+      const b = this.decoder[id];
+      if (b === undefined) continue;
+      start[id] = o;
+      len[id] = b.length;
+      bytes.set(b, o);
+      o += b.length;
+    }
+    this.flat = { bytes, start, len };
+    return this.flat;
+  }
+
   decodeBytes(ids: ArrayLike<number>): Uint8Array {
-    const dec = this.decoder;
+    const { bytes, start, len } = this.flatTable();
+    const n = start.length;
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
-      const b = dec[ids[i]];
-      if (b === undefined) throw new RangeError(`${this.name}: cannot decode unknown token id ${ids[i]} (at index ${i})`);
-      total += b.length;
+      const id = ids[i];
+      if (!(id >= 0 && id < n) || start[id] < 0 || !Number.isInteger(id)) {
+        throw new RangeError(`${this.name}: cannot decode unknown token id ${id} (at index ${i})`);
+      }
+      total += len[id];
     }
     const out = new Uint8Array(total);
     let o = 0;
     for (let i = 0; i < ids.length; i++) {
-      const b = dec[ids[i]]!;
-      if (b.length === 1) out[o++] = b[0];
-      else {
-        out.set(b, o);
-        o += b.length;
-      }
+      const id = ids[i];
+      let k = start[id];
+      const e = k + len[id];
+      while (k < e) out[o++] = bytes[k++];
     }
     return out;
   }

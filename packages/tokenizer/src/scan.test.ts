@@ -5,7 +5,7 @@ import { codeText, fuzzText, generatedText, htmlText, proseText, rng } from './t
 
 function scan(name: (typeof PATTERN_NAMES)[number], text: string): string[] {
   const out: string[] = [];
-  makeScanner(name)(text, (c) => out.push(c));
+  makeScanner(name)(text, (a, b) => out.push(text.slice(a, b)));
   return out;
 }
 

@@ -7,14 +7,15 @@
 // comments of each scanner.
 import { type PatternName, patternRegex } from './patterns.ts';
 
-export type Scanner = (text: string, emit: (chunk: string) => void) => void;
+/** Calls emit(start, end) for each chunk text.slice(start, end), in order; the chunks cover the text. */
+export type Scanner = (text: string, emit: (start: number, end: number) => void) => void;
 
 export function makeRegexScanner(name: PatternName): Scanner {
   const re = patternRegex(name);
   return (text, emit) => {
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
-    while ((m = re.exec(text)) !== null) emit(m[0]);
+    while ((m = re.exec(text)) !== null) emit(m.index, m.index + m[0].length);
   };
 }
 
@@ -143,7 +144,7 @@ function runEnd(text: string, i: number, mask: number, cls: (t: string, i: numbe
 }
 
 /** gpt2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
-function scanGpt2(text: string, emit: (chunk: string) => void): void {
+function scanGpt2(text: string, emit: (start: number, end: number) => void): void {
   const cls = makeCls(bmpTable());
   const n = text.length;
   let i = 0;
@@ -159,13 +160,13 @@ function scanGpt2(text: string, emit: (chunk: string) => void): void {
       if (k2 & (L | N | O)) j = runEnd(text, i + 1, k2 & (L | N | O), cls);
       else j = whitespaceEnd(text, i, runEnd(text, i, S, cls), cls, false);
     }
-    emit(text.slice(i, j));
+    emit(i, j);
     i = j;
   }
 }
 
 /** gpt4: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
-function scanGpt4(text: string, emit: (chunk: string) => void): void {
+function scanGpt4(text: string, emit: (start: number, end: number) => void): void {
   const cls = makeCls(bmpTable());
   const n = text.length;
   let i = 0;
@@ -186,7 +187,7 @@ function scanGpt4(text: string, emit: (chunk: string) => void): void {
     } else if (k & O) j = runEnd(text, runEnd(text, i, O, cls), NL, cls);
     else if (c === 0x20 && cls(text, i + 1) & O) j = runEnd(text, runEnd(text, i + 1, O, cls), NL, cls);
     else j = whitespaceEnd(text, i, runEnd(text, i, S, cls), cls, true);
-    emit(text.slice(i, j));
+    emit(i, j);
     i = j;
   }
 }
@@ -233,7 +234,7 @@ function withContraction(text: string, end: number): number {
 }
 
 /** gpt4o: see patterns.ts. */
-function scanGpt4o(text: string, emit: (chunk: string) => void): void {
+function scanGpt4o(text: string, emit: (start: number, end: number) => void): void {
   const cls = makeCls(bmpTable());
   const n = text.length;
   let i = 0;
@@ -262,7 +263,7 @@ function scanGpt4o(text: string, emit: (chunk: string) => void): void {
       // A letter that is neither UP nor LO cannot exist (every \p{L} is Lu, Ll, Lt, Lm or Lo).
       j = i + w(k);
     } else j = whitespaceEnd(text, i, runEnd(text, i, S, cls), cls, true);
-    emit(text.slice(i, j));
+    emit(i, j);
     i = j;
   }
 }

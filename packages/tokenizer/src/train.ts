@@ -71,7 +71,10 @@ export class ChunkCounter {
   private count(text: string): void {
     const counts = this.counts;
     this.chars += text.length;
-    this.scan(text, (c) => counts.set(c, (counts.get(c) ?? 0) + 1));
+    this.scan(text, (a, b) => {
+      const c = text.slice(a, b);
+      counts.set(c, (counts.get(c) ?? 0) + 1);
+    });
   }
 
   /** Add text. Pieces are joined (documents that should not be joined go through `addDocument`). */
