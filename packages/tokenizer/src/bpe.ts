@@ -175,7 +175,9 @@ export class BpeCore {
     this.bpe(this.toBytes(text, start, end), out);
     const nIds = out.length - before;
     // Insert (start over when the table is half full or a pool has no room).
-    if ((this.cCount + 1) * 2 > cLen.length || this.keyUsed + len > pool.length || (nIds > 1 && this.idUsed + nIds + 1 > this.idPool.length)) {
+    const idNeed = nIds > 1 ? nIds + 1 : 0;
+    if (len > pool.length || idNeed > this.idPool.length) return; // never fits (only with a tiny cache)
+    if ((this.cCount + 1) * 2 > cLen.length || this.keyUsed + len > pool.length || this.idUsed + idNeed > this.idPool.length) {
       this.clearCache();
       slot = h & mask;
     }

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DisallowedSpecialError, getEncoding, OPENAI_ENCODING_NAMES, rankFilePath, readRankFile, RankFileError } from './index.ts';
-import { fuzzText, generatedText, mixedCorpus, rng } from './testing/corpus.ts';
+import { BpeEncoding, DisallowedSpecialError, getEncoding, OPENAI_ENCODING_NAMES, rankFilePath, readRankFile, RankFileError } from './index.ts';
+import { fuzzText, generatedText, mixedCorpus, proseText, rng } from './testing/corpus.ts';
 
 const require = createRequire(import.meta.url);
 // tiktoken (OpenAI's Rust core compiled to wasm) is the reference implementation.
@@ -137,6 +137,14 @@ describe('chat markers', () => {
     const plain = o.encodeOrdinary('<|im_start|>');
     expect(plain.length).toBeGreaterThan(1);
     expect(plain.every((t) => t < 199998)).toBe(true);
+  });
+});
+
+describe('chunk cache', () => {
+  it('gives the same ids when it is tiny and keeps starting over', () => {
+    const big = getEncoding('cl100k_base');
+    const small = new BpeEncoding({ name: 'small-cache', pattern: 'gpt4', tokens: readRankFile(rankFilePath('cl100k_base')), specialTokens: {}, cacheBits: 4 });
+    for (const text of [generatedText(100_000, 17), proseText(100_000)]) expect(small.encodeOrdinary(text)).toEqual(big.encodeOrdinary(text));
   });
 });
 

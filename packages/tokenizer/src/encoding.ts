@@ -42,6 +42,8 @@ export interface EncodingSpec {
   specialTokens: Record<string, number>;
   /** Name of the end-of-text special token (default `<|endoftext|>`). */
   eot?: string;
+  /** log2 of the chunk cache's slot count (default 18). */
+  cacheBits?: number;
 }
 
 export class DisallowedSpecialError extends Error {
@@ -87,7 +89,7 @@ export class BpeEncoding implements Encoding {
   constructor(spec: EncodingSpec) {
     this.name = spec.name;
     this.pattern = spec.pattern;
-    this.core = new BpeCore(spec.tokens);
+    this.core = new BpeCore(spec.tokens, { cacheBits: spec.cacheBits });
     this.scanner = makeScanner(spec.pattern);
     this.specialTokens = Object.freeze({ ...spec.specialTokens });
     this.allSpecialNames = Object.keys(this.specialTokens);
