@@ -12,3 +12,5 @@ export { saveTokenizer, loadTokenizer, RANK_FILE, CONFIG_FILE } from './io.ts';
 export type { TokenizerConfig } from './io.ts';
 export { encodeStream, encodeFile } from './stream.ts';
 export type { StreamOptions } from './stream.ts';
+export { register, parseIds, CliError } from './cli.ts';
+export type { CliIo } from './cli.ts';
