@@ -104,6 +104,11 @@ describe.each(OPENAI_ENCODING_NAMES)('%s matches tiktoken', (name) => {
     // Decode round trip keeps the special text.
     expect(enc.decode(enc.encode(text, { allowedSpecial: 'all' }))).toBe(text);
     expect(enc.decode([enc.eotToken])).toBe(eot);
+    // As tiktoken: unknown allowed names are ignored, any disallowed string is refused.
+    expect(enc.encode('a <|im_start|>', { allowedSpecial: ['<|nope|>'], disallowedSpecial: [] })).toEqual(enc.encodeOrdinary('a <|im_start|>'));
+    expect(() => enc.encode('hello world', { disallowedSpecial: ['world'] })).toThrow(DisallowedSpecialError);
+    expect(() => ref.encode('hello world', [], ['world'])).toThrow();
+    expect(enc.encode('toString', { allowedSpecial: ['toString'] })).toEqual(enc.encodeOrdinary('toString'));
   });
 
   it('unknown ids are refused by decode', () => {

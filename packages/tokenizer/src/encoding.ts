@@ -164,24 +164,27 @@ export class BpeEncoding implements Encoding {
     return re;
   }
 
-  private resolve(set: SpecialSet | undefined, fallback: 'all' | 'none'): Set<string> {
-    if (set === undefined) return fallback === 'all' ? new Set(this.allSpecialNames) : new Set();
+  /**
+   * As tiktoken: allowed names that are not special tokens of this encoding are ignored; disallowed strings
+   * are refused whatever they are.
+   */
+  private resolve(set: SpecialSet, kind: 'allowed' | 'disallowed'): Set<string> {
     if (set === 'all') return new Set(this.allSpecialNames);
     const s = new Set<string>();
     for (const t of set) {
-      if (!(t in this.specialTokens)) throw new Error(`${this.name}: ${JSON.stringify(t)} is not a special token of this encoding`);
-      s.add(t);
+      if (typeof t !== 'string' || t.length === 0) throw new TypeError(`${kind}Special: ${JSON.stringify(t)} is not a non-empty string`);
+      if (kind === 'disallowed' || Object.hasOwn(this.specialTokens, t)) s.add(t);
     }
     return s;
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
     text = wellFormed(text);
-    const allowed = this.resolve(opts.allowedSpecial, 'none');
+    const allowed = opts.allowedSpecial === undefined ? new Set<string>() : this.resolve(opts.allowedSpecial, 'allowed');
     let disallowed: Set<string>;
     if (opts.disallowedSpecial === undefined || opts.disallowedSpecial === 'all') {
       disallowed = new Set(this.allSpecialNames.filter((t) => !allowed.has(t)));
-    } else disallowed = this.resolve(opts.disallowedSpecial, 'none');
+    } else disallowed = this.resolve(opts.disallowedSpecial, 'disallowed');
     if (disallowed.size > 0) {
       const re = this.specialRegex([...disallowed].sort());
       re.lastIndex = 0;
