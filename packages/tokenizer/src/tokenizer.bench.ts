@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import type { BenchRow, BenchSuite } from '../../../bench/types.ts';
 import { getEncoding, OPENAI_ENCODING_NAMES, type OpenAiEncodingName } from './registry.ts';
-import { codeText, englishText, htmlText } from './testing/corpus.ts';
+import { codeText, englishText, htmlText, localizedText } from './testing/corpus.ts';
 import { trainBpe } from './train.ts';
 
 const require = createRequire(import.meta.url);
@@ -31,10 +31,15 @@ function sameIds(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
   return true;
 }
 
-/** The bench text, all real: English prose, TypeScript code, HTML news pages (markup, scripts, several languages). */
+/** The bench text, all real: English prose, TypeScript code, HTML news pages, and messages in 13 languages. */
 export function benchText(quick: boolean): string {
   const k = quick ? 0.02 : 1;
-  return [englishText(Math.round(1_500_000 * k)), codeText(Math.round(1_000_000 * k)), htmlText(Math.round(1_000_000 * k))].join('\n');
+  return [
+    englishText(Math.round(1_500_000 * k)),
+    codeText(Math.round(1_000_000 * k)),
+    htmlText(Math.round(1_000_000 * k)),
+    localizedText(Math.round(500_000 * k)),
+  ].join('\n');
 }
 
 async function baselines(name: OpenAiEncodingName): Promise<{ label: string; encode: Enc; free?: () => void }[]> {
@@ -86,7 +91,7 @@ const suite: BenchSuite = {
     const text = benchText(quick);
     const bytes = Buffer.byteLength(text);
     const mb = bytes / 1e6;
-    const shape = `${mb.toFixed(2)} MB real text (prose, code, HTML)`;
+    const shape = `${mb.toFixed(2)} MB real text (prose, code, HTML, 13 languages)`;
     const iters = quick ? 2 : 5;
     log(`bench text: ${shape}`);
 

@@ -112,6 +112,33 @@ export function englishText(maxChars: number): string {
   return cut(out, maxChars);
 }
 
+/**
+ * Real text in 13 languages (Japanese, Korean, Chinese, Russian, Turkish, Polish, Czech, ...): TypeScript's
+ * translated compiler messages, one per line, taking the languages in turn.
+ */
+export function localizedText(maxChars: number): string {
+  const lib = join(dirname(require.resolve('typescript/package.json')), 'lib');
+  const langs = readdirSync(lib, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
+  const lists = langs.map((l) => Object.values(JSON.parse(readFileSync(join(lib, l, 'diagnosticMessages.generated.json'), 'utf8')) as Record<string, string>));
+  const lines: string[] = [];
+  let n = 0;
+  for (let i = 0; n < maxChars; i++) {
+    let any = false;
+    for (const list of lists) {
+      if (i < list.length) {
+        any = true;
+        lines.push(list[i]);
+        n += list[i].length + 1;
+      }
+    }
+    if (!any) break;
+  }
+  return cut(lines.join('\n'), maxChars);
+}
+
 /** TypeScript's lib.*.d.ts files. */
 export function codeText(maxChars: number): string {
   const dir = join(dirname(require.resolve('typescript/package.json')), 'lib');
@@ -205,6 +232,7 @@ export function mixedCorpus(scale: number): { kind: string; text: string }[] {
     { kind: 'html', text: htmlText(Math.round(1_200_000 * scale)) },
     { kind: 'prose', text: proseText(Math.round(500_000 * scale)) },
     { kind: 'code', text: codeText(Math.round(800_000 * scale)) },
+    { kind: 'localized', text: localizedText(Math.round(600_000 * scale)) },
     { kind: 'generated', text: generatedText(Math.round(400_000 * scale), 7) },
   ];
 }
