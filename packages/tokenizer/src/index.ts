@@ -1,1 +1,16 @@
-export {};
+export { getEncoding, OPENAI_ENCODINGS, OPENAI_ENCODING_NAMES, isOpenAiEncodingName, rankFilePath } from './registry.ts';
+export type { OpenAiEncodingName } from './registry.ts';
+export { BpeEncoding, DisallowedSpecialError } from './encoding.ts';
+export { decodeUtf8Escaped, encodeUtf8Escaped, Utf8EscapeDecoder, lastSafeCut } from './utf8.ts';
+export type { Encoding, EncodeOptions, EncodingSpec, SpecialSet } from './encoding.ts';
+export { parseRankFile, readRankFile, formatRankFile, RankFileError, sha256Hex } from './ranks.ts';
+export { TIKTOKEN_PATTERNS, JS_PATTERNS, PATTERN_NAMES, isPatternName, regexSplit } from './patterns.ts';
+export type { PatternName } from './patterns.ts';
+export { trainBpe, trainBpeStream, trainFromCounts, trainedEncoding, ChunkCounter, VocabSizeError, checkVocabSize } from './train.ts';
+export type { TrainOptions, TrainedBpe } from './train.ts';
+export { saveTokenizer, loadTokenizer, RANK_FILE, CONFIG_FILE } from './io.ts';
+export type { TokenizerConfig } from './io.ts';
+export { encodeStream, encodeFile } from './stream.ts';
+export type { StreamOptions } from './stream.ts';
+export { register, parseIds, CliError } from './cli.ts';
+export type { CliIo } from './cli.ts';

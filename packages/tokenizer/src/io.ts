@@ -1,0 +1,79 @@
+// Saving and loading trained tokenizers: a tiktoken rank file plus a small JSON with the pattern and specials.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpeEncoding, type Encoding } from './encoding.ts';
+import { isPatternName, type PatternName, TIKTOKEN_PATTERNS } from './patterns.ts';
+import { formatRankFile, readRankFile, sha256Hex } from './ranks.ts';
+import type { TrainedBpe } from './train.ts';
+
+export const RANK_FILE = 'tokenizer.tiktoken';
+export const CONFIG_FILE = 'tokenizer.json';
+
+export interface TokenizerConfig {
+  format: 'wgpt-bpe';
+  version: 1;
+  name: string;
+  /** Pre-tokenization pattern: gpt2 (r50k), gpt4 (cl100k) or gpt4o (o200k). */
+  pattern: PatternName;
+  /** The pattern as tiktoken writes it (informational). */
+  patternRegex: string;
+  specialTokens: Record<string, number>;
+  eot: string | null;
+  vocabSize: number;
+  rankFile: string;
+  rankFileSha256: string;
+}
+
+/** Write DIR/tokenizer.tiktoken and DIR/tokenizer.json. Same vocabulary -> byte-identical files. */
+export function saveTokenizer(dir: string, t: TrainedBpe, name = 'trained'): TokenizerConfig {
+  mkdirSync(dir, { recursive: true });
+  const ranks = Buffer.from(formatRankFile(t.tokens), 'latin1');
+  writeFileSync(join(dir, RANK_FILE), ranks);
+  const eot = '<|endoftext|>' in t.specialTokens ? '<|endoftext|>' : (Object.keys(t.specialTokens)[0] ?? null);
+  const config: TokenizerConfig = {
+    format: 'wgpt-bpe',
+    version: 1,
+    name,
+    pattern: t.pattern,
+    patternRegex: TIKTOKEN_PATTERNS[t.pattern],
+    specialTokens: t.specialTokens,
+    eot,
+    vocabSize: t.vocabSize,
+    rankFile: RANK_FILE,
+    rankFileSha256: sha256Hex(ranks),
+  };
+  writeFileSync(join(dir, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  return config;
+}
+
+/** Load a tokenizer saved by saveTokenizer (the rank file is checked against the hash in the JSON). */
+export function loadTokenizer(dir: string): Encoding {
+  const cfgPath = join(dir, CONFIG_FILE);
+  let raw: string;
+  try {
+    raw = readFileSync(cfgPath, 'utf8');
+  } catch (e) {
+    throw new Error(`${cfgPath}: cannot read tokenizer config (${(e as Error).message})`);
+  }
+  let cfg: TokenizerConfig;
+  try {
+    cfg = JSON.parse(raw) as TokenizerConfig;
+  } catch (e) {
+    throw new Error(`${cfgPath}: invalid JSON (${(e as Error).message})`);
+  }
+  if (cfg.format !== 'wgpt-bpe') throw new Error(`${cfgPath}: "format" is ${JSON.stringify(cfg.format)}, expected "wgpt-bpe"`);
+  if (!isPatternName(cfg.pattern)) throw new Error(`${cfgPath}: unknown "pattern" ${JSON.stringify(cfg.pattern)} (expected gpt2, gpt4 or gpt4o)`);
+  if (typeof cfg.specialTokens !== 'object' || cfg.specialTokens === null) throw new Error(`${cfgPath}: "specialTokens" must be an object`);
+  const rankPath = join(dir, cfg.rankFile ?? RANK_FILE);
+  const tokens = readRankFile(rankPath, cfg.rankFileSha256);
+  for (let b = 0; b < 256; b++) {
+    if (tokens[b]?.length !== 1 || tokens[b][0] !== b) throw new Error(`${rankPath}:${b + 1}: expected the single byte ${b} at rank ${b}`);
+  }
+  return new BpeEncoding({
+    name: cfg.name ?? 'trained',
+    pattern: cfg.pattern,
+    tokens,
+    specialTokens: cfg.specialTokens,
+    eot: cfg.eot ?? undefined,
+  });
+}

@@ -1,0 +1,66 @@
+// Streaming encode for large inputs: pieces of text or bytes of any size go in, batches of token ids come out.
+// Pieces are joined and cut only where no pattern can match across the cut (see lastSafeCut), so the ids are
+// exactly those of encoding the whole input at once (special-token text is treated as plain text).
+import { createReadStream, statSync } from 'node:fs';
+import { BpeEncoding, type Encoding } from './encoding.ts';
+import { encodeUtf8Escaped, lastSafeCut, Utf8EscapeDecoder } from './utf8.ts';
+
+export interface StreamOptions {
+  /** Carry text until at least this many characters are buffered before cutting (default 1M). */
+  minBatchChars?: number;
+}
+
+function encodeEscaped(enc: Encoding, text: string): number[] {
+  if (enc instanceof BpeEncoding) return enc.encodeEscaped(text);
+  return enc.encodeBytes(encodeUtf8Escaped(text));
+}
+
+/** Encode a stream of strings or byte chunks (invalid UTF-8 kept byte-exact); yields batches of ids. */
+export async function* encodeStream(
+  enc: Encoding,
+  source: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
+  opts: StreamOptions = {},
+): AsyncGenerator<number[]> {
+  const minBatch = opts.minBatchChars ?? 1 << 20;
+  const dec = new Utf8EscapeDecoder();
+  let carry = '';
+  let kind: 'string' | 'bytes' | undefined;
+  // Strings are made well-formed (lone surrogates -> U+FFFD) as encode() does; in bytes, invalid UTF-8 is
+  // carried as escapes. Cuts never split a surrogate pair (they follow a newline).
+  const encodeHead = (text: string) =>
+    kind === 'string' ? enc.encodeOrdinary(text) : encodeEscaped(enc, text);
+  for await (const piece of source) {
+    const k = typeof piece === 'string' ? 'string' : 'bytes';
+    if (kind !== undefined && k !== kind) throw new Error('encodeStream: a stream must be all strings or all byte chunks');
+    kind = k;
+    carry += typeof piece === 'string' ? piece : dec.decode(piece);
+    if (carry.length < minBatch) continue;
+    const cut = lastSafeCut(carry);
+    if (cut <= 0) continue;
+    yield encodeHead(carry.slice(0, cut));
+    carry = carry.slice(cut);
+  }
+  carry += dec.end();
+  if (carry.length > 0) yield encodeHead(carry);
+}
+
+/** Encode a file in a streaming way; `onProgress(bytesRead, totalBytes)` after each read. */
+export async function encodeFile(
+  enc: Encoding,
+  path: string,
+  onProgress?: (bytesRead: number, totalBytes: number) => void,
+): Promise<number[]> {
+  const total = statSync(path).size;
+  let read = 0;
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+  async function* bytes(): AsyncGenerator<Uint8Array> {
+    for await (const b of stream as AsyncIterable<Buffer>) {
+      read += b.length;
+      onProgress?.(read, total);
+      yield b;
+    }
+  }
+  const out: number[] = [];
+  for await (const batch of encodeStream(enc, bytes())) for (const id of batch) out.push(id);
+  return out;
+}
