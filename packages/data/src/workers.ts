@@ -1,0 +1,45 @@
+// Worker threads for the process step. The worker's TypeScript entry is bundled once with esbuild (packages kept
+// external) into packages/data/.cache/, next to node_modules, so plain Node can run it in a thread.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Plan } from './pipeline.ts';
+
+let bundled: Promise<string> | null = null;
+
+async function workerScript(): Promise<string> {
+  bundled ??= (async () => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const entry = path.join(here, 'worker-entry.ts');
+    if (!fs.existsSync(entry)) throw new Error(`worker entry ${entry} not found (is @wgpt/data bundled? run with --workers 1)`);
+    const outDir = path.join(here, '..', '.cache');
+    const outfile = path.join(outDir, `worker-${process.pid}.mjs`);
+    const esbuild = await import('esbuild');
+    await esbuild.build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile, logLevel: 'warning' });
+    process.once('exit', () => fs.rmSync(outfile, { force: true }));
+    return outfile;
+  })();
+  return bundled;
+}
+
+/** Runs the process step for `units` on `n` worker threads, each pulling the next unit when done. */
+export async function runUnitsInWorkers(plan: Plan, out: string, units: number[], n: number, onProgress: (bytes: number) => void): Promise<void> {
+  const script = await workerScript();
+  const queue = [...units];
+  const threads = Array.from({ length: Math.min(n, units.length) }, () => new Worker(script, { workerData: { plan, out } }));
+  try {
+    await Promise.all(threads.map((w) => new Promise<void>((resolve, reject) => {
+      const next = () => { const u = queue.shift(); if (u === undefined) { w.postMessage({ stop: true }); } else w.postMessage({ unit: u }); };
+      w.on('message', (m: { ready?: true; done?: number; error?: string; progress?: { docs: number; bytes: number } }) => {
+        if (m.progress) { for (let i = 1; i < m.progress.docs; i++) onProgress(0); if (m.progress.docs) onProgress(m.progress.bytes); }
+        if (m.ready || m.done !== undefined) next();
+        if (m.error) reject(new Error(m.error));
+      });
+      w.on('error', reject);
+      w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with code ${code}`))));
+    })));
+  } finally {
+    await Promise.all(threads.map((w) => w.terminate()));
+  }
+}
