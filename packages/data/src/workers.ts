@@ -1,6 +1,7 @@
 // Worker threads for the process step. The worker's TypeScript entry is bundled once with esbuild (packages kept
 // external) into packages/data/.cache/, next to node_modules, so plain Node can run it in a thread.
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -8,12 +9,27 @@ import type { Plan } from './pipeline.ts';
 
 let bundled: Promise<string> | null = null;
 
+/** worker-entry.ts next to this file, or (when this code was bundled elsewhere) in the resolved @wgpt/data. */
+function findEntry(): string {
+  const tried: string[] = [];
+  const candidates = [() => path.dirname(fileURLToPath(import.meta.url))];
+  for (const base of [import.meta.url, path.join(process.cwd(), 'noop.js')]) {
+    candidates.push(() => path.dirname(createRequire(base).resolve('@wgpt/data')));
+  }
+  for (const c of candidates) {
+    try {
+      const f = path.join(c(), 'worker-entry.ts');
+      tried.push(f);
+      if (fs.existsSync(f)) return f;
+    } catch { /* not resolvable from there */ }
+  }
+  throw new Error(`worker entry not found (tried ${tried.join(', ')}); run with --workers 1`);
+}
+
 async function workerScript(): Promise<string> {
   bundled ??= (async () => {
-    const here = path.dirname(fileURLToPath(import.meta.url));
-    const entry = path.join(here, 'worker-entry.ts');
-    if (!fs.existsSync(entry)) throw new Error(`worker entry ${entry} not found (is @wgpt/data bundled? run with --workers 1)`);
-    const outDir = path.join(here, '..', '.cache');
+    const entry = findEntry();
+    const outDir = path.join(path.dirname(entry), '..', '.cache');
     const outfile = path.join(outDir, `worker-${process.pid}.mjs`);
     const esbuild = await import('esbuild');
     await esbuild.build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile, logLevel: 'warning' });
