@@ -430,7 +430,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     }
   }
   let manifest: Manifest | undefined;
-  if (steps.has('manifest') && taskIndex === 0 && allDone('tokenize')) {
+  if (steps.has('manifest') && allDone('tokenize')) {
     if (!opts.tokenizer) throw new Error('the manifest step needs the tokenizer description');
     manifest = writeManifest(plan, out, opts.tokenizer);
   }

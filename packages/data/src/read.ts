@@ -147,6 +147,10 @@ async function* parseWarcBytes(bytes: Uint8Array, base: string, nextIndex: () =>
       return;
     }
     if (!rec) return;
+    if (!rec.warcType || !rec.warcHeaders.headers.get('warc-record-id')) {
+      yield { error: 'malformed_warc_header', id, detail: 'record without WARC-Type or WARC-Record-ID' };
+      return;
+    }
     const item = await toRaw(rec, id, maxBytes);
     if (item) yield item;
   }
