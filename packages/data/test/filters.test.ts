@@ -61,7 +61,9 @@ describe('Gopher repetition (FineWeb thresholds)', () => {
     expect(only.check(t)).toMatch(/^gopher_rep_dup_\d+_grams$/);
   });
   it('n-gram helpers count characters', () => {
-    expect(topNGramChars(['a', 'b', 'a', 'b', 'a', 'b'], 2)).toBe(6); // "a b" ×3 → 2 chars ×3
+    expect(topNGramChars(['a', 'b', 'a', 'b', 'a', 'b'], 2)).toBe(9); // "a b" ×3
+    expect(topNGramChars(['x', 'y', 'long', 'words', 'long', 'words', 'x', 'y'], 2)).toBe(6); // tie: "x y" seen first
+    expect(topNGramChars(['alpha', 'beta', 'gamma'], 2)).toBe(10); // all unique: the first n-gram
     expect(dupNGramChars(['a', 'b', 'c', 'a', 'b', 'c'], 3)).toBe(3);
   });
 });
