@@ -1,5 +1,6 @@
 // Worker thread body: receives unit numbers, runs the process step on each, reports progress and completion.
 import { parentPort, workerData } from 'node:worker_threads';
+import { loadLidModel } from './langid.ts';
 import { processUnit, type Plan } from './pipeline.ts';
 
 const { plan, out } = workerData as { plan: Plan; out: string };
@@ -20,4 +21,6 @@ parentPort!.on('message', async (msg: { unit: number } | { stop: true }) => {
     parentPort!.postMessage({ error: `unit ${msg.unit}: ${(e as Error).stack ?? e}` });
   }
 });
+// Load the language model before asking for work, so units start at full speed.
+if ((plan.config as { language?: unknown }).language !== false) await loadLidModel();
 parentPort!.postMessage({ ready: true });

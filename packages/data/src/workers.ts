@@ -1,5 +1,6 @@
 // Worker threads for the process step. The worker's TypeScript entry is bundled once with esbuild (packages kept
 // external) into packages/data/.cache/, next to node_modules, so plain Node can run it in a thread.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -30,10 +31,23 @@ async function workerScript(): Promise<string> {
   bundled ??= (async () => {
     const entry = findEntry();
     const outDir = path.join(path.dirname(entry), '..', '.cache');
-    const outfile = path.join(outDir, `worker-${process.pid}.mjs`);
+    // Cached by the content of the sources, so only the first run after an edit pays for the bundle.
+    const srcDir = path.dirname(entry);
+    const h = crypto.createHash('sha256');
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) h.update(p).update(fs.readFileSync(p));
+      }
+    };
+    walk(srcDir);
+    const outfile = path.join(outDir, `worker-${h.digest('hex').slice(0, 16)}.mjs`);
+    if (fs.existsSync(outfile)) return outfile;
     const esbuild = await import('esbuild');
-    await esbuild.build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile, logLevel: 'warning' });
-    process.once('exit', () => fs.rmSync(outfile, { force: true }));
+    const tmp = `${outfile}.tmp-${process.pid}.mjs`;
+    await esbuild.build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile: tmp, logLevel: 'warning' });
+    fs.renameSync(tmp, outfile);
     return outfile;
   })();
   return bundled;

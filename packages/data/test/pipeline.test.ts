@@ -122,6 +122,15 @@ describe('pipeline end to end', () => {
     expect(d.manifest!.totals).toEqual(JSON.parse(fs.readFileSync(path.join(ref, 'manifest.json'), 'utf8')).totals);
   });
 
+  it('two worker threads give the same documents and shards as one', async () => {
+    const ref = path.join(dir, 'o-ref');
+    const out = path.join(dir, 'o-workers');
+    const r = await runPipeline({ inputs: [clean], output: out, units: 3 }, { ...quiet, workers: 2 });
+    expect(r.ran.process).toEqual([0, 1, 2]);
+    expect(allTokens(out)).toEqual(allTokens(ref));
+    expect(r.manifest!.stages).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'extract', in: N + 3 })]));
+  });
+
   it('refuses to resume with different inputs', async () => {
     const out = path.join(dir, 'o-clean');
     await expect(runPipeline({ inputs: [bad], output: out }, quiet)).rejects.toThrow(/inputs differ/);

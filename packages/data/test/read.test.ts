@@ -75,3 +75,24 @@ describe('text, JSONL readers', () => {
     expect(items.map((x) => x.body)).toEqual(['one\nmore', 'two']);
   });
 });
+
+describe('parquet reader (FineWeb layout)', () => {
+  it('reads text, id, url and metadata columns across row groups', async () => {
+    const { parquetWriteBuffer } = await import('hyparquet-writer');
+    const n = 25;
+    const buf = parquetWriteBuffer({
+      columnData: [
+        { name: 'text', data: Array.from({ length: n }, (_, i) => `document number ${i}`), type: 'STRING' },
+        { name: 'id', data: Array.from({ length: n }, (_, i) => `<urn:uuid:${i}>`), type: 'STRING' },
+        { name: 'url', data: Array.from({ length: n }, (_, i) => `https://site${i}.example/`), type: 'STRING' },
+        { name: 'language_score', data: Array.from({ length: n }, () => 0.9), type: 'DOUBLE' },
+      ],
+      rowGroupSize: 10,
+    });
+    const f = path.join(tmpDir(), 'x.parquet');
+    fs.writeFileSync(f, Buffer.from(buf));
+    const items = good(await collect(f));
+    expect(items).toHaveLength(n);
+    expect(items[24]).toMatchObject({ id: '<urn:uuid:24>', url: 'https://site24.example/', kind: 'text', body: 'document number 24', meta: { language_score: 0.9 } });
+  });
+});
