@@ -40,6 +40,7 @@ export function taskFromEnv(index: number | undefined, count: number | undefined
   return { taskIndex, taskCount };
 }
 
+const CORPORA = ['htmlpages', 'sotu', 'moby-dick'];
 const int = (v: string) => { const n = Number.parseInt(v, 10); if (Number.isNaN(n)) throw new Error(`not an integer: ${v}`); return n; };
 
 export function register(program: Command): void {
@@ -48,7 +49,7 @@ export function register(program: Command): void {
   data.command('run')
     .description('run the pipeline (all steps this task can run; re-running resumes)')
     .option('--config <file>', 'pipeline.json (PipelineConfig); flags override it')
-    .option('-i, --input <paths...>', 'input files or directories (default: the embedded htmlparser-benchmark WARC.gz)')
+    .option('-i, --input <paths...>', 'input files or directories, or corpus names htmlpages | sotu | moby-dick (default: htmlpages)')
     .option('-o, --output <dir>', 'output directory (default out/data)')
     .option('--workers <n>', 'worker threads for the process step', int, 1)
     .option('--task-index <i>', 'this task (default $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX or 0)', int)
@@ -66,6 +67,8 @@ export function register(program: Command): void {
     .action(async (o) => {
       const cfg: PipelineConfig = o.config ? JSON.parse(fs.readFileSync(o.config, 'utf8')) : { inputs: [], output: o.output };
       if (o.input) cfg.inputs = o.input;
+      // Corpus names stand for the cached corpora (fetched on first use).
+      cfg.inputs = await Promise.all((cfg.inputs ?? []).map(async (i) => (CORPORA.includes(i) && !fs.existsSync(i) ? ensureCorpus(i as CorpusName) : i)));
       if (!cfg.inputs || cfg.inputs.length === 0) cfg.inputs = [await ensureCorpus('htmlpages')];
       cfg.output = o.output ?? cfg.output ?? 'out/data';
       if (o.units) cfg.units = o.units;
@@ -105,7 +108,7 @@ export function register(program: Command): void {
     .description('fetch and cache a corpus (sotu, moby-dick, htmlpages); prints its path')
     .argument('<name>', 'sotu | moby-dick | htmlpages')
     .action(async (name: string) => {
-      if (!['sotu', 'moby-dick', 'htmlpages'].includes(name)) throw new Error(`unknown corpus ${name}`);
+      if (!CORPORA.includes(name)) throw new Error(`unknown corpus ${name}`);
       process.stdout.write((await ensureCorpus(name as CorpusName)) + '\n');
     });
 

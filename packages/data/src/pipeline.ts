@@ -423,7 +423,8 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       const prog = new Progress('tokenize', log);
       for (const u of todo) {
         const r = await tokenizeUnit(plan, out, u, opts.tokenizer);
-        prog.tick(0, r.stats[r.stats.length - 1].in);
+        const last = r.stats[r.stats.length - 1];
+        prog.tick(last.bytes, last.in);
         note(ran, 'tokenize', u);
       }
       prog.print(true);
