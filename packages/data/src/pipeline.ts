@@ -120,6 +120,8 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   const readSt = newStats('read');
   const urlSt = newStats('url_filter');
   const extSt = newStats('extract');
+  // Time spent on MinHash signatures; merged into the 'dedup' row, whose counts come from the tokenize step.
+  const sigSt = newStats('dedup');
   const stages = buildStages(c);
   const stageStats = stages.map((s) => newStats(s.name));
   const urlFilter = c.urlFilter === false ? null : new UrlFilter(c.urlFilter || {});
@@ -173,7 +175,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
           if (r.keep) { st.kept++; doc = r.doc; } else { countRemoved(st, r.reason); doc = null; }
         }
         if (doc) {
-          if (sigs) sigs.add(outIndex, doc.text);
+          if (sigs) { const t = now(); sigs.add(outIndex, doc.text); sigSt.seconds += now() - t; sigSt.bytes += doc.text.length; }
           pending.push(JSON.stringify({ id: doc.id, url: doc.url, text: doc.text, meta: doc.meta }) + '\n');
           pendingBytes += doc.text.length;
           if (pendingBytes > 1 << 20) flush();
@@ -190,7 +192,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   }
   if (sigs) sigs.finish();
   fs.renameSync(tmp, docsFile);
-  const stats = [readSt, ...(urlFilter ? [urlSt] : []), extSt, ...stageStats];
+  const stats = [readSt, ...(urlFilter ? [urlSt] : []), extSt, ...stageStats, ...(sigs ? [sigSt] : [])];
   writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, stats }, null, 1));
   markDone(out, 'process', unit);
   return { unit, stats, docsOut: outIndex };
@@ -219,7 +221,7 @@ export async function tokenizeUnit(plan: Plan, out: string, unit: number, enc: T
   try {
     for await (const doc of readDocs(path.join(out, 'filtered', `${pad(unit)}.jsonl`))) {
       const idx = i++;
-      dedupSt.in++; dedupSt.bytes += doc.text.length;
+      dedupSt.in++;
       const why = remove.get(idx);
       if (why) { countRemoved(dedupSt, why); continue; }
       dedupSt.kept++;
