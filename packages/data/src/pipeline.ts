@@ -422,6 +422,13 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     mine.filter((u) => isDone(out, 'tokenize', u)).forEach((u) => note(skipped, 'tokenize', u));
     if (todo.length) {
       if (!opts.tokenizer) throw new Error('the tokenize step needs a tokenizer');
+      // Every unit of one output must use the same tokenizer.
+      const tokFile = path.join(out, 'tokenizer.json');
+      const desc = { name: opts.tokenizer.name, nVocab: opts.tokenizer.nVocab, eotToken: opts.tokenizer.eotToken };
+      if (fs.existsSync(tokFile)) {
+        const prev = JSON.parse(fs.readFileSync(tokFile, 'utf8'));
+        if (JSON.stringify(prev) !== JSON.stringify(desc)) throw new Error(`${out} was tokenized with ${JSON.stringify(prev)}; got ${JSON.stringify(desc)}. Use a new --output or the same tokenizer`);
+      } else writeAtomic(tokFile, JSON.stringify(desc));
       const prog = new Progress('tokenize', log);
       for (const u of todo) {
         const r = await tokenizeUnit(plan, out, u, opts.tokenizer);

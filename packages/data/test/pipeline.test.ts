@@ -131,8 +131,10 @@ describe('pipeline end to end', () => {
     expect(r.manifest!.stages).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'extract', in: N + 3 })]));
   });
 
-  it('refuses to resume with different inputs', async () => {
+  it('refuses to resume with different inputs or a different tokenizer', async () => {
     const out = path.join(dir, 'o-clean');
     await expect(runPipeline({ inputs: [bad], output: out }, quiet)).rejects.toThrow(/inputs differ/);
+    fs.rmSync(path.join(out, 'done', 'tokenize.00000'));
+    await expect(runPipeline({ inputs: [clean], output: out }, { ...quiet, tokenizer: { ...byteEncoder, name: 'other' } })).rejects.toThrow(/was tokenized with/);
   });
 });
