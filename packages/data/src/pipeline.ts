@@ -134,16 +134,14 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   let pendingBytes = 0;
   const flush = () => { if (pending.length) { fs.writeSync(fd, pending.join('')); pending = []; pendingBytes = 0; } };
   let outIndex = 0;
-  let global = 0;
   const now = () => performance.now() / 1000;
   try {
     for (let fi = 0; fi < plan.files.length; fi++) {
       if (byFile && fi % plan.units !== unit) continue;
+      // One file shared by several units: item p of file fi belongs to unit (fi + p) mod units.
+      const select = byFile ? undefined : (p: number) => (fi + p) % plan.units === unit;
       let t0 = now();
-      for await (const item of readFile(plan.files[fi], c.read)) {
-        const mine = byFile || global % plan.units === unit;
-        global++;
-        if (!mine) { t0 = now(); continue; }
+      for await (const item of readFile(plan.files[fi], { ...c.read, select })) {
         readSt.in++;
         readSt.seconds += now() - t0;
         if ('error' in item) { countRemoved(readSt, item.error); onDoc?.(0); t0 = now(); continue; }

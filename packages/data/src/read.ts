@@ -22,6 +22,12 @@ export type ReadItem = RawRecord | { error: string; id: string; detail?: string 
 export interface ReadOptions {
   /** Records whose body is larger than this are skipped with reason `too_large` (default 10 MB). */
   maxRecordBytes?: number;
+  /**
+   * Reads only the items whose position passes this test (gzip member in a WARC.gz, record in a WARC, line in JSONL
+   * or text documents, row in parquet); the others are skipped without being parsed. Used to split one file between
+   * work units.
+   */
+  select?: (position: number) => boolean;
 }
 const DEFAULT_MAX = 10 * 1024 * 1024;
 
@@ -38,9 +44,9 @@ export async function* readFile(file: string, opts: ReadOptions = {}): AsyncGene
   switch (inputFormat(file)) {
     case 'warc.gz': yield* readWarcGz(file, opts); break;
     case 'warc': yield* readWarc(file, opts); break;
-    case 'jsonl': yield* readJsonl(file); break;
-    case 'parquet': yield* readParquet(file); break;
-    default: yield* readText(file);
+    case 'jsonl': yield* readJsonl(file, opts); break;
+    case 'parquet': yield* readParquet(file, opts); break;
+    default: yield* readText(file, opts);
   }
 }
 
@@ -71,7 +77,7 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
   const size = fs.fstatSync(fd).size;
   const maxWindow = Math.max(2 * maxBytes, 1 << 20);
   let pos = 0;
-  let index = 0;
+  let member0 = 0;
   // After a bad member, failures at candidate offsets found by resync belong to the same damage: not recounted.
   let resyncing = false;
   const read = (at: number, len: number): Buffer => {
@@ -99,6 +105,8 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
       let consumed = 0;
       let err: string | null = null;
       let detail = '';
+      const m = member0;
+      const selected = !opts.select || opts.select(m);
       for (;;) {
         const buf = read(pos, window);
         const hl = gzipHeaderLength(buf);
@@ -119,14 +127,20 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
         }
       }
       if (err !== null || member === null) {
-        if (!resyncing) yield { error: err ?? 'corrupt_gzip_member', id: `${base}#${index++}`, detail: `${detail} at byte ${pos}` };
+        if (!resyncing) {
+          member0++;
+          if (selected) yield { error: err ?? 'corrupt_gzip_member', id: `${base}#${m}`, detail: `${detail} at byte ${pos}` };
+        }
         resyncing = true;
         pos = resync(pos + 1);
         continue;
       }
       resyncing = false;
       pos += consumed;
-      yield* parseWarcBytes(member, base, () => index++, maxBytes);
+      member0++;
+      if (!selected) continue;
+      let k = 0;
+      yield* parseWarcBytes(member, base, () => (k++ === 0 ? `${m}` : `${m}.${k - 1}`), maxBytes);
     }
   } finally {
     fs.closeSync(fd);
@@ -134,7 +148,7 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
 }
 
 /** Parses the records in one decompressed chunk (normally one record) with warcio. */
-async function* parseWarcBytes(bytes: Uint8Array, base: string, nextIndex: () => number, maxBytes: number): AsyncGenerator<ReadItem> {
+async function* parseWarcBytes(bytes: Uint8Array, base: string, nextIndex: () => string, maxBytes: number): AsyncGenerator<ReadItem> {
   if (!startsWithWarc(bytes)) { yield { error: 'malformed_warc_header', id: `${base}#${nextIndex()}`, detail: 'record does not start with WARC/' }; return; }
   const parser = new WARCParser([bytes]);
   for (;;) {
@@ -186,17 +200,20 @@ export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGene
   const parser = new WARCParser(fs.createReadStream(file));
   let index = 0;
   for (;;) {
-    const id = `${base}#${index++}`;
+    const i = index++;
+    const id = `${base}#${i}`;
+    const selected = !opts.select || opts.select(i);
     let rec;
-    try { rec = await parser.parse(); } catch (e) { yield { error: 'malformed_warc_header', id, detail: (e as Error).message }; return; }
+    try { rec = await parser.parse(); } catch (e) { if (selected) yield { error: 'malformed_warc_header', id, detail: (e as Error).message }; return; }
     if (!rec) return;
+    if (!selected) continue;
     const item = await toRaw(rec, id, maxBytes);
     if (item) yield item;
   }
 }
 
 /** JSONL: one object per line with a `text` field (and optional `id`, `url`). */
-export async function* readJsonl(file: string): AsyncGenerator<ReadItem> {
+export async function* readJsonl(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const base = path.basename(file);
   let input: NodeJS.ReadableStream = fs.createReadStream(file);
   if (file.endsWith('.gz')) input = input.pipe(zlib.createGunzip());
@@ -204,7 +221,7 @@ export async function* readJsonl(file: string): AsyncGenerator<ReadItem> {
   let n = 0;
   for await (const line of rl) {
     const i = n++;
-    if (!line.trim()) continue;
+    if (!line.trim() || (opts.select && !opts.select(i))) continue;
     try {
       const o = JSON.parse(line) as Record<string, unknown>;
       if (typeof o.text !== 'string') { yield { error: 'no_text_field', id: `${base}#${i}` }; continue; }
@@ -217,22 +234,29 @@ export async function* readJsonl(file: string): AsyncGenerator<ReadItem> {
 }
 
 /** Plain text: documents separated by a line holding only `<|endoftext|>` or by form feeds; else the whole file. */
-export async function* readText(file: string): AsyncGenerator<ReadItem> {
+export async function* readText(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const base = path.basename(file);
   const rl = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
   let cur: string[] = [];
   let n = 0;
+  const emit = (): ReadItem | null => {
+    if (!cur.join('').trim()) return null;
+    const i = n++;
+    return opts.select && !opts.select(i) ? null : { id: `${base}#${i}`, kind: 'text', body: cur.join('\n') };
+  };
   for await (const line of rl) {
     if (line.trim() === '<|endoftext|>' || line === '\f') {
-      if (cur.join('').trim()) yield { id: `${base}#${n++}`, kind: 'text', body: cur.join('\n') };
+      const d = emit();
+      if (d) yield d;
       cur = [];
     } else cur.push(line);
   }
-  if (cur.join('').trim()) yield { id: `${base}#${n++}`, kind: 'text', body: cur.join('\n') };
+  const d = emit();
+  if (d) yield d;
 }
 
 /** FineWeb-style parquet (columns text, id, url, ...), one row group at a time. */
-export async function* readParquet(file: string): AsyncGenerator<ReadItem> {
+export async function* readParquet(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
   const base = path.basename(file);
   const buf = await asyncBufferFromFile(file);
@@ -244,6 +268,7 @@ export async function* readParquet(file: string): AsyncGenerator<ReadItem> {
     const end = start + Number(rg.num_rows);
     const rows = await parquetReadObjects({ file: buf, metadata, rowStart: start, rowEnd: end, columns });
     for (let i = 0; i < rows.length; i++) {
+      if (opts.select && !opts.select(start + i)) continue;
       const r = rows[i] as Record<string, unknown>;
       const id = r.id != null ? String(r.id) : `${base}#${start + i}`;
       if (typeof r.text !== 'string') { yield { error: 'no_text_field', id }; continue; }

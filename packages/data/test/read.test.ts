@@ -47,6 +47,18 @@ describe('WARC.gz reader', () => {
     expect(errs.filter((e) => e === 'malformed_warc_header').length).toBeGreaterThanOrEqual(1);
   });
 
+  it('select splits a file between units without overlap or loss', async () => {
+    const d = tmpDir();
+    const out = path.join(d, 'x.warc.gz');
+    await packWarc(htmlBenchmarkFiles().slice(0, 9), out);
+    const all = good(await collect(out)).map((x) => x.url);
+    const even = good(await collect(out, { select: (p: number) => p % 2 === 0 })).map((x) => x.url);
+    const odd = good(await collect(out, { select: (p: number) => p % 2 === 1 })).map((x) => x.url);
+    expect(even.length).toBeGreaterThan(3);
+    expect(odd.length).toBeGreaterThan(3);
+    expect([...even, ...odd].sort()).toEqual([...all].sort());
+  });
+
   it('skips a 50 MB page as too_large without losing its neighbours', async () => {
     const d = tmpDir();
     const big = new Uint8Array(50 * 1024 * 1024).fill(0x61);
