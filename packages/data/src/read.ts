@@ -193,22 +193,67 @@ async function toRaw(rec: WarcRec, id: string, maxBytes: number): Promise<ReadIt
   return { id, url, kind: 'html', body, contentType: ct };
 }
 
-/** Uncompressed WARC: streamed through warcio; a malformed record ends the file (counted). */
+/**
+ * Uncompressed WARC: records are framed by their WARC header's Content-Length and parsed one at a time with warcio.
+ * A malformed header costs that record: the reader resynchronises on the next line starting with "WARC/1.".
+ */
 export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const maxBytes = opts.maxRecordBytes ?? DEFAULT_MAX;
   const base = path.basename(file);
-  const parser = new WARCParser(fs.createReadStream(file));
+  const fd = fs.openSync(file, 'r');
+  const size = fs.fstatSync(fd).size;
+  const read = (at: number, len: number): Buffer => {
+    const b = Buffer.allocUnsafe(Math.max(0, Math.min(len, size - at)));
+    let got = 0;
+    while (got < b.length) { const r = fs.readSync(fd, b, got, b.length - got, at + got); if (r === 0) break; got += r; }
+    return b.subarray(0, got);
+  };
+  const resync = (from: number): number => {
+    const chunk = 1 << 16;
+    for (let at = from; at < size; at += chunk - 8) {
+      const i = read(at, chunk).indexOf('\nWARC/1.');
+      if (i >= 0) return at + i + 1;
+    }
+    return size;
+  };
+  let pos = 0;
   let index = 0;
-  for (;;) {
-    const i = index++;
-    const id = `${base}#${i}`;
-    const selected = !opts.select || opts.select(i);
-    let rec;
-    try { rec = await parser.parse(); } catch (e) { if (selected) yield { error: 'malformed_warc_header', id, detail: (e as Error).message }; return; }
-    if (!rec) return;
-    if (!selected) continue;
-    const item = await toRaw(rec, id, maxBytes);
-    if (item) yield item;
+  let resyncing = false;
+  try {
+    while (pos < size) {
+      // skip blank lines between records
+      const head = read(pos, 1 << 16);
+      let skip = 0;
+      while (skip < head.length && (head[skip] === 0x0d || head[skip] === 0x0a)) skip++;
+      if (skip === head.length) break;
+      pos += skip;
+      const h = skip ? head.subarray(skip) : head;
+      const end = h.indexOf('\r\n\r\n');
+      const text = h.subarray(0, end < 0 ? Math.min(h.length, 200) : end).toString('latin1');
+      const len = /\r\ncontent-length:\s*(\d+)/i.exec(text);
+      const i = index;
+      if (!text.startsWith('WARC/') || end < 0 || !len) {
+        if (!resyncing) {
+          index++;
+          if (!opts.select || opts.select(i)) yield { error: 'malformed_warc_header', id: `${base}#${i}`, detail: `no valid WARC header at byte ${pos}` };
+        }
+        resyncing = true;
+        pos = resync(pos + 1);
+        continue;
+      }
+      resyncing = false;
+      index++;
+      const total = end + 4 + Number(len[1]);
+      const selected = !opts.select || opts.select(i);
+      if (selected && Number(len[1]) > maxBytes) yield { error: 'too_large', id: `${base}#${i}`, detail: `${len[1]} bytes` };
+      else if (selected) {
+        if (pos + total > size) yield { error: 'truncated_record', id: `${base}#${i}`, detail: `record at byte ${pos} needs ${total} bytes, file ends first` };
+        else yield* parseWarcBytes(read(pos, total + 4), base, () => String(i), maxBytes);
+      }
+      pos += total;
+    }
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -108,3 +108,17 @@ describe('parquet reader (FineWeb layout)', () => {
     expect(items[24]).toMatchObject({ id: '<urn:uuid:24>', url: 'https://site24.example/', kind: 'text', body: 'document number 24', meta: { language_score: 0.9 } });
   });
 });
+
+describe('uncompressed WARC reader', () => {
+  it('frames records by Content-Length and resynchronises after a malformed header', async () => {
+    const d = tmpDir();
+    const recs = await Promise.all([0, 1, 2].map((i) => warcMember(`http://u.example/${i}`, articleHtml(i))));
+    const plain = recs.map((r) => zlib.gunzipSync(r));
+    const garbage = Buffer.from('WARC/1.1\r\nWARC-Type: response\r\nno length here\r\n\r\nsome body bytes\r\n\r\n');
+    const f = path.join(d, 'x.warc');
+    fs.writeFileSync(f, Buffer.concat([plain[0], garbage, plain[1], Buffer.from('junk between records\n'), plain[2], plain[0].subarray(0, 900)]));
+    const items = await collect(f);
+    expect(good(items).map((x) => x.url)).toEqual(['http://u.example/0', 'http://u.example/1', 'http://u.example/2']);
+    expect(errors(items)).toEqual(['malformed_warc_header', 'malformed_warc_header', 'truncated_record']);
+  });
+});
