@@ -1,1 +1,16 @@
-export {};
+export * from './types.ts';
+export * from './read.ts';
+export * from './corpus.ts';
+export * from './extract.ts';
+export * from './urlfilter.ts';
+export * from './langid.ts';
+export * from './filters/text.ts';
+export * from './filters/gopher-repetition.ts';
+export * from './filters/gopher-quality.ts';
+export * from './filters/c4.ts';
+export * from './filters/fineweb.ts';
+export * from './dedup/minhash.ts';
+export * from './pii.ts';
+export * from './shards.ts';
+export * from './tokenize.ts';
+export { runPipeline, processUnit, tokenizeUnit, formatStatsTable, collectStats, STEPS, type PipelineConfig, type RunOptions, type Manifest, type Step } from './pipeline.ts';

@@ -1,0 +1,117 @@
+// Data pipeline throughput on the embedded htmlparser-benchmark pages: each stage alone, then end to end
+// (process + dedup + tokenize with the byte tokenizer) with 1 and 2 worker threads.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { BenchContext, BenchRow, BenchSuite } from '../../../bench/types.ts';
+import { BYTE_TOKENIZER } from './cli.ts';
+import { ensureCorpus } from './corpus.ts';
+import { MinHasher } from './dedup/minhash.ts';
+import { extractRecord } from './extract.ts';
+import { C4QualityFilter } from './filters/c4.ts';
+import { FineWebQualityFilter } from './filters/fineweb.ts';
+import { GopherQualityFilter } from './filters/gopher-quality.ts';
+import { GopherRepetitionFilter } from './filters/gopher-repetition.ts';
+import { LanguageFilter } from './langid.ts';
+import { PiiFormatter } from './pii.ts';
+import { readFile, type RawRecord } from './read.ts';
+import { runPipeline } from './pipeline.ts';
+import { tokenizeDocument } from './tokenize.ts';
+import type { Doc } from './types.ts';
+import { packWarc, htmlBenchmarkFiles } from './corpus.ts';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function timeIt(iters: number, fn: () => Promise<void> | void): Promise<number> {
+  const ts: number[] = [];
+  for (let i = 0; i < iters; i++) { const t = performance.now(); await fn(); ts.push(performance.now() - t); }
+  return median(ts);
+}
+
+const suite: BenchSuite = {
+  name: 'data pipeline (FineWeb recipe, CPU)',
+  async run(ctx: BenchContext): Promise<BenchRow[]> {
+    const rows: BenchRow[] = [];
+    const iters = ctx.quick ? 1 : 3;
+    const nPages = ctx.quick ? 60 : 258;
+    let warc = await ensureCorpus('htmlpages');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wgpt-data-bench-'));
+    if (ctx.quick) { warc = path.join(tmp, 'quick.warc.gz'); await packWarc(htmlBenchmarkFiles().slice(0, nPages), warc); }
+    const warcBytes = fs.statSync(warc).size;
+    const shape = `${nPages} pages, ${(warcBytes / 1e6).toFixed(1)} MB WARC.gz`;
+    const stage = (name: string, ms: number, docs: number, bytes: number, note?: string): BenchRow => ({
+      name, shape, medianMs: ms, rate: { value: Math.round((docs / ms) * 1000 * 10) / 10, unit: 'docs/s' }, check: 'n/a',
+      note: `${(bytes / 1e6 / (ms / 1000)).toFixed(2)} MB/s over ${docs} docs${note ? '; ' + note : ''}`,
+    });
+
+    // read
+    let raws: RawRecord[] = [];
+    const readMs = await timeIt(iters, async () => { raws = []; for await (const r of readFile(warc)) if (!('error' in r)) raws.push(r); });
+    const rawBytes = raws.reduce((s, r) => s + r.body.length, 0);
+    rows.push(stage('read WARC.gz (warcio, per-member inflate)', readMs, raws.length, warcBytes, 'MB/s of compressed input'));
+    // extraction
+    let docs: Doc[] = [];
+    const extMs = await timeIt(iters, () => { docs = []; for (const r of raws) { const v = extractRecord(r); if (v.keep) docs.push(v.doc); } });
+    rows.push(stage('extract (readability + linkedom)', extMs, raws.length, rawBytes, 'MB/s of HTML'));
+    const textBytes = (ds: Doc[]) => ds.reduce((s, d) => s + d.text.length, 0);
+    // language id
+    const lang = new LanguageFilter();
+    await lang.apply({ id: 'warm', text: 'warm up the model', meta: {} });
+    let en: Doc[] = [];
+    const langMs = await timeIt(iters, async () => { en = []; for (const d of docs) if ((await lang.apply({ ...d, meta: {} })).keep) en.push(d); });
+    rows.push(stage('language id (fastText lid.176)', langMs, docs.length, textBytes(docs)));
+    // filters, each on the docs reaching it
+    let cur = en;
+    for (const [name, f] of [
+      ['Gopher repetition', new GopherRepetitionFilter()],
+      ['Gopher quality', new GopherQualityFilter()],
+      ['C4 quality', new C4QualityFilter()],
+      ['FineWeb quality', new FineWebQualityFilter()],
+    ] as const) {
+      let kept: Doc[] = [];
+      const ms = await timeIt(iters, () => { kept = []; for (const d of cur) { const v = f.apply({ ...d }); if (v.keep) kept.push(v.doc); } });
+      rows.push(stage(`filter: ${name}`, ms, cur.length, textBytes(cur), `${cur.length - kept.length} removed`));
+      cur = kept;
+    }
+    const hasher = new MinHasher();
+    const mhMs = await timeIt(iters, () => { for (const d of cur) hasher.signature(d.text); });
+    rows.push(stage('MinHash signatures (5-grams, 14×8)', mhMs, cur.length, textBytes(cur)));
+    const pii = new PiiFormatter();
+    const piiMs = await timeIt(iters, () => { for (const d of cur) pii.format(d.text); });
+    rows.push(stage('PII (e-mail, IPv4)', piiMs, cur.length, textBytes(cur)));
+    const tokMs = await timeIt(iters, () => { for (const d of cur) tokenizeDocument(BYTE_TOKENIZER, d.text); });
+    rows.push(stage('tokenize (byte tokenizer, placeholder)', tokMs, cur.length, textBytes(cur)));
+
+    // end to end, 1 and 2 workers
+    const e2e: Record<number, { ms: number; kept: number }> = {};
+    for (const workers of [1, 2]) {
+      const times: number[] = [];
+      let kept = 0;
+      for (let i = 0; i < iters; i++) {
+        const out = path.join(tmp, `e2e-${workers}-${i}`);
+        const t = performance.now();
+        const r = await runPipeline({ inputs: [warc], output: out, units: workers }, { workers, tokenizer: BYTE_TOKENIZER, log: () => {} });
+        times.push(performance.now() - t);
+        kept = r.manifest!.totals.train.docs + r.manifest!.totals.val.docs;
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+      e2e[workers] = { ms: median(times), kept };
+      ctx.log(`end to end, ${workers} worker(s): ${median(times).toFixed(0)} ms, ${kept} docs kept`);
+    }
+    for (const w of [1, 2]) {
+      const { ms, kept } = e2e[w];
+      rows.push({
+        name: `end to end, ${w} worker${w > 1 ? 's' : ''} (read→filters→dedup→shards)`,
+        shape,
+        medianMs: ms,
+        rate: { value: Math.round((raws.length / ms) * 1000 * 10) / 10, unit: 'docs/s' },
+        ofBaseline: w === 2 ? { fraction: e2e[1].ms / ms, baseline: 'speed-up over 1 worker' } : undefined,
+        check: kept === e2e[1].kept ? 'pass' : 'fail',
+        note: `${(warcBytes / 1e6 / (ms / 1000)).toFixed(2)} MB/s of WARC.gz; ${kept} docs kept (same for 1 and 2 workers: ${kept === e2e[1].kept})`,
+      });
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+    return rows;
+  },
+};
+export default suite;

@@ -1,0 +1,448 @@
+// The FineWeb recipe as resumable steps over work units:
+//   process (read → URL filter → extraction → language → Gopher repetition → Gopher quality → C4 → FineWeb,
+//            + MinHash/exact signatures)  per unit
+//   dedup-buckets (per bucket) → dedup-cluster (once) → tokenize (dedup filter → PII → shards) per unit → manifest.
+// Every output is written to a temp name and renamed; a step's unit is done when its marker exists, so a re-run
+// skips finished units and redoes unfinished ones from scratch (never duplicating or losing a document).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { C4QualityFilter, type C4Options } from './filters/c4.ts';
+import { FineWebQualityFilter, type FineWebQualityOptions } from './filters/fineweb.ts';
+import { GopherQualityFilter, type GopherQualityOptions } from './filters/gopher-quality.ts';
+import { GopherRepetitionFilter, type GopherRepetitionOptions } from './filters/gopher-repetition.ts';
+import { MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter, type MinHashOptions, EXACT_BUCKET, findBucketDuplicates } from './dedup/minhash.ts';
+import { extractRecord, type ExtractOptions } from './extract.ts';
+import { LanguageFilter, type LangIdOptions } from './langid.ts';
+import { PiiFormatter, type PiiOptions } from './pii.ts';
+import { readFile, type ReadOptions } from './read.ts';
+import type { ShardInfo } from './shards.ts';
+import { ShardSink, type TokenEncoder } from './tokenize.ts';
+import { countRemoved, mergeStats, newStats, type Doc, type StageStats, type Verdict } from './types.ts';
+import { UrlFilter, type UrlFilterOptions } from './urlfilter.ts';
+
+export interface PipelineConfig {
+  /** Input files or directories (.warc.gz, .warc, .jsonl, .parquet, anything else read as text). */
+  inputs: string[];
+  /** Output directory. */
+  output: string;
+  /** Number of work units the input is split into; fixed at the first run (plan.json). Default: workers × taskCount. */
+  units?: number;
+  read?: ReadOptions;
+  urlFilter?: UrlFilterOptions | false;
+  extract?: ExtractOptions;
+  language?: LangIdOptions | false;
+  gopherRepetition?: GopherRepetitionOptions | false;
+  gopherQuality?: GopherQualityOptions | false;
+  c4?: C4Options | false;
+  fineweb?: FineWebQualityOptions | false;
+  dedup?: MinHashOptions | false;
+  pii?: PiiOptions | false;
+  tokenize?: { prefix?: string; valFraction?: number; shardTokens?: number };
+}
+
+export interface RunOptions {
+  workers?: number;
+  taskIndex?: number;
+  taskCount?: number;
+  /** Steps to run (default: all of them that this task can run). */
+  steps?: Step[];
+  /** Needed by the tokenize step. */
+  tokenizer?: TokenEncoder;
+  /** Progress lines (default: stderr). Pass () => {} to silence. */
+  log?: (line: string) => void;
+}
+
+export const STEPS = ['process', 'dedup-buckets', 'dedup-cluster', 'tokenize', 'manifest'] as const;
+export type Step = (typeof STEPS)[number];
+
+export interface Plan { units: number; files: string[]; config: PipelineConfig }
+
+const pad = (n: number) => String(n).padStart(5, '0');
+
+function writeAtomic(file: string, data: string | Uint8Array): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+export function expandInputs(inputs: string[]): string[] {
+  const out: string[] = [];
+  const walk = (p: string) => {
+    const st = fs.statSync(p);
+    if (st.isDirectory()) for (const e of fs.readdirSync(p).sort()) walk(path.join(p, e));
+    else out.push(path.resolve(p));
+  };
+  for (const i of inputs) walk(i);
+  return out;
+}
+
+/** Loads plan.json or creates it; a resumed run must use the same units and inputs. */
+export function loadOrCreatePlan(config: PipelineConfig, units: number): Plan {
+  const file = path.join(config.output, 'plan.json');
+  const files = expandInputs(config.inputs);
+  if (fs.existsSync(file)) {
+    const plan = JSON.parse(fs.readFileSync(file, 'utf8')) as Plan;
+    if (JSON.stringify(plan.files) !== JSON.stringify(files)) throw new Error(`${file}: the inputs differ from the ones this output was started with; use a new --output`);
+    return plan;
+  }
+  const plan: Plan = { units, files, config };
+  writeAtomic(file, JSON.stringify(plan, null, 2));
+  return plan;
+}
+
+const markerPath = (out: string, step: string, unit?: number) => path.join(out, 'done', unit === undefined ? step : `${step}.${pad(unit)}`);
+export const isDone = (out: string, step: string, unit?: number) => fs.existsSync(markerPath(out, step, unit));
+const markDone = (out: string, step: string, unit?: number) => writeAtomic(markerPath(out, step, unit), new Date().toISOString() + '\n');
+
+export const PROCESS_STAGES = ['read', 'url_filter', 'extract', 'language', 'gopher_repetition', 'gopher_quality', 'c4', 'fineweb_quality'] as const;
+
+type DocStage = { name: string; apply: (d: Doc) => Verdict | Promise<Verdict> };
+
+function buildStages(c: PipelineConfig): DocStage[] {
+  const s: DocStage[] = [];
+  if (c.language !== false) { const f = new LanguageFilter(c.language || {}); s.push({ name: 'language', apply: (d) => f.apply(d) }); }
+  if (c.gopherRepetition !== false) { const f = new GopherRepetitionFilter(c.gopherRepetition || {}); s.push({ name: 'gopher_repetition', apply: (d) => f.apply(d) }); }
+  if (c.gopherQuality !== false) { const f = new GopherQualityFilter(c.gopherQuality || {}); s.push({ name: 'gopher_quality', apply: (d) => f.apply(d) }); }
+  if (c.c4 !== false) { const f = new C4QualityFilter(c.c4 || {}); s.push({ name: 'c4', apply: (d) => f.apply(d) }); }
+  if (c.fineweb !== false) { const f = new FineWebQualityFilter(c.fineweb || {}); s.push({ name: 'fineweb_quality', apply: (d) => f.apply(d) }); }
+  return s;
+}
+
+export interface UnitResult { unit: number; stats: StageStats[]; docsOut: number }
+
+/** The process step for one unit. `onDoc` is called after each input record (progress). */
+export async function processUnit(plan: Plan, out: string, unit: number, onDoc?: (bytes: number) => void): Promise<UnitResult> {
+  const c = plan.config;
+  const byFile = plan.files.length >= plan.units;
+  const readSt = newStats('read');
+  const urlSt = newStats('url_filter');
+  const extSt = newStats('extract');
+  // Time spent on MinHash signatures; merged into the 'dedup' row, whose counts come from the tokenize step.
+  const sigSt = newStats('dedup');
+  const stages = buildStages(c);
+  const stageStats = stages.map((s) => newStats(s.name));
+  const urlFilter = c.urlFilter === false ? null : new UrlFilter(c.urlFilter || {});
+  const sigs = c.dedup === false ? null : new SignatureWriter(path.join(out, 'dedup', 'sigs'), unit, new MinHasher(c.dedup || {}));
+  const docsFile = path.join(out, 'filtered', `${pad(unit)}.jsonl`);
+  fs.mkdirSync(path.dirname(docsFile), { recursive: true });
+  const tmp = `${docsFile}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  let pending: string[] = [];
+  let pendingBytes = 0;
+  const flush = () => { if (pending.length) { fs.writeSync(fd, pending.join('')); pending = []; pendingBytes = 0; } };
+  let outIndex = 0;
+  const now = () => performance.now() / 1000;
+  try {
+    for (let fi = 0; fi < plan.files.length; fi++) {
+      if (byFile && fi % plan.units !== unit) continue;
+      // One file shared by several units: item p of file fi belongs to unit (fi + p) mod units.
+      const select = byFile ? undefined : (p: number) => (fi + p) % plan.units === unit;
+      let t0 = now();
+      for await (const item of readFile(plan.files[fi], { ...c.read, select })) {
+        readSt.in++;
+        readSt.seconds += now() - t0;
+        if ('error' in item) { countRemoved(readSt, item.error); onDoc?.(0); t0 = now(); continue; }
+        readSt.kept++;
+        const size = typeof item.body === 'string' ? item.body.length : item.body.length;
+        readSt.bytes += size;
+        // URL filter (before extraction: it needs only the URL)
+        if (urlFilter) {
+          const ts = now();
+          urlSt.in++; urlSt.bytes += size;
+          const r = urlFilter.check(item.url);
+          urlSt.seconds += now() - ts;
+          if (r) { countRemoved(urlSt, r); onDoc?.(size); t0 = now(); continue; }
+          urlSt.kept++;
+        }
+        let ts = now();
+        extSt.in++; extSt.bytes += size;
+        const v = extractRecord(item, c.extract);
+        extSt.seconds += now() - ts;
+        if (!v.keep) { countRemoved(extSt, v.reason); onDoc?.(size); t0 = now(); continue; }
+        extSt.kept++;
+        let doc: Doc | null = v.doc;
+        for (let i = 0; i < stages.length && doc; i++) {
+          const st = stageStats[i];
+          ts = now();
+          st.in++; st.bytes += doc.text.length;
+          const r = await stages[i].apply(doc);
+          st.seconds += now() - ts;
+          if (r.keep) { st.kept++; doc = r.doc; } else { countRemoved(st, r.reason); doc = null; }
+        }
+        if (doc) {
+          if (sigs) { const t = now(); sigs.add(outIndex, doc.text); sigSt.seconds += now() - t; sigSt.bytes += doc.text.length; }
+          pending.push(JSON.stringify({ id: doc.id, url: doc.url, text: doc.text, meta: doc.meta }) + '\n');
+          pendingBytes += doc.text.length;
+          if (pendingBytes > 1 << 20) flush();
+          outIndex++;
+        }
+        onDoc?.(size);
+        t0 = now();
+      }
+    }
+    flush();
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (sigs) sigs.finish();
+  fs.renameSync(tmp, docsFile);
+  const stats = [readSt, ...(urlFilter ? [urlSt] : []), extSt, ...stageStats, ...(sigs ? [sigSt] : [])];
+  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, stats }, null, 1));
+  markDone(out, 'process', unit);
+  return { unit, stats, docsOut: outIndex };
+}
+
+async function* readDocs(file: string): AsyncGenerator<Doc> {
+  const rl = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  for await (const line of rl) if (line) yield JSON.parse(line) as Doc;
+}
+
+/** The tokenize step for one unit: drop dedup removals, PII, shards. */
+export async function tokenizeUnit(plan: Plan, out: string, unit: number, enc: TokenEncoder): Promise<{ stats: StageStats[]; shards: ShardInfo[] }> {
+  const c = plan.config;
+  const shardDir = path.join(out, 'shards');
+  const prefix = c.tokenize?.prefix ?? 'wgpt';
+  // An interrupted earlier attempt may have left complete shards of this unit: remove them before rewriting.
+  if (fs.existsSync(shardDir)) for (const f of fs.readdirSync(shardDir)) if (new RegExp(`^${prefix}_(train|val)_${pad(unit)}_`).test(f)) fs.rmSync(path.join(shardDir, f));
+  const remove = c.dedup === false ? new Map<number, string>() : readRemoveList(path.join(out, 'dedup', 'remove'), unit);
+  const dedupSt = newStats('dedup');
+  const piiSt = newStats('pii');
+  const tokSt = newStats('tokenize');
+  const pii = c.pii === false ? null : new PiiFormatter(c.pii || {});
+  const sink = new ShardSink(enc, { dir: shardDir, prefix, part: unit, valFraction: c.tokenize?.valFraction, shardTokens: c.tokenize?.shardTokens });
+  let i = 0;
+  const now = () => performance.now() / 1000;
+  try {
+    for await (const doc of readDocs(path.join(out, 'filtered', `${pad(unit)}.jsonl`))) {
+      const idx = i++;
+      dedupSt.in++;
+      const why = remove.get(idx);
+      if (why) { countRemoved(dedupSt, why); continue; }
+      dedupSt.kept++;
+      if (pii) {
+        const t = now();
+        piiSt.in++; piiSt.bytes += doc.text.length;
+        pii.apply(doc);
+        piiSt.kept++;
+        piiSt.seconds += now() - t;
+      }
+      const t = now();
+      tokSt.in++; tokSt.bytes += doc.text.length;
+      sink.add(doc);
+      tokSt.kept++;
+      tokSt.seconds += now() - t;
+    }
+  } catch (e) {
+    sink.abort();
+    throw e;
+  }
+  const shards = sink.close();
+  const stats = [...(c.dedup === false ? [] : [dedupSt]), ...(pii ? [{ ...piiSt, replaced: { ...pii.counts } }] : []), { ...tokSt, tokens: sink.counts }];
+  writeAtomic(path.join(out, 'stats', 'tokenize', `${pad(unit)}.json`), JSON.stringify({ unit, stats, shards }, null, 1));
+  markDone(out, 'tokenize', unit);
+  return { stats, shards };
+}
+
+export interface Manifest {
+  tokenizer: { name: string; nVocab: number; eotToken: number };
+  format: { magic: number; version: number; dtype: 'uint16' | 'uint32'; headerBytes: 1024 };
+  units: number;
+  inputs: string[];
+  totals: { train: { docs: number; tokens: number; shards: number }; val: { docs: number; tokens: number; shards: number } };
+  shards: ShardInfo[];
+  stages: StageStats[];
+  dedup?: { clusters: number; removed: number; exact: number };
+  createdAt: string;
+}
+
+/** Merges per-unit stats into one list, stage by stage, in pipeline order. */
+export function collectStats(out: string, units: number): StageStats[] {
+  const merged = new Map<string, StageStats>();
+  for (const step of ['process', 'tokenize']) {
+    for (let u = 0; u < units; u++) {
+      const f = path.join(out, 'stats', step, `${pad(u)}.json`);
+      if (!fs.existsSync(f)) continue;
+      const { stats } = JSON.parse(fs.readFileSync(f, 'utf8')) as { stats: (StageStats & Record<string, unknown>)[] };
+      for (const s of stats) {
+        const m = merged.get(s.name);
+        if (!m) { merged.set(s.name, JSON.parse(JSON.stringify(s))); continue; }
+        mergeStats(m, s);
+        for (const extra of ['replaced', 'tokens'] as const) {
+          const a = (m as unknown as Record<string, unknown>)[extra], b = s[extra];
+          if (a && b && typeof a === 'object') sumInto(a as Record<string, unknown>, b as Record<string, unknown>);
+        }
+      }
+    }
+  }
+  return [...merged.values()];
+}
+
+function sumInto(a: Record<string, unknown>, b: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(b)) {
+    if (typeof v === 'number') a[k] = ((a[k] as number) ?? 0) + v;
+    else if (v && typeof v === 'object') { a[k] ??= {}; sumInto(a[k] as Record<string, unknown>, v as Record<string, unknown>); }
+  }
+}
+
+/** The readable stats table: one row per stage, then removal reasons. */
+export function formatStatsTable(stages: StageStats[]): string {
+  const rows: string[][] = [['stage', 'in', 'kept', 'removed', 'docs/s', 'MB/s', 'removed by']];
+  for (const s of stages) {
+    const rem = Object.entries(s.removed).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+    const rate = s.seconds > 0 ? (s.in / s.seconds).toFixed(0) : '-';
+    const mbs = s.seconds > 0 ? (s.bytes / 1e6 / s.seconds).toFixed(1) : '-';
+    rows.push([s.name, String(s.in), String(s.kept), String(s.in - s.kept), rate, mbs, rem]);
+  }
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r, ri) => {
+    const line = r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+    return ri === 0 ? `${line}\n${'-'.repeat(Math.min(line.length, 100))}` : line;
+  }).join('\n');
+}
+
+function writeManifest(plan: Plan, out: string, enc: TokenEncoder): Manifest {
+  const shards: ShardInfo[] = [];
+  for (let u = 0; u < plan.units; u++) {
+    const f = path.join(out, 'stats', 'tokenize', `${pad(u)}.json`);
+    shards.push(...(JSON.parse(fs.readFileSync(f, 'utf8')) as { shards: ShardInfo[] }).shards);
+  }
+  const stages = collectStats(out, plan.units);
+  const tot = (split: string) => {
+    const s = shards.filter((x) => x.split === split);
+    return { docs: s.reduce((a, x) => a + x.docs, 0), tokens: s.reduce((a, x) => a + x.tokens, 0), shards: s.length };
+  };
+  const clusterFile = path.join(out, 'dedup', 'cluster.json');
+  const u16 = enc.nVocab <= 65536;
+  const m: Manifest = {
+    tokenizer: { name: enc.name, nVocab: enc.nVocab, eotToken: enc.eotToken },
+    format: { magic: 20240520, version: u16 ? 1 : 2, dtype: u16 ? 'uint16' : 'uint32', headerBytes: 1024 },
+    units: plan.units,
+    inputs: plan.files,
+    totals: { train: tot('train'), val: tot('val') },
+    shards,
+    stages,
+    dedup: fs.existsSync(clusterFile) ? JSON.parse(fs.readFileSync(clusterFile, 'utf8')) : undefined,
+    createdAt: new Date().toISOString(),
+  };
+  writeAtomic(path.join(out, 'manifest.json'), JSON.stringify(m, null, 2));
+  writeAtomic(path.join(out, 'stats.json'), JSON.stringify(stages, null, 2));
+  writeAtomic(path.join(out, 'stats.txt'), formatStatsTable(stages) + '\n');
+  return m;
+}
+
+class Progress {
+  private docs = 0;
+  private bytes = 0;
+  private last = 0;
+  private readonly t0 = performance.now();
+  constructor(readonly step: string, readonly log: (l: string) => void) {}
+  tick(bytes: number, n = 1): void {
+    this.docs += n;
+    this.bytes += bytes;
+    const t = performance.now();
+    if (t - this.last > 1000) { this.last = t; this.print(); }
+  }
+  print(final = false): void {
+    const s = (performance.now() - this.t0) / 1000;
+    this.log(`[data] ${this.step}: ${this.docs} docs, ${(this.docs / s).toFixed(1)} docs/s, ${(this.bytes / 1e6 / s).toFixed(2)} MB/s${final ? `, ${s.toFixed(1)} s` : ''}`);
+  }
+}
+
+export interface RunResult { plan: Plan; manifest?: Manifest; ran: Record<string, number[]>; skipped: Record<string, number[]> }
+
+/** Runs the pipeline steps this task owns, skipping work whose completion marker exists. */
+export async function runPipeline(config: PipelineConfig, opts: RunOptions = {}): Promise<RunResult> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const workers = Math.max(1, opts.workers ?? 1);
+  const taskCount = Math.max(1, opts.taskCount ?? 1);
+  const taskIndex = opts.taskIndex ?? 0;
+  if (taskIndex < 0 || taskIndex >= taskCount) throw new Error(`task index ${taskIndex} is outside 0..${taskCount - 1}`);
+  fs.mkdirSync(config.output, { recursive: true });
+  const plan = loadOrCreatePlan(config, config.units ?? workers * taskCount);
+  const out = config.output;
+  const steps = new Set(opts.steps ?? STEPS);
+  const mine = Array.from({ length: plan.units }, (_, u) => u).filter((u) => u % taskCount === taskIndex);
+  const ran: Record<string, number[]> = {};
+  const skipped: Record<string, number[]> = {};
+  const note = (rec: Record<string, number[]>, step: string, u: number) => (rec[step] ??= []).push(u);
+  const allDone = (step: string) => Array.from({ length: plan.units }, (_, u) => u).every((u) => isDone(out, step, u));
+
+  if (steps.has('process')) {
+    const todo = mine.filter((u) => { if (isDone(out, 'process', u)) { note(skipped, 'process', u); return false; } return true; });
+    if (todo.length) {
+      const prog = new Progress('process', log);
+      if (workers > 1 && todo.length > 1) {
+        const { runUnitsInWorkers } = await import('./workers.ts');
+        await runUnitsInWorkers(plan, out, todo, workers, (bytes) => prog.tick(bytes));
+      } else {
+        for (const u of todo) await processUnit(plan, out, u, (b) => prog.tick(b));
+      }
+      prog.print(true);
+      for (const u of todo) note(ran, 'process', u);
+    }
+  }
+  const dedup = plan.config.dedup !== false;
+  if (dedup && steps.has('dedup-buckets') && allDone('process')) {
+    const sigDir = path.join(out, 'dedup', 'sigs');
+    const buckets = fs.readdirSync(sigDir).filter((d) => d.startsWith('bucket_')).sort();
+    buckets.forEach((b, i) => {
+      if (i % taskCount !== taskIndex) return;
+      const pairsFile = path.join(out, 'dedup', 'pairs', `${b}.pairs`);
+      if (fs.existsSync(pairsFile)) { note(skipped, 'dedup-buckets', i); return; }
+      const pairs = findBucketDuplicates(path.join(sigDir, b));
+      writeAtomic(pairsFile, new Uint8Array(Uint32Array.from(pairs.flat()).buffer));
+      note(ran, 'dedup-buckets', i);
+    });
+  }
+  const bucketsDone = () => {
+    const sigDir = path.join(out, 'dedup', 'sigs');
+    if (!fs.existsSync(sigDir)) return false;
+    const buckets = fs.readdirSync(sigDir).filter((d) => d.startsWith('bucket_'));
+    return buckets.length > 0 && buckets.every((b) => fs.existsSync(path.join(out, 'dedup', 'pairs', `${b}.pairs`)));
+  };
+  if (dedup && steps.has('dedup-cluster') && taskIndex === 0 && allDone('process') && bucketsDone()) {
+    if (isDone(out, 'dedup-cluster')) note(skipped, 'dedup-cluster', 0);
+    else {
+      const r = runClusterStep(path.join(out, 'dedup', 'pairs'), path.join(out, 'dedup', 'remove'), plan.units);
+      writeAtomic(path.join(out, 'dedup', 'cluster.json'), JSON.stringify(r));
+      markDone(out, 'dedup-cluster');
+      log(`[data] dedup: ${r.clusters} clusters, ${r.removed} duplicates removed (${r.exact} exact)`);
+      note(ran, 'dedup-cluster', 0);
+    }
+  }
+  const clusterReady = !dedup || isDone(out, 'dedup-cluster');
+  if (steps.has('tokenize') && clusterReady) {
+    const todo = mine.filter((u) => isDone(out, 'process', u) && !isDone(out, 'tokenize', u));
+    mine.filter((u) => isDone(out, 'tokenize', u)).forEach((u) => note(skipped, 'tokenize', u));
+    if (todo.length) {
+      if (!opts.tokenizer) throw new Error('the tokenize step needs a tokenizer');
+      // Every unit of one output must use the same tokenizer.
+      const tokFile = path.join(out, 'tokenizer.json');
+      const desc = { name: opts.tokenizer.name, nVocab: opts.tokenizer.nVocab, eotToken: opts.tokenizer.eotToken };
+      if (fs.existsSync(tokFile)) {
+        const prev = JSON.parse(fs.readFileSync(tokFile, 'utf8'));
+        if (JSON.stringify(prev) !== JSON.stringify(desc)) throw new Error(`${out} was tokenized with ${JSON.stringify(prev)}; got ${JSON.stringify(desc)}. Use a new --output or the same tokenizer`);
+      } else writeAtomic(tokFile, JSON.stringify(desc));
+      const prog = new Progress('tokenize', log);
+      for (const u of todo) {
+        const r = await tokenizeUnit(plan, out, u, opts.tokenizer);
+        const last = r.stats[r.stats.length - 1];
+        prog.tick(last.bytes, last.in);
+        note(ran, 'tokenize', u);
+      }
+      prog.print(true);
+    }
+  }
+  let manifest: Manifest | undefined;
+  if (steps.has('manifest') && allDone('tokenize')) {
+    if (!opts.tokenizer) throw new Error('the manifest step needs the tokenizer description');
+    manifest = writeManifest(plan, out, opts.tokenizer);
+  }
+  return { plan, manifest, ran, skipped };
+}
+
+export { runBucketStep, EXACT_BUCKET };

@@ -1,0 +1,325 @@
+// Stage 1: readers. Each yields raw records lazily (constant memory in the number of records) and reports
+// unreadable input as `{ error }` items so the caller can count them per reason and carry on.
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import zlib from 'node:zlib';
+import { WARCParser } from 'warcio';
+
+/** A raw record before extraction: HTML (from WARC) or text (from txt/jsonl/parquet). */
+export interface RawRecord {
+  id: string;
+  url?: string;
+  /** 'html' needs extraction; 'text' is already plain text. */
+  kind: 'html' | 'text';
+  /** Undecoded body for HTML (charset is resolved by the extractor); string for text. */
+  body: Uint8Array | string;
+  contentType?: string;
+  meta?: Record<string, unknown>;
+}
+export type ReadItem = RawRecord | { error: string; id: string; detail?: string };
+
+export interface ReadOptions {
+  /** Records whose body is larger than this are skipped with reason `too_large` (default 10 MB). */
+  maxRecordBytes?: number;
+  /**
+   * Reads only the items whose position passes this test (gzip member in a WARC.gz, record in a WARC, line in JSONL
+   * or text documents, row in parquet); the others are skipped without being parsed. Used to split one file between
+   * work units.
+   */
+  select?: (position: number) => boolean;
+}
+const DEFAULT_MAX = 10 * 1024 * 1024;
+
+export function inputFormat(file: string): 'warc.gz' | 'warc' | 'jsonl' | 'parquet' | 'txt' {
+  const f = file.toLowerCase();
+  if (f.endsWith('.warc.gz') || f.endsWith('.arc.gz')) return 'warc.gz';
+  if (f.endsWith('.warc')) return 'warc';
+  if (f.endsWith('.jsonl') || f.endsWith('.jsonl.gz') || f.endsWith('.ndjson')) return 'jsonl';
+  if (f.endsWith('.parquet')) return 'parquet';
+  return 'txt';
+}
+
+export async function* readFile(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
+  switch (inputFormat(file)) {
+    case 'warc.gz': yield* readWarcGz(file, opts); break;
+    case 'warc': yield* readWarc(file, opts); break;
+    case 'jsonl': yield* readJsonl(file, opts); break;
+    case 'parquet': yield* readParquet(file, opts); break;
+    default: yield* readText(file, opts);
+  }
+}
+
+const GZ_MAGIC0 = 0x1f, GZ_MAGIC1 = 0x8b;
+
+/** Length of a gzip member header at buf[0..], or -1 if not a header, or 0 if more bytes are needed. */
+function gzipHeaderLength(buf: Uint8Array): number {
+  if (buf.length < 10) return 0;
+  if (buf[0] !== GZ_MAGIC0 || buf[1] !== GZ_MAGIC1 || buf[2] !== 8 || (buf[3] & 0xe0) !== 0) return -1;
+  const flg = buf[3];
+  let p = 10;
+  if (flg & 4) { if (buf.length < p + 2) return 0; p += 2 + (buf[p] | (buf[p + 1] << 8)); }
+  if (flg & 8) { while (p < buf.length && buf[p] !== 0) p++; p++; }
+  if (flg & 16) { while (p < buf.length && buf[p] !== 0) p++; p++; }
+  if (flg & 2) p += 2;
+  return p > buf.length ? 0 : p;
+}
+
+/**
+ * WARC.gz reader. A WARC.gz is a series of gzip members, one per record (WARC 1.1, annex D). Each member is
+ * inflated on its own, so a corrupt or truncated member costs one record: the reader resynchronises on the
+ * next gzip header and keeps going. Memory is bounded by the largest record read (window ≤ maxRecordBytes·2).
+ */
+export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
+  const maxBytes = opts.maxRecordBytes ?? DEFAULT_MAX;
+  const base = path.basename(file);
+  const fd = fs.openSync(file, 'r');
+  const size = fs.fstatSync(fd).size;
+  const maxWindow = Math.max(2 * maxBytes, 1 << 20);
+  let pos = 0;
+  let member0 = 0;
+  // After a bad member, failures at candidate offsets found by resync belong to the same damage: not recounted.
+  let resyncing = false;
+  const read = (at: number, len: number): Buffer => {
+    const n = Math.min(len, size - at);
+    const b = Buffer.allocUnsafe(Math.max(0, n));
+    let got = 0;
+    while (got < n) { const r = fs.readSync(fd, b, got, n - got, at + got); if (r === 0) break; got += r; }
+    return b.subarray(0, got);
+  };
+  /** Next offset ≥ from where a plausible gzip header starts, or size. */
+  const resync = (from: number): number => {
+    const chunk = 1 << 16;
+    for (let at = from; at < size; at += chunk - 3) {
+      const b = read(at, chunk);
+      for (let i = 0; i + 3 < b.length; i++) {
+        if (b[i] === GZ_MAGIC0 && b[i + 1] === GZ_MAGIC1 && b[i + 2] === 8 && (b[i + 3] & 0xe0) === 0) return at + i;
+      }
+    }
+    return size;
+  };
+  try {
+    while (pos < size) {
+      let window = 1 << 18;
+      let member: Buffer | null = null;
+      let consumed = 0;
+      let err: string | null = null;
+      let detail = '';
+      const m = member0;
+      const selected = !opts.select || opts.select(m);
+      for (;;) {
+        const buf = read(pos, window);
+        const hl = gzipHeaderLength(buf);
+        if (hl <= 0) { err = 'bad_gzip_header'; break; }
+        try {
+          const r = zlib.inflateRawSync(buf.subarray(hl), { info: true, maxOutputLength: maxBytes + 65536 }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+          member = r.buffer;
+          consumed = hl + r.engine.bytesWritten + 8;
+          break;
+        } catch (e) {
+          const code = (e as { code?: string }).code;
+          if (code === 'Z_BUF_ERROR' && pos + buf.length < size && window < maxWindow) { window *= 4; continue; }
+          if (code === 'ERR_BUFFER_TOO_LARGE') err = 'too_large';
+          else if (code === 'Z_BUF_ERROR') err = 'truncated_gzip_member';
+          else err = 'corrupt_gzip_member';
+          detail = (e as Error).message;
+          break;
+        }
+      }
+      if (err !== null || member === null) {
+        if (!resyncing) {
+          member0++;
+          if (selected) yield { error: err ?? 'corrupt_gzip_member', id: `${base}#${m}`, detail: `${detail} at byte ${pos}` };
+        }
+        resyncing = true;
+        pos = resync(pos + 1);
+        continue;
+      }
+      resyncing = false;
+      pos += consumed;
+      member0++;
+      if (!selected) continue;
+      let k = 0;
+      yield* parseWarcBytes(member, base, () => (k++ === 0 ? `${m}` : `${m}.${k - 1}`), maxBytes);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Parses the records in one decompressed chunk (normally one record) with warcio. */
+async function* parseWarcBytes(bytes: Uint8Array, base: string, nextIndex: () => string, maxBytes: number): AsyncGenerator<ReadItem> {
+  if (!startsWithWarc(bytes)) { yield { error: 'malformed_warc_header', id: `${base}#${nextIndex()}`, detail: 'record does not start with WARC/' }; return; }
+  const parser = new WARCParser([bytes]);
+  for (;;) {
+    let rec;
+    const id = `${base}#${nextIndex()}`;
+    try {
+      rec = await parser.parse();
+    } catch (e) {
+      yield { error: 'malformed_warc_header', id, detail: (e as Error).message };
+      return;
+    }
+    if (!rec) return;
+    if (!rec.warcType || !rec.warcHeaders.headers.get('warc-record-id')) {
+      yield { error: 'malformed_warc_header', id, detail: 'record without WARC-Type or WARC-Record-ID' };
+      return;
+    }
+    const item = await toRaw(rec, id, maxBytes);
+    if (item) yield item;
+  }
+}
+
+function startsWithWarc(b: Uint8Array): boolean {
+  return b.length > 5 && b[0] === 0x57 && b[1] === 0x41 && b[2] === 0x52 && b[3] === 0x43 && b[4] === 0x2f; // "WARC/"
+}
+
+type WarcRec = Awaited<ReturnType<WARCParser['parse']>> & object;
+
+/** Only HTTP responses with an HTML content type become documents; other records (warcinfo, request) are skipped silently. */
+async function toRaw(rec: WarcRec, id: string, maxBytes: number): Promise<ReadItem | null> {
+  if (rec.warcType !== 'response' && rec.warcType !== 'resource' && rec.warcType !== 'conversion') return null;
+  const url = rec.warcTargetURI ?? undefined;
+  const ct = rec.httpHeaders?.headers.get('content-type') ?? rec.warcContentType ?? '';
+  const len = Number(rec.warcHeaders.headers.get('content-length') ?? 0);
+  if (len > maxBytes) return { error: 'too_large', id, detail: `${len} bytes` };
+  if (rec.warcType === 'conversion' || /text\/plain/i.test(ct)) {
+    const body = await rec.readFully(false);
+    return { id, url, kind: 'text', body, contentType: ct };
+  }
+  if (ct && !/html|xml/i.test(ct)) return { error: 'not_html', id, detail: ct };
+  const body = await rec.readFully(false);
+  if (body.length > maxBytes) return { error: 'too_large', id, detail: `${body.length} bytes` };
+  return { id, url, kind: 'html', body, contentType: ct };
+}
+
+/**
+ * Uncompressed WARC: records are framed by their WARC header's Content-Length and parsed one at a time with warcio.
+ * A malformed header costs that record: the reader resynchronises on the next line starting with "WARC/1.".
+ */
+export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
+  const maxBytes = opts.maxRecordBytes ?? DEFAULT_MAX;
+  const base = path.basename(file);
+  const fd = fs.openSync(file, 'r');
+  const size = fs.fstatSync(fd).size;
+  const read = (at: number, len: number): Buffer => {
+    const b = Buffer.allocUnsafe(Math.max(0, Math.min(len, size - at)));
+    let got = 0;
+    while (got < b.length) { const r = fs.readSync(fd, b, got, b.length - got, at + got); if (r === 0) break; got += r; }
+    return b.subarray(0, got);
+  };
+  const resync = (from: number): number => {
+    const chunk = 1 << 16;
+    for (let at = from; at < size; at += chunk - 8) {
+      const i = read(at, chunk).indexOf('\nWARC/1.');
+      if (i >= 0) return at + i + 1;
+    }
+    return size;
+  };
+  let pos = 0;
+  let index = 0;
+  let resyncing = false;
+  try {
+    while (pos < size) {
+      // skip blank lines between records
+      const head = read(pos, 1 << 16);
+      let skip = 0;
+      while (skip < head.length && (head[skip] === 0x0d || head[skip] === 0x0a)) skip++;
+      if (skip === head.length) break;
+      pos += skip;
+      const h = skip ? head.subarray(skip) : head;
+      const end = h.indexOf('\r\n\r\n');
+      const text = h.subarray(0, end < 0 ? Math.min(h.length, 200) : end).toString('latin1');
+      const len = /\r\ncontent-length:\s*(\d+)/i.exec(text);
+      const i = index;
+      if (!text.startsWith('WARC/') || end < 0 || !len) {
+        if (!resyncing) {
+          index++;
+          if (!opts.select || opts.select(i)) yield { error: 'malformed_warc_header', id: `${base}#${i}`, detail: `no valid WARC header at byte ${pos}` };
+        }
+        resyncing = true;
+        pos = resync(pos + 1);
+        continue;
+      }
+      resyncing = false;
+      index++;
+      const total = end + 4 + Number(len[1]);
+      const selected = !opts.select || opts.select(i);
+      if (selected && Number(len[1]) > maxBytes) yield { error: 'too_large', id: `${base}#${i}`, detail: `${len[1]} bytes` };
+      else if (selected) {
+        if (pos + total > size) yield { error: 'truncated_record', id: `${base}#${i}`, detail: `record at byte ${pos} needs ${total} bytes, file ends first` };
+        else yield* parseWarcBytes(read(pos, total + 4), base, () => String(i), maxBytes);
+      }
+      pos += total;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** JSONL: one object per line with a `text` field (and optional `id`, `url`). */
+export async function* readJsonl(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
+  const base = path.basename(file);
+  let input: NodeJS.ReadableStream = fs.createReadStream(file);
+  if (file.endsWith('.gz')) input = input.pipe(zlib.createGunzip());
+  const rl = readline.createInterface({ input, crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of rl) {
+    const i = n++;
+    if (!line.trim() || (opts.select && !opts.select(i))) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (typeof o.text !== 'string') { yield { error: 'no_text_field', id: `${base}#${i}` }; continue; }
+      const { text, id, url, ...rest } = o;
+      yield { id: typeof id === 'string' || typeof id === 'number' ? String(id) : `${base}#${i}`, url: typeof url === 'string' ? url : undefined, kind: 'text', body: text, meta: rest };
+    } catch (e) {
+      yield { error: 'bad_json', id: `${base}#${i}`, detail: (e as Error).message };
+    }
+  }
+}
+
+/** Plain text: documents separated by a line holding only `<|endoftext|>` or by form feeds; else the whole file. */
+export async function* readText(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
+  const base = path.basename(file);
+  const rl = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  let cur: string[] = [];
+  let n = 0;
+  const emit = (): ReadItem | null => {
+    if (!cur.join('').trim()) return null;
+    const i = n++;
+    return opts.select && !opts.select(i) ? null : { id: `${base}#${i}`, kind: 'text', body: cur.join('\n') };
+  };
+  for await (const line of rl) {
+    if (line.trim() === '<|endoftext|>' || line === '\f') {
+      const d = emit();
+      if (d) yield d;
+      cur = [];
+    } else cur.push(line);
+  }
+  const d = emit();
+  if (d) yield d;
+}
+
+/** FineWeb-style parquet (columns text, id, url, ...), one row group at a time. */
+export async function* readParquet(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
+  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
+  const base = path.basename(file);
+  const buf = await asyncBufferFromFile(file);
+  const metadata = await parquetMetadataAsync(buf);
+  const names = new Set(metadata.schema.map((s) => s.name));
+  const columns = ['text', 'id', 'url', 'language', 'language_score', 'dump'].filter((c) => names.has(c));
+  let start = 0;
+  for (const rg of metadata.row_groups) {
+    const end = start + Number(rg.num_rows);
+    const rows = await parquetReadObjects({ file: buf, metadata, rowStart: start, rowEnd: end, columns });
+    for (let i = 0; i < rows.length; i++) {
+      if (opts.select && !opts.select(start + i)) continue;
+      const r = rows[i] as Record<string, unknown>;
+      const id = r.id != null ? String(r.id) : `${base}#${start + i}`;
+      if (typeof r.text !== 'string') { yield { error: 'no_text_field', id }; continue; }
+      const { text, id: _id, url, ...rest } = r;
+      yield { id, url: typeof url === 'string' ? url : undefined, kind: 'text', body: text, meta: rest };
+    }
+    start = end;
+  }
+}

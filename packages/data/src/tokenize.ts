@@ -1,0 +1,60 @@
+// Stage 8: tokenization into shards. The tokenizer is injected (any object of this shape; the CLI passes
+// @wgpt/tokenizer's encodings), so this stage does not depend on a particular implementation.
+import type { Doc } from './types.ts';
+import { ShardWriter, type ShardInfo } from './shards.ts';
+
+export interface TokenEncoder {
+  name: string;
+  nVocab: number;
+  eotToken: number;
+  encodeOrdinary(text: string): number[];
+}
+
+/** `<|endoftext|>` then the document's tokens, as llm.c's fineweb.py does. */
+export function tokenizeDocument(enc: TokenEncoder, text: string): number[] {
+  const t = enc.encodeOrdinary(text);
+  t.unshift(enc.eotToken);
+  return t;
+}
+
+/** Deterministic split: a document goes to validation when a hash of its id falls below the fraction. */
+export function isValidation(id: string, fraction: number): boolean {
+  if (fraction <= 0) return false;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) { h ^= id.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  h ^= h >>> 15; h = Math.imul(h, 0x2c1b3c6d); h ^= h >>> 12;
+  return (h >>> 0) / 2 ** 32 < fraction;
+}
+
+export interface TokenizeOptions {
+  dir: string;
+  prefix: string;
+  part: number;
+  valFraction?: number;
+  shardTokens?: number;
+}
+
+export class ShardSink {
+  private readonly train: ShardWriter;
+  private readonly val: ShardWriter;
+  readonly counts = { train: { docs: 0, tokens: 0 }, val: { docs: 0, tokens: 0 } };
+  constructor(readonly enc: TokenEncoder, readonly o: TokenizeOptions) {
+    const base = { dir: o.dir, prefix: o.prefix, part: o.part, nVocab: enc.nVocab, shardTokens: o.shardTokens };
+    this.train = new ShardWriter({ ...base, split: 'train' });
+    this.val = new ShardWriter({ ...base, split: 'val' });
+  }
+  add(doc: Doc): void {
+    const toks = tokenizeDocument(this.enc, doc.text);
+    const split = isValidation(doc.id, this.o.valFraction ?? 0.01) ? 'val' : 'train';
+    (split === 'val' ? this.val : this.train).addDocument(toks);
+    this.counts[split].docs++;
+    this.counts[split].tokens += toks.length;
+  }
+  close(): ShardInfo[] {
+    return [...this.train.close(), ...this.val.close()];
+  }
+  abort(): void {
+    this.train.abort();
+    this.val.abort();
+  }
+}

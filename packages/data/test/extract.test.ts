@@ -1,0 +1,43 @@
+import fs from 'node:fs';
+import { describe, expect, it, vi } from 'vitest';
+
+// Simulate a page that makes the HTML parser throw: linkedom is wrapped so a marker in the page throws.
+vi.mock('linkedom', async (orig) => {
+  const real = (await orig()) as typeof import('linkedom');
+  return { ...real, parseHTML: (html: string) => { if (html.includes('__THROW_IN_PARSER__')) throw new Error('parser exploded'); return real.parseHTML(html); } };
+});
+
+const { extractRecord, decodeBody, extractMainText } = await import('../src/extract.ts');
+const { htmlBenchmarkFiles } = await import('../src/corpus.ts');
+const { articleHtml } = await import('./helpers.ts');
+
+describe('extraction', () => {
+  it('keeps the article body and drops navigation and footer', () => {
+    const r = extractMainText(articleHtml(3));
+    expect(r).not.toBeNull();
+    expect(r!.text).toContain('The harbor number 3 was described in chapter 0');
+    expect(r!.text).not.toContain('All rights reserved');
+    expect(r!.text).not.toMatch(/^Home/m);
+    expect(r!.text.split('\n').length).toBeGreaterThanOrEqual(6); // one line per paragraph
+  });
+  it('counts a parser exception as parse_error', () => {
+    const v = extractRecord({ id: 'x', kind: 'html', body: new TextEncoder().encode('<html>__THROW_IN_PARSER__</html>') });
+    expect(v).toEqual({ keep: false, reason: 'parse_error' });
+  });
+  it('non-UTF-8 bytes: decoded with a declared charset, dropped without one', () => {
+    const latin1 = Buffer.from(articleHtml(1).replace('described', 'décrit'), 'latin1');
+    expect(decodeBody(latin1)).toBeNull();
+    expect(extractRecord({ id: 'x', kind: 'html', body: latin1 })).toEqual({ keep: false, reason: 'not_utf8' });
+    const v = extractRecord({ id: 'x', kind: 'html', body: latin1, contentType: 'text/html; charset=ISO-8859-1' });
+    expect(v.keep && v.doc.text).toContain('décrit');
+  });
+  it('a page without an article is no_main_content', () => {
+    expect(extractRecord({ id: 'x', kind: 'html', body: '<html><body><script>var a = 1;</script>  </body></html>' })).toEqual({ keep: false, reason: 'no_main_content' });
+  });
+  it('extracts text from most real pages of htmlparser-benchmark', () => {
+    const files = htmlBenchmarkFiles().slice(0, 40);
+    let kept = 0;
+    for (const f of files) if (extractRecord({ id: f, kind: 'html', body: fs.readFileSync(f) }).keep) kept++;
+    expect(kept).toBeGreaterThanOrEqual(30);
+  });
+});

@@ -1,0 +1,140 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+
+vi.mock('linkedom', async (orig) => {
+  const real = (await orig()) as typeof import('linkedom');
+  return { ...real, parseHTML: (html: string) => { if (html.includes('__THROW_IN_PARSER__')) throw new Error('parser exploded'); return real.parseHTML(html); } };
+});
+
+const { htmlBenchmarkFiles } = await import('../src/corpus.ts');
+const { runPipeline } = await import('../src/pipeline.ts');
+const { readShard } = await import('../src/shards.ts');
+const { articleHtml, tmpDir, warcMember } = await import('./helpers.ts');
+const { byteEncoder } = await import('./toy-encoder.ts');
+
+const quiet = { log: () => {}, tokenizer: byteEncoder };
+let dir: string;
+let clean: string;
+let bad: string;
+const N = 14;
+
+beforeAll(async () => {
+  dir = tmpDir();
+  const pages = htmlBenchmarkFiles().slice(0, N);
+  const good: Uint8Array[] = [];
+  for (const f of pages) good.push(await warcMember(`https://pages.example/${path.basename(f)}`, fs.readFileSync(f)));
+  for (let i = 0; i < 3; i++) good.push(await warcMember(`https://synthetic.example/${i}`, articleHtml(i, 8)));
+  clean = path.join(dir, 'clean.warc.gz');
+  fs.writeFileSync(clean, Buffer.concat(good));
+  const corrupt = Buffer.from(await warcMember('https://x.example/corrupt', articleHtml(50)));
+  for (let k = 40; k < 90; k++) corrupt[k] = 0x41;
+  const truncated = Buffer.from(await warcMember('https://x.example/trunc', articleHtml(51))).subarray(0, 200);
+  const badItems = [
+    corrupt,
+    zlib.gzipSync('WARC/1.1\r\nnot a header line\r\n\r\n'),
+    await warcMember('https://x.example/latin1', Buffer.from(articleHtml(52).replace(/was/g, 'wäs'), 'latin1'), 'text/html'),
+    await warcMember('https://x.example/throws', articleHtml(53).replace('<body>', '<body>__THROW_IN_PARSER__')),
+    await warcMember('https://x.example/huge', new Uint8Array(50 * 1024 * 1024).fill(0x20)),
+    await warcMember('https://www.pornhub.com/x', articleHtml(54)),
+  ];
+  // interleave bad records between good ones; truncated member at the very end
+  const mixed: Uint8Array[] = [];
+  good.forEach((g, i) => { mixed.push(g); if (i < badItems.length) mixed.push(badItems[i]); });
+  mixed.push(truncated);
+  bad = path.join(dir, 'bad.warc.gz');
+  fs.writeFileSync(bad, Buffer.concat(mixed));
+});
+
+function keptUrls(out: string): string[] {
+  const urls: string[] = [];
+  for (const f of fs.readdirSync(path.join(out, 'filtered')).filter((x) => x.endsWith('.jsonl')).sort()) {
+    for (const l of fs.readFileSync(path.join(out, 'filtered', f), 'utf8').split('\n')) if (l) urls.push(JSON.parse(l).url);
+  }
+  return urls.sort();
+}
+function allTokens(out: string): number[] {
+  const d = path.join(out, 'shards');
+  return fs.readdirSync(d).sort().flatMap((f) => [...readShard(path.join(d, f))]);
+}
+const stage = (m: { stages: { name: string; removed: Record<string, number> }[] }, n: string) => m.stages.find((s) => s.name === n)!;
+
+describe('pipeline end to end', () => {
+  it('turns a WARC.gz into shards and stats; bad input is counted per reason and every good document kept', async () => {
+    const outClean = path.join(dir, 'o-clean');
+    const outBad = path.join(dir, 'o-bad');
+    const rc = await runPipeline({ inputs: [clean], output: outClean }, quiet);
+    const rb = await runPipeline({ inputs: [bad], output: outBad }, quiet);
+    const mc = rc.manifest!, mb = rb.manifest!;
+    expect(mc.totals.train.docs + mc.totals.val.docs).toBeGreaterThan(8);
+    expect(keptUrls(outBad)).toEqual(keptUrls(outClean));
+    expect(mb.totals).toEqual(mc.totals);
+    expect(stage(mb, 'read').removed).toMatchObject({ corrupt_gzip_member: 1, malformed_warc_header: 1, too_large: 1, truncated_gzip_member: 1 });
+    expect(stage(mb, 'extract').removed).toMatchObject({ not_utf8: 1, parse_error: 1 });
+    expect(stage(mb, 'url_filter').removed).toEqual({ url_blocked_domain: 1 });
+    // the synthetic template articles repeat their own phrasing: the Gopher repetition filter removes them
+    expect(keptUrls(outClean).filter((u) => u.includes('synthetic'))).toEqual([]);
+    expect(Object.keys(stage(mc, 'gopher_repetition').removed).length).toBeGreaterThan(0);
+    // shards: <|endoftext|> before every document, manifest describes them
+    const toks = allTokens(outBad);
+    expect(toks[0]).toBe(256);
+    expect(toks.filter((t) => t === 256).length).toBe(mb.totals.train.docs + mb.totals.val.docs);
+    expect(mb.tokenizer).toEqual({ name: 'toy-bytes', nVocab: 257, eotToken: 256 });
+    expect(mb.format).toMatchObject({ magic: 20240520, version: 1, dtype: 'uint16' });
+    expect(fs.readFileSync(path.join(outBad, 'stats.txt'), 'utf8')).toMatch(/^stage\s+in\s+kept\s+removed/);
+  });
+
+  it('resumes: finished units are skipped, interrupted ones redone, nothing duplicated or lost', async () => {
+    const ref = path.join(dir, 'o-ref');
+    await runPipeline({ inputs: [clean], output: ref, units: 3 }, quiet);
+    const refTokens = allTokens(ref);
+    const out = path.join(dir, 'o-resume');
+    // "crash" after the process step of units 0 and 1
+    await runPipeline({ inputs: [clean], output: out, units: 3 }, { ...quiet, steps: ['process'] });
+    fs.rmSync(path.join(out, 'done', 'process.00002'));
+    fs.writeFileSync(path.join(out, 'filtered', '00002.jsonl.tmp-999'), 'partial garbage');
+    const r2 = await runPipeline({ inputs: [clean], output: out, units: 3 }, quiet);
+    expect(r2.skipped.process).toEqual([0, 1]);
+    expect(r2.ran.process).toEqual([2]);
+    expect(allTokens(out)).toEqual(refTokens);
+    // "crash" in tokenize of unit 1 after it wrote a shard but before its marker
+    fs.rmSync(path.join(out, 'done', 'tokenize.00001'));
+    const r3 = await runPipeline({ inputs: [clean], output: out, units: 3 }, quiet);
+    expect(r3.ran.tokenize).toEqual([1]);
+    expect(r3.ran.process).toBeUndefined();
+    expect(allTokens(out)).toEqual(refTokens);
+    expect(r3.manifest!.totals).toEqual(JSON.parse(fs.readFileSync(path.join(ref, 'manifest.json'), 'utf8')).totals);
+  });
+
+  it('task sharding: two tasks then the shared steps give the same result as one task', async () => {
+    const ref = path.join(dir, 'o-ref');
+    const out = path.join(dir, 'o-tasks');
+    const cfg = { inputs: [clean], output: out, units: 3 };
+    const a = await runPipeline(cfg, { ...quiet, taskIndex: 0, taskCount: 2 });
+    expect(a.manifest).toBeUndefined(); // task 1 has not run yet
+    await runPipeline(cfg, { ...quiet, taskIndex: 1, taskCount: 2 }); // process unit 1, odd buckets
+    const c = await runPipeline(cfg, { ...quiet, taskIndex: 0, taskCount: 2 }); // even buckets, cluster, tokenize 0 and 2
+    expect(c.ran['dedup-cluster']).toEqual([0]);
+    expect(c.manifest).toBeUndefined();
+    const d = await runPipeline(cfg, { ...quiet, taskIndex: 1, taskCount: 2 }); // tokenize 1, manifest
+    expect(d.ran.tokenize).toEqual([1]);
+    expect(d.manifest!.totals).toEqual(JSON.parse(fs.readFileSync(path.join(ref, 'manifest.json'), 'utf8')).totals);
+  });
+
+  it('two worker threads give the same documents and shards as one', async () => {
+    const ref = path.join(dir, 'o-ref');
+    const out = path.join(dir, 'o-workers');
+    const r = await runPipeline({ inputs: [clean], output: out, units: 3 }, { ...quiet, workers: 2 });
+    expect(r.ran.process).toEqual([0, 1, 2]);
+    expect(allTokens(out)).toEqual(allTokens(ref));
+    expect(r.manifest!.stages).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'extract', in: N + 3 })]));
+  });
+
+  it('refuses to resume with different inputs or a different tokenizer', async () => {
+    const out = path.join(dir, 'o-clean');
+    await expect(runPipeline({ inputs: [bad], output: out }, quiet)).rejects.toThrow(/inputs differ/);
+    fs.rmSync(path.join(out, 'done', 'tokenize.00000'));
+    await expect(runPipeline({ inputs: [clean], output: out }, { ...quiet, tokenizer: { ...byteEncoder, name: 'other' } })).rejects.toThrow(/was tokenized with/);
+  });
+});
