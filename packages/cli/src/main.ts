@@ -1,5 +1,7 @@
 // `wgpt`: one binary, subcommands registered by the packages (each exports register(program) from its cli.ts).
 import { Command } from 'commander';
+import { register as registerData } from '@wgpt/data';
+import { register as registerTokenizer } from '@wgpt/tokenizer';
 import { registerRuntimeCommands } from './runtime-commands.ts';
 
 export function buildProgram(): Command {
@@ -11,6 +13,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
   registerRuntimeCommands(program);
+  registerTokenizer(program);
+  registerData(program);
   return program;
 }
 

@@ -6,6 +6,7 @@ import { ensureCorpus, htmlBenchmarkFiles, packWarc, type CorpusName } from './c
 import { formatStatsTable, runPipeline, STEPS, type PipelineConfig, type Step } from './pipeline.ts';
 import { readShard, readShardHeader } from './shards.ts';
 import type { TokenEncoder } from './tokenize.ts';
+import { getEncoding, isOpenAiEncodingName, loadTokenizer, OPENAI_ENCODING_NAMES } from '@wgpt/tokenizer';
 
 /** Byte-level tokenizer (256 bytes + end-of-text = 256): always available, for tests and smoke runs. */
 export const BYTE_TOKENIZER: TokenEncoder = {
@@ -16,19 +17,13 @@ export const BYTE_TOKENIZER: TokenEncoder = {
 };
 
 /**
- * Picks the tokenizer for `--tokenizer NAME`.
- * TODO(lead, when merging the tokenizer branch): replace the dynamic lookup below with
- *   import { getEncoding, loadTokenizer } from '@wgpt/tokenizer';
- *   return fs.existsSync(name) ? loadTokenizer(name) : getEncoding(name);
- * ('r50k_base' | 'cl100k_base' | 'o200k_base', or a directory of a trained tokenizer).
+ * Picks the tokenizer for `--tokenizer NAME`: 'bytes', an OpenAI encoding ('r50k_base' | 'cl100k_base' |
+ * 'o200k_base'), or the directory of a tokenizer trained with `wgpt tokenizer train`.
  */
 export async function pickTokenizer(name: string): Promise<TokenEncoder> {
   if (name === 'bytes') return BYTE_TOKENIZER;
-  const mod = (await import('@wgpt/tokenizer')) as Record<string, unknown>;
-  const getEncoding = mod.getEncoding as ((n: string) => TokenEncoder) | undefined;
-  const loadTokenizer = mod.loadTokenizer as ((dir: string) => TokenEncoder | Promise<TokenEncoder>) | undefined;
-  if (fs.existsSync(name) && loadTokenizer) return loadTokenizer(name);
-  if (!getEncoding) throw new Error(`@wgpt/tokenizer has no getEncoding yet; use --tokenizer bytes (asked for ${name})`);
+  if (fs.existsSync(name)) return loadTokenizer(name);
+  if (!isOpenAiEncodingName(name)) throw new Error(`unknown tokenizer "${name}": use bytes, ${OPENAI_ENCODING_NAMES.join(', ')}, or a trained tokenizer's directory`);
   return getEncoding(name);
 }
 
