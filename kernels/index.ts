@@ -11,7 +11,7 @@ import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardS
 import { matmulSpec, matmulTiledSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
-export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/adamw.ts';
+export { AdamW, ADAMW_DEFAULTS, globalNormSq, loadAdamW, saveAdamW, type AdamWConfig, type AdamWState } from './adamw/adamw.ts';
 export { fusedClassifier, fusedClassifierInto, type FusedClassifierArgs, type FusedClassifierOptions } from './classifier/classifier.ts';
 export { attention, attentionNaive, flashTiles, type AttentionOptions, type FlashTiles } from './attention/attention.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';

@@ -97,12 +97,20 @@ export class AdamW {
     this.normSq = empty(gpu, [1], 'f32', { track: false, name: 'grad norm²' });
   }
 
-  /** One update with the current grads. `lr` overrides the configured rate (schedules). */
-  update(lr = this.config.lr): void {
-    const { gpu, config: c } = this;
+  /** Records Σ g² over every parameter into normSq (update() does this itself unless told it is done). */
+  computeNormSq(): void {
     for (const p of this.params) if (!p.grad || !p.gradReady) throw new WgptError(`AdamW: parameter ${p} has no gradient; call zeroGrad() before backward`);
+    globalNormSq(this.gpu, this.params.map((p) => p.grad!), this.normSq);
+  }
+
+  /**
+   * One update with the current grads. `lr` overrides the configured rate (schedules). With normComputed, the
+   * norm recorded by computeNormSq() (e.g. read to guard against NaN) is used as it is.
+   */
+  update(lr = this.config.lr, opts: { normComputed?: boolean } = {}): void {
+    const { gpu, config: c } = this;
+    if (!opts.normComputed) this.computeNormSq();
     this.step++;
-    globalNormSq(gpu, this.params.map((p) => p.grad!), this.normSq);
     const bc1 = 1 - c.beta1 ** this.step;
     const bc2 = 1 - c.beta2 ** this.step;
     this.params.forEach((p, i) => {
@@ -132,4 +140,23 @@ export class AdamW {
   dispose(): void {
     for (const t of [...this.m, ...this.v, this.normSq]) t.dispose();
   }
+}
+
+/** Moments and step of an AdamW, in the optimizer's parameter order: what a training checkpoint stores. */
+export interface AdamWState {
+  step: number;
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
+export async function saveAdamW(opt: AdamW): Promise<AdamWState> {
+  const read = (t: Tensor) => t.read() as Promise<Float32Array>;
+  return { step: opt.step, m: await Promise.all(opt.m.map(read)), v: await Promise.all(opt.v.map(read)) };
+}
+
+export function loadAdamW(opt: AdamW, s: AdamWState): void {
+  if (s.m.length !== opt.m.length) throw new WgptError(`AdamW state has ${s.m.length} moments, the optimizer ${opt.m.length} parameters`);
+  opt.step = s.step;
+  s.m.forEach((m, i) => opt.m[i]!.write(m));
+  s.v.forEach((v, i) => opt.v[i]!.write(v));
 }

@@ -5,3 +5,8 @@ export * from './hf.ts';
 export { writeFileAtomic } from './atomic.ts';
 export * from './init.ts';
 export * from './model.ts';
+export * from './loader.ts';
+export * from './sample.ts';
+export * from './plot.ts';
+export * from './checkpoint.ts';
+export * from './train.ts';

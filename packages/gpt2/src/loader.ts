@@ -1,0 +1,113 @@
+// llm.c's data loader over token shards, with per-epoch shuffling: each epoch visits the shards in a shuffled
+// order and, within a shard, its B·T windows in a shuffled order (targets are the next tokens, so a window reads
+// B·T + 1). The position is a small state object, so a resumed run continues with exactly the next batch.
+import { readShard, readShardHeader } from '@wgpt/data';
+import { WgptError } from '@wgpt/runtime';
+
+export interface LoaderState {
+  epoch: number;
+  /** Index into the epoch's shard order. */
+  shard: number;
+  /** Index into the shard's window order. */
+  window: number;
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function permutation(n: number, seed: number): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  const r = mulberry32(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [p[i], p[j]] = [p[j]!, p[i]!];
+  }
+  return p;
+}
+
+export class ShardLoader {
+  private cache: { file: string; tokens: Uint16Array | Uint32Array } | null = null;
+  private windowOrder: { key: string; order: number[] } | null = null;
+  private readonly windows: number[];
+  private st: LoaderState = { epoch: 0, shard: 0, window: 0 };
+
+  /** With shuffle false (validation) the shards and windows are read in order, and reset() starts over. */
+  constructor(
+    readonly files: string[],
+    readonly B: number,
+    readonly T: number,
+    readonly opts: { shuffle: boolean; seed: number },
+  ) {
+    if (!files.length) throw new WgptError('ShardLoader: no shard files');
+    this.windows = files.map((f) => {
+      const h = readShardHeader(f);
+      const w = Math.floor((h.tokens - 1) / (B * T));
+      if (w < 1) throw new WgptError(`${f}: ${h.tokens} tokens is less than one batch of B·T + 1 = ${B * T + 1}; use a smaller batch (-B, -T)`);
+      return w;
+    });
+  }
+
+  get state(): LoaderState {
+    return { ...this.st };
+  }
+
+  restore(s: LoaderState): void {
+    this.st = { ...s };
+  }
+
+  reset(): void {
+    this.st = { epoch: 0, shard: 0, window: 0 };
+  }
+
+  /** Batches in one pass over every shard. */
+  get batchesPerEpoch(): number {
+    return this.windows.reduce((a, b) => a + b, 0);
+  }
+
+  private shardOrder(epoch: number): number[] {
+    return this.opts.shuffle ? permutation(this.files.length, this.opts.seed * 1000003 + epoch) : this.files.map((_, i) => i);
+  }
+
+  next(): { inputs: Int32Array; targets: Int32Array; epoch: number } {
+    let order = this.shardOrder(this.st.epoch);
+    let idx = order[this.st.shard]!;
+    if (this.st.window >= this.windows[idx]!) {
+      this.st.window = 0;
+      this.st.shard++;
+      if (this.st.shard >= this.files.length) {
+        this.st.shard = 0;
+        this.st.epoch++;
+        order = this.shardOrder(this.st.epoch);
+      }
+      idx = order[this.st.shard]!;
+    }
+    const file = this.files[idx]!;
+    if (this.cache?.file !== file) this.cache = { file, tokens: readShard(file) };
+    const nw = this.windows[idx]!;
+    let w = this.st.window;
+    if (this.opts.shuffle) {
+      const key = `${this.st.epoch}:${idx}`;
+      if (this.windowOrder?.key !== key) this.windowOrder = { key, order: permutation(nw, this.opts.seed * 7919 + this.st.epoch * 31 + idx) };
+      w = this.windowOrder.order[this.st.window]!;
+    }
+    const n = this.B * this.T;
+    const start = w * n;
+    const tok = this.cache.tokens;
+    const inputs = new Int32Array(n);
+    const targets = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      inputs[i] = tok[start + i]!;
+      targets[i] = tok[start + i + 1]!;
+    }
+    const epoch = this.st.epoch;
+    this.st.window++;
+    return { inputs, targets, epoch };
+  }
+}

@@ -1,0 +1,88 @@
+// Sampling from a GPT-2: temperature (0 = greedy), top-k, top-p, a seed, stop tokens. Each new token runs the
+// model over the last maxT tokens and reads back only the last position's logits.
+// (No KV cache yet: each step costs a full forward over the context.)
+import { noGrad, tensor, tidyAsync } from '@wgpt/runtime';
+import type { GPT2 } from './model.ts';
+
+export interface SampleOptions {
+  maxNewTokens: number;
+  /** 0: greedy (argmax). Default 1. */
+  temperature?: number;
+  /** Keep only the k most likely tokens (0 or undefined: all). */
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p (1 or undefined: all). */
+  topP?: number;
+  seed?: number;
+  /** Generation ends after emitting one of these. */
+  stopTokens?: number[];
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Picks a token from logits (the real vocabulary only) per the options. Exported for tests. */
+export function pickToken(logits: ArrayLike<number>, V: number, o: SampleOptions, rand: () => number): number {
+  const temperature = o.temperature ?? 1;
+  if (temperature === 0) {
+    let best = 0;
+    for (let v = 1; v < V; v++) if (logits[v]! > logits[best]!) best = v;
+    return best;
+  }
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) max = Math.max(max, logits[v]!);
+  const probs: { v: number; p: number }[] = [];
+  let sum = 0;
+  for (let v = 0; v < V; v++) {
+    const p = Math.exp((logits[v]! - max) / temperature);
+    probs.push({ v, p });
+    sum += p;
+  }
+  for (const x of probs) x.p /= sum;
+  let pool = probs;
+  if ((o.topK && o.topK > 0 && o.topK < V) || (o.topP !== undefined && o.topP < 1)) {
+    pool = [...probs].sort((a, b) => b.p - a.p || a.v - b.v);
+    if (o.topK && o.topK > 0) pool = pool.slice(0, o.topK);
+    if (o.topP !== undefined && o.topP < 1) {
+      let acc = 0;
+      let n = 0;
+      while (n < pool.length && acc < o.topP) acc += pool[n++]!.p;
+      pool = pool.slice(0, Math.max(1, n));
+    }
+  }
+  const total = pool.reduce((a, x) => a + x.p, 0);
+  let r = rand() * total;
+  for (const x of pool) {
+    r -= x.p;
+    if (r <= 0) return x.v;
+  }
+  return pool[pool.length - 1]!.v;
+}
+
+/** Yields new token ids one at a time (stream them as they come). */
+export async function* generate(model: GPT2, prompt: number[], o: SampleOptions): AsyncGenerator<number> {
+  if (!prompt.length) throw new Error('generate: the prompt needs at least one token (e.g. <|endoftext|>)');
+  const { V, Vp, maxT } = model.config;
+  for (const t of prompt) if (!Number.isInteger(t) || t < 0 || t >= V) throw new Error(`generate: prompt token ${t} is outside the vocabulary [0, ${V})`);
+  const rand = mulberry32(o.seed ?? 1337);
+  const ids = prompt.slice();
+  const stop = new Set(o.stopTokens ?? []);
+  for (let i = 0; i < o.maxNewTokens; i++) {
+    const ctx = ids.slice(-maxT);
+    const T = ctx.length;
+    const row = await tidyAsync(async () => {
+      const { logits } = noGrad(() => model.forward(tensor(model.gpu, ctx, [1, T], 'i32')));
+      return new Float32Array(await model.gpu.read(logits.buffer, Vp * 4, (T - 1) * Vp * 4));
+    });
+    const next = pickToken(row, V, o, rand);
+    ids.push(next);
+    yield next;
+    if (stop.has(next)) return;
+  }
+}
