@@ -1,6 +1,7 @@
 // `wgpt`: one binary, subcommands registered by the packages (each exports register(program) from its cli.ts).
 import { Command } from 'commander';
 import { register as registerData } from '@wgpt/data';
+import { register as registerGpt2 } from '@wgpt/gpt2';
 import { register as registerTokenizer } from '@wgpt/tokenizer';
 import { registerRuntimeCommands } from './runtime-commands.ts';
 
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerRuntimeCommands(program);
   registerTokenizer(program);
   registerData(program);
+  registerGpt2(program);
   return program;
 }
 

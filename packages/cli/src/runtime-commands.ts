@@ -55,10 +55,17 @@ export function registerRuntimeCommands(program: Command): void {
 
   program
     .command('demo')
-    .description('the main job on the embedded default: for now the runtime self-check (an MLP trained on this machine)')
-    .action(async (_opts: unknown, cmd: Command) => {
-      const ok = await runSelfCheck({ steps: 150, hidden: 64, seed: 1, adapter: adapterOf(cmd) });
-      if (!ok) process.exitCode = 1;
+    .description('the whole path on the embedded default: prose → BPE tokenizer → token shards → GPT-2 pre-training with samples')
+    .option('--out <dir>', 'output folder', 'out/demo')
+    .option('--steps <n>', 'training steps (default: 120 on SwiftShader, 500 on a GPU)', (v) => parseInt(v, 10))
+    .option('--vocab-size <n>', 'BPE vocabulary size', (v) => parseInt(v, 10), 1024)
+    .action(async (opts: { out: string; steps?: number; vocabSize: number }, cmd: Command) => {
+      const { runDemo } = await import('./demo.ts');
+      const r = await runDemo({ adapter: adapterOf(cmd), out: opts.out, steps: opts.steps, vocabSize: opts.vocabSize });
+      if (!(r.lastLoss < r.firstLoss)) {
+        console.error(`demo: the loss did not fall (${r.firstLoss} -> ${r.lastLoss})`);
+        process.exitCode = 1;
+      }
     });
 
   program

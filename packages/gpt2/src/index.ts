@@ -10,3 +10,4 @@ export * from './sample.ts';
 export * from './plot.ts';
 export * from './checkpoint.ts';
 export * from './train.ts';
+export { register } from './cli.ts';
