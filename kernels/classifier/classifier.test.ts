@@ -42,10 +42,10 @@ function targetsFor(R: number, V: number, seed: number): Int32Array {
   return Int32Array.from({ length: R }, () => Math.floor(r() * V));
 }
 
-// Each thread sums ceil(V/256) exps in sequence (exp within a few ulps), then an 8-level merge: the sum carries
-// ≤ (ceil(V/256) + 8 + 4)·ε relative error, which log turns into that much absolute error in the loss and which
+// Each thread sums ceil(V/256) exps in sequence (exp within a few ulps), then two 16-way merges: the sum carries
+// ≤ (ceil(V/256) + 32 + 4)·ε relative error, which log turns into that much absolute error in the loss and which
 // every p = exp(l − max)/sum inherits. 8× that leaves margin; a wrong max, index or column is off by ≫ 1e-3.
-const tol = (V: number) => (Math.ceil(V / 256) + 12) * EPS32 * 8;
+const tol = (V: number) => (Math.ceil(V / 256) + 36) * EPS32 * 8;
 
 describe('fused_classifier', () => {
   for (const s of [fusedClassifierSpec, fusedClassifierBackwardSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));

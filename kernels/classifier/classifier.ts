@@ -18,7 +18,7 @@ import forwardSource from './fused_classifier.wgsl';
 export const fusedClassifierSpec: KernelSpec = {
   name: 'fused_classifier',
   version: 'v1',
-  description: 'one workgroup per row, online max/sum per thread, tree merge, gradient written in the same kernel',
+  description: 'one workgroup per row, online max/sum per thread, two-level 16-way merge, gradient written in the same kernel',
   source: forwardSource,
   file: 'kernels/classifier/fused_classifier.wgsl',
   bindings: [

@@ -4,7 +4,7 @@
 //   dlogits[r, v] = (p[v] − [v == t]) · scale · mask[r] / count  for v < V, and 0 for V ≤ v < Vp,
 // where count = Σ mask (R without a mask): the gradient of scale · (mean of the losses over unmasked rows).
 // The probabilities are never stored: one workgroup per row keeps a running (max, sum of exp) per thread over a
-// strided slice (online softmax), merges the pairs in a tree, then streams the row again to write the gradient.
+// strided slice (online softmax), merges the pairs in two 16-way levels, then streams the row again to write the gradient.
 // Padded columns are never read. A target outside [0, V) on an unmasked row gives a NaN loss and NaN gradient.
 struct Params {
   R: u32,
@@ -23,9 +23,18 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> count_out: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-override WG: u32 = 256; // a power of two
+override WG: u32 = 256; // a multiple of 16
+const FAN: u32 = 16u;
 var<workgroup> wmax: array<f32, WG>;
 var<workgroup> wsum: array<f32, WG>;
+var<workgroup> wmax2: array<f32, WG / FAN>;
+var<workgroup> wsum2: array<f32, WG / FAN>;
+
+// Merges two (max, Σ exp(x − max)) pairs.
+fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  let m = max(a.x, b.x);
+  return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -44,15 +53,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     wsum[i] = c;
     workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-      if (i < half) {
-        wsum[i] += wsum[i + half];
+    if (i < WG / FAN) {
+      var c2 = 0.0;
+      for (var k = 0u; k < FAN; k++) {
+        c2 += wsum[i + k * (WG / FAN)];
       }
-      workgroupBarrier();
+      wsum2[i] = c2;
     }
-    count = wsum[0];
+    workgroupBarrier();
+    count = 0.0;
+    for (var k = 0u; k < WG / FAN; k++) {
+      count += wsum2[k];
+    }
     m_r = mask[r];
-    workgroupBarrier(); // all have read wsum[0] before it is reused below
+    workgroupBarrier(); // all have read wsum2 before it is reused below
   }
   let base = r * params.Vp;
   var m = -3.0e38;
@@ -66,21 +80,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       s += exp(l - m);
     }
   }
+  // Merge the pairs in two levels (WG/16 threads merge 16 each, then every thread merges those): two barriers.
   wmax[i] = m;
   wsum[i] = s;
   workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (i < half) {
-      let m1 = wmax[i];
-      let m2 = wmax[i + half];
-      let mm = max(m1, m2);
-      wsum[i] = wsum[i] * exp(m1 - mm) + wsum[i + half] * exp(m2 - mm);
-      wmax[i] = mm;
+  if (i < WG / FAN) {
+    var p = vec2<f32>(wmax[i], wsum[i]);
+    for (var k = 1u; k < FAN; k++) {
+      p = merge(p, vec2<f32>(wmax[i + k * (WG / FAN)], wsum[i + k * (WG / FAN)]));
     }
-    workgroupBarrier();
+    wmax2[i] = p.x;
+    wsum2[i] = p.y;
   }
-  let rowmax = wmax[0];
-  let rowsum = wsum[0];
+  workgroupBarrier();
+  var row = vec2<f32>(wmax2[0], wsum2[0]);
+  for (var k = 1u; k < WG / FAN; k++) {
+    row = merge(row, vec2<f32>(wmax2[k], wsum2[k]));
+  }
+  let rowmax = row.x;
+  let rowsum = row.y;
   let t = targets[r];
   let valid = t >= 0 && u32(t) < params.V;
   let counted = m_r != 0.0;

@@ -11,7 +11,7 @@ beforeAll(async () => {
 });
 afterAll(() => gpu.destroy());
 
-// mean and variance are length-C sums (a strided run of C/256 terms, then an 8-level tree): their rounding errors add
+// mean and variance are length-C sums (a strided run of C/256 terms, then two 16-term levels): their rounding errors add
 // like a random walk, ≤ sqrt(C)·ε relative. Each output adds ≈ 6 roundings (subtract, two multiplies, fma-like
 // add, inverseSqrt within 2 ulp). 4·(sqrt(C) + 8)·ε bounds that with margin; a wrong term is off by ≥ 1/C.
 const tolForward = (C: number) => 4 * (Math.sqrt(C) + 8) * EPS32;

@@ -13,7 +13,7 @@ export const LAYERNORM_EPS = 1e-5;
 export const layernormForwardSpec: KernelSpec = {
   name: 'layernorm_forward',
   version: 'v1',
-  description: 'one workgroup per row, strided partial sums, tree in workgroup memory, centred two-pass variance',
+  description: 'one workgroup per row, strided partial sums, two-level 16-way sums in workgroup memory, centred two-pass variance',
   source: forwardSource,
   file: 'kernels/layernorm/layernorm_forward.wgsl',
   bindings: [
@@ -36,7 +36,7 @@ export const layernormForwardSpec: KernelSpec = {
 export const layernormBackwardDxSpec: KernelSpec = {
   name: 'layernorm_backward_dx',
   version: 'v1',
-  description: 'one workgroup per row, both row means in one tree',
+  description: 'one workgroup per row, both row means by two-level 16-way sums',
   source: backwardDxSource,
   file: 'kernels/layernorm/layernorm_backward_dx.wgsl',
   bindings: [

@@ -1,7 +1,7 @@
 // LayerNorm backward, the input gradient. With xhat = (x − mean)·rstd and g = dout · weight (per element),
 //   dx = rstd · (g − mean_c(g) − xhat · mean_c(g · xhat)),
-// which follows from differentiating xhat through mean and rstd. One workgroup per row, the two row means by a
-// tree in workgroup memory; dx (+)= per the accumulate uniform.
+// which follows from differentiating xhat through mean and rstd. One workgroup per row, the two row means in
+// workgroup memory; dx (+)= per the accumulate uniform.
 struct Params {
   N: u32,
   C: u32,
@@ -16,9 +16,12 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-override WG: u32 = 256; // a power of two
+override WG: u32 = 256; // a multiple of 16
+const FAN: u32 = 16u;
 var<workgroup> part_g: array<f32, WG>;
 var<workgroup> part_gx: array<f32, WG>;
+var<workgroup> part2_g: array<f32, WG / FAN>;
+var<workgroup> part2_gx: array<f32, WG / FAN>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -38,18 +41,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     sg += g;
     sgx += g * (x[base + c] - m) * rs;
   }
+  // Both sums in two levels (WG/16 threads add 16 values each, then every thread adds those): three barriers.
   part_g[i] = sg;
   part_gx[i] = sgx;
   workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (i < half) {
-      part_g[i] += part_g[i + half];
-      part_gx[i] += part_gx[i + half];
+  let groups = WG / FAN;
+  if (i < groups) {
+    var a = 0.0;
+    var b = 0.0;
+    for (var k = 0u; k < FAN; k++) {
+      a += part_g[i + k * groups];
+      b += part_gx[i + k * groups];
     }
-    workgroupBarrier();
+    part2_g[i] = a;
+    part2_gx[i] = b;
   }
-  let mg = part_g[0] / f32(C);
-  let mgx = part_gx[0] / f32(C);
+  workgroupBarrier();
+  var tg = 0.0;
+  var tgx = 0.0;
+  for (var k = 0u; k < groups; k++) {
+    tg += part2_g[k];
+    tgx += part2_gx[k];
+  }
+  let mg = tg / f32(C);
+  let mgx = tgx / f32(C);
   for (var c = i; c < C; c += WG) {
     let xhat = (x[base + c] - m) * rs;
     var v = rs * (dout[base + c] * weight[c] - mg - xhat * mgx);
