@@ -77,6 +77,19 @@ export interface FusedClassifierArgs {
   /** One f32: the number of unmasked rows, written by the kernel. */
   count: GPUBuffer;
   scale?: number;
+  /** Threads per row (a multiple of 16, within the device's limits); default classifierWorkgroupSize(gpu). */
+  workgroupSize?: number;
+}
+
+/**
+ * Threads per row. The kernel reads each row twice (softmax statistics, then the gradient); the second read should
+ * hit L2. With 256 threads per row an H100 keeps ~1000 rows of 200 KB (GPT-2's 50304 columns) in flight, far more
+ * than its 50 MB L2; with 1024 threads (as llm.c uses) about 264, which fit. Software adapters keep 256.
+ */
+export function classifierWorkgroupSize(gpu: Gpu): number {
+  if (gpu.software) return 256;
+  const max = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
+  return max >= 1024 ? 1024 : 256;
 }
 
 /** Records the fused classifier kernel (the raw form, for a trainer that manages its own buffers). */
@@ -84,6 +97,7 @@ export function fusedClassifierInto(gpu: Gpu, a: FusedClassifierArgs, scratch?: 
   gpu.dispatch(fusedClassifierSpec, {
     buffers: { logits: a.logits, targets: a.targets, mask: a.mask ?? placeholder(gpu), losses: a.losses, dlogits: a.dlogits ?? scratch!, count_out: a.count },
     uniforms: { R: a.R, V: a.V, Vp: a.Vp, has_mask: a.mask ? 1 : 0, write_grad: a.dlogits ? 1 : 0, scale: a.scale ?? 1 },
+    overrides: { WG: a.workgroupSize ?? classifierWorkgroupSize(gpu) },
     workgroups: grid1d(gpu, a.R, 1),
     context: `R=${a.R} V=${a.V} Vp=${a.Vp}${a.mask ? ' masked' : ''}`,
   });

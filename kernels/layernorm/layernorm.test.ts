@@ -1,7 +1,7 @@
-import { EPS32, checkOp, randomF32, testGpu } from '@wgpt/runtime/testing';
-import { backward, checkSpec, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
+import { EPS32, checkOp, randomF32, relErr, testGpu } from '@wgpt/runtime/testing';
+import { backward, checkSpec, empty, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { layernorm } from '../index.ts';
+import { layernorm, layernormForwardInto } from '../index.ts';
 import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardSpec } from './layernorm.ts';
 import { layernormRef } from './layernorm.ref.ts';
 
@@ -62,6 +62,21 @@ describe('layernorm', () => {
     // x − mean loses log2(1000) ≈ 10 bits to the offset: the inputs carry 1000·ε absolute, xhat ~1000·ε·rstd relative.
     expect(r.forward).toBeLessThanOrEqual(4 * 1000 * 2 * EPS32);
   });
+
+  for (const WG of [16, 64]) {
+    it(`forward with ${WG} threads per row (one and four second-level partials)`, async () => {
+      const [N, C] = [3, 100];
+      const x = randomF32(N * C, 21);
+      const w = randomF32(C, 22);
+      const b = randomF32(C, 23);
+      const out = await tidyAsync(async () => {
+        const [xt, wt, bt, o, m, r] = [tensor(gpu, x, [N, C]), tensor(gpu, w, [C]), tensor(gpu, b, [C]), empty(gpu, [N, C]), empty(gpu, [N]), empty(gpu, [N])];
+        layernormForwardInto(gpu, { x: xt.buffer, weight: wt.buffer, bias: bt.buffer, out: o.buffer, mean: m.buffer, rstd: r.buffer, N, C, workgroupSize: WG });
+        return o.read();
+      });
+      expect(relErr(out, layernormRef(x, w, b, N, C))).toBeLessThanOrEqual(tolForward(C));
+    });
+  }
 
   it('dweight and dbias have the same bits on every run', async () => {
     const N = 300; // more rows than chunks: two rows per chunk

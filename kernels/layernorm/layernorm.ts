@@ -90,11 +90,12 @@ export interface LayerNormSaved {
   rstd: Tensor;
 }
 
-/** Records the forward: out, mean and rstd must be preallocated ((N, C), (N), (N)). */
-export function layernormForwardInto(gpu: Gpu, a: { x: GPUBuffer; weight: GPUBuffer; bias: GPUBuffer; out: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer; N: number; C: number }): void {
+/** Records the forward: out, mean and rstd must be preallocated ((N, C), (N), (N)). workgroupSize: a multiple of 16. */
+export function layernormForwardInto(gpu: Gpu, a: { x: GPUBuffer; weight: GPUBuffer; bias: GPUBuffer; out: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer; N: number; C: number; workgroupSize?: number }): void {
   gpu.dispatch(layernormForwardSpec, {
     buffers: { x: a.x, weight: a.weight, bias: a.bias, out: a.out, mean: a.mean, rstd: a.rstd },
     uniforms: { N: a.N, C: a.C, eps: LAYERNORM_EPS },
+    overrides: a.workgroupSize ? { WG: a.workgroupSize } : undefined,
     workgroups: grid1d(gpu, a.N, 1),
     context: `N=${a.N} C=${a.C}`,
   });
