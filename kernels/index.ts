@@ -6,7 +6,7 @@ import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { encoderSpecs } from './encoder/encoder.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
-import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
+import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
 import { matmulSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
@@ -16,7 +16,7 @@ export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { encoder, encoderBackwardWte } from './encoder/encoder.ts';
 export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';
-export { layernorm, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
+export { layernorm, layernormBackwardInto, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
 export { gemm, linear, matmul, type GemmArgs } from './matmul/matmul.ts';
 export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
 
@@ -36,8 +36,8 @@ export const allSpecs: KernelSpec[] = [
   sumsqSpec,
   copySpec,
   layernormForwardSpec,
-  layernormBackwardDxSpec,
-  layernormBackwardParamsSpec,
+  layernormBackwardSpec,
+  layernormBackwardReduceSpec,
   fusedClassifierSpec,
   fusedClassifierBackwardSpec,
   ...encoderSpecs,

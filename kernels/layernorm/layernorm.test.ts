@@ -2,7 +2,7 @@ import { EPS32, checkOp, randomF32, relErr, testGpu } from '@wgpt/runtime/testin
 import { backward, checkSpec, empty, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { layernorm, layernormForwardInto } from '../index.ts';
-import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardSpec } from './layernorm.ts';
+import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpec } from './layernorm.ts';
 import { layernormRef } from './layernorm.ref.ts';
 
 let gpu: Gpu;
@@ -22,9 +22,11 @@ const tolDx = (C: number) => 8 * (Math.sqrt(C) + 8) * EPS32;
 const tolParams = (N: number, C: number) => 4 * (Math.sqrt(N) + Math.sqrt(C) + 8) * EPS32;
 
 describe('layernorm', () => {
-  for (const s of [layernormForwardSpec, layernormBackwardDxSpec, layernormBackwardParamsSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+  for (const s of [layernormForwardSpec, layernormBackwardSpec, layernormBackwardReduceSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
 
-  for (const [N, C] of [[1, 3], [3, 17], [17, 65], [2, 769], [5, 127], [1, 257]] as [number, number][]) {
+  // 1100 rows: two rows per backward chunk (≤ 1024 chunks) and a short last chunk; C = 2048: all 8 columns per thread.
+  // (Not C = 2: there dx is the projection of g onto a space of dimension ~eps/var, so it is all cancellation.)
+  for (const [N, C] of [[1, 3], [3, 17], [17, 65], [2, 769], [5, 127], [1, 257], [1100, 3], [2, 2048]] as [number, number][]) {
     it(`N=${N} C=${C}: forward vs f64, dx/dweight/dbias vs finite differences`, async () => {
       const x = randomF32(N * C, N * 1000 + C, -2, 2);
       const w = randomF32(C, C + 1, 0.5, 1.5);
@@ -63,6 +65,24 @@ describe('layernorm', () => {
     expect(r.forward).toBeLessThanOrEqual(4 * 1000 * 2 * EPS32);
   });
 
+  for (const which of [[false, true, true], [true, false, true], [false, false, true]]) {
+    it(`gradients only for ${which.map((w, i) => (w ? ['x', 'weight', 'bias'][i] : '')).filter(Boolean).join(', ')}`, async () => {
+      const [N, C] = [5, 33];
+      const r = await checkOp(
+        gpu,
+        (xx, ww, bb) => layernorm(xx, ww, bb),
+        [{ data: randomF32(N * C, 31), shape: [N, C], grad: which[0] }, { data: randomF32(C, 32), shape: [C], grad: which[1] }, { data: randomF32(C, 33), shape: [C], grad: which[2] }],
+        ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C),
+      );
+      which.forEach((w, i) => {
+        if (!w) return expect(r.gradWrite[i]).toBeNull();
+        const tol = i === 0 ? tolDx(C) : tolParams(N, C);
+        expect(r.gradWrite[i]).toBeLessThanOrEqual(tol);
+        expect(r.gradAccumulate[i]).toBeLessThanOrEqual(tol);
+      });
+    });
+  }
+
   for (const WG of [16, 64]) {
     it(`forward with ${WG} threads per row (one and four second-level partials)`, async () => {
       const [N, C] = [3, 100];
@@ -79,7 +99,7 @@ describe('layernorm', () => {
   }
 
   it('dweight and dbias have the same bits on every run', async () => {
-    const N = 300; // more rows than chunks: two rows per chunk
+    const N = 1500; // more rows than chunks (≤ 1024): two rows per chunk
     const C = 19;
     const x = randomF32(N * C, 5);
     const g = randomF32(N * C, 6);
