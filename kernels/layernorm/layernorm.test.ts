@@ -56,6 +56,14 @@ describe('layernorm', () => {
     expect(r.gradWrite[2]).toBeLessThanOrEqual(EPS32 * 4);
   });
 
+  it('N=0: empty output, zero dweight and dbias', async () => {
+    const C = 5;
+    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: [], shape: [0, C] }, { data: randomF32(C, 1), shape: [C] }, { data: randomF32(C, 2), shape: [C] }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, 0, C));
+    expect(r.out.length).toBe(0);
+    expect(r.gradWrite[1]).toBe(0);
+    expect(r.gradWrite[2]).toBe(0);
+  });
+
   it('a large common offset does not spoil the variance (centred two-pass)', async () => {
     const N = 4;
     const C = 33;

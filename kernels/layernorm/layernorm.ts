@@ -133,6 +133,11 @@ export function layernormBackwardInto(
   a: { x: GPUBuffer; weight: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer; dout: GPUBuffer; N: number; C: number; dx?: GradOut | null; dweight?: GradOut | null; dbias?: GradOut | null },
 ): void {
   const { N, C } = a;
+  if (N === 0) {
+    // No rows: dweight and dbias are empty sums (overwrite with zeros, or leave as they are).
+    for (const d of [a.dweight, a.dbias]) if (d && !d.accumulate) gpu.clear(d.buffer, 0, 4 * C);
+    return;
+  }
   const context = `N=${N} C=${C}`;
   const { rows, chunks } = layernormChunks(N);
   // Temporaries: released right after recording; later users of the same buffers are recorded after these reads.
