@@ -42,7 +42,7 @@ function targetsFor(R: number, V: number, seed: number): Int32Array {
   return Int32Array.from({ length: R }, () => Math.floor(r() * V));
 }
 
-// Each of WG threads sums ceil(V/WG) exps in sequence (exp within a few ulps), then 16 merges and WG/16 merges: the
+// Each of WG threads sums ceil(V/WG) exps in sequence (in vec4 groups; exp within a few ulps), then 16 merges and WG/16 merges: the
 // sum carries ≤ (ceil(V/WG) + 16 + WG/16 + 4)·ε relative error, which log turns into that much absolute error in
 // the loss and which every p = exp(l − max)/sum inherits. 8× that leaves margin; a wrong max, index or column is
 // off by ≫ 1e-3.
@@ -159,12 +159,13 @@ describe('fused_classifier', () => {
     });
   });
 
-  it('rejects V larger than the logits row and a zero scale', () => {
+  it('rejects V larger than the logits row, a zero scale, and rows that are not whole vec4s', () => {
     return tidyAsync(async () => {
       const l = tensor(gpu, new Float32Array(64), [1, 64]);
       const t: Tensor = tensor(gpu, [0], [1], 'i32');
       expect(() => fusedClassifier(l, t, { V: 65 })).toThrow(/V=65/);
       expect(() => fusedClassifier(l, t, { V: 3, scale: 0 })).toThrow(/scale/);
+      expect(() => fusedClassifier(tensor(gpu, new Float32Array(6), [1, 6]), t, { V: 5 })).toThrow(/multiple of 4/);
     });
   });
 });

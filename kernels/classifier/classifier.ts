@@ -8,7 +8,8 @@
 // - backward takes the upstream gradient g (R) as a tensor and writes the exact VJP, saved · g[r] · count / scale.
 //   With the intended upstream g[r] = scale · mask[r] / count this equals the saved gradient (one streaming pass);
 //   any other g (e.g. a sum instead of a mean) is still handled exactly, so a mismatch cannot go silently wrong;
-// - columns V ≤ v < Vp are ignored in the softmax and get gradient 0; a target outside [0, V) on an unmasked row
+// - Vp must be a multiple of 4 (rows are read as vec4; GPT-2 pads to a multiple of 64). Columns V ≤ v < Vp are
+//   ignored in the softmax (whatever they hold) and get gradient 0; a target outside [0, V) on an unmasked row
 //   makes that row's loss and gradient NaN; masked rows get loss 0 and gradient 0 whatever their target.
 import { defineOp, empty, grid1d, isGradEnabled, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
 import { expectDtype, expectSameGpu, expectShape, placeholder } from '../common.ts';
@@ -17,8 +18,8 @@ import forwardSource from './fused_classifier.wgsl';
 
 export const fusedClassifierSpec: KernelSpec = {
   name: 'fused_classifier',
-  version: 'v1',
-  description: 'one workgroup per row, online max/sum per thread, two-level 16-way merge, gradient written in the same kernel',
+  version: 'v2',
+  description: 'vec4 rows (v1: scalar); one workgroup per row, online max/sum per thread, two-level 16-way merge, gradient written in the same kernel',
   source: forwardSource,
   file: 'kernels/classifier/fused_classifier.wgsl',
   bindings: [
@@ -43,8 +44,8 @@ export const fusedClassifierSpec: KernelSpec = {
 
 export const fusedClassifierBackwardSpec: KernelSpec = {
   name: 'fused_classifier_backward',
-  version: 'v1',
-  description: 'one thread per element: saved gradient times the upstream row gradient, relative to the intended one',
+  version: 'v2',
+  description: 'one thread per vec4 (v1: per element): saved gradient times the upstream row gradient, relative to the intended one',
   source: backwardSource,
   file: 'kernels/classifier/fused_classifier_backward.wgsl',
   bindings: [
@@ -92,8 +93,9 @@ export function classifierWorkgroupSize(gpu: Gpu): number {
   return max >= 1024 ? 1024 : 256;
 }
 
-/** Records the fused classifier kernel (the raw form, for a trainer that manages its own buffers). */
+/** Records the fused classifier kernel (the raw form, for a trainer that manages its own buffers). Vp % 4 == 0. */
 export function fusedClassifierInto(gpu: Gpu, a: FusedClassifierArgs, scratch?: GPUBuffer): void {
+  if (a.Vp % 4 !== 0) throw new WgptError(`fused_classifier: Vp=${a.Vp} must be a multiple of 4 (rows are read as vec4)`);
   gpu.dispatch(fusedClassifierSpec, {
     buffers: { logits: a.logits, targets: a.targets, mask: a.mask ?? placeholder(gpu), losses: a.losses, dlogits: a.dlogits ?? scratch!, count_out: a.count },
     uniforms: { R: a.R, V: a.V, Vp: a.Vp, has_mask: a.mask ? 1 : 0, write_grad: a.dlogits ? 1 : 0, scale: a.scale ?? 1 },
@@ -128,6 +130,7 @@ export const fusedClassifier = defineOp({
     const [R, Vp] = logits.shape as [number, number];
     const { V } = opts;
     if (!Number.isInteger(V) || V < 1 || V > Vp) throw new WgptError(`${op}: V=${V} must be an integer in [1, ${Vp}] (the logits' last dimension)`);
+    if (Vp % 4 !== 0) throw new WgptError(`${op}: the logits' last dimension ${Vp} must be a multiple of 4 (rows are read as vec4): pad the vocabulary, e.g. to a multiple of 64`);
     expectShape(op, targets, 1, [R]);
     expectDtype(op, targets, 'i32');
     if (opts.mask) {
@@ -157,7 +160,7 @@ export const fusedClassifier = defineOp({
     gpu.dispatch(fusedClassifierBackwardSpec, {
       buffers: { saved: saved.dl.buffer, dlosses: g.buffer, count: saved.count.buffer, dlogits: d.tensor.buffer },
       uniforms: { R, Vp, inv_scale: 1 / saved.scale, accumulate: d.accumulate },
-      workgroups: grid1d(gpu, R * Vp, 256),
+      workgroups: grid1d(gpu, (R * Vp) / 4, 256),
       context: `R=${R} Vp=${Vp}`,
     });
   },
