@@ -64,6 +64,21 @@ describe('layernorm', () => {
     expect(r.gradWrite[2]).toBe(0);
   });
 
+  it('C=3000: the forward strides any width; the backward refuses more than 8 columns per thread', async () => {
+    const [N, C] = [2, 3000];
+    const x = randomF32(N * C, 41);
+    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: x, shape: [N, C], grad: false }, { data: randomF32(C, 42), shape: [C], grad: false }, { data: randomF32(C, 43), shape: [C], grad: false }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C));
+    expect(r.forward).toBeLessThanOrEqual(tolForward(C));
+    const maxThreads = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX, 1024);
+    if (C > 8 * maxThreads) {
+      await tidyAsync(async () => {
+        const xt = tensor(gpu, x, [N, C], 'f32', { requiresGrad: true });
+        const out = layernorm(xt, tensor(gpu, randomF32(C, 42), [C]), tensor(gpu, randomF32(C, 43), [C]));
+        expect(() => backward(out, tensor(gpu, randomF32(N * C, 44), [N, C]))).toThrow(/layernorm backward: C=3000 exceeds/);
+      });
+    }
+  });
+
   it('a large common offset does not spoil the variance (centred two-pass)', async () => {
     const N = 4;
     const C = 33;

@@ -84,15 +84,20 @@ export const layernormBackwardReduceSpec: KernelSpec = {
 /** Columns each backward thread handles at most (PER in layernorm_backward.wgsl). */
 const PER = 8;
 
+/** Threads per row of the forward: C rounded up to a multiple of 16, at most 256 (GPT-2's C = 768 gets 256). */
+export function layernormForwardWorkgroup(C: number): number {
+  return Math.min(256, Math.max(16, Math.ceil(C / 16) * 16));
+}
+
 /**
- * Threads per row: C rounded up to a multiple of 16, at most 256 (so no thread idles on a short row), and for the
- * backward at least C/PER. GPT-2's C = 768 gets 256. C beyond PER·(the device's largest workgroup) is refused.
+ * Threads per row chunk of the backward: as the forward, but at least C/PER (each thread keeps PER columns'
+ * partials in registers). C beyond PER·(the device's largest workgroup, at most 1024) is refused.
  */
-export function layernormWorkgroup(gpu: Gpu, C: number): number {
-  const wg = Math.min(256, Math.max(16, Math.ceil(C / 16) * 16));
+export function layernormBackwardWorkgroup(gpu: Gpu, C: number): number {
+  const wg = layernormForwardWorkgroup(C);
   if (C <= PER * wg) return wg;
   const max = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX, 1024);
-  if (C > PER * max) throw new WgptError(`layernorm: C=${C} exceeds ${PER}·${max} columns (${PER} per thread, ${max} threads on this device)`);
+  if (C > PER * max) throw new WgptError(`layernorm backward: C=${C} exceeds ${PER}·${max} columns (${PER} per thread, ${max} threads on this device)`);
   return Math.ceil(C / PER / 16) * 16;
 }
 
@@ -115,7 +120,7 @@ export function layernormForwardInto(gpu: Gpu, a: { x: GPUBuffer; weight: GPUBuf
   gpu.dispatch(layernormForwardSpec, {
     buffers: { x: a.x, weight: a.weight, bias: a.bias, out: a.out, mean: a.mean, rstd: a.rstd },
     uniforms: { N: a.N, C: a.C, eps: LAYERNORM_EPS },
-    overrides: { WG: a.workgroupSize ?? layernormWorkgroup(gpu, a.C) },
+    overrides: { WG: a.workgroupSize ?? layernormForwardWorkgroup(a.C) },
     workgroups: grid1d(gpu, a.N, 1),
     context: `N=${a.N} C=${a.C}`,
   });
@@ -148,7 +153,7 @@ export function layernormBackwardInto(
   gpu.dispatch(layernormBackwardSpec, {
     buffers: { x: a.x, weight: a.weight, mean: a.mean, rstd: a.rstd, dout: a.dout, dx: a.dx?.buffer ?? tmp(4, 'layernorm unused dx'), pw, pb },
     uniforms: { N, C, rows, accumulate: a.dx?.accumulate ?? 0, write_dx: a.dx ? 1 : 0 },
-    overrides: { WG: layernormWorkgroup(gpu, C) },
+    overrides: { WG: layernormBackwardWorkgroup(gpu, C) },
     workgroups: grid1d(gpu, chunks, 1),
     context: `${context} rows=${rows}`,
   });
