@@ -1,9 +1,9 @@
 // llm.c's fused classifier for GPT-2's padded vocabulary: per-row losses and the logits' gradient in one kernel.
 //
 // Contract of the op `fusedClassifier(logits (R, Vp), targets (R) i32, { V, mask?, scale? })`:
-// - returns per-row losses (R): −log softmax(logits[r, :V])[targets[r]], and 0 on rows where mask[r] = 0;
-// - its output is meant to be reduced to L = scale · Σ_r losses[r] / count, count = number of unmasked rows (R
-//   without a mask), i.e. the mean over unmasked rows. The forward kernel writes dL/dlogits during the forward
+// - returns per-row losses (R): mask[r] · (−log softmax(logits[r, :V])[targets[r]]), exactly 0 where mask[r] = 0;
+// - its output is meant to be reduced to L = scale · Σ_r losses[r] / count, count = Σ mask = the number of unmasked
+//   rows (R without a mask), i.e. the mean over unmasked rows (a weighted mean for non-0/1 mask weights). The forward kernel writes dL/dlogits during the forward
 //   pass (as llm.c does; the probabilities are never stored), into a saved buffer;
 // - backward takes the upstream gradient g (R) as a tensor and writes the exact VJP, saved · g[r] · count / scale.
 //   With the intended upstream g[r] = scale · mask[r] / count this equals the saved gradient (one streaming pass);
@@ -108,7 +108,7 @@ export function fusedClassifierInto(gpu: Gpu, a: FusedClassifierArgs, scratch?: 
 export interface FusedClassifierOptions {
   /** Real vocabulary size; logits' last dimension is Vp ≥ V (padded columns are ignored). */
   V: number;
-  /** (R) f32, 1 for rows that count and 0 for rows that do not (SFT prompt tokens, padding). */
+  /** (R) f32, 1 for rows that count and 0 for rows that do not (SFT prompt tokens, padding); other weights work too. */
   mask?: Tensor;
   /** dloss scale of the intended loss L = scale · mean over unmasked rows (default 1). Must be nonzero. */
   scale?: number;

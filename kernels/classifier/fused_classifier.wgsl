@@ -1,11 +1,13 @@
 // llm.c's fused classifier: per row r of logits (R, Vp), of which only the first V columns are real (Vp is V padded,
 // e.g. 50257 -> 50304), with p = softmax(logits[r, :V]) and t = targets[r]:
-//   losses[r]     = −log p[t]                                   (0 where mask[r] = 0)
+//   losses[r]     = mask[r] · (−log p[t])                         (exactly 0 where mask[r] = 0)
 //   dlogits[r, v] = (p[v] − [v == t]) · scale · mask[r] / count  for v < V, and 0 for V ≤ v < Vp,
-// where count = Σ mask (R without a mask): the gradient of scale · (mean of the losses over unmasked rows).
+// where count = Σ mask (R without a mask, where mask = 1): the gradient of scale · Σ losses / count, i.e. the mean
+// of the losses over unmasked rows for a 0/1 mask (and the mask-weighted mean for other weights).
 // The probabilities are never stored: one workgroup per row keeps a running (max, sum of exp) per thread over a
 // strided slice (online softmax), merges the pairs in two 16-way levels, then streams the row again to write the gradient.
-// Padded columns never enter the softmax (they are read as part of a vec4 and discarded). A target outside [0, V) on an unmasked row gives a NaN loss and NaN gradient.
+// Padded columns never enter the softmax (they are read as part of a vec4 and discarded).
+// A target outside [0, V) on an unmasked row gives a NaN loss and NaN gradient.
 struct Params {
   R: u32,
   V: u32,
@@ -114,7 +116,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       loss = nan;
       if (valid) {
         // (max − target logit) first: both are large for large logits, their difference is exact or nearly so.
-        loss = (rowmax - logits[base + u32(t) / 4u][u32(t) % 4u]) + log(rowsum);
+        loss = m_r * ((rowmax - logits[base + u32(t) / 4u][u32(t) % 4u]) + log(rowsum));
       }
     }
     losses[r] = loss;
