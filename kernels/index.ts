@@ -7,7 +7,7 @@ import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { encoderSpecs } from './encoder/encoder.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
-import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
+import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
 import { matmulSpec, matmulTiledSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
@@ -18,7 +18,7 @@ export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { encoder, encoderBackwardWte } from './encoder/encoder.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
-export { layernorm, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
+export { layernorm, layernormBackwardInto, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
 export { gemm, gemmStrided, linear, linearGelu, matmul, tileConfig, type GemmArgs, type StridedGemmArgs, type TileConfig } from './matmul/matmul.ts';
 export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
 
@@ -39,8 +39,8 @@ export const allSpecs: KernelSpec[] = [
   sumsqSpec,
   copySpec,
   layernormForwardSpec,
-  layernormBackwardDxSpec,
-  layernormBackwardParamsSpec,
+  layernormBackwardSpec,
+  layernormBackwardReduceSpec,
   fusedClassifierSpec,
   fusedClassifierBackwardSpec,
   ...encoderSpecs,

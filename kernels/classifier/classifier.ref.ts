@@ -1,5 +1,5 @@
-// f64 references for the fused classifier: per-row losses over the first V of Vp columns, with an optional 0/1 mask,
-// and the intended scalar loss (scale × mean over unmasked rows).
+// f64 references for the fused classifier: per-row losses over the first V of Vp columns, weighted by an optional mask
+// (0/1, or any weights), and the intended scalar loss scale · Σ losses / Σ mask (the mean over unmasked rows).
 
 export function classifierLossesRef(logits: ArrayLike<number>, targets: ArrayLike<number>, mask: ArrayLike<number> | null, R: number, V: number, Vp: number): Float64Array {
   const out = new Float64Array(R);
@@ -10,7 +10,7 @@ export function classifierLossesRef(logits: ArrayLike<number>, targets: ArrayLik
     let s = 0;
     for (let v = 0; v < V; v++) s += Math.exp(logits[r * Vp + v]! - max);
     const t = targets[r]!;
-    out[r] = t >= 0 && t < V ? Math.log(s) + max - logits[r * Vp + t]! : NaN;
+    out[r] = (mask ? mask[r]! : 1) * (t >= 0 && t < V ? Math.log(s) + max - logits[r * Vp + t]! : NaN);
   }
   return out;
 }
@@ -20,8 +20,7 @@ export function classifierMeanLossRef(logits: ArrayLike<number>, targets: ArrayL
   let count = 0;
   let s = 0;
   for (let r = 0; r < R; r++) {
-    if (mask && mask[r] === 0) continue;
-    count++;
+    count += mask ? mask[r]! : 1;
     s += l[r]!;
   }
   return (scale * s) / Math.max(count, 1);

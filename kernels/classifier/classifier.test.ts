@@ -42,10 +42,12 @@ function targetsFor(R: number, V: number, seed: number): Int32Array {
   return Int32Array.from({ length: R }, () => Math.floor(r() * V));
 }
 
-// Each thread sums ceil(V/256) exps in sequence (exp within a few ulps), then an 8-level merge: the sum carries
-// ≤ (ceil(V/256) + 8 + 4)·ε relative error, which log turns into that much absolute error in the loss and which
-// every p = exp(l − max)/sum inherits. 8× that leaves margin; a wrong max, index or column is off by ≫ 1e-3.
-const tol = (V: number) => (Math.ceil(V / 256) + 12) * EPS32 * 8;
+// Each of WG threads sums ceil(V/WG) exps in sequence (in vec4 groups; exp within a few ulps), then 16 merges and WG/16 merges: the
+// sum carries ≤ (ceil(V/WG) + 16 + WG/16 + 4)·ε relative error, which log turns into that much absolute error in
+// the loss and which every p = exp(l − max)/sum inherits. 8× that leaves margin; a wrong max, index or column is
+// off by ≫ 1e-3.
+const tolWG = (V: number, WG: number) => (Math.ceil(V / WG) + 16 + WG / 16 + 4) * EPS32 * 8;
+const tol = (V: number) => tolWG(V, 256);
 
 describe('fused_classifier', () => {
   for (const s of [fusedClassifierSpec, fusedClassifierBackwardSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
@@ -84,6 +86,17 @@ describe('fused_classifier', () => {
     });
   }
 
+  it('a weighted mask (0.5, 2, 0, 1): losses and VJP vs f64, and the gradient of the weighted mean', async () => {
+    const [R, V, Vp] = [4, 30, 64];
+    const logits = makeLogits(R, V, Vp, 5, 1e30);
+    const t = targetsFor(R, V, 6);
+    const mask = Float32Array.from([0.5, 2, 0, 1]);
+    const r = await checkOp(gpu, (l, tt, m) => fusedClassifier(l!, tt!, { V, mask: m }), [{ data: logits, shape: [R, Vp] }, { data: t, shape: [R], dtype: 'i32' }, { data: mask, shape: [R], grad: false }], ([l, tt, m]) => classifierLossesRef(l!, tt!, m!, R, V, Vp));
+    expect(r.forward).toBeLessThanOrEqual(tol(V));
+    expect(r.gradWrite[0]).toBeLessThanOrEqual(tol(V));
+    expect(r.gradAccumulate[0]).toBeLessThanOrEqual(tol(V));
+  });
+
   it('V=1: every loss and gradient is exactly 0, padding notwithstanding', async () => {
     const R = 3;
     const logits = makeLogits(R, 1, 64, 3, NaN);
@@ -112,27 +125,29 @@ describe('fused_classifier', () => {
       });
       const want = classifierMeanLossRef(logits, t, mask, R, V, Vp, scale);
       let mean = 0;
-      got.host.forEach((x, r) => (mean += mask[r]! * x));
+      got.host.forEach((x) => (mean += x)); // masked rows hold exactly 0
       expect(Math.abs((scale * mean) / count - want)).toBeLessThanOrEqual(tol(V) * Math.abs(want));
       const fd = finiteDiff((x) => classifierMeanLossRef(x, t, mask, R, V, Vp, scale), toF64(logits));
       expect(relErr(got.grad, fd)).toBeLessThanOrEqual(tol(V));
     });
   }
 
-  it('the raw kernel (fusedClassifierInto) writes the gradient of scale · masked mean loss, and the count', async () => {
-    const [R, V, scale] = [7, 100, 0.5];
+  let rawFd: Float64Array | undefined; // the same inputs for every WG: one finite-difference pass
+  for (const WG of [16, 64, 256, 1024]) it(`the raw kernel (fusedClassifierInto, WG=${WG}) writes the gradient of scale · masked mean loss, and the count`, async (ctx) => {
+    if (WG > gpu.limits.maxComputeInvocationsPerWorkgroup) ctx.skip(`the adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup} threads per workgroup`);
+    const [R, V, scale] = [7, 600, 0.5];
     const Vp = padTo64(V);
     const logits = makeLogits(R, V, Vp, 42, -1e30);
     const t = targetsFor(R, V, 43);
     const mask = Float32Array.from([1, 0, 1, 1, 0, 0, 1]);
     const got = await tidyAsync(async () => {
       const [l, tt, m, losses, dl, count] = [tensor(gpu, logits, [R, Vp]), tensor(gpu, t, [R], 'i32'), tensor(gpu, mask, [R]), empty(gpu, [R]), empty(gpu, [R, Vp]), empty(gpu, [1])];
-      fusedClassifierInto(gpu, { R, V, Vp, logits: l.buffer, targets: tt.buffer, mask: m.buffer, losses: losses.buffer, dlogits: dl.buffer, count: count.buffer, scale });
+      fusedClassifierInto(gpu, { R, V, Vp, logits: l.buffer, targets: tt.buffer, mask: m.buffer, losses: losses.buffer, dlogits: dl.buffer, count: count.buffer, scale, workgroupSize: WG });
       return { dl: await dl.read(), count: await count.item() };
     });
     expect(got.count).toBe(4);
-    const fd = finiteDiff((x) => classifierMeanLossRef(x, t, mask, R, V, Vp, scale), toF64(logits));
-    expect(relErr(got.dl, fd)).toBeLessThanOrEqual(tol(V));
+    rawFd ??= finiteDiff((x) => classifierMeanLossRef(x, t, mask, R, V, Vp, scale), toF64(logits));
+    expect(relErr(got.dl, rawFd)).toBeLessThanOrEqual(tolWG(V, WG));
   });
 
   it('an out-of-range target on an unmasked row gives NaN loss, never a plausible one', async () => {
@@ -155,12 +170,13 @@ describe('fused_classifier', () => {
     });
   });
 
-  it('rejects V larger than the logits row and a zero scale', () => {
+  it('rejects V larger than the logits row, a zero scale, and rows that are not whole vec4s', () => {
     return tidyAsync(async () => {
       const l = tensor(gpu, new Float32Array(64), [1, 64]);
       const t: Tensor = tensor(gpu, [0], [1], 'i32');
       expect(() => fusedClassifier(l, t, { V: 65 })).toThrow(/V=65/);
       expect(() => fusedClassifier(l, t, { V: 3, scale: 0 })).toThrow(/scale/);
+      expect(() => fusedClassifier(tensor(gpu, new Float32Array(6), [1, 6]), t, { V: 5 })).toThrow(/multiple of 4/);
     });
   });
 });

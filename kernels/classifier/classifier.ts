@@ -1,14 +1,15 @@
 // llm.c's fused classifier for GPT-2's padded vocabulary: per-row losses and the logits' gradient in one kernel.
 //
 // Contract of the op `fusedClassifier(logits (R, Vp), targets (R) i32, { V, mask?, scale? })`:
-// - returns per-row losses (R): −log softmax(logits[r, :V])[targets[r]], and 0 on rows where mask[r] = 0;
-// - its output is meant to be reduced to L = scale · Σ_r losses[r] / count, count = number of unmasked rows (R
-//   without a mask), i.e. the mean over unmasked rows. The forward kernel writes dL/dlogits during the forward
+// - returns per-row losses (R): mask[r] · (−log softmax(logits[r, :V])[targets[r]]), exactly 0 where mask[r] = 0;
+// - its output is meant to be reduced to L = scale · Σ_r losses[r] / count, count = Σ mask = the number of unmasked
+//   rows (R without a mask), i.e. the mean over unmasked rows (a weighted mean for non-0/1 mask weights). The forward kernel writes dL/dlogits during the forward
 //   pass (as llm.c does; the probabilities are never stored), into a saved buffer;
 // - backward takes the upstream gradient g (R) as a tensor and writes the exact VJP, saved · g[r] · count / scale.
 //   With the intended upstream g[r] = scale · mask[r] / count this equals the saved gradient (one streaming pass);
 //   any other g (e.g. a sum instead of a mean) is still handled exactly, so a mismatch cannot go silently wrong;
-// - columns V ≤ v < Vp are ignored in the softmax and get gradient 0; a target outside [0, V) on an unmasked row
+// - Vp must be a multiple of 4 (rows are read as vec4; GPT-2 pads to a multiple of 64). Columns V ≤ v < Vp are
+//   ignored in the softmax (whatever they hold) and get gradient 0; a target outside [0, V) on an unmasked row
 //   makes that row's loss and gradient NaN; masked rows get loss 0 and gradient 0 whatever their target.
 import { defineOp, empty, grid1d, isGradEnabled, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
 import { expectDtype, expectSameGpu, expectShape, placeholder } from '../common.ts';
@@ -17,8 +18,8 @@ import forwardSource from './fused_classifier.wgsl';
 
 export const fusedClassifierSpec: KernelSpec = {
   name: 'fused_classifier',
-  version: 'v1',
-  description: 'one workgroup per row, online max/sum per thread, tree merge, gradient written in the same kernel',
+  version: 'v2',
+  description: 'vec4 rows (v1: scalar); one workgroup per row, online max/sum per thread, two-level 16-way merge, gradient written in the same kernel',
   source: forwardSource,
   file: 'kernels/classifier/fused_classifier.wgsl',
   bindings: [
@@ -43,8 +44,8 @@ export const fusedClassifierSpec: KernelSpec = {
 
 export const fusedClassifierBackwardSpec: KernelSpec = {
   name: 'fused_classifier_backward',
-  version: 'v1',
-  description: 'one thread per element: saved gradient times the upstream row gradient, relative to the intended one',
+  version: 'v2',
+  description: 'one thread per vec4 (v1: per element): saved gradient times the upstream row gradient, relative to the intended one',
   source: backwardSource,
   file: 'kernels/classifier/fused_classifier_backward.wgsl',
   bindings: [
@@ -77,13 +78,28 @@ export interface FusedClassifierArgs {
   /** One f32: the number of unmasked rows, written by the kernel. */
   count: GPUBuffer;
   scale?: number;
+  /** Threads per row (a multiple of 16, within the device's limits); default classifierWorkgroupSize(gpu). */
+  workgroupSize?: number;
 }
 
-/** Records the fused classifier kernel (the raw form, for a trainer that manages its own buffers). */
+/**
+ * Threads per row. The kernel reads each row twice (softmax statistics, then the gradient); the second read should
+ * hit L2. With 256 threads per row an H100 keeps ~1000 rows of 200 KB (GPT-2's 50304 columns) in flight, far more
+ * than its 50 MB L2; with 1024 threads (as llm.c uses) about 264, which fit. Software adapters keep 256.
+ */
+export function classifierWorkgroupSize(gpu: Gpu): number {
+  if (gpu.software) return 256;
+  const max = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
+  return max >= 1024 ? 1024 : 256;
+}
+
+/** Records the fused classifier kernel (the raw form, for a trainer that manages its own buffers). Vp % 4 == 0. */
 export function fusedClassifierInto(gpu: Gpu, a: FusedClassifierArgs, scratch?: GPUBuffer): void {
+  if (a.Vp % 4 !== 0) throw new WgptError(`fused_classifier: Vp=${a.Vp} must be a multiple of 4 (rows are read as vec4)`);
   gpu.dispatch(fusedClassifierSpec, {
     buffers: { logits: a.logits, targets: a.targets, mask: a.mask ?? placeholder(gpu), losses: a.losses, dlogits: a.dlogits ?? scratch!, count_out: a.count },
     uniforms: { R: a.R, V: a.V, Vp: a.Vp, has_mask: a.mask ? 1 : 0, write_grad: a.dlogits ? 1 : 0, scale: a.scale ?? 1 },
+    overrides: { WG: a.workgroupSize ?? classifierWorkgroupSize(gpu) },
     workgroups: grid1d(gpu, a.R, 1),
     context: `R=${a.R} V=${a.V} Vp=${a.Vp}${a.mask ? ' masked' : ''}`,
   });
@@ -92,7 +108,7 @@ export function fusedClassifierInto(gpu: Gpu, a: FusedClassifierArgs, scratch?: 
 export interface FusedClassifierOptions {
   /** Real vocabulary size; logits' last dimension is Vp ≥ V (padded columns are ignored). */
   V: number;
-  /** (R) f32, 1 for rows that count and 0 for rows that do not (SFT prompt tokens, padding). */
+  /** (R) f32, 1 for rows that count and 0 for rows that do not (SFT prompt tokens, padding); other weights work too. */
   mask?: Tensor;
   /** dloss scale of the intended loss L = scale · mean over unmasked rows (default 1). Must be nonzero. */
   scale?: number;
@@ -114,6 +130,7 @@ export const fusedClassifier = defineOp({
     const [R, Vp] = logits.shape as [number, number];
     const { V } = opts;
     if (!Number.isInteger(V) || V < 1 || V > Vp) throw new WgptError(`${op}: V=${V} must be an integer in [1, ${Vp}] (the logits' last dimension)`);
+    if (Vp % 4 !== 0) throw new WgptError(`${op}: the logits' last dimension ${Vp} must be a multiple of 4 (rows are read as vec4): pad the vocabulary, e.g. to a multiple of 64`);
     expectShape(op, targets, 1, [R]);
     expectDtype(op, targets, 'i32');
     if (opts.mask) {
@@ -143,7 +160,7 @@ export const fusedClassifier = defineOp({
     gpu.dispatch(fusedClassifierBackwardSpec, {
       buffers: { saved: saved.dl.buffer, dlosses: g.buffer, count: saved.count.buffer, dlogits: d.tensor.buffer },
       uniforms: { R, Vp, inv_scale: 1 / saved.scale, accumulate: d.accumulate },
-      workgroups: grid1d(gpu, R * Vp, 256),
+      workgroups: grid1d(gpu, (R * Vp) / 4, 256),
       context: `R=${R} Vp=${Vp}`,
     });
   },

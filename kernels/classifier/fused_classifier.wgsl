@@ -1,11 +1,13 @@
 // llm.c's fused classifier: per row r of logits (R, Vp), of which only the first V columns are real (Vp is V padded,
 // e.g. 50257 -> 50304), with p = softmax(logits[r, :V]) and t = targets[r]:
-//   losses[r]     = −log p[t]                                   (0 where mask[r] = 0)
+//   losses[r]     = mask[r] · (−log p[t])                         (exactly 0 where mask[r] = 0)
 //   dlogits[r, v] = (p[v] − [v == t]) · scale · mask[r] / count  for v < V, and 0 for V ≤ v < Vp,
-// where count = Σ mask (R without a mask): the gradient of scale · (mean of the losses over unmasked rows).
+// where count = Σ mask (R without a mask, where mask = 1): the gradient of scale · Σ losses / count, i.e. the mean
+// of the losses over unmasked rows for a 0/1 mask (and the mask-weighted mean for other weights).
 // The probabilities are never stored: one workgroup per row keeps a running (max, sum of exp) per thread over a
-// strided slice (online softmax), merges the pairs in a tree, then streams the row again to write the gradient.
-// Padded columns are never read. A target outside [0, V) on an unmasked row gives a NaN loss and NaN gradient.
+// strided slice (online softmax), merges the pairs in two 16-way levels, then streams the row again to write the gradient.
+// Padded columns never enter the softmax (they are read as part of a vec4 and discarded).
+// A target outside [0, V) on an unmasked row gives a NaN loss and NaN gradient.
 struct Params {
   R: u32,
   V: u32,
@@ -15,17 +17,26 @@ struct Params {
   scale: f32,
 }
 
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(0) var<storage, read> logits: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(0) @binding(2) var<storage, read> mask: array<f32>;
 @group(0) @binding(3) var<storage, read_write> losses: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> count_out: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-override WG: u32 = 256; // a power of two
+override WG: u32 = 256; // a multiple of 16
+const FAN: u32 = 16u;
 var<workgroup> wmax: array<f32, WG>;
 var<workgroup> wsum: array<f32, WG>;
+var<workgroup> wmax2: array<f32, WG / FAN>;
+var<workgroup> wsum2: array<f32, WG / FAN>;
+
+// Merges two (max, Σ exp(x − max)) pairs.
+fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  let m = max(a.x, b.x);
+  return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -44,43 +55,56 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     wsum[i] = c;
     workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-      if (i < half) {
-        wsum[i] += wsum[i + half];
+    if (i < WG / FAN) {
+      var c2 = 0.0;
+      for (var k = 0u; k < FAN; k++) {
+        c2 += wsum[i + k * (WG / FAN)];
       }
-      workgroupBarrier();
+      wsum2[i] = c2;
     }
-    count = wsum[0];
+    workgroupBarrier();
+    count = 0.0;
+    for (var k = 0u; k < WG / FAN; k++) {
+      count += wsum2[k];
+    }
     m_r = mask[r];
-    workgroupBarrier(); // all have read wsum[0] before it is reused below
+    workgroupBarrier(); // all have read wsum2 before it is reused below
   }
-  let base = r * params.Vp;
+  // Rows are read as vec4 (Vp is a multiple of 4): per vec4, one rescale of the running sum and four exps. Lanes at
+  // or past V become -3e38 (exp gives 0), so whatever the padding holds never enters.
+  let Vp4 = params.Vp / 4u;
+  let V4 = (params.V + 3u) / 4u;
+  let base = r * Vp4;
+  let lane = vec4<u32>(0u, 1u, 2u, 3u);
+  let low = vec4<f32>(-3.0e38);
   var m = -3.0e38;
   var s = 0.0;
-  for (var v = i; v < params.V; v += WG) {
-    let l = logits[base + v];
-    if (l > m) {
-      s = s * exp(m - l) + 1.0;
-      m = l;
-    } else {
-      s += exp(l - m);
-    }
+  for (var q = i; q < V4; q += WG) {
+    let l = select(low, logits[base + q], lane + 4u * q < vec4<u32>(params.V));
+    let mn = max(m, max(max(l.x, l.y), max(l.z, l.w)));
+    let e = exp(l - vec4<f32>(mn));
+    s = s * exp(m - mn) + ((e.x + e.y) + (e.z + e.w));
+    m = mn;
   }
+  // Merge the pairs in two levels (WG/16 threads merge 16 each, then every thread merges those): two barriers.
   wmax[i] = m;
   wsum[i] = s;
   workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (i < half) {
-      let m1 = wmax[i];
-      let m2 = wmax[i + half];
-      let mm = max(m1, m2);
-      wsum[i] = wsum[i] * exp(m1 - mm) + wsum[i + half] * exp(m2 - mm);
-      wmax[i] = mm;
+  if (i < WG / FAN) {
+    var p = vec2<f32>(wmax[i], wsum[i]);
+    for (var k = 1u; k < FAN; k++) {
+      p = merge(p, vec2<f32>(wmax[i + k * (WG / FAN)], wsum[i + k * (WG / FAN)]));
     }
-    workgroupBarrier();
+    wmax2[i] = p.x;
+    wsum2[i] = p.y;
   }
-  let rowmax = wmax[0];
-  let rowsum = wsum[0];
+  workgroupBarrier();
+  var row = vec2<f32>(wmax2[0], wsum2[0]);
+  for (var k = 1u; k < WG / FAN; k++) {
+    row = merge(row, vec2<f32>(wmax2[k], wsum2[k]));
+  }
+  let rowmax = row.x;
+  let rowsum = row.y;
   let t = targets[r];
   let valid = t >= 0 && u32(t) < params.V;
   let counted = m_r != 0.0;
@@ -92,7 +116,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       loss = nan;
       if (valid) {
         // (max − target logit) first: both are large for large logits, their difference is exact or nearly so.
-        loss = (rowmax - logits[base + u32(t)]) + log(rowsum);
+        loss = m_r * ((rowmax - logits[base + u32(t) / 4u][u32(t) % 4u]) + log(rowsum));
       }
     }
     losses[r] = loss;
@@ -105,15 +129,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
   let inv = 1.0 / rowsum;
   let k = params.scale * m_r / max(count, 1.0);
-  for (var v = i; v < params.Vp; v += WG) {
-    var d = 0.0;
-    if (counted && v < params.V) {
-      let p = exp(logits[base + v] - rowmax) * inv;
-      d = select(p, p - 1.0, i32(v) == t) * k;
-      if (!valid) {
-        d = nan;
-      }
+  let zero = vec4<f32>(0.0);
+  let nan4 = vec4<f32>(nan);
+  for (var q = i; q < Vp4; q += WG) {
+    let v = lane + 4u * q;
+    let real = v < vec4<u32>(params.V);
+    let p = exp(logits[base + q] - vec4<f32>(rowmax)) * inv;
+    let onehot = select(zero, vec4<f32>(1.0), vec4<i32>(v) == vec4<i32>(t));
+    var d = select(zero, (p - onehot) * k, real);
+    if (!counted) {
+      d = zero;
+    } else if (!valid) {
+      d = select(zero, nan4, real);
     }
-    dlogits[base + v] = d;
+    dlogits[base + q] = d;
   }
 }

@@ -1,8 +1,8 @@
 import { EPS32, checkOp, randomF32, rng, testGpu } from '@wgpt/runtime/testing';
-import { backward, checkSpec, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
+import { backward, checkSpec, empty, tensor, tidyAsync, zeros, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encoder } from '../index.ts';
-import { encoderSpecs } from './encoder.ts';
+import { bucketCountSpec, bucketScanSpec, bucketSortSpec, encoderSpecs } from './encoder.ts';
 import { encoderRef } from './encoder.ref.ts';
 
 let gpu: Gpu;
@@ -75,6 +75,36 @@ describe('encoder', () => {
       });
     const first = await run();
     for (let i = 0; i < 3; i++) expect(await run()).toEqual(first);
+  });
+
+  it('the bucket sort orders every bucket by position whatever order the scatter left', async () => {
+    // SwiftShader may run the scatter's atomics in order, so feed the sort a deliberately reversed bucket layout.
+    const [N, V] = [40, 300]; // V > 256: several counts per scan thread
+    const tokens = tokensFor(N, 6, 8).map((t) => t * 50 + 3);
+    tokens[5] = -1; // skipped
+    tokens[17] = V; // skipped
+    const { sorted, offsets } = await tidyAsync(async () => {
+      const tok = tensor(gpu, tokens, [N], 'i32');
+      const counts = zeros(gpu, [V], 'u32');
+      const offsets = empty(gpu, [V + 1], 'u32');
+      const sorted = empty(gpu, [N], 'u32');
+      const ctx = 'test';
+      gpu.dispatch(bucketCountSpec, { buffers: { tokens: tok.buffer, counts: counts.buffer }, uniforms: { N, V }, workgroups: [1], context: ctx });
+      gpu.dispatch(bucketScanSpec, { buffers: { counts: counts.buffer, offsets: offsets.buffer }, uniforms: { V }, workgroups: [1], context: ctx });
+      const off = await offsets.read();
+      // Each bucket's positions in decreasing order: the worst case for the sort.
+      const unsorted = new Uint32Array(N);
+      const fill = Uint32Array.from(off);
+      for (let n = N - 1; n >= 0; n--) if (tokens[n]! >= 0 && tokens[n]! < V) unsorted[fill[tokens[n]!]!++] = n;
+      const un = tensor(gpu, unsorted, [N], 'u32');
+      gpu.dispatch(bucketSortSpec, { buffers: { tokens: tok.buffer, offsets: offsets.buffer, unsorted: un.buffer, sorted: sorted.buffer }, uniforms: { N, V }, workgroups: [1], context: ctx });
+      return { sorted: await sorted.read(), offsets: off };
+    });
+    const valid = [...tokens.keys()].filter((n) => tokens[n]! >= 0 && tokens[n]! < V);
+    const want = valid.sort((a, b) => tokens[a]! - tokens[b]! || a - b);
+    expect(offsets[V]).toBe(N - 2);
+    expect(Array.from(sorted.subarray(0, N - 2))).toEqual(want);
+    for (let v = 0; v < V; v++) expect(offsets[v + 1]! - offsets[v]!).toBe(tokens.filter((t) => t === v).length);
   });
 
   it('an out-of-range token gives a NaN row and never reads out of bounds', async () => {

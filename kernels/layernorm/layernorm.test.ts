@@ -1,8 +1,8 @@
-import { EPS32, checkOp, randomF32, testGpu } from '@wgpt/runtime/testing';
-import { backward, checkSpec, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
+import { EPS32, checkOp, randomF32, relErr, testGpu } from '@wgpt/runtime/testing';
+import { backward, checkSpec, empty, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { layernorm } from '../index.ts';
-import { layernormBackwardDxSpec, layernormBackwardParamsSpec, layernormForwardSpec } from './layernorm.ts';
+import { layernorm, layernormForwardInto } from '../index.ts';
+import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpec } from './layernorm.ts';
 import { layernormRef } from './layernorm.ref.ts';
 
 let gpu: Gpu;
@@ -11,7 +11,7 @@ beforeAll(async () => {
 });
 afterAll(() => gpu.destroy());
 
-// mean and variance are length-C sums (a strided run of C/256 terms, then an 8-level tree): their rounding errors add
+// mean and variance are length-C sums (a strided run of C/256 terms, then two 16-term levels): their rounding errors add
 // like a random walk, ≤ sqrt(C)·ε relative. Each output adds ≈ 6 roundings (subtract, two multiplies, fma-like
 // add, inverseSqrt within 2 ulp). 4·(sqrt(C) + 8)·ε bounds that with margin; a wrong term is off by ≥ 1/C.
 const tolForward = (C: number) => 4 * (Math.sqrt(C) + 8) * EPS32;
@@ -22,9 +22,11 @@ const tolDx = (C: number) => 8 * (Math.sqrt(C) + 8) * EPS32;
 const tolParams = (N: number, C: number) => 4 * (Math.sqrt(N) + Math.sqrt(C) + 8) * EPS32;
 
 describe('layernorm', () => {
-  for (const s of [layernormForwardSpec, layernormBackwardDxSpec, layernormBackwardParamsSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+  for (const s of [layernormForwardSpec, layernormBackwardSpec, layernormBackwardReduceSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
 
-  for (const [N, C] of [[1, 3], [3, 17], [17, 65], [2, 769], [5, 127], [1, 257]] as [number, number][]) {
+  // 1100 rows: two rows per backward chunk (≤ 1024 chunks) and a short last chunk; C = 2048: all 8 columns per thread.
+  // (Not C = 2: there dx is the projection of g onto a space of dimension ~eps/var, so it is all cancellation.)
+  for (const [N, C] of [[1, 3], [3, 17], [17, 65], [2, 769], [5, 127], [1, 257], [1100, 3], [2, 2048]] as [number, number][]) {
     it(`N=${N} C=${C}: forward vs f64, dx/dweight/dbias vs finite differences`, async () => {
       const x = randomF32(N * C, N * 1000 + C, -2, 2);
       const w = randomF32(C, C + 1, 0.5, 1.5);
@@ -54,6 +56,29 @@ describe('layernorm', () => {
     expect(r.gradWrite[2]).toBeLessThanOrEqual(EPS32 * 4);
   });
 
+  it('N=0: empty output, zero dweight and dbias', async () => {
+    const C = 5;
+    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: [], shape: [0, C] }, { data: randomF32(C, 1), shape: [C] }, { data: randomF32(C, 2), shape: [C] }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, 0, C));
+    expect(r.out.length).toBe(0);
+    expect(r.gradWrite[1]).toBe(0);
+    expect(r.gradWrite[2]).toBe(0);
+  });
+
+  it('C=3000: the forward strides any width; the backward refuses more than 8 columns per thread', async () => {
+    const [N, C] = [2, 3000];
+    const x = randomF32(N * C, 41);
+    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: x, shape: [N, C], grad: false }, { data: randomF32(C, 42), shape: [C], grad: false }, { data: randomF32(C, 43), shape: [C], grad: false }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C));
+    expect(r.forward).toBeLessThanOrEqual(tolForward(C));
+    const maxThreads = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX, 1024);
+    if (C > 8 * maxThreads) {
+      await tidyAsync(async () => {
+        const xt = tensor(gpu, x, [N, C], 'f32', { requiresGrad: true });
+        const out = layernorm(xt, tensor(gpu, randomF32(C, 42), [C]), tensor(gpu, randomF32(C, 43), [C]));
+        expect(() => backward(out, tensor(gpu, randomF32(N * C, 44), [N, C]))).toThrow(/layernorm backward: C=3000 exceeds/);
+      });
+    }
+  });
+
   it('a large common offset does not spoil the variance (centred two-pass)', async () => {
     const N = 4;
     const C = 33;
@@ -63,8 +88,41 @@ describe('layernorm', () => {
     expect(r.forward).toBeLessThanOrEqual(4 * 1000 * 2 * EPS32);
   });
 
+  for (const which of [[false, true, true], [true, false, true], [false, false, true]]) {
+    it(`gradients only for ${which.map((w, i) => (w ? ['x', 'weight', 'bias'][i] : '')).filter(Boolean).join(', ')}`, async () => {
+      const [N, C] = [5, 33];
+      const r = await checkOp(
+        gpu,
+        (xx, ww, bb) => layernorm(xx, ww, bb),
+        [{ data: randomF32(N * C, 31), shape: [N, C], grad: which[0] }, { data: randomF32(C, 32), shape: [C], grad: which[1] }, { data: randomF32(C, 33), shape: [C], grad: which[2] }],
+        ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C),
+      );
+      which.forEach((w, i) => {
+        if (!w) return expect(r.gradWrite[i]).toBeNull();
+        const tol = i === 0 ? tolDx(C) : tolParams(N, C);
+        expect(r.gradWrite[i]).toBeLessThanOrEqual(tol);
+        expect(r.gradAccumulate[i]).toBeLessThanOrEqual(tol);
+      });
+    });
+  }
+
+  for (const WG of [16, 64]) {
+    it(`forward with ${WG} threads per row (one and four second-level partials)`, async () => {
+      const [N, C] = [3, 100];
+      const x = randomF32(N * C, 21);
+      const w = randomF32(C, 22);
+      const b = randomF32(C, 23);
+      const out = await tidyAsync(async () => {
+        const [xt, wt, bt, o, m, r] = [tensor(gpu, x, [N, C]), tensor(gpu, w, [C]), tensor(gpu, b, [C]), empty(gpu, [N, C]), empty(gpu, [N]), empty(gpu, [N])];
+        layernormForwardInto(gpu, { x: xt.buffer, weight: wt.buffer, bias: bt.buffer, out: o.buffer, mean: m.buffer, rstd: r.buffer, N, C, workgroupSize: WG });
+        return o.read();
+      });
+      expect(relErr(out, layernormRef(x, w, b, N, C))).toBeLessThanOrEqual(tolForward(C));
+    });
+  }
+
   it('dweight and dbias have the same bits on every run', async () => {
-    const N = 300; // more rows than chunks: two rows per chunk
+    const N = 1500; // more rows than chunks (≤ 1024): two rows per chunk
     const C = 19;
     const x = randomF32(N * C, 5);
     const g = randomF32(N * C, 6);

@@ -1,11 +1,10 @@
-// GPT-2 LayerNorm over the last dimension, with weight and bias: forward saves mean and rstd per row; backward
-// computes dx (one workgroup per row) and dweight/dbias deterministically (per-chunk partials, then a fixed-order
-// column sum by sum_rows: no float atomics, the same bits on every run).
+// GPT-2 LayerNorm over the last dimension, with weight and bias: forward saves mean and rstd per row; backward is
+// one kernel for dx and per-chunk dweight/dbias partials (x and dout read once), then a fixed-order column sum of
+// the partials: no float atomics, the same bits on every run.
 import { defineOp, empty, grid1d, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
 import { expectSameGpu, expectShape } from '../common.ts';
-import { sumRowsInto } from '../reduce/reduce.ts';
-import backwardDxSource from './layernorm_backward_dx.wgsl';
-import backwardParamsSource from './layernorm_backward_params.wgsl';
+import backwardSource from './layernorm_backward.wgsl';
+import reduceSource from './layernorm_backward_reduce.wgsl';
 import forwardSource from './layernorm_forward.wgsl';
 
 export const LAYERNORM_EPS = 1e-5;
@@ -13,7 +12,7 @@ export const LAYERNORM_EPS = 1e-5;
 export const layernormForwardSpec: KernelSpec = {
   name: 'layernorm_forward',
   version: 'v1',
-  description: 'one workgroup per row, strided partial sums, tree in workgroup memory, centred two-pass variance',
+  description: 'one workgroup per row, strided partial sums, two-level 16-way sums in workgroup memory, centred two-pass variance',
   source: forwardSource,
   file: 'kernels/layernorm/layernorm_forward.wgsl',
   bindings: [
@@ -33,12 +32,12 @@ export const layernormForwardSpec: KernelSpec = {
   overrides: { WG: 256 },
 };
 
-export const layernormBackwardDxSpec: KernelSpec = {
-  name: 'layernorm_backward_dx',
+export const layernormBackwardSpec: KernelSpec = {
+  name: 'layernorm_backward',
   version: 'v1',
-  description: 'one workgroup per row, both row means in one tree',
-  source: backwardDxSource,
-  file: 'kernels/layernorm/layernorm_backward_dx.wgsl',
+  description: 'one workgroup per chunk of rows: dx per row, dweight/dbias chunk partials in registers',
+  source: backwardSource,
+  file: 'kernels/layernorm/layernorm_backward.wgsl',
   bindings: [
     { name: 'x', kind: 'read-only-storage' },
     { name: 'weight', kind: 'read-only-storage' },
@@ -46,27 +45,6 @@ export const layernormBackwardDxSpec: KernelSpec = {
     { name: 'rstd', kind: 'read-only-storage' },
     { name: 'dout', kind: 'read-only-storage' },
     { name: 'dx', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
-  uniforms: [
-    { name: 'N', type: 'u32' },
-    { name: 'C', type: 'u32' },
-    { name: 'accumulate', type: 'u32' },
-  ],
-  overrides: { WG: 256 },
-};
-
-export const layernormBackwardParamsSpec: KernelSpec = {
-  name: 'layernorm_backward_params',
-  version: 'v1',
-  description: 'per-chunk column partials of dweight and dbias, one thread per (chunk, column)',
-  source: backwardParamsSource,
-  file: 'kernels/layernorm/layernorm_backward_params.wgsl',
-  bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'mean', kind: 'read-only-storage' },
-    { name: 'rstd', kind: 'read-only-storage' },
-    { name: 'dout', kind: 'read-only-storage' },
     { name: 'pw', kind: 'storage' },
     { name: 'pb', kind: 'storage' },
     { name: 'params', kind: 'uniform' },
@@ -75,13 +53,60 @@ export const layernormBackwardParamsSpec: KernelSpec = {
     { name: 'N', type: 'u32' },
     { name: 'C', type: 'u32' },
     { name: 'rows', type: 'u32' },
+    { name: 'accumulate', type: 'u32' },
+    { name: 'write_dx', type: 'u32' },
   ],
-  overrides: { WG: 64 },
+  overrides: { WG: 256 },
 };
 
-/** Number of row chunks for the dweight/dbias partials: at most 256, so the second stage stays small. */
+export const layernormBackwardReduceSpec: KernelSpec = {
+  name: 'layernorm_backward_reduce',
+  version: 'v1',
+  description: 'column sums of the chunk partials, 64 columns x LANES lanes per workgroup, fixed order',
+  source: reduceSource,
+  file: 'kernels/layernorm/layernorm_backward_reduce.wgsl',
+  bindings: [
+    { name: 'pw', kind: 'read-only-storage' },
+    { name: 'pb', kind: 'read-only-storage' },
+    { name: 'dweight', kind: 'storage' },
+    { name: 'dbias', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  uniforms: [
+    { name: 'K', type: 'u32' },
+    { name: 'C', type: 'u32' },
+    { name: 'accumulate_w', type: 'u32' },
+    { name: 'accumulate_b', type: 'u32' },
+  ],
+  overrides: { LANES: 4 },
+};
+
+/** Columns each backward thread handles at most (PER in layernorm_backward.wgsl). */
+const PER = 8;
+
+/** Threads per row of the forward: C rounded up to a multiple of 16, at most 256 (GPT-2's C = 768 gets 256). */
+export function layernormForwardWorkgroup(C: number): number {
+  return Math.min(256, Math.max(16, Math.ceil(C / 16) * 16));
+}
+
+/**
+ * Threads per row chunk of the backward: as the forward, but at least C/PER (each thread keeps PER columns'
+ * partials in registers). C beyond PER·(the device's largest workgroup, at most 1024) is refused.
+ */
+export function layernormBackwardWorkgroup(gpu: Gpu, C: number): number {
+  const wg = layernormForwardWorkgroup(C);
+  if (C <= PER * wg) return wg;
+  const max = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX, 1024);
+  if (C > PER * max) throw new WgptError(`layernorm backward: C=${C} exceeds ${PER}·${max} columns (${PER} per thread, ${max} threads on this device)`);
+  return Math.ceil(C / PER / 16) * 16;
+}
+
+/**
+ * Row chunks of the backward: at most 1024 workgroups (enough to fill an H100, ~8 rows each at GPT-2's N = 8192),
+ * each writing one row of dweight/dbias partials; the reduce then reads 1024·C·2 floats (6 MB at C = 768).
+ */
 export function layernormChunks(N: number): { rows: number; chunks: number } {
-  const rows = Math.max(1, Math.ceil(N / 256));
+  const rows = Math.max(1, Math.ceil(N / 1024));
   return { rows, chunks: Math.max(1, Math.ceil(N / rows)) };
 }
 
@@ -90,14 +115,57 @@ export interface LayerNormSaved {
   rstd: Tensor;
 }
 
-/** Records the forward: out, mean and rstd must be preallocated ((N, C), (N), (N)). */
-export function layernormForwardInto(gpu: Gpu, a: { x: GPUBuffer; weight: GPUBuffer; bias: GPUBuffer; out: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer; N: number; C: number }): void {
+/** Records the forward: out, mean and rstd must be preallocated ((N, C), (N), (N)). workgroupSize: a multiple of 16. */
+export function layernormForwardInto(gpu: Gpu, a: { x: GPUBuffer; weight: GPUBuffer; bias: GPUBuffer; out: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer; N: number; C: number; workgroupSize?: number }): void {
   gpu.dispatch(layernormForwardSpec, {
     buffers: { x: a.x, weight: a.weight, bias: a.bias, out: a.out, mean: a.mean, rstd: a.rstd },
     uniforms: { N: a.N, C: a.C, eps: LAYERNORM_EPS },
+    overrides: { WG: a.workgroupSize ?? layernormForwardWorkgroup(a.C) },
     workgroups: grid1d(gpu, a.N, 1),
     context: `N=${a.N} C=${a.C}`,
   });
+}
+
+export interface GradOut {
+  buffer: GPUBuffer;
+  /** 1: add into the buffer; 0: overwrite it. */
+  accumulate: 0 | 1;
+}
+
+/** Records the backward (the fused kernel, then the partials' reduce). Gradients left null are not computed. */
+export function layernormBackwardInto(
+  gpu: Gpu,
+  a: { x: GPUBuffer; weight: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer; dout: GPUBuffer; N: number; C: number; dx?: GradOut | null; dweight?: GradOut | null; dbias?: GradOut | null },
+): void {
+  const { N, C } = a;
+  if (N === 0) {
+    // No rows: dweight and dbias are empty sums (overwrite with zeros, or leave as they are).
+    for (const d of [a.dweight, a.dbias]) if (d && !d.accumulate) gpu.clear(d.buffer, 0, 4 * C);
+    return;
+  }
+  const context = `N=${N} C=${C}`;
+  const { rows, chunks } = layernormChunks(N);
+  // Temporaries: released right after recording; later users of the same buffers are recorded after these reads.
+  const temps: Tensor[] = [];
+  const tmp = (n: number, name: string) => temps[temps.push(empty(gpu, [n], 'f32', { track: false, name })) - 1]!.buffer;
+  const pw = tmp(chunks * C, 'layernorm dweight partials');
+  const pb = tmp(chunks * C, 'layernorm dbias partials');
+  gpu.dispatch(layernormBackwardSpec, {
+    buffers: { x: a.x, weight: a.weight, mean: a.mean, rstd: a.rstd, dout: a.dout, dx: a.dx?.buffer ?? tmp(4, 'layernorm unused dx'), pw, pb },
+    uniforms: { N, C, rows, accumulate: a.dx?.accumulate ?? 0, write_dx: a.dx ? 1 : 0 },
+    overrides: { WG: layernormBackwardWorkgroup(gpu, C) },
+    workgroups: grid1d(gpu, chunks, 1),
+    context: `${context} rows=${rows}`,
+  });
+  if (a.dweight || a.dbias) {
+    gpu.dispatch(layernormBackwardReduceSpec, {
+      buffers: { pw, pb, dweight: a.dweight?.buffer ?? tmp(C, 'layernorm unused dweight'), dbias: a.dbias?.buffer ?? tmp(C, 'layernorm unused dbias') },
+      uniforms: { K: chunks, C, accumulate_w: a.dweight?.accumulate ?? 0, accumulate_b: a.dbias?.accumulate ?? 0 },
+      workgroups: [Math.ceil(C / 64), 2],
+      context: `${context} K=${chunks}`,
+    });
+  }
+  for (const t of temps) t.dispose();
 }
 
 /** out (N, C) = (x − mean) · rstd · weight + bias, per row of x (N, C); weight and bias (C). eps = 1e-5. */
@@ -121,32 +189,15 @@ export const layernorm = defineOp({
     const [x, weight, bias] = out.node!.inputs as [Tensor, Tensor, Tensor];
     const [N, C] = x.shape as [number, number];
     const gpu = x.gpu;
-    const context = `N=${N} C=${C}`;
     const dx = ctx.grad(x);
-    if (dx) {
-      gpu.dispatch(layernormBackwardDxSpec, {
-        buffers: { x: x.buffer, weight: weight.buffer, mean: saved.mean.buffer, rstd: saved.rstd.buffer, dout: g.buffer, dx: dx.tensor.buffer },
-        uniforms: { N, C, accumulate: dx.accumulate },
-        workgroups: grid1d(gpu, N, 1),
-        context,
-      });
-    }
     const dw = ctx.grad(weight);
     const db = ctx.grad(bias);
-    if (!dw && !db) return;
-    const { rows, chunks } = layernormChunks(N);
-    // Temporaries: released right after recording; later users of the same buffers are recorded after these reads.
-    const pw = empty(gpu, [chunks, C], 'f32', { track: false, name: 'layernorm dweight partials' });
-    const pb = empty(gpu, [chunks, C], 'f32', { track: false, name: 'layernorm dbias partials' });
-    gpu.dispatch(layernormBackwardParamsSpec, {
-      buffers: { x: x.buffer, mean: saved.mean.buffer, rstd: saved.rstd.buffer, dout: g.buffer, pw: pw.buffer, pb: pb.buffer },
-      uniforms: { N, C, rows },
-      workgroups: [Math.ceil(C / 64), chunks],
-      context: `${context} rows=${rows}`,
+    if (!dx && !dw && !db) return;
+    layernormBackwardInto(gpu, {
+      x: x.buffer, weight: weight.buffer, mean: saved.mean.buffer, rstd: saved.rstd.buffer, dout: g.buffer, N, C,
+      dx: dx && { buffer: dx.tensor.buffer, accumulate: dx.accumulate },
+      dweight: dw && { buffer: dw.tensor.buffer, accumulate: dw.accumulate },
+      dbias: db && { buffer: db.tensor.buffer, accumulate: db.accumulate },
     });
-    if (dw) sumRowsInto(gpu, pw.buffer, chunks, C, dw.tensor.buffer, dw.accumulate);
-    if (db) sumRowsInto(gpu, pb.buffer, chunks, C, db.tensor.buffer, db.accumulate);
-    pw.dispose();
-    pb.dispose();
   },
 });

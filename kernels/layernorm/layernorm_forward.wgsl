@@ -2,7 +2,7 @@
 //   mean = Σ x / C,  var = Σ (x − mean)² / C,  rstd = 1 / sqrt(var + eps),
 //   out[r, c] = (x[r, c] − mean) · rstd · weight[c] + bias[c];  mean[r] and rstd[r] are saved for backward.
 // One workgroup per row; each thread takes a strided slice (consecutive threads read consecutive addresses), and
-// the partial sums meet in a tree in workgroup memory. The variance is a second pass over the row (centred, so no
+// the partial sums meet in workgroup memory (two levels of 16-way sums). The variance is a second pass over the row (centred, so no
 // cancellation from E[x²] − mean²); the row is read three times, from cache after the first.
 struct Params {
   N: u32,
@@ -18,22 +18,32 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-override WG: u32 = 256; // a power of two
+override WG: u32 = 256; // a multiple of 16
+const FAN: u32 = 16u;
 var<workgroup> partial: array<f32, WG>;
+var<workgroup> partial2: array<f32, WG / FAN>;
 
-// Sum of every thread's v over the workgroup; every thread gets the result. Call in uniform control flow.
+// Sum of every thread's v over the workgroup, in a fixed order; every thread gets the result. Two levels, three
+// barriers (a binary tree would take log2(WG) + 1): WG/16 threads each add 16 values (consecutive threads,
+// consecutive addresses), then every thread adds the WG/16 results. Call in uniform control flow.
 fn workgroup_sum(v: f32, i: u32) -> f32 {
   partial[i] = v;
   workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (i < half) {
-      partial[i] += partial[i + half];
+  let groups = WG / FAN;
+  if (i < groups) {
+    var s = 0.0;
+    for (var k = 0u; k < FAN; k++) {
+      s += partial[i + k * groups];
     }
-    workgroupBarrier();
+    partial2[i] = s;
   }
-  let s = partial[0];
-  workgroupBarrier(); // everyone has read partial[0] before the next call overwrites it
-  return s;
+  workgroupBarrier();
+  var total = 0.0;
+  for (var k = 0u; k < groups; k++) {
+    total += partial2[k];
+  }
+  workgroupBarrier(); // everyone has read partial2 before the next call overwrites it
+  return total;
 }
 
 @compute @workgroup_size(WG)
