@@ -9,7 +9,7 @@ import { empty, tensor, tidyAsync, backward, type Gpu, type Tensor } from '@wgpt
 import { randomF32, relErr } from '@wgpt/runtime/testing';
 import type { BenchRow, BenchSuite } from '../../bench/types.ts';
 import { timeGpu } from '../../bench/gpu.ts';
-import { attention, attentionNaive, flashBackward, flashForward, flashTiles, naiveBackward, naiveForward } from './attention.ts';
+import { attention, attentionNaive, flashBackward, flashForward, flashForwardTiles, flashForwardV2, flashTiles, naiveBackward, naiveForward } from './attention.ts';
 
 interface Shape {
   B: number;
@@ -100,19 +100,29 @@ const suite: BenchSuite = {
       const flops = fwdFlops(s);
       const owned: Tensor[] = [X, dO, O, dX, lse, D];
 
-      const fwd = () => flashForward(gpu, X.buffer, O.buffer, lse.buffer, full, tiles);
-      const both = () => {
-        fwd();
-        flashBackward(gpu, { qkv: X.buffer, out: O.buffer, dout: dO.buffer, lse: lse.buffer, D: D.buffer, dqkv: dX.buffer, accumulate: 0 }, full, tiles);
+      const ftiles = flashForwardTiles(gpu, HS);
+      const versions = [
+        { v: 'v2', fwd: () => flashForwardV2(gpu, X.buffer, O.buffer, lse.buffer, full, ftiles), tiling: `BR=${ftiles.BR} BC=${ftiles.BC} RQ=${ftiles.RQ} TX=${ftiles.TX}` },
+        { v: 'v1', fwd: () => flashForward(gpu, X.buffer, O.buffer, lse.buffer, full, tiles), tiling: `BR=${tiles.BR} BC=${tiles.BC} TPR=${tiles.TPR}` },
+      ];
+      const bwdRows: { v: string; t: { ms: number; timer: string }; d: Float32Array }[] = [];
+      for (const { v, fwd, tiling } of versions) {
+        const both = () => {
+          fwd();
+          flashBackward(gpu, { qkv: X.buffer, out: O.buffer, dout: dO.buffer, lse: lse.buffer, D: D.buffer, dqkv: dX.buffer, accumulate: 0 }, full, tiles);
+        };
+        const tf = await timeGpu(gpu, fwd, { quick });
+        const ok = spotCheck((await O.read()) as Float32Array, x, s);
+        rows.push({ name: `attention flash ${v} forward`, shape, medianMs: tf.ms, rate: { value: flops / (tf.ms * 1e6), unit: 'GFLOP/s' }, check: ok ? 'pass' : 'fail', note: `${tf.timer} timer, ${tiling}` });
+        log(`flash ${v} forward ${shape}: ${tf.ms.toFixed(3)} ms`);
+        const tb = await timeGpu(gpu, both, { quick });
+        bwdRows.push({ v, t: tb, d: (await dX.read()) as Float32Array });
+        log(`flash ${v} forward+backward ${shape}: ${tb.ms.toFixed(3)} ms`);
+      }
+      const flashBwdRows = (check: (d: Float32Array) => BenchRow['check'], note: string) => {
+        for (const { v, t, d } of bwdRows) rows.push({ name: `attention flash ${v} forward + v1 backward`, shape, medianMs: t.ms, rate: { value: (3.5 * flops) / (t.ms * 1e6), unit: 'GFLOP/s' }, check: check(d), note: `${t.timer} timer, backward BR=${tiles.BR} BC=${tiles.BC} TPR=${tiles.TPR}${note}` });
       };
-      const tiling = `BR=${tiles.BR} BC=${tiles.BC} TPR=${tiles.TPR}`;
-      const tf = await timeGpu(gpu, fwd, { quick });
-      const flashOk = spotCheck((await O.read()) as Float32Array, x, s);
-      rows.push({ name: 'attention flash v1 forward', shape, medianMs: tf.ms, rate: { value: flops / (tf.ms * 1e6), unit: 'GFLOP/s' }, check: flashOk ? 'pass' : 'fail', note: `${tf.timer} timer, ${tiling}` });
-      log(`flash forward ${shape}: ${tf.ms.toFixed(3)} ms`);
-      const tb = await timeGpu(gpu, both, { quick });
-      const dFlash = await dX.read();
-      log(`flash forward+backward ${shape}: ${tb.ms.toFixed(3)} ms`);
+      const dFlash = bwdRows[0]!.d;
 
       const ttBytes = B * NH * T * T * 4;
       let naiveRowCheck: BenchRow['check'] = 'n/a';
@@ -129,13 +139,14 @@ const suite: BenchSuite = {
         const naiveOk = spotCheck((await O.read()) as Float32Array, x, s);
         const nbt = await timeGpu(gpu, nb, { quick });
         // The two backward implementations share no code: agreement to 1e-5 checks both gradients.
-        naiveRowCheck = relErr(await dX.read(), dFlash) <= 1e-5 ? 'pass' : 'fail';
-        rows.push({ name: 'attention flash v1 forward+backward', shape, medianMs: tb.ms, rate: { value: (3.5 * flops) / (tb.ms * 1e6), unit: 'GFLOP/s' }, check: naiveRowCheck, note: `${tb.timer} timer, dqkv vs naive` });
+        const dNaive = (await dX.read()) as Float32Array;
+        naiveRowCheck = relErr(dNaive, dFlash) <= 1e-5 ? 'pass' : 'fail';
+        flashBwdRows((d) => (relErr(d, dNaive) <= 1e-5 ? 'pass' : 'fail'), ', dqkv vs naive');
         rows.push({ name: 'attention naive v1 forward', shape, medianMs: nt.ms, rate: { value: flops / (nt.ms * 1e6), unit: 'GFLOP/s' }, check: naiveOk ? 'pass' : 'fail', note: `${nt.timer} timer` });
         rows.push({ name: 'attention naive v1 forward+backward', shape, medianMs: nbt.ms, rate: { value: (3.5 * flops) / (nbt.ms * 1e6), unit: 'GFLOP/s' }, check: naiveRowCheck, note: `${nbt.timer} timer, dqkv vs flash` });
         log(`naive forward ${shape}: ${nt.ms.toFixed(3)} ms, forward+backward ${nbt.ms.toFixed(3)} ms`);
       } else {
-        rows.push({ name: 'attention flash v1 forward+backward', shape, medianMs: tb.ms, rate: { value: (3.5 * flops) / (tb.ms * 1e6), unit: 'GFLOP/s' }, check: 'n/a', note: `${tb.timer} timer; naive skipped: its T×T buffer is ${(ttBytes / 2 ** 30).toFixed(1)} GiB` });
+        flashBwdRows(() => 'n/a', `; naive skipped: its T×T buffer is ${(ttBytes / 2 ** 30).toFixed(1)} GiB`);
       }
       for (const t of owned) t.dispose();
 
@@ -143,7 +154,7 @@ const suite: BenchSuite = {
       if (gpu.software || quick) {
         const pf = await peakBytes(gpu, (t) => attention(t, { NH }), x, s);
         const pn = await peakBytes(gpu, (t) => attentionNaive(t, { NH }), x, s);
-        rows.push({ name: 'attention flash v1 peak memory (fwd+bwd)', shape, medianMs: NaN, rate: { value: pf / MiB, unit: 'MiB' }, check: 'n/a', note: 'pool peakBytesInUse: out, lse, D, dqkv' });
+        rows.push({ name: 'attention flash peak memory (fwd+bwd)', shape, medianMs: NaN, rate: { value: pf / MiB, unit: 'MiB' }, check: 'n/a', note: 'pool peakBytesInUse: out, lse, D, dqkv' });
         rows.push({ name: 'attention naive v1 peak memory (fwd+bwd)', shape, medianMs: NaN, rate: { value: pn / MiB, unit: 'MiB' }, check: 'n/a', note: 'pool peakBytesInUse: out, att, dpre, dqkv' });
       }
     }

@@ -2,7 +2,7 @@ import { EPS32, checkOp, dot, finiteDiff, randomF32, relErr, testGpu } from '@wg
 import { backward, checkSpec, tensor, tidyAsync, type Gpu, type Tensor } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attention, attentionNaive } from '../index.ts';
-import { attentionSpecs, flashTiles, type FlashTiles } from './attention.ts';
+import { attentionSpecs, flashForwardTiles, flashTiles, type AttentionOptions } from './attention.ts';
 import { attentionBackwardRef, attentionRef, type AttnShape } from './attention.ref.ts';
 
 let gpu: Gpu;
@@ -25,8 +25,11 @@ const fwdTol = (T: number, HS: number) => 4 * (Math.sqrt(HS) + 2 * Math.sqrt(T) 
 const bwdTol = (T: number, HS: number) => 8 * (Math.sqrt(HS) + 2 * Math.sqrt(T) + T / 16 + 4) * EPS32;
 
 type Op = (x: Tensor) => Tensor;
-const versions: { name: string; op: (NH: number, tiles?: Partial<FlashTiles>) => Op }[] = [
-  { name: 'flash', op: (NH, tiles) => (x) => attention(x, { NH, tiles }) },
+type Extra = Omit<AttentionOptions, 'NH'>;
+// Every version: flash with either forward kernel (one backward), and the naive one.
+const versions: { name: string; op: (NH: number, extra?: Extra) => Op }[] = [
+  { name: 'flash (v2 forward)', op: (NH, extra) => (x) => attention(x, { NH, ...extra }) },
+  { name: 'flash (v1 forward)', op: (NH, extra) => (x) => attention(x, { NH, version: 'v1', ...extra }) },
   { name: 'naive', op: (NH) => (x) => attentionNaive(x, { NH }) },
 ];
 
@@ -127,14 +130,19 @@ for (const v of versions) {
 
 describe('attention flash tilings', () => {
   // Blocks smaller and larger than T, BR != BC, TPR below and above HS: the edge logic in every kernel.
-  for (const tiles of [
-    { BR: 8, BC: 4, TPR: 4 },
-    { BR: 4, BC: 16, TPR: 8 },
-    { BR: 32, BC: 8, TPR: 2 },
-  ]) {
-    it(`BR=${tiles.BR} BC=${tiles.BC} TPR=${tiles.TPR}, B=2 T=37 NH=3 HS=16`, async () => {
+  const tilings: Extra[] = [
+    { version: 'v1', tiles: { BR: 8, BC: 4, TPR: 4 } },
+    { version: 'v1', tiles: { BR: 4, BC: 16, TPR: 8 } },
+    { version: 'v1', tiles: { BR: 32, BC: 8, TPR: 2 } },
+    { forwardTiles: { BR: 8, BC: 4, RQ: 2, TX: 2 } },
+    { forwardTiles: { BR: 12, BC: 5, RQ: 3, TX: 4 } },
+    { forwardTiles: { BR: 4, BC: 16, RQ: 1, TX: 16 } },
+    { forwardTiles: { BR: 64, BC: 8, RQ: 4, TX: 4 } },
+  ];
+  for (const extra of tilings) {
+    it(`${JSON.stringify(extra)}, B=2 T=37 NH=3 HS=16`, async () => {
       const s = { B: 2, T: 37, NH: 3, HS: 16 };
-      const r = await checkAnalytic(versions[0]!.op(s.NH, tiles), s, 3);
+      const r = await checkAnalytic(versions[0]!.op(s.NH, extra), s, 3);
       expect(r.fwd).toBeLessThanOrEqual(fwdTol(s.T, s.HS) + (s.T / 4) * 4 * EPS32);
       expect(r.gradWrite).toBeLessThanOrEqual(bwdTol(s.T, s.HS) + (s.T / 4) * 8 * EPS32);
       expect(r.gradAccumulate).toBeLessThanOrEqual(bwdTol(s.T, s.HS) + (s.T / 4) * 8 * EPS32);
@@ -145,6 +153,8 @@ describe('attention flash tilings', () => {
     for (const HS of [64, 128]) {
       const t = flashTiles(gpu, HS);
       expect(t.TPR * 8).toBeGreaterThanOrEqual(HS);
+      const f = flashForwardTiles(gpu, HS);
+      expect(f.TX * 8).toBeGreaterThanOrEqual(HS);
     }
   });
 });
@@ -166,7 +176,7 @@ describe('attention memory', () => {
         return gpu.pool.stats.peakBytesInUse - base;
       });
     const flash = await peak(versions[0]!.op(s.NH));
-    const naive = await peak(versions[1]!.op(s.NH));
+    const naive = await peak(versions[2]!.op(s.NH));
     const tt = s.B * s.NH * s.T * s.T * 4;
     expect(naive).toBeGreaterThanOrEqual(2 * tt); // probabilities + score gradient
     expect(flash).toBeLessThan(tt / 4); // out, grads, lse, D: a few (B, T, 3C) buffers

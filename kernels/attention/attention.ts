@@ -13,6 +13,7 @@ import flashBackwardDkvSource from './flash_backward_dkv.wgsl';
 import flashBackwardDotSource from './flash_backward_dot.wgsl';
 import flashBackwardDqSource from './flash_backward_dq.wgsl';
 import flashForwardSource from './flash_forward.wgsl';
+import flashForwardV2Source from './flash_forward_v2.wgsl';
 import naiveBackwardAttSource from './naive_backward_att.wgsl';
 import naiveBackwardQkvSource from './naive_backward_qkv.wgsl';
 import naiveForwardAttSource from './naive_forward_att.wgsl';
@@ -41,6 +42,17 @@ export const flashForwardSpec: KernelSpec = {
   ],
   uniforms: [...dims],
   overrides: tileOverrides,
+};
+
+export const flashForwardV2Spec: KernelSpec = {
+  name: 'attention_flash_forward',
+  version: 'v2',
+  description: 'register tiles: RQ query rows x (BC/TX) keys of S and RQ rows x (HS/TX) dims of O per thread, P computed once per element',
+  source: flashForwardV2Source,
+  file: 'kernels/attention/flash_forward_v2.wgsl',
+  bindings: flashForwardSpec.bindings,
+  uniforms: [...dims],
+  overrides: { HS: 64, NY: 8, BC: 32, RQ: 4, TX: 16 },
 };
 
 export const flashBackwardDotSpec: KernelSpec = {
@@ -160,6 +172,7 @@ export const naiveBackwardQkvSpec: KernelSpec = {
 
 export const attentionSpecs: KernelSpec[] = [
   flashForwardSpec,
+  flashForwardV2Spec,
   flashBackwardDotSpec,
   flashBackwardDqSpec,
   flashBackwardDkvSpec,
@@ -172,8 +185,42 @@ export const attentionSpecs: KernelSpec[] = [
 export interface AttentionOptions {
   /** Number of heads; C = 3C/3 must be a multiple of it. */
   NH: number;
-  /** Flash tile sizes (queries per block, keys per block, threads per row); chosen from the device when absent. */
+  /** Flash forward kernel: v2 (register tiles, default) or v1. The backward is the same for both. */
+  version?: 'v1' | 'v2';
+  /** v1 forward and backward tile sizes (queries per block, keys per block, threads per row); from the device when absent. */
   tiles?: Partial<FlashTiles>;
+  /** v2 forward tile sizes. */
+  forwardTiles?: Partial<FlashForwardTiles>;
+}
+
+export interface FlashForwardTiles {
+  BR: number;
+  BC: number;
+  /** Query rows per thread (<= 4). */
+  RQ: number;
+  /** Threads sharing a row: HS <= 8·TX and BC <= 4·TX. */
+  TX: number;
+}
+
+/** Workgroup memory (bytes) of the v2 forward. */
+export function flashForwardV2Bytes(HS: number, t: FlashForwardTiles): number {
+  return 4 * (t.BR * HS + t.BC * (HS + 1) + t.BC * HS + t.BR * t.BC + t.BR * t.TX);
+}
+
+/** v2 forward tiles: the given ones, else 32 x 32 with 4 rows per thread and 16 threads per row, halved to fit. */
+export function flashForwardTiles(gpu: Gpu, HS: number, given: Partial<FlashForwardTiles> = {}): FlashForwardTiles {
+  const t: FlashForwardTiles = { BR: given.BR ?? 32, BC: given.BC ?? 32, RQ: given.RQ ?? 4, TX: given.TX ?? 16 };
+  const mem = gpu.limits.maxComputeWorkgroupStorageSize;
+  const inv = gpu.limits.maxComputeInvocationsPerWorkgroup;
+  const bad = () => `attention v2: tiles ${JSON.stringify(t)} with HS=${HS}`;
+  while (flashForwardV2Bytes(HS, t) > mem || (t.TX * t.BR) / t.RQ > inv) {
+    if (given.BR === undefined && t.BR >= t.BC && t.BR > t.RQ) t.BR /= 2;
+    else if (given.BC === undefined && t.BC > 1) t.BC /= 2;
+    else throw new WgptError(`${bad()} need ${flashForwardV2Bytes(HS, t)} bytes of workgroup memory (limit ${mem}) and ${(t.TX * t.BR) / t.RQ} invocations (limit ${inv})`);
+  }
+  if (t.RQ < 1 || t.RQ > 4 || t.BR % t.RQ !== 0) throw new WgptError(`${bad()}: RQ must be 1..4 and divide BR`);
+  if (HS > 8 * t.TX || t.BC > 4 * t.TX) throw new WgptError(`${bad()}: need HS <= 8·TX and BC <= 4·TX`);
+  return t;
 }
 
 export interface FlashTiles {
@@ -182,7 +229,7 @@ export interface FlashTiles {
   TPR: number;
 }
 
-interface Shape {
+export interface Shape {
   B: number;
   T: number;
   NH: number;
@@ -190,7 +237,7 @@ interface Shape {
   C: number;
 }
 
-function shapeOf(op: string, qkv: Tensor, NH: number): Shape {
+export function shapeOf(op: string, qkv: Tensor, NH: number): Shape {
   expectShape(op, qkv, 3);
   const [B, T, C3] = qkv.shape as [number, number, number];
   if (!Number.isInteger(NH) || NH < 1) throw new WgptError(`${op}: NH=${NH} must be a positive integer`);
@@ -219,6 +266,17 @@ export function flashTiles(gpu: Gpu, HS: number, given: Partial<FlashTiles> = {}
   }
   if (HS > t.TPR * FLASH_MAXD) throw new WgptError(`attention: head size ${HS} exceeds TPR·MAXD = ${t.TPR}·${FLASH_MAXD}; raise TPR`);
   return t;
+}
+
+/** Records the v2 flash forward (same outputs as v1). */
+export function flashForwardV2(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape, tiles: FlashForwardTiles): void {
+  gpu.dispatch(flashForwardV2Spec, {
+    buffers: { qkv, out, lse },
+    uniforms: { B: s.B, T: s.T, NH: s.NH },
+    overrides: { HS: s.HS, NY: tiles.BR / tiles.RQ, BC: tiles.BC, RQ: tiles.RQ, TX: tiles.TX },
+    workgroups: [Math.ceil(s.T / tiles.BR), s.NH, s.B],
+    context: `B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`,
+  });
 }
 
 interface FlashSaved {
@@ -263,7 +321,8 @@ export const attention = defineOp({
     const tiles = flashTiles(gpu, s.HS, opts.tiles);
     const out = empty(gpu, [s.B, s.T, s.C]);
     const lse = empty(gpu, [s.B, s.NH, s.T], 'f32', { name: 'attention lse' });
-    flashForward(gpu, qkv.buffer, out.buffer, lse.buffer, s, tiles);
+    if (opts.version === 'v1') flashForward(gpu, qkv.buffer, out.buffer, lse.buffer, s, tiles);
+    else flashForwardV2(gpu, qkv.buffer, out.buffer, lse.buffer, s, flashForwardTiles(gpu, s.HS, opts.forwardTiles));
     return { out, saved: { lse, tiles, s } as FlashSaved };
   },
   backward(ctx, g, saved, out) {
