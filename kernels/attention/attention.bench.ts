@@ -9,7 +9,7 @@ import { empty, tensor, tidyAsync, backward, type Gpu, type Tensor } from '@wgpt
 import { randomF32, relErr } from '@wgpt/runtime/testing';
 import type { BenchRow, BenchSuite } from '../../bench/types.ts';
 import { timeGpu } from '../../bench/gpu.ts';
-import { attention, attentionNaive, flashBackward, flashForward, flashForwardTiles, flashForwardV2, flashTiles, naiveBackward, naiveForward } from './attention.ts';
+import { attention, attentionNaive, describePlan, flashBackward, flashForward, flashPlan, naiveBackward, naiveForward } from './attention.ts';
 
 interface Shape {
   B: number;
@@ -96,31 +96,27 @@ const suite: BenchSuite = {
       const dX = empty(gpu, [B, T, 3 * C], 'f32', u);
       const lse = empty(gpu, [B, NH, T], 'f32', u);
       const D = empty(gpu, [B, NH, T], 'f32', u);
-      const tiles = flashTiles(gpu, HS);
       const flops = fwdFlops(s);
       const owned: Tensor[] = [X, dO, O, dX, lse, D];
 
-      const ftiles = flashForwardTiles(gpu, HS);
-      const versions = [
-        { v: 'v2', fwd: () => flashForwardV2(gpu, X.buffer, O.buffer, lse.buffer, full, ftiles), tiling: `BR=${ftiles.BR} BC=${ftiles.BC} RQ=${ftiles.RQ} TX=${ftiles.TX}` },
-        { v: 'v1', fwd: () => flashForward(gpu, X.buffer, O.buffer, lse.buffer, full, tiles), tiling: `BR=${tiles.BR} BC=${tiles.BC} TPR=${tiles.TPR}` },
-      ];
-      const bwdRows: { v: string; t: { ms: number; timer: string }; d: Float32Array }[] = [];
-      for (const { v, fwd, tiling } of versions) {
+      const bwdRows: { v: string; t: { ms: number; timer: string }; d: Float32Array; plan: string }[] = [];
+      for (const v of ['v2', 'v1'] as const) {
+        const plan = flashPlan(gpu, HS, { version: v });
+        const fwd = () => flashForward(gpu, X.buffer, O.buffer, lse.buffer, full, plan);
         const both = () => {
           fwd();
-          flashBackward(gpu, { qkv: X.buffer, out: O.buffer, dout: dO.buffer, lse: lse.buffer, D: D.buffer, dqkv: dX.buffer, accumulate: 0 }, full, tiles);
+          flashBackward(gpu, { qkv: X.buffer, out: O.buffer, dout: dO.buffer, lse: lse.buffer, D: D.buffer, dqkv: dX.buffer, accumulate: 0 }, full, plan);
         };
         const tf = await timeGpu(gpu, fwd, { quick });
         const ok = spotCheck((await O.read()) as Float32Array, x, s);
-        rows.push({ name: `attention flash ${v} forward`, shape, medianMs: tf.ms, rate: { value: flops / (tf.ms * 1e6), unit: 'GFLOP/s' }, check: ok ? 'pass' : 'fail', note: `${tf.timer} timer, ${tiling}` });
+        rows.push({ name: `attention flash ${v} forward`, shape, medianMs: tf.ms, rate: { value: flops / (tf.ms * 1e6), unit: 'GFLOP/s' }, check: ok ? 'pass' : 'fail', note: `${tf.timer} timer, ${describePlan(plan)}` });
         log(`flash ${v} forward ${shape}: ${tf.ms.toFixed(3)} ms`);
         const tb = await timeGpu(gpu, both, { quick });
-        bwdRows.push({ v, t: tb, d: (await dX.read()) as Float32Array });
+        bwdRows.push({ v, t: tb, d: (await dX.read()) as Float32Array, plan: describePlan(plan) });
         log(`flash ${v} forward+backward ${shape}: ${tb.ms.toFixed(3)} ms`);
       }
       const flashBwdRows = (check: (d: Float32Array) => BenchRow['check'], note: string) => {
-        for (const { v, t, d } of bwdRows) rows.push({ name: `attention flash ${v} forward + v1 backward`, shape, medianMs: t.ms, rate: { value: (3.5 * flops) / (t.ms * 1e6), unit: 'GFLOP/s' }, check: check(d), note: `${t.timer} timer, backward BR=${tiles.BR} BC=${tiles.BC} TPR=${tiles.TPR}${note}` });
+        for (const { v, t, d } of bwdRows) rows.push({ name: `attention flash ${v} forward+backward`, shape, medianMs: t.ms, rate: { value: (3.5 * flops) / (t.ms * 1e6), unit: 'GFLOP/s' }, check: check(d), note: `${t.timer} timer${note}` });
       };
       const dFlash = bwdRows[0]!.d;
 

@@ -2,7 +2,7 @@ import { EPS32, checkOp, dot, finiteDiff, randomF32, relErr, testGpu } from '@wg
 import { backward, checkSpec, tensor, tidyAsync, type Gpu, type Tensor } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attention, attentionNaive } from '../index.ts';
-import { attentionSpecs, flashForwardTiles, flashTiles, type AttentionOptions } from './attention.ts';
+import { attentionSpecs, flashTiles, flashV2Tiles, type AttentionOptions } from './attention.ts';
 import { attentionBackwardRef, attentionRef, type AttnShape } from './attention.ref.ts';
 
 let gpu: Gpu;
@@ -28,8 +28,8 @@ type Op = (x: Tensor) => Tensor;
 type Extra = Omit<AttentionOptions, 'NH'>;
 // Every version: flash with either forward kernel (one backward), and the naive one.
 const versions: { name: string; op: (NH: number, extra?: Extra) => Op }[] = [
-  { name: 'flash (v2 forward)', op: (NH, extra) => (x) => attention(x, { NH, ...extra }) },
-  { name: 'flash (v1 forward)', op: (NH, extra) => (x) => attention(x, { NH, version: 'v1', ...extra }) },
+  { name: 'flash v2', op: (NH, extra) => (x) => attention(x, { NH, ...extra }) },
+  { name: 'flash v1', op: (NH, extra) => (x) => attention(x, { NH, version: 'v1', ...extra }) },
   { name: 'naive', op: (NH) => (x) => attentionNaive(x, { NH }) },
 ];
 
@@ -134,10 +134,10 @@ describe('attention flash tilings', () => {
     { version: 'v1', tiles: { BR: 8, BC: 4, TPR: 4 } },
     { version: 'v1', tiles: { BR: 4, BC: 16, TPR: 8 } },
     { version: 'v1', tiles: { BR: 32, BC: 8, TPR: 2 } },
-    { forwardTiles: { BR: 8, BC: 4, RQ: 2, TX: 2 } },
-    { forwardTiles: { BR: 12, BC: 5, RQ: 3, TX: 4 } },
-    { forwardTiles: { BR: 4, BC: 16, RQ: 1, TX: 16 } },
-    { forwardTiles: { BR: 64, BC: 8, RQ: 4, TX: 4 } },
+    { v2Tiles: { forward: { BR: 8, BC: 4, R: 2, TX: 2 }, dq: { BR: 8, BC: 4, R: 2, TX: 2 }, dkv: { BR: 4, BC: 8, R: 2, TX: 2 } } },
+    { v2Tiles: { forward: { BR: 12, BC: 5, R: 3, TX: 4 }, dq: { BR: 12, BC: 5, R: 3, TX: 4 }, dkv: { BR: 5, BC: 12, R: 3, TX: 4 } } },
+    { v2Tiles: { forward: { BR: 4, BC: 16, R: 1, TX: 16 }, dq: { BR: 4, BC: 16, R: 1, TX: 16 }, dkv: { BR: 16, BC: 4, R: 1, TX: 16 } } },
+    { v2Tiles: { forward: { BR: 64, BC: 8, R: 4, TX: 4 }, dq: { BR: 64, BC: 8, R: 4, TX: 4 }, dkv: { BR: 8, BC: 64, R: 4, TX: 4 } } },
   ];
   for (const extra of tilings) {
     it(`${JSON.stringify(extra)}, B=2 T=37 NH=3 HS=16`, async () => {
@@ -153,8 +153,7 @@ describe('attention flash tilings', () => {
     for (const HS of [64, 128]) {
       const t = flashTiles(gpu, HS);
       expect(t.TPR * 8).toBeGreaterThanOrEqual(HS);
-      const f = flashForwardTiles(gpu, HS);
-      expect(f.TX * 8).toBeGreaterThanOrEqual(HS);
+      for (const k of ['forward', 'dq', 'dkv'] as const) expect(flashV2Tiles(gpu, k, HS).TX * 8).toBeGreaterThanOrEqual(HS);
     }
   });
 });
