@@ -2,7 +2,7 @@ import { EPS32, checkOp, dot, finiteDiff, randomF32, relErr, testGpu } from '@wg
 import { backward, checkSpec, tensor, tidyAsync, type Gpu, type Tensor } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attention, attentionNaive } from '../index.ts';
-import { attentionSpecs, flashTiles, flashV2Tiles, type AttentionOptions } from './attention.ts';
+import { attentionSpecs, flashPlan, flashTiles, flashV2Tiles, type AttentionOptions } from './attention.ts';
 import { attentionBackwardRef, attentionRef, type AttnShape } from './attention.ref.ts';
 
 let gpu: Gpu;
@@ -28,7 +28,7 @@ type Op = (x: Tensor) => Tensor;
 type Extra = Omit<AttentionOptions, 'NH'>;
 // Every version: flash with either forward kernel (one backward), and the naive one.
 const versions: { name: string; op: (NH: number, extra?: Extra) => Op }[] = [
-  { name: 'flash v2', op: (NH, extra) => (x) => attention(x, { NH, ...extra }) },
+  { name: 'flash v2', op: (NH, extra) => (x) => attention(x, { NH, version: 'v2', ...extra }) },
   { name: 'flash v1', op: (NH, extra) => (x) => attention(x, { NH, version: 'v1', ...extra }) },
   { name: 'naive', op: (NH) => (x) => attentionNaive(x, { NH }) },
 ];
@@ -142,12 +142,16 @@ describe('attention flash tilings', () => {
   for (const extra of tilings) {
     it(`${JSON.stringify(extra)}, B=2 T=37 NH=3 HS=16`, async () => {
       const s = { B: 2, T: 37, NH: 3, HS: 16 };
-      const r = await checkAnalytic(versions[0]!.op(s.NH, extra), s, 3);
+      const r = await checkAnalytic(versions[extra.version === 'v1' ? 1 : 0]!.op(s.NH, extra), s, 3);
       expect(r.fwd).toBeLessThanOrEqual(fwdTol(s.T, s.HS) + (s.T / 4) * 4 * EPS32);
       expect(r.gradWrite).toBeLessThanOrEqual(bwdTol(s.T, s.HS) + (s.T / 4) * 8 * EPS32);
       expect(r.gradAccumulate).toBeLessThanOrEqual(bwdTol(s.T, s.HS) + (s.T / 4) * 8 * EPS32);
     });
   }
+
+  it('the default kernels follow the adapter: v1 on software, v2 on hardware', () => {
+    expect(flashPlan(gpu, 64).version).toBe(gpu.software ? 'v1' : 'v2');
+  });
 
   it('default tiles fit the device for HS 64 and 128', () => {
     for (const HS of [64, 128]) {

@@ -211,7 +211,11 @@ export const attentionSpecs: KernelSpec[] = [
 export interface AttentionOptions {
   /** Number of heads; C = 3C/3 must be a multiple of it. */
   NH: number;
-  /** Flash kernels: v2 (register tiles, default) or v1 (one score per thread), forward and backward alike. */
+  /**
+   * Flash kernels, forward and backward alike: v1 (one score per thread, TPR threads per row) or v2 (register
+   * tiles: R rows x several keys per thread, each probability computed once). Default: v1 on software adapters,
+   * where it measured faster (SwiftShader spills v2's register arrays), v2 on hardware ones, which it is built for.
+   */
   version?: 'v1' | 'v2';
   /** v1 tile sizes (queries per block, keys per block, threads per row); from the device when absent. */
   tiles?: Partial<FlashTiles>;
@@ -324,7 +328,8 @@ export function flashForwardV2(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GP
 export type FlashPlan = { version: 'v1'; tiles: FlashTiles } | { version: 'v2'; forward: V2Tiles; dq: V2Tiles; dkv: V2Tiles };
 
 export function flashPlan(gpu: Gpu, HS: number, opts: Omit<AttentionOptions, 'NH'> = {}): FlashPlan {
-  if (opts.version === 'v1') return { version: 'v1', tiles: flashTiles(gpu, HS, opts.tiles) };
+  const version = opts.version ?? (gpu.software ? 'v1' : 'v2');
+  if (version === 'v1') return { version: 'v1', tiles: flashTiles(gpu, HS, opts.tiles) };
   const t = opts.v2Tiles ?? {};
   return { version: 'v2', forward: flashV2Tiles(gpu, 'forward', HS, t.forward), dq: flashV2Tiles(gpu, 'dq', HS, t.dq), dkv: flashV2Tiles(gpu, 'dkv', HS, t.dkv) };
 }
