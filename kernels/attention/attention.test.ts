@@ -162,6 +162,36 @@ describe('attention flash tilings', () => {
   });
 });
 
+describe('attention determinism and errors', () => {
+  it('flash gradients are bit-identical from run to run (no atomics)', async () => {
+    const s = { B: 1, T: 45, NH: 2, HS: 8 };
+    const C = s.NH * s.HS;
+    const x = qkvData(s, 4);
+    const g = randomF32(s.T * C, 5);
+    for (const version of ['v1', 'v2'] as const) {
+      const runs: Uint32Array[] = [];
+      for (let k = 0; k < 2; k++) {
+        runs.push(
+          await tidyAsync(async () => {
+            const X = tensor(gpu, x, [s.B, s.T, 3 * C], 'f32', { requiresGrad: true });
+            backward(attention(X, { NH: s.NH, version }), tensor(gpu, g, [s.B, s.T, C]));
+            return new Uint32Array(((await X.grad!.read()) as Float32Array).buffer);
+          }),
+        );
+      }
+      expect(runs[0]).toEqual(runs[1]);
+    }
+  });
+
+  it('rejects a qkv whose channels are not 3·NH·HS, naming the tensor', async () => {
+    await tidyAsync(async () => {
+      const X = tensor(gpu, new Float32Array(2 * 3 * 10), [2, 3, 10]);
+      expect(() => attention(X, { NH: 2 })).toThrow(/attention: .*\[2x3x10\].*3·NH·HS/);
+      expect(() => attentionNaive(X, { NH: 0 })).toThrow(/NH=0/);
+    });
+  });
+});
+
 describe('attention memory', () => {
   it('flash allocates O(T), naive O(T²), measured from the pool', async () => {
     const s = { B: 1, T: 256, NH: 1, HS: 8 };
