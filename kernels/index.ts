@@ -9,7 +9,7 @@ import { matmulSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export { AdamW, ADAMW_DEFAULTS, globalNormSq, type AdamWConfig } from './adamw/adamw.ts';
-export { attention, attentionNaive, flashTiles, type AttentionOptions, type FlashTiles } from './attention/attention.ts';
+export { attention, attentionNaive, flashPlan, flashTiles, flashV2Tiles, type AttentionOptions, type FlashPlan, type FlashTiles, type V2Tiles } from './attention/attention.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { accumulateInto, add, gelu } from './elementwise/elementwise.ts';

@@ -5,6 +5,9 @@
 //                   workgroup memory, causal blocks above the diagonal skipped, logsumexp saved; the backward
 //                   recomputes P and produces dQ (one pass per query block) and dK, dV (one pass per key block)
 //                   without any T×T buffer and without atomics. Extra memory: (B, NH, T) for lse and for D.
+//                   Two kernel sets (FlashPlan): v1, one score per thread with TPR threads per row (faster on
+//                   SwiftShader, the default there), and v2, register tiles of R rows x several keys per thread with
+//                   each probability computed once (built for hardware GPUs, the default there; unmeasured on one yet).
 //   attentionNaive  the probabilities (B, NH, T, T) materialised and kept for the backward, plus a (B, NH, T, T)
 //                   score gradient in the backward: the reference and the memory baseline.
 import { defineOp, empty, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
