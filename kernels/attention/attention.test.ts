@@ -77,6 +77,8 @@ for (const v of versions) {
 
     // Odd T (partial blocks, T = 1 block + 1, 2 blocks + 2), many heads, B up to 3, GPT-2's head sizes.
     const grid: AttnShape[] = [
+      { B: 3, T: 1, NH: 12, HS: 8 },
+      { B: 2, T: 7, NH: 5, HS: 64 },
       { B: 3, T: 17, NH: 12, HS: 4 },
       { B: 1, T: 65, NH: 2, HS: 64 },
       { B: 2, T: 130, NH: 1, HS: 8 },
