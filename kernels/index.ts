@@ -12,8 +12,8 @@ import { matmulSpec, matmulTiledSpec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export { AdamW, ADAMW_DEFAULTS, globalNormSq, loadAdamW, saveAdamW, type AdamWConfig, type AdamWState } from './adamw/adamw.ts';
+export { attention, attentionNaive, flashPlan, flashTiles, flashV2Tiles, type AttentionOptions, type FlashPlan, type FlashTiles, type V2Tiles } from './attention/attention.ts';
 export { fusedClassifier, fusedClassifierInto, type FusedClassifierArgs, type FusedClassifierOptions } from './classifier/classifier.ts';
-export { attention, attentionNaive, flashTiles, type AttentionOptions, type FlashTiles } from './attention/attention.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { encoder, encoderBackwardWte } from './encoder/encoder.ts';

@@ -2,6 +2,25 @@
 //   S = scale · Q Kᵀ (per batch and head), P = softmax over keys k <= q, out = P V, scale = 1/sqrt(HS).
 // qkv is (B, T, 3C): q at channels [0, C), k at [C, 2C), v at [2C, 3C), head h at h·HS; out is (B, T, C).
 
+/** f32 unit roundoff, 2^-24. */
+const EPS32 = 2 ** -24;
+
+// Error bound (norm-wise, relative), from the f32 arithmetic of either version:
+//  - a score s = scale·q·k is a length-HS dot product: absolute error ≲ sqrt(HS)·ε·|s|-scale terms; with inputs in
+//    [-1, 1) the scaled scores are O(1), and exp turns an absolute score error δ into a relative error δ in p;
+//  - the softmax sum over ≤ T terms (and the online rescaling, one exp and one multiply per key block) adds
+//    ≲ (sqrt(T) + T/BC + 4)·ε relative to the row;
+//  - out = Σ p v / l is another ≤ T-term sum: sqrt(T)·ε.
+// So ‖err‖/‖ref‖ ≲ (sqrt(HS) + 2·sqrt(T) + T/BC + 4)·ε (BC = 16 here; T/BC is the worst case of what adds like
+// sqrt(T/BC)); the factor 4 is margin for the constant in each term. The backward chains one more product of each
+// kind (dP = dO·V, dS = P∘(dP−D), dQ = dS·K over ≤ T keys), and D's cancellation (dP − D, D = rowsum(P∘dP)) can
+// lose a factor of |dP|/|dP − D|, a few on random data: 8 instead of 4. The tests hold every version to this bound
+// and never above the 1e-5 (fwdTol, bwdTol); the bound alone serves longer rows (the bench's T ≥ 1024).
+export const fwdBound = (T: number, HS: number): number => 4 * (Math.sqrt(HS) + 2 * Math.sqrt(T) + T / 16 + 4) * EPS32;
+export const bwdBound = (T: number, HS: number): number => 8 * (Math.sqrt(HS) + 2 * Math.sqrt(T) + T / 16 + 4) * EPS32;
+export const fwdTol = (T: number, HS: number): number => Math.min(1e-5, fwdBound(T, HS));
+export const bwdTol = (T: number, HS: number): number => Math.min(1e-5, bwdBound(T, HS));
+
 export interface AttnShape {
   B: number;
   T: number;

@@ -5,6 +5,9 @@
 //                   workgroup memory, causal blocks above the diagonal skipped, logsumexp saved; the backward
 //                   recomputes P and produces dQ (one pass per query block) and dK, dV (one pass per key block)
 //                   without any T×T buffer and without atomics. Extra memory: (B, NH, T) for lse and for D.
+//                   Two kernel sets (FlashPlan): v1, one score per thread with TPR threads per row (faster on
+//                   SwiftShader, the default there), and v2, register tiles of R rows x several keys per thread with
+//                   each probability computed once (built for hardware GPUs, the default there; unmeasured on one yet).
 //   attentionNaive  the probabilities (B, NH, T, T) materialised and kept for the backward, plus a (B, NH, T, T)
 //                   score gradient in the backward: the reference and the memory baseline.
 import { defineOp, empty, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
@@ -12,7 +15,10 @@ import { expectShape, grid1d } from '../common.ts';
 import flashBackwardDkvSource from './flash_backward_dkv.wgsl';
 import flashBackwardDotSource from './flash_backward_dot.wgsl';
 import flashBackwardDqSource from './flash_backward_dq.wgsl';
+import flashBackwardDqV2Source from './flash_backward_dq_v2.wgsl';
+import flashBackwardDkvV2Source from './flash_backward_dkv_v2.wgsl';
 import flashForwardSource from './flash_forward.wgsl';
+import flashForwardV2Source from './flash_forward_v2.wgsl';
 import naiveBackwardAttSource from './naive_backward_att.wgsl';
 import naiveBackwardQkvSource from './naive_backward_qkv.wgsl';
 import naiveForwardAttSource from './naive_forward_att.wgsl';
@@ -41,6 +47,17 @@ export const flashForwardSpec: KernelSpec = {
   ],
   uniforms: [...dims],
   overrides: tileOverrides,
+};
+
+export const flashForwardV2Spec: KernelSpec = {
+  name: 'attention_flash_forward',
+  version: 'v2',
+  description: 'register tiles: RQ query rows x (BC/TX) keys of S and RQ rows x (HS/TX) dims of O per thread, P computed once per element',
+  source: flashForwardV2Source,
+  file: 'kernels/attention/flash_forward_v2.wgsl',
+  bindings: flashForwardSpec.bindings,
+  uniforms: [...dims],
+  overrides: { HS: 64, NY: 8, BC: 32, RQ: 4, TX: 16 },
 };
 
 export const flashBackwardDotSpec: KernelSpec = {
@@ -88,6 +105,28 @@ export const flashBackwardDkvSpec: KernelSpec = {
   bindings: flashBackwardBindings,
   uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
   overrides: tileOverrides,
+};
+
+export const flashBackwardDqV2Spec: KernelSpec = {
+  name: 'attention_flash_backward_dq',
+  version: 'v2',
+  description: 'register tiles: RQ query rows x (BC/TX) keys of S and dP, RQ rows x (HS/TX) dims of dQ per thread',
+  source: flashBackwardDqV2Source,
+  file: 'kernels/attention/flash_backward_dq_v2.wgsl',
+  bindings: flashBackwardBindings,
+  uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
+  overrides: { HS: 64, NY: 8, RQ: 4, BC: 16, TX: 16 },
+};
+
+export const flashBackwardDkvV2Spec: KernelSpec = {
+  name: 'attention_flash_backward_dkv',
+  version: 'v2',
+  description: 'register tiles: RK key rows x (BR/TX) queries of S and dP, RK rows x (HS/TX) dims of dK and dV per thread',
+  source: flashBackwardDkvV2Source,
+  file: 'kernels/attention/flash_backward_dkv_v2.wgsl',
+  bindings: flashBackwardBindings,
+  uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
+  overrides: { HS: 64, NY: 8, RK: 4, BR: 16, TX: 16 },
 };
 
 const naiveDims = [...dims, { name: 'HS', type: 'u32' }] as const;
@@ -160,9 +199,12 @@ export const naiveBackwardQkvSpec: KernelSpec = {
 
 export const attentionSpecs: KernelSpec[] = [
   flashForwardSpec,
+  flashForwardV2Spec,
   flashBackwardDotSpec,
   flashBackwardDqSpec,
   flashBackwardDkvSpec,
+  flashBackwardDqV2Spec,
+  flashBackwardDkvV2Spec,
   naiveForwardAttSpec,
   naiveForwardOutSpec,
   naiveBackwardAttSpec,
@@ -172,8 +214,61 @@ export const attentionSpecs: KernelSpec[] = [
 export interface AttentionOptions {
   /** Number of heads; C = 3C/3 must be a multiple of it. */
   NH: number;
-  /** Flash tile sizes (queries per block, keys per block, threads per row); chosen from the device when absent. */
+  /**
+   * Flash kernels, forward and backward alike: v1 (one score per thread, TPR threads per row) or v2 (register
+   * tiles: R rows x several keys per thread, each probability computed once). Default: v1 on software adapters,
+   * where it measured faster (SwiftShader spills v2's register arrays), v2 on hardware ones, which it is built for.
+   */
+  version?: 'v1' | 'v2';
+  /** v1 tile sizes (queries per block, keys per block, threads per row); from the device when absent. */
   tiles?: Partial<FlashTiles>;
+  /** v2 tile sizes per kernel; from the device when absent. */
+  v2Tiles?: { forward?: Partial<V2Tiles>; dq?: Partial<V2Tiles>; dkv?: Partial<V2Tiles> };
+}
+
+/**
+ * Tiles of a v2 kernel. The workgroup owns a block of rows (BR queries for the forward and dQ, BC keys for dK/dV)
+ * and streams blocks of the other side; R of its rows per thread, TX threads per row group.
+ */
+export interface V2Tiles {
+  BR: number;
+  BC: number;
+  /** Owned rows per thread, 1..4, dividing the owned block. */
+  R: number;
+  /** Threads per row group: HS <= 8·TX and the streamed block <= 4·TX. */
+  TX: number;
+}
+
+type V2Kernel = 'forward' | 'dq' | 'dkv';
+const v2Defaults: Record<V2Kernel, V2Tiles> = {
+  forward: { BR: 32, BC: 32, R: 4, TX: 16 },
+  dq: { BR: 32, BC: 16, R: 4, TX: 16 },
+  dkv: { BR: 16, BC: 32, R: 4, TX: 16 },
+};
+
+/** Workgroup memory (bytes) of a v2 kernel. */
+export function flashV2Bytes(kernel: V2Kernel, HS: number, t: V2Tiles): number {
+  if (kernel === 'forward') return 4 * (t.BR * HS + t.BC * (HS + 1) + t.BC * HS + t.BR * t.BC + t.BR * t.TX);
+  if (kernel === 'dq') return 4 * (2 * t.BR * HS + 2 * t.BC * (HS + 1) + t.BR * t.BC);
+  return 4 * (2 * t.BC * HS + 2 * t.BR * (HS + 1) + 2 * t.BR * t.BC + 2 * t.BR);
+}
+
+/** v2 tiles for a kernel: the given ones, else the defaults with the larger block halved until the device allows. */
+export function flashV2Tiles(gpu: Gpu, kernel: V2Kernel, HS: number, given: Partial<V2Tiles> = {}): V2Tiles {
+  const t: V2Tiles = { ...v2Defaults[kernel], ...given };
+  const own = kernel === 'dkv' ? 'BC' : 'BR';
+  const streamed = kernel === 'dkv' ? 'BR' : 'BC';
+  const mem = gpu.limits.maxComputeWorkgroupStorageSize;
+  const inv = gpu.limits.maxComputeInvocationsPerWorkgroup;
+  const bad = () => `attention v2 ${kernel}: tiles ${JSON.stringify(t)} with HS=${HS}`;
+  while (flashV2Bytes(kernel, HS, t) > mem || (t.TX * t[own]) / t.R > inv) {
+    if (given[own] === undefined && t[own] >= t[streamed] && t[own] > t.R) t[own] /= 2;
+    else if (given[streamed] === undefined && t[streamed] > 1) t[streamed] /= 2;
+    else throw new WgptError(`${bad()} need ${flashV2Bytes(kernel, HS, t)} bytes of workgroup memory (limit ${mem}) and ${(t.TX * t[own]) / t.R} invocations (limit ${inv})`);
+  }
+  if (!(t.R >= 1 && t.R <= 4 && t[own] % t.R === 0)) throw new WgptError(`${bad()}: R must be 1..4 and divide ${own}`);
+  if (HS > 8 * t.TX || t[streamed] > 4 * t.TX) throw new WgptError(`${bad()}: need HS <= 8·TX and ${streamed} <= 4·TX`);
+  return t;
 }
 
 export interface FlashTiles {
@@ -182,7 +277,7 @@ export interface FlashTiles {
   TPR: number;
 }
 
-interface Shape {
+export interface Shape {
   B: number;
   T: number;
   NH: number;
@@ -190,7 +285,7 @@ interface Shape {
   C: number;
 }
 
-function shapeOf(op: string, qkv: Tensor, NH: number): Shape {
+export function shapeOf(op: string, qkv: Tensor, NH: number): Shape {
   expectShape(op, qkv, 3);
   const [B, T, C3] = qkv.shape as [number, number, number];
   if (!Number.isInteger(NH) || NH < 1) throw new WgptError(`${op}: NH=${NH} must be a positive integer`);
@@ -221,14 +316,35 @@ export function flashTiles(gpu: Gpu, HS: number, given: Partial<FlashTiles> = {}
   return t;
 }
 
-interface FlashSaved {
-  lse: Tensor;
-  tiles: FlashTiles;
-  s: Shape;
+/** Records the v2 flash forward (same outputs as v1). */
+export function flashForwardV2(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape, tiles: V2Tiles): void {
+  gpu.dispatch(flashForwardV2Spec, {
+    buffers: { qkv, out, lse },
+    uniforms: { B: s.B, T: s.T, NH: s.NH },
+    overrides: { HS: s.HS, NY: tiles.BR / tiles.R, BC: tiles.BC, RQ: tiles.R, TX: tiles.TX },
+    workgroups: [Math.ceil(s.T / tiles.BR), s.NH, s.B],
+    context: `B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`,
+  });
 }
 
-/** Records the flash forward: out (B, T, C) and lse (B, NH, T) from qkv (B, T, 3C). */
-export function flashForward(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape, tiles: FlashTiles): void {
+/** Which flash kernels run, with their tiles. */
+export type FlashPlan = { version: 'v1'; tiles: FlashTiles } | { version: 'v2'; forward: V2Tiles; dq: V2Tiles; dkv: V2Tiles };
+
+export function flashPlan(gpu: Gpu, HS: number, opts: Omit<AttentionOptions, 'NH'> = {}): FlashPlan {
+  const version = opts.version ?? (gpu.software ? 'v1' : 'v2');
+  if (version === 'v1') return { version: 'v1', tiles: flashTiles(gpu, HS, opts.tiles) };
+  const t = opts.v2Tiles ?? {};
+  return { version: 'v2', forward: flashV2Tiles(gpu, 'forward', HS, t.forward), dq: flashV2Tiles(gpu, 'dq', HS, t.dq), dkv: flashV2Tiles(gpu, 'dkv', HS, t.dkv) };
+}
+
+export function describePlan(p: FlashPlan): string {
+  if (p.version === 'v1') return `v1 BR=${p.tiles.BR} BC=${p.tiles.BC} TPR=${p.tiles.TPR}`;
+  const f = (t: V2Tiles) => `${t.BR}x${t.BC}/R${t.R}/TX${t.TX}`;
+  return `v2 fwd ${f(p.forward)}, dq ${f(p.dq)}, dkv ${f(p.dkv)}`;
+}
+
+/** Records the v1 flash forward: out (B, T, C) and lse (B, NH, T) from qkv (B, T, 3C). */
+export function flashForwardV1(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape, tiles: FlashTiles): void {
   gpu.dispatch(flashForwardSpec, {
     buffers: { qkv, out, lse },
     uniforms: { B: s.B, T: s.T, NH: s.NH },
@@ -238,8 +354,14 @@ export function flashForward(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUB
   });
 }
 
-/** Records the flash backward into dqkv (B, T, 3C); D is scratch of (B, NH, T) floats. */
-export function flashBackward(gpu: Gpu, a: { qkv: GPUBuffer; out: GPUBuffer; dout: GPUBuffer; lse: GPUBuffer; D: GPUBuffer; dqkv: GPUBuffer; accumulate: 0 | 1 }, s: Shape, tiles: FlashTiles): void {
+/** Records the flash forward of a plan. */
+export function flashForward(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape, plan: FlashPlan): void {
+  if (plan.version === 'v1') flashForwardV1(gpu, qkv, out, lse, s, plan.tiles);
+  else flashForwardV2(gpu, qkv, out, lse, s, plan.forward);
+}
+
+/** Records the flash backward of a plan into dqkv (B, T, 3C); D is scratch of (B, NH, T) floats. */
+export function flashBackward(gpu: Gpu, a: { qkv: GPUBuffer; out: GPUBuffer; dout: GPUBuffer; lse: GPUBuffer; D: GPUBuffer; dqkv: GPUBuffer; accumulate: 0 | 1 }, s: Shape, plan: FlashPlan): void {
   const context = `B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`;
   gpu.dispatch(flashBackwardDotSpec, {
     buffers: { dout: a.dout, out: a.out, D: a.D },
@@ -249,9 +371,16 @@ export function flashBackward(gpu: Gpu, a: { qkv: GPUBuffer; out: GPUBuffer; dou
   });
   const buffers = { qkv: a.qkv, dout: a.dout, lse: a.lse, D: a.D, dqkv: a.dqkv };
   const uniforms = { B: s.B, T: s.T, NH: s.NH, accumulate: a.accumulate };
-  const overrides = { HS: s.HS, ...tiles };
-  gpu.dispatch(flashBackwardDqSpec, { buffers, uniforms, overrides, workgroups: [Math.ceil(s.T / tiles.BR), s.NH, s.B], context });
-  gpu.dispatch(flashBackwardDkvSpec, { buffers, uniforms, overrides, workgroups: [Math.ceil(s.T / tiles.BC), s.NH, s.B], context });
+  if (plan.version === 'v1') {
+    const { tiles } = plan;
+    const overrides = { HS: s.HS, ...tiles };
+    gpu.dispatch(flashBackwardDqSpec, { buffers, uniforms, overrides, workgroups: [Math.ceil(s.T / tiles.BR), s.NH, s.B], context });
+    gpu.dispatch(flashBackwardDkvSpec, { buffers, uniforms, overrides, workgroups: [Math.ceil(s.T / tiles.BC), s.NH, s.B], context });
+  } else {
+    const { dq, dkv } = plan;
+    gpu.dispatch(flashBackwardDqV2Spec, { buffers, uniforms, overrides: { HS: s.HS, NY: dq.BR / dq.R, RQ: dq.R, BC: dq.BC, TX: dq.TX }, workgroups: [Math.ceil(s.T / dq.BR), s.NH, s.B], context });
+    gpu.dispatch(flashBackwardDkvV2Spec, { buffers, uniforms, overrides: { HS: s.HS, NY: dkv.BC / dkv.R, RK: dkv.R, BR: dkv.BR, TX: dkv.TX }, workgroups: [Math.ceil(s.T / dkv.BC), s.NH, s.B], context });
+  }
 }
 
 /** Causal multi-head flash attention: out (B, T, C) from qkv (B, T, 3C). */
@@ -260,20 +389,20 @@ export const attention = defineOp({
   forward(qkv: Tensor, opts: AttentionOptions) {
     const s = shapeOf('attention', qkv, opts.NH);
     const gpu = qkv.gpu;
-    const tiles = flashTiles(gpu, s.HS, opts.tiles);
+    const plan = flashPlan(gpu, s.HS, opts);
     const out = empty(gpu, [s.B, s.T, s.C]);
     const lse = empty(gpu, [s.B, s.NH, s.T], 'f32', { name: 'attention lse' });
-    flashForward(gpu, qkv.buffer, out.buffer, lse.buffer, s, tiles);
-    return { out, saved: { lse, tiles, s } as FlashSaved };
+    flashForward(gpu, qkv.buffer, out.buffer, lse.buffer, s, plan);
+    return { out, saved: { lse, plan, s } };
   },
   backward(ctx, g, saved, out) {
     const qkv = out.node!.inputs[0]!;
     const d = ctx.grad(qkv);
     if (!d) return;
     const gpu = qkv.gpu;
-    const { s, tiles, lse } = saved;
+    const { s, plan, lse } = saved;
     const D = empty(gpu, [s.B, s.NH, s.T], 'f32', { name: 'attention D' });
-    flashBackward(gpu, { qkv: qkv.buffer, out: out.buffer, dout: g.buffer, lse: lse.buffer, D: D.buffer, dqkv: d.tensor.buffer, accumulate: d.accumulate }, s, tiles);
+    flashBackward(gpu, { qkv: qkv.buffer, out: out.buffer, dout: g.buffer, lse: lse.buffer, D: D.buffer, dqkv: d.tensor.buffer, accumulate: d.accumulate }, s, plan);
     D.dispose(); // back to the pool; the dispatches recorded above still see it (queue order)
   },
 });
