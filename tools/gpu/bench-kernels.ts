@@ -5,6 +5,10 @@ import { readFileSync } from 'node:fs';
 import { runSuites } from '../../bench/runner.ts';
 import matmul from '../../kernels/matmul/matmul.bench.ts';
 import elementwise from '../../kernels/elementwise/elementwise.bench.ts';
+import layernorm from '../../kernels/layernorm/layernorm.bench.ts';
+import classifier from '../../kernels/classifier/classifier.bench.ts';
+import encoder from '../../kernels/encoder/encoder.bench.ts';
+import attention from '../../kernels/attention/attention.bench.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string) => {
@@ -19,6 +23,10 @@ const rows = await runSuites(
   [
     { file: 'kernels/matmul/matmul.bench.ts', suite: matmul },
     { file: 'kernels/elementwise/elementwise.bench.ts', suite: elementwise },
+    { file: 'kernels/layernorm/layernorm.bench.ts', suite: layernorm },
+    { file: 'kernels/classifier/classifier.bench.ts', suite: classifier },
+    { file: 'kernels/encoder/encoder.bench.ts', suite: encoder },
+    { file: 'kernels/attention/attention.bench.ts', suite: attention },
   ],
   { quick, out, adapter: arg('--adapter') },
 );

@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash ../shared/gpu/pack.sh >/dev/null
-for entry in bench-kernels stress; do
+for entry in bench-kernels stress train-gpt2; do
   pnpm exec esbuild "tools/gpu/$entry.ts" --bundle --platform=node --format=esm --target=node20 \
-    --external:webgpu --loader:.wgsl=text --log-level=warning --outfile=".gpu/app/$entry.mjs"
+    --external:webgpu --loader:.wgsl=text --log-level=warning --outfile=".gpu/app/$entry.mjs" \
+    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 done
 du -sh .gpu
