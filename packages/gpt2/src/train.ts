@@ -93,14 +93,17 @@ export async function measurePeakTflops(gpu: Gpu): Promise<number> {
   const run = () => gemm(gpu, { M: n, N: n, K: n, a: a.buffer, b: a.buffer, c: c.buffer });
   run();
   await gpu.sync();
-  const reps = gpu.software ? 1 : 10;
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) run();
-  await gpu.sync();
-  const s = (performance.now() - t0) / 1000;
+  // The fastest of a few timed runs: the rate the adapter can reach, not what a busy moment gave.
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    run();
+    await gpu.sync();
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
   a.dispose();
   c.dispose();
-  return (2 * n ** 3 * reps) / s / 1e12;
+  return (2 * n ** 3) / best / 1e12;
 }
 
 /** Train and validation shards of a data folder (names with _train_ / _val_, as `wgpt data run` writes them). */
@@ -144,7 +147,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const fpt = flopsPerToken(config, T);
   log(
     `GPT-2 L=${config.L} C=${config.C} NH=${config.NH} V=${config.V} (Vp ${config.Vp}), ${(paramCount(config) / 1e6).toFixed(2)}M parameters on ${gpu.describe()}; ` +
-      `B=${B} T=${T}, ${accum} micro-batch(es) per step (${o.totalBatchTokens} tokens), ${o.steps} steps${startStep ? `, resuming after step ${startStep}` : ''}; peak ${peak.toFixed(3)} TFLOP/s (our matmul)`,
+      `B=${B} T=${T}, ${accum} micro-batch(es) per step (${o.totalBatchTokens} tokens), ${o.steps} steps${startStep ? `, resuming after step ${startStep}` : ''}; MFU against ${peak >= 1 ? `${peak.toFixed(1)} TFLOP/s` : `${(peak * 1000).toFixed(2)} GFLOP/s`} (our matmul, measured now)`,
   );
   const logFile = join(o.outDir, 'log.jsonl');
   if (!resumed) writeFileSync(logFile, '');
