@@ -12,7 +12,7 @@ import { C4QualityFilter, type C4Options } from './filters/c4.ts';
 import { FineWebQualityFilter, type FineWebQualityOptions } from './filters/fineweb.ts';
 import { GopherQualityFilter, type GopherQualityOptions } from './filters/gopher-quality.ts';
 import { GopherRepetitionFilter, type GopherRepetitionOptions } from './filters/gopher-repetition.ts';
-import { MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter, type MinHashOptions, EXACT_BUCKET, findBucketDuplicates } from './dedup/minhash.ts';
+import { MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter, type MinHashOptions, EXACT_BUCKET, writeBucketPairs } from './dedup/minhash.ts';
 import { extractRecord, type ExtractOptions } from './extract.ts';
 import { LanguageFilter, type LangIdOptions } from './langid.ts';
 import { PiiFormatter, type PiiOptions } from './pii.ts';
@@ -393,8 +393,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       if (i % taskCount !== taskIndex) return;
       const pairsFile = path.join(out, 'dedup', 'pairs', `${b}.pairs`);
       if (fs.existsSync(pairsFile)) { note(skipped, 'dedup-buckets', i); return; }
-      const pairs = findBucketDuplicates(path.join(sigDir, b));
-      writeAtomic(pairsFile, new Uint8Array(Uint32Array.from(pairs.flat()).buffer));
+      writeBucketPairs(path.join(sigDir, b), pairsFile);
       note(ran, 'dedup-buckets', i);
     });
   }
