@@ -128,6 +128,8 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   const sigs = c.dedup === false ? null : new SignatureWriter(path.join(out, 'dedup', 'sigs'), unit, new MinHasher(c.dedup || {}));
   const docsFile = path.join(out, 'filtered', `${pad(unit)}.jsonl`);
   fs.mkdirSync(path.dirname(docsFile), { recursive: true });
+  // Leftovers of an interrupted attempt at this unit.
+  for (const f of fs.readdirSync(path.dirname(docsFile))) if (f.startsWith(`${pad(unit)}.jsonl.tmp-`)) fs.rmSync(path.join(path.dirname(docsFile), f), { force: true });
   const tmp = `${docsFile}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, 'w');
   let pending: string[] = [];

@@ -97,6 +97,7 @@ describe('pipeline end to end', () => {
     const r2 = await runPipeline({ inputs: [clean], output: out, units: 3 }, quiet);
     expect(r2.skipped.process).toEqual([0, 1]);
     expect(r2.ran.process).toEqual([2]);
+    expect(fs.readdirSync(path.join(out, 'filtered')).filter((f) => f.includes('.tmp'))).toEqual([]);
     expect(allTokens(out)).toEqual(refTokens);
     // "crash" in tokenize of unit 1 after it wrote a shard but before its marker
     fs.rmSync(path.join(out, 'done', 'tokenize.00001'));
