@@ -24,7 +24,7 @@ export const BYTE_TOKENIZER: TokenEncoder = {
  */
 export async function pickTokenizer(name: string): Promise<TokenEncoder> {
   if (name === 'bytes') return BYTE_TOKENIZER;
-  const mod = (await import('@wgpt/tokenizer')) as Record<string, unknown>;
+  const mod = (await import('@wgpt/tokenizer')) as unknown as Record<string, unknown>;
   const getEncoding = mod.getEncoding as ((n: string) => TokenEncoder) | undefined;
   const loadTokenizer = mod.loadTokenizer as ((dir: string) => TokenEncoder | Promise<TokenEncoder>) | undefined;
   if (fs.existsSync(name) && loadTokenizer) return loadTokenizer(name);
