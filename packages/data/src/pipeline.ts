@@ -111,6 +111,31 @@ function buildStages(c: PipelineConfig): DocStage[] {
   return s;
 }
 
+/** Per-document removal log: one JSON line {id, url, stage, reason[, detail]} per removed document, streamed to a temp file and renamed. */
+class RemovedLog {
+  private lines: string[] = [];
+  private readonly tmp: string;
+  private readonly fd: number;
+  constructor(readonly file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+    this.fd = fs.openSync(this.tmp, 'w');
+  }
+  add(id: string, url: string | undefined, stage: string, reason: string, detail?: string): void {
+    this.lines.push(JSON.stringify({ id, url, stage, reason, ...(detail ? { detail } : {}) }) + '\n');
+    if (this.lines.length >= 1000) this.flush();
+  }
+  private flush(): void {
+    if (this.lines.length) fs.writeSync(this.fd, this.lines.join(''));
+    this.lines = [];
+  }
+  finish(): void {
+    this.flush();
+    fs.closeSync(this.fd);
+    fs.renameSync(this.tmp, this.file);
+  }
+}
+
 export interface UnitResult { unit: number; stats: StageStats[]; docsOut: number }
 
 /** The process step for one unit. `onDoc` is called after each input record (progress). */
@@ -137,6 +162,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   const flush = () => { if (pending.length) { fs.writeSync(fd, pending.join('')); pending = []; pendingBytes = 0; } };
   let outIndex = 0;
   const now = () => performance.now() / 1000;
+  const removed = new RemovedLog(path.join(out, 'removed', `process.${pad(unit)}.jsonl`));
   try {
     for (let fi = 0; fi < plan.files.length; fi++) {
       if (byFile && fi % plan.units !== unit) continue;
@@ -146,7 +172,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
       for await (const item of readFile(plan.files[fi], { ...c.read, select })) {
         readSt.in++;
         readSt.seconds += now() - t0;
-        if ('error' in item) { countRemoved(readSt, item.error); onDoc?.(0); t0 = now(); continue; }
+        if ('error' in item) { countRemoved(readSt, item.error); removed.add(item.id, undefined, 'read', item.error, item.detail); onDoc?.(0); t0 = now(); continue; }
         readSt.kept++;
         const size = typeof item.body === 'string' ? item.body.length : item.body.length;
         readSt.bytes += size;
@@ -156,14 +182,14 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
           urlSt.in++; urlSt.bytes += size;
           const r = urlFilter.check(item.url);
           urlSt.seconds += now() - ts;
-          if (r) { countRemoved(urlSt, r); onDoc?.(size); t0 = now(); continue; }
+          if (r) { countRemoved(urlSt, r); removed.add(item.id, item.url, 'url_filter', r); onDoc?.(size); t0 = now(); continue; }
           urlSt.kept++;
         }
         let ts = now();
         extSt.in++; extSt.bytes += size;
         const v = extractRecord(item, c.extract);
         extSt.seconds += now() - ts;
-        if (!v.keep) { countRemoved(extSt, v.reason); onDoc?.(size); t0 = now(); continue; }
+        if (!v.keep) { countRemoved(extSt, v.reason); removed.add(item.id, item.url, 'extract', v.reason); onDoc?.(size); t0 = now(); continue; }
         extSt.kept++;
         let doc: Doc | null = v.doc;
         for (let i = 0; i < stages.length && doc; i++) {
@@ -172,7 +198,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
           st.in++; st.bytes += doc.text.length;
           const r = await stages[i].apply(doc);
           st.seconds += now() - ts;
-          if (r.keep) { st.kept++; doc = r.doc; } else { countRemoved(st, r.reason); doc = null; }
+          if (r.keep) { st.kept++; doc = r.doc; } else { countRemoved(st, r.reason); removed.add(doc.id, doc.url, st.name, r.reason); doc = null; }
         }
         if (doc) {
           if (sigs) { const t = now(); sigs.add(outIndex, doc.text); sigSt.seconds += now() - t; sigSt.bytes += doc.text.length; }
@@ -191,6 +217,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
     fs.closeSync(fd);
   }
   if (sigs) sigs.finish();
+  removed.finish();
   fs.renameSync(tmp, docsFile);
   const stats = [readSt, ...(urlFilter ? [urlSt] : []), extSt, ...stageStats, ...(sigs ? [sigSt] : [])];
   writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, stats }, null, 1));
@@ -218,12 +245,13 @@ export async function tokenizeUnit(plan: Plan, out: string, unit: number, enc: T
   const sink = new ShardSink(enc, { dir: shardDir, prefix, part: unit, valFraction: c.tokenize?.valFraction, shardTokens: c.tokenize?.shardTokens });
   let i = 0;
   const now = () => performance.now() / 1000;
+  const removed = new RemovedLog(path.join(out, 'removed', `dedup.${pad(unit)}.jsonl`));
   try {
     for await (const doc of readDocs(path.join(out, 'filtered', `${pad(unit)}.jsonl`))) {
       const idx = i++;
       dedupSt.in++;
       const why = remove.get(idx);
-      if (why) { countRemoved(dedupSt, why); continue; }
+      if (why) { countRemoved(dedupSt, why); removed.add(doc.id, doc.url, 'dedup', why); continue; }
       dedupSt.kept++;
       if (pii) {
         const t = now();
@@ -243,6 +271,7 @@ export async function tokenizeUnit(plan: Plan, out: string, unit: number, enc: T
     throw e;
   }
   const shards = sink.close();
+  removed.finish();
   const stats = [...(c.dedup === false ? [] : [dedupSt]), ...(pii ? [{ ...piiSt, replaced: { ...pii.counts } }] : []), { ...tokSt, tokens: sink.counts }];
   writeAtomic(path.join(out, 'stats', 'tokenize', `${pad(unit)}.json`), JSON.stringify({ unit, stats, shards }, null, 1));
   markDone(out, 'tokenize', unit);
