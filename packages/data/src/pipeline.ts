@@ -118,6 +118,8 @@ class RemovedLog {
   private readonly fd: number;
   constructor(readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
+    const dir = path.dirname(file), base = path.basename(file);
+    for (const f of fs.readdirSync(dir)) if (f.startsWith(`${base}.tmp-`)) fs.rmSync(path.join(dir, f), { force: true }); // interrupted attempt
     this.tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
     this.fd = fs.openSync(this.tmp, 'w');
   }
