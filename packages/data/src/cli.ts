@@ -5,15 +5,9 @@ import { Command, Option } from 'commander';
 import { ensureCorpus, htmlBenchmarkFiles, packWarc, type CorpusName } from './corpus.ts';
 import { formatStatsTable, runPipeline, STEPS, type PipelineConfig, type Step } from './pipeline.ts';
 import { readShard, readShardHeader } from './shards.ts';
-import type { TokenEncoder } from './tokenize.ts';
+import { BYTE_TOKENIZER, type TokenEncoder } from './tokenize.ts';
 
-/** Byte-level tokenizer (256 bytes + end-of-text = 256): always available, for tests and smoke runs. */
-export const BYTE_TOKENIZER: TokenEncoder = {
-  name: 'bytes',
-  nVocab: 257,
-  eotToken: 256,
-  encodeOrdinary: (text: string) => Array.from(Buffer.from(text, 'utf8')),
-};
+export { BYTE_TOKENIZER };
 
 /**
  * Picks the tokenizer for `--tokenizer NAME`.

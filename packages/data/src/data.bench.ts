@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BenchContext, BenchRow, BenchSuite } from '../../../bench/types.ts';
-import { BYTE_TOKENIZER } from './cli.ts';
 import { ensureCorpus } from './corpus.ts';
 import { MinHasher } from './dedup/minhash.ts';
 import { extractRecord } from './extract.ts';
@@ -16,7 +15,7 @@ import { LanguageFilter } from './langid.ts';
 import { PiiFormatter } from './pii.ts';
 import { readFile, type RawRecord } from './read.ts';
 import { runPipeline } from './pipeline.ts';
-import { tokenizeDocument } from './tokenize.ts';
+import { BYTE_TOKENIZER, tokenizeDocument } from './tokenize.ts';
 import type { Doc } from './types.ts';
 import { packWarc, htmlBenchmarkFiles } from './corpus.ts';
 

@@ -10,6 +10,14 @@ export interface TokenEncoder {
   encodeOrdinary(text: string): number[];
 }
 
+/** Byte-level tokenizer (256 bytes + end-of-text = 256): always available, for tests and smoke runs. */
+export const BYTE_TOKENIZER: TokenEncoder = {
+  name: 'bytes',
+  nVocab: 257,
+  eotToken: 256,
+  encodeOrdinary: (text: string) => Array.from(Buffer.from(text, 'utf8')),
+};
+
 /** `<|endoftext|>` then the document's tokens, as llm.c's fineweb.py does. */
 export function tokenizeDocument(enc: TokenEncoder, text: string): number[] {
   const t = enc.encodeOrdinary(text);
