@@ -165,6 +165,8 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   let outIndex = 0;
   const now = () => performance.now() / 1000;
   const removed = new RemovedLog(path.join(out, 'removed', `process.${pad(unit)}.jsonl`));
+  let lastYield = now();
+  const startedAt = Date.now();
   try {
     for (let fi = 0; fi < plan.files.length; fi++) {
       if (byFile && fi % plan.units !== unit) continue;
@@ -210,6 +212,8 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
           outIndex++;
         }
         onDoc?.(size);
+        // Let the event loop run now and then (worker messages, progress) when this runs on the main thread.
+        if (now() - lastYield > 0.1) { await new Promise((r) => setImmediate(r)); lastYield = now(); }
         t0 = now();
       }
     }
@@ -222,7 +226,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   removed.finish();
   fs.renameSync(tmp, docsFile);
   const stats = [readSt, ...(urlFilter ? [urlSt] : []), extSt, ...stageStats, ...(sigs ? [sigSt] : [])];
-  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, stats }, null, 1));
+  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, startedAt, finishedAt: Date.now(), stats }, null, 1));
   markDone(out, 'process', unit);
   return { unit, stats, docsOut: outIndex };
 }
