@@ -473,6 +473,14 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       prog.print(true);
     }
   }
+  // Say why a step that was asked for did not run.
+  const missing = (step: string) => Array.from({ length: plan.units }, (_, u) => u).filter((u) => !isDone(out, step, u)).length;
+  if (opts.steps) {
+    if (dedup && (steps.has('dedup-buckets') || steps.has('dedup-cluster')) && !allDone('process')) log(`[data] dedup waits for ${missing('process')} unit(s) of the process step`);
+    else if (dedup && steps.has('dedup-cluster') && taskIndex === 0 && !bucketsDone()) log('[data] dedup-cluster waits for the dedup-buckets step of every bucket');
+    if (steps.has('tokenize') && !clusterReady) log('[data] tokenize waits for the dedup-cluster step');
+    if (steps.has('manifest') && !allDone('tokenize')) log(`[data] manifest waits for ${missing('tokenize')} unit(s) of the tokenize step`);
+  }
   let manifest: Manifest | undefined;
   if (steps.has('manifest') && allDone('tokenize')) {
     if (!opts.tokenizer) throw new Error('the manifest step needs the tokenizer description');
