@@ -51,6 +51,8 @@ export async function* readFile(file: string, opts: ReadOptions = {}): AsyncGene
 }
 
 const GZ_MAGIC0 = 0x1f, GZ_MAGIC1 = 0x8b;
+/** zlib.crc32 exists from Node 20.15 / 22.2; without it only the length in the gzip trailer is checked. */
+const crc32 = (zlib as unknown as { crc32?: (b: Uint8Array) => number }).crc32;
 
 /** Length of a gzip member header at buf[0..], or -1 if not a header, or 0 if more bytes are needed. */
 function gzipHeaderLength(buf: Uint8Array): number {
@@ -80,12 +82,22 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
   let member0 = 0;
   // After a bad member, failures at candidate offsets found by resync belong to the same damage: not recounted.
   let resyncing = false;
-  const read = (at: number, len: number): Buffer => {
+  const readRaw = (at: number, len: number): Buffer => {
     const n = Math.min(len, size - at);
     const b = Buffer.allocUnsafe(Math.max(0, n));
     let got = 0;
     while (got < n) { const r = fs.readSync(fd, b, got, n - got, at + got); if (r === 0) break; got += r; }
     return b.subarray(0, got);
+  };
+  // Read-ahead cache: members are small, so one 4 MB read serves many of them.
+  let cacheStart = 0;
+  let cache: Buffer = Buffer.alloc(0);
+  const read = (at: number, len: number): Buffer => {
+    const want = Math.min(len, size - at);
+    if (at >= cacheStart && at + want <= cacheStart + cache.length) return cache.subarray(at - cacheStart, at - cacheStart + want);
+    cache = readRaw(at, Math.max(len, 4 << 20));
+    cacheStart = at;
+    return cache.subarray(0, want);
   };
   /** Next offset ≥ from where a plausible gzip header starts, or size. */
   const resync = (from: number): number => {
@@ -115,6 +127,16 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
           const r = zlib.inflateRawSync(buf.subarray(hl), { info: true, maxOutputLength: maxBytes + 65536 }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
           member = r.buffer;
           consumed = hl + r.engine.bytesWritten + 8;
+          // gzip trailer: CRC-32 and length of the uncompressed data
+          const tail = hl + r.engine.bytesWritten;
+          if (tail + 8 > buf.length) {
+            if (pos + buf.length < size && window < maxWindow) { window *= 4; member = null; continue; }
+            err = 'truncated_gzip_member'; detail = 'missing gzip trailer'; member = null; break;
+          }
+          const crc = buf.readUInt32LE(tail), isize = buf.readUInt32LE(tail + 4);
+          if (isize !== (member.length >>> 0) || (crc32 && crc !== crc32(member))) {
+            err = 'corrupt_gzip_member'; detail = 'gzip CRC or length mismatch'; member = null;
+          }
           break;
         } catch (e) {
           const code = (e as { code?: string }).code;
