@@ -79,6 +79,9 @@ export function register(program: Command): void {
         if (o.json) process.stdout.write(JSON.stringify(m.stages, null, 2) + '\n');
         else {
           process.stdout.write(formatStatsTable(m.stages) + '\n\n');
+          const read = m.stages.find((st) => st.name === 'read');
+          const kept = m.totals.train.docs + m.totals.val.docs;
+          if (read && read.in > 0) process.stdout.write(`kept ${kept} of ${read.in} input documents (${((100 * kept) / read.in).toFixed(1)} %)\n`);
           process.stdout.write(`train: ${m.totals.train.docs} docs, ${m.totals.train.tokens} tokens in ${m.totals.train.shards} shard(s); ` +
             `val: ${m.totals.val.docs} docs, ${m.totals.val.tokens} tokens in ${m.totals.val.shards} shard(s); tokenizer ${m.tokenizer.name} (${m.format.dtype})\n`);
           process.stdout.write(`manifest: ${path.join(cfg.output, 'manifest.json')}\n`);
