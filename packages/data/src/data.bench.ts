@@ -32,7 +32,7 @@ const suite: BenchSuite = {
   async run(ctx: BenchContext): Promise<BenchRow[]> {
     const rows: BenchRow[] = [];
     const iters = ctx.quick ? 1 : 3;
-    const nPages = ctx.quick ? 60 : 258;
+    const nPages = ctx.quick ? 40 : 258;
     let warc = await ensureCorpus('htmlpages');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wgpt-data-bench-'));
     if (ctx.quick) { warc = path.join(tmp, 'quick.warc.gz'); await packWarc(htmlBenchmarkFiles().slice(0, nPages), warc); }
