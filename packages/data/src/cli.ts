@@ -45,7 +45,7 @@ export function register(program: Command): void {
     .option('--config <file>', 'pipeline.json (PipelineConfig); flags override it')
     .option('-i, --input <paths...>', 'input files or directories, or corpus names htmlpages | sotu | moby-dick (default: htmlpages)')
     .option('-o, --output <dir>', 'output directory (default out/data)')
-    .option('--workers <n>', 'worker threads for the process step', int, 1)
+    .option('--workers <n>', 'workers for the process step (this thread + N-1 worker threads)', int, 1)
     .option('--task-index <i>', 'this task (default $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX or 0)', int)
     .option('--task-count <k>', 'number of tasks (default $SLURM_ARRAY_TASK_COUNT or 1)', int)
     .option('--units <n>', 'work units (fixed at the first run; default workers × task count)', int)
