@@ -5,16 +5,10 @@ import { Command, Option } from 'commander';
 import { ensureCorpus, htmlBenchmarkFiles, packWarc, type CorpusName } from './corpus.ts';
 import { formatStatsTable, runPipeline, STEPS, type PipelineConfig, type Step } from './pipeline.ts';
 import { readShard, readShardHeader } from './shards.ts';
-import type { TokenEncoder } from './tokenize.ts';
+import { BYTE_TOKENIZER, type TokenEncoder } from './tokenize.ts';
 import { getEncoding, isOpenAiEncodingName, loadTokenizer, OPENAI_ENCODING_NAMES } from '@wgpt/tokenizer';
 
-/** Byte-level tokenizer (256 bytes + end-of-text = 256): always available, for tests and smoke runs. */
-export const BYTE_TOKENIZER: TokenEncoder = {
-  name: 'bytes',
-  nVocab: 257,
-  eotToken: 256,
-  encodeOrdinary: (text: string) => Array.from(Buffer.from(text, 'utf8')),
-};
+export { BYTE_TOKENIZER };
 
 /**
  * Picks the tokenizer for `--tokenizer NAME`: 'bytes', an OpenAI encoding ('r50k_base' | 'cl100k_base' |
@@ -46,7 +40,7 @@ export function register(program: Command): void {
     .option('--config <file>', 'pipeline.json (PipelineConfig); flags override it')
     .option('-i, --input <paths...>', 'input files or directories, or corpus names htmlpages | sotu | moby-dick (default: htmlpages)')
     .option('-o, --output <dir>', 'output directory (default out/data)')
-    .option('--workers <n>', 'worker threads for the process step', int, 1)
+    .option('--workers <n>', 'workers for the process step (this thread + N-1 worker threads)', int, 1)
     .option('--task-index <i>', 'this task (default $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX or 0)', int)
     .option('--task-count <k>', 'number of tasks (default $SLURM_ARRAY_TASK_COUNT or 1)', int)
     .option('--units <n>', 'work units (fixed at the first run; default workers × task count)', int)
@@ -80,6 +74,9 @@ export function register(program: Command): void {
         if (o.json) process.stdout.write(JSON.stringify(m.stages, null, 2) + '\n');
         else {
           process.stdout.write(formatStatsTable(m.stages) + '\n\n');
+          const read = m.stages.find((st) => st.name === 'read');
+          const kept = m.totals.train.docs + m.totals.val.docs;
+          if (read && read.in > 0) process.stdout.write(`kept ${kept} of ${read.in} input documents (${((100 * kept) / read.in).toFixed(1)} %)\n`);
           process.stdout.write(`train: ${m.totals.train.docs} docs, ${m.totals.train.tokens} tokens in ${m.totals.train.shards} shard(s); ` +
             `val: ${m.totals.val.docs} docs, ${m.totals.val.tokens} tokens in ${m.totals.val.shards} shard(s); tokenizer ${m.tokenizer.name} (${m.format.dtype})\n`);
           process.stdout.write(`manifest: ${path.join(cfg.output, 'manifest.json')}\n`);

@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BenchContext, BenchRow, BenchSuite } from '../../../bench/types.ts';
-import { BYTE_TOKENIZER } from './cli.ts';
 import { ensureCorpus } from './corpus.ts';
 import { MinHasher } from './dedup/minhash.ts';
 import { extractRecord } from './extract.ts';
@@ -16,7 +15,7 @@ import { LanguageFilter } from './langid.ts';
 import { PiiFormatter } from './pii.ts';
 import { readFile, type RawRecord } from './read.ts';
 import { runPipeline } from './pipeline.ts';
-import { tokenizeDocument } from './tokenize.ts';
+import { BYTE_TOKENIZER, tokenizeDocument } from './tokenize.ts';
 import type { Doc } from './types.ts';
 import { packWarc, htmlBenchmarkFiles } from './corpus.ts';
 
@@ -33,7 +32,7 @@ const suite: BenchSuite = {
   async run(ctx: BenchContext): Promise<BenchRow[]> {
     const rows: BenchRow[] = [];
     const iters = ctx.quick ? 1 : 3;
-    const nPages = ctx.quick ? 60 : 258;
+    const nPages = ctx.quick ? 40 : 258;
     let warc = await ensureCorpus('htmlpages');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wgpt-data-bench-'));
     if (ctx.quick) { warc = path.join(tmp, 'quick.warc.gz'); await packWarc(htmlBenchmarkFiles().slice(0, nPages), warc); }

@@ -12,7 +12,7 @@ import { C4QualityFilter, type C4Options } from './filters/c4.ts';
 import { FineWebQualityFilter, type FineWebQualityOptions } from './filters/fineweb.ts';
 import { GopherQualityFilter, type GopherQualityOptions } from './filters/gopher-quality.ts';
 import { GopherRepetitionFilter, type GopherRepetitionOptions } from './filters/gopher-repetition.ts';
-import { MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter, type MinHashOptions, EXACT_BUCKET, findBucketDuplicates } from './dedup/minhash.ts';
+import { MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter, type MinHashOptions, EXACT_BUCKET, writeBucketPairs } from './dedup/minhash.ts';
 import { extractRecord, type ExtractOptions } from './extract.ts';
 import { LanguageFilter, type LangIdOptions } from './langid.ts';
 import { PiiFormatter, type PiiOptions } from './pii.ts';
@@ -111,6 +111,33 @@ function buildStages(c: PipelineConfig): DocStage[] {
   return s;
 }
 
+/** Per-document removal log: one JSON line {id, url, stage, reason[, detail]} per removed document, streamed to a temp file and renamed. */
+class RemovedLog {
+  private lines: string[] = [];
+  private readonly tmp: string;
+  private readonly fd: number;
+  constructor(readonly file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const dir = path.dirname(file), base = path.basename(file);
+    for (const f of fs.readdirSync(dir)) if (f.startsWith(`${base}.tmp-`)) fs.rmSync(path.join(dir, f), { force: true }); // interrupted attempt
+    this.tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+    this.fd = fs.openSync(this.tmp, 'w');
+  }
+  add(id: string, url: string | undefined, stage: string, reason: string, detail?: string): void {
+    this.lines.push(JSON.stringify({ id, url, stage, reason, ...(detail ? { detail } : {}) }) + '\n');
+    if (this.lines.length >= 1000) this.flush();
+  }
+  private flush(): void {
+    if (this.lines.length) fs.writeSync(this.fd, this.lines.join(''));
+    this.lines = [];
+  }
+  finish(): void {
+    this.flush();
+    fs.closeSync(this.fd);
+    fs.renameSync(this.tmp, this.file);
+  }
+}
+
 export interface UnitResult { unit: number; stats: StageStats[]; docsOut: number }
 
 /** The process step for one unit. `onDoc` is called after each input record (progress). */
@@ -128,6 +155,8 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   const sigs = c.dedup === false ? null : new SignatureWriter(path.join(out, 'dedup', 'sigs'), unit, new MinHasher(c.dedup || {}));
   const docsFile = path.join(out, 'filtered', `${pad(unit)}.jsonl`);
   fs.mkdirSync(path.dirname(docsFile), { recursive: true });
+  // Leftovers of an interrupted attempt at this unit.
+  for (const f of fs.readdirSync(path.dirname(docsFile))) if (f.startsWith(`${pad(unit)}.jsonl.tmp-`)) fs.rmSync(path.join(path.dirname(docsFile), f), { force: true });
   const tmp = `${docsFile}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, 'w');
   let pending: string[] = [];
@@ -135,6 +164,9 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   const flush = () => { if (pending.length) { fs.writeSync(fd, pending.join('')); pending = []; pendingBytes = 0; } };
   let outIndex = 0;
   const now = () => performance.now() / 1000;
+  const removed = new RemovedLog(path.join(out, 'removed', `process.${pad(unit)}.jsonl`));
+  let lastYield = now();
+  const startedAt = Date.now();
   try {
     for (let fi = 0; fi < plan.files.length; fi++) {
       if (byFile && fi % plan.units !== unit) continue;
@@ -144,7 +176,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
       for await (const item of readFile(plan.files[fi], { ...c.read, select })) {
         readSt.in++;
         readSt.seconds += now() - t0;
-        if ('error' in item) { countRemoved(readSt, item.error); onDoc?.(0); t0 = now(); continue; }
+        if ('error' in item) { countRemoved(readSt, item.error); removed.add(item.id, undefined, 'read', item.error, item.detail); onDoc?.(0); t0 = now(); continue; }
         readSt.kept++;
         const size = typeof item.body === 'string' ? item.body.length : item.body.length;
         readSt.bytes += size;
@@ -154,14 +186,14 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
           urlSt.in++; urlSt.bytes += size;
           const r = urlFilter.check(item.url);
           urlSt.seconds += now() - ts;
-          if (r) { countRemoved(urlSt, r); onDoc?.(size); t0 = now(); continue; }
+          if (r) { countRemoved(urlSt, r); removed.add(item.id, item.url, 'url_filter', r); onDoc?.(size); t0 = now(); continue; }
           urlSt.kept++;
         }
         let ts = now();
         extSt.in++; extSt.bytes += size;
         const v = extractRecord(item, c.extract);
         extSt.seconds += now() - ts;
-        if (!v.keep) { countRemoved(extSt, v.reason); onDoc?.(size); t0 = now(); continue; }
+        if (!v.keep) { countRemoved(extSt, v.reason); removed.add(item.id, item.url, 'extract', v.reason); onDoc?.(size); t0 = now(); continue; }
         extSt.kept++;
         let doc: Doc | null = v.doc;
         for (let i = 0; i < stages.length && doc; i++) {
@@ -170,7 +202,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
           st.in++; st.bytes += doc.text.length;
           const r = await stages[i].apply(doc);
           st.seconds += now() - ts;
-          if (r.keep) { st.kept++; doc = r.doc; } else { countRemoved(st, r.reason); doc = null; }
+          if (r.keep) { st.kept++; doc = r.doc; } else { countRemoved(st, r.reason); removed.add(doc.id, doc.url, st.name, r.reason); doc = null; }
         }
         if (doc) {
           if (sigs) { const t = now(); sigs.add(outIndex, doc.text); sigSt.seconds += now() - t; sigSt.bytes += doc.text.length; }
@@ -180,6 +212,8 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
           outIndex++;
         }
         onDoc?.(size);
+        // Let the event loop run now and then (worker messages, progress) when this runs on the main thread.
+        if (now() - lastYield > 0.1) { await new Promise((r) => setImmediate(r)); lastYield = now(); }
         t0 = now();
       }
     }
@@ -189,9 +223,10 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
     fs.closeSync(fd);
   }
   if (sigs) sigs.finish();
+  removed.finish();
   fs.renameSync(tmp, docsFile);
   const stats = [readSt, ...(urlFilter ? [urlSt] : []), extSt, ...stageStats, ...(sigs ? [sigSt] : [])];
-  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, stats }, null, 1));
+  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, startedAt, finishedAt: Date.now(), stats }, null, 1));
   markDone(out, 'process', unit);
   return { unit, stats, docsOut: outIndex };
 }
@@ -216,12 +251,13 @@ export async function tokenizeUnit(plan: Plan, out: string, unit: number, enc: T
   const sink = new ShardSink(enc, { dir: shardDir, prefix, part: unit, valFraction: c.tokenize?.valFraction, shardTokens: c.tokenize?.shardTokens });
   let i = 0;
   const now = () => performance.now() / 1000;
+  const removed = new RemovedLog(path.join(out, 'removed', `dedup.${pad(unit)}.jsonl`));
   try {
     for await (const doc of readDocs(path.join(out, 'filtered', `${pad(unit)}.jsonl`))) {
       const idx = i++;
       dedupSt.in++;
       const why = remove.get(idx);
-      if (why) { countRemoved(dedupSt, why); continue; }
+      if (why) { countRemoved(dedupSt, why); removed.add(doc.id, doc.url, 'dedup', why); continue; }
       dedupSt.kept++;
       if (pii) {
         const t = now();
@@ -241,6 +277,7 @@ export async function tokenizeUnit(plan: Plan, out: string, unit: number, enc: T
     throw e;
   }
   const shards = sink.close();
+  removed.finish();
   const stats = [...(c.dedup === false ? [] : [dedupSt]), ...(pii ? [{ ...piiSt, replaced: { ...pii.counts } }] : []), { ...tokSt, tokens: sink.counts }];
   writeAtomic(path.join(out, 'stats', 'tokenize', `${pad(unit)}.json`), JSON.stringify({ unit, stats, shards }, null, 1));
   markDone(out, 'tokenize', unit);
@@ -393,8 +430,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       if (i % taskCount !== taskIndex) return;
       const pairsFile = path.join(out, 'dedup', 'pairs', `${b}.pairs`);
       if (fs.existsSync(pairsFile)) { note(skipped, 'dedup-buckets', i); return; }
-      const pairs = findBucketDuplicates(path.join(sigDir, b));
-      writeAtomic(pairsFile, new Uint8Array(Uint32Array.from(pairs.flat()).buffer));
+      writeBucketPairs(path.join(sigDir, b), pairsFile);
       note(ran, 'dedup-buckets', i);
     });
   }
@@ -436,6 +472,14 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       }
       prog.print(true);
     }
+  }
+  // Say why a step that was asked for did not run.
+  const missing = (step: string) => Array.from({ length: plan.units }, (_, u) => u).filter((u) => !isDone(out, step, u)).length;
+  if (opts.steps) {
+    if (dedup && (steps.has('dedup-buckets') || steps.has('dedup-cluster')) && !allDone('process')) log(`[data] dedup waits for ${missing('process')} unit(s) of the process step`);
+    else if (dedup && steps.has('dedup-cluster') && taskIndex === 0 && !bucketsDone()) log('[data] dedup-cluster waits for the dedup-buckets step of every bucket');
+    if (steps.has('tokenize') && !clusterReady) log('[data] tokenize waits for the dedup-cluster step');
+    if (steps.has('manifest') && !allDone('tokenize')) log(`[data] manifest waits for ${missing('tokenize')} unit(s) of the tokenize step`);
   }
   let manifest: Manifest | undefined;
   if (steps.has('manifest') && allDone('tokenize')) {

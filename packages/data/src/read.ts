@@ -51,6 +51,8 @@ export async function* readFile(file: string, opts: ReadOptions = {}): AsyncGene
 }
 
 const GZ_MAGIC0 = 0x1f, GZ_MAGIC1 = 0x8b;
+/** zlib.crc32 exists from Node 20.15 / 22.2; without it only the length in the gzip trailer is checked. */
+const crc32 = (zlib as unknown as { crc32?: (b: Uint8Array) => number }).crc32;
 
 /** Length of a gzip member header at buf[0..], or -1 if not a header, or 0 if more bytes are needed. */
 function gzipHeaderLength(buf: Uint8Array): number {
@@ -65,6 +67,29 @@ function gzipHeaderLength(buf: Uint8Array): number {
   return p > buf.length ? 0 : p;
 }
 
+/** Positional reads with a 4 MB read-ahead cache (records are small; one read serves many). */
+function openWindow(file: string): { size: number; read: (at: number, len: number) => Buffer; close: () => void } {
+  const fd = fs.openSync(file, 'r');
+  const size = fs.fstatSync(fd).size;
+  const readRaw = (at: number, len: number): Buffer => {
+    const n = Math.max(0, Math.min(len, size - at));
+    const b = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) { const r = fs.readSync(fd, b, got, n - got, at + got); if (r === 0) break; got += r; }
+    return b.subarray(0, got);
+  };
+  let cacheStart = 0;
+  let cache: Buffer = Buffer.alloc(0);
+  const read = (at: number, len: number): Buffer => {
+    const want = Math.max(0, Math.min(len, size - at));
+    if (at >= cacheStart && at + want <= cacheStart + cache.length) return cache.subarray(at - cacheStart, at - cacheStart + want);
+    cache = readRaw(at, Math.max(len, 4 << 20));
+    cacheStart = at;
+    return cache.subarray(0, want);
+  };
+  return { size, read, close: () => fs.closeSync(fd) };
+}
+
 /**
  * WARC.gz reader. A WARC.gz is a series of gzip members, one per record (WARC 1.1, annex D). Each member is
  * inflated on its own, so a corrupt or truncated member costs one record: the reader resynchronises on the
@@ -73,20 +98,12 @@ function gzipHeaderLength(buf: Uint8Array): number {
 export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const maxBytes = opts.maxRecordBytes ?? DEFAULT_MAX;
   const base = path.basename(file);
-  const fd = fs.openSync(file, 'r');
-  const size = fs.fstatSync(fd).size;
+  const { size, read, close } = openWindow(file);
   const maxWindow = Math.max(2 * maxBytes, 1 << 20);
   let pos = 0;
   let member0 = 0;
   // After a bad member, failures at candidate offsets found by resync belong to the same damage: not recounted.
   let resyncing = false;
-  const read = (at: number, len: number): Buffer => {
-    const n = Math.min(len, size - at);
-    const b = Buffer.allocUnsafe(Math.max(0, n));
-    let got = 0;
-    while (got < n) { const r = fs.readSync(fd, b, got, n - got, at + got); if (r === 0) break; got += r; }
-    return b.subarray(0, got);
-  };
   /** Next offset ≥ from where a plausible gzip header starts, or size. */
   const resync = (from: number): number => {
     const chunk = 1 << 16;
@@ -115,6 +132,16 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
           const r = zlib.inflateRawSync(buf.subarray(hl), { info: true, maxOutputLength: maxBytes + 65536 }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
           member = r.buffer;
           consumed = hl + r.engine.bytesWritten + 8;
+          // gzip trailer: CRC-32 and length of the uncompressed data
+          const tail = hl + r.engine.bytesWritten;
+          if (tail + 8 > buf.length) {
+            if (pos + buf.length < size && window < maxWindow) { window *= 4; member = null; continue; }
+            err = 'truncated_gzip_member'; detail = 'missing gzip trailer'; member = null; break;
+          }
+          const crc = buf.readUInt32LE(tail), isize = buf.readUInt32LE(tail + 4);
+          if (isize !== (member.length >>> 0) || (crc32 && crc !== crc32(member))) {
+            err = 'corrupt_gzip_member'; detail = 'gzip CRC or length mismatch'; member = null;
+          }
           break;
         } catch (e) {
           const code = (e as { code?: string }).code;
@@ -143,7 +170,7 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
       yield* parseWarcBytes(member, base, () => (k++ === 0 ? `${m}` : `${m}.${k - 1}`), maxBytes);
     }
   } finally {
-    fs.closeSync(fd);
+    close();
   }
 }
 
@@ -200,14 +227,7 @@ async function toRaw(rec: WarcRec, id: string, maxBytes: number): Promise<ReadIt
 export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const maxBytes = opts.maxRecordBytes ?? DEFAULT_MAX;
   const base = path.basename(file);
-  const fd = fs.openSync(file, 'r');
-  const size = fs.fstatSync(fd).size;
-  const read = (at: number, len: number): Buffer => {
-    const b = Buffer.allocUnsafe(Math.max(0, Math.min(len, size - at)));
-    let got = 0;
-    while (got < b.length) { const r = fs.readSync(fd, b, got, b.length - got, at + got); if (r === 0) break; got += r; }
-    return b.subarray(0, got);
-  };
+  const { size, read, close } = openWindow(file);
   const resync = (from: number): number => {
     const chunk = 1 << 16;
     for (let at = from; at < size; at += chunk - 8) {
@@ -253,7 +273,7 @@ export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGene
       pos += total;
     }
   } finally {
-    fs.closeSync(fd);
+    close();
   }
 }
 

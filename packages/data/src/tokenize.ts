@@ -10,6 +10,14 @@ export interface TokenEncoder {
   encodeOrdinary(text: string): number[];
 }
 
+/** Byte-level tokenizer (256 bytes + end-of-text = 256): always available, for tests and smoke runs. */
+export const BYTE_TOKENIZER: TokenEncoder = {
+  name: 'bytes',
+  nVocab: 257,
+  eotToken: 256,
+  encodeOrdinary: (text: string) => Array.from(Buffer.from(text, 'utf8')),
+};
+
 /** `<|endoftext|>` then the document's tokens, as llm.c's fineweb.py does. */
 export function tokenizeDocument(enc: TokenEncoder, text: string): number[] {
   const t = enc.encodeOrdinary(text);
@@ -17,7 +25,10 @@ export function tokenizeDocument(enc: TokenEncoder, text: string): number[] {
   return t;
 }
 
-/** Deterministic split: a document goes to validation when a hash of its id falls below the fraction. */
+/**
+ * Deterministic split: a document goes to validation when a hash of its id falls below the fraction (so the split does
+ * not depend on workers or tasks). ShardSink also makes sure every unit gives validation at least one document.
+ */
 export function isValidation(id: string, fraction: number): boolean {
   if (fraction <= 0) return false;
   let h = 0x811c9dc5;
@@ -43,14 +54,24 @@ export class ShardSink {
     this.train = new ShardWriter({ ...base, split: 'train' });
     this.val = new ShardWriter({ ...base, split: 'val' });
   }
+  /** The first training document is held back: if no document of this unit hashes into validation, it goes there. */
+  private heldBack: number[] | null = null;
+  private seen = false;
   add(doc: Doc): void {
     const toks = tokenizeDocument(this.enc, doc.text);
-    const split = isValidation(doc.id, this.o.valFraction ?? 0.01) ? 'val' : 'train';
+    const fraction = this.o.valFraction ?? 0.01;
+    const split = isValidation(doc.id, fraction) ? 'val' : 'train';
+    if (split === 'train' && !this.seen && fraction > 0) { this.heldBack = toks; this.seen = true; return; }
+    this.seen = true;
+    this.write(split, toks);
+  }
+  private write(split: 'train' | 'val', toks: number[]): void {
     (split === 'val' ? this.val : this.train).addDocument(toks);
     this.counts[split].docs++;
     this.counts[split].tokens += toks.length;
   }
   close(): ShardInfo[] {
+    if (this.heldBack) { this.write(this.counts.val.docs === 0 ? 'val' : 'train', this.heldBack); this.heldBack = null; }
     return [...this.train.close(), ...this.val.close()];
   }
   abort(): void {

@@ -1,6 +1,6 @@
 /** One document flowing through the pipeline. */
 export interface Doc {
-  /** Stable id: `<source file basename>#<record index>` for files, or the id column of JSONL/parquet. */
+  /** Stable id: `<file basename>#<position>` (gzip member, record, line or row), or the id field of JSONL/parquet. */
   id: string;
   text: string;
   url?: string;

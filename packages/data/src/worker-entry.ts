@@ -7,7 +7,10 @@ const { plan, out } = workerData as { plan: Plan; out: string };
 let bytes = 0;
 let docs = 0;
 let last = Date.now();
+// Units arrive one at a time; the first may arrive before the model is loaded and waits in the port's queue.
+const ready = (plan.config as { language?: unknown }).language !== false ? loadLidModel() : Promise.resolve();
 parentPort!.on('message', async (msg: { unit: number } | { stop: true }) => {
+  await ready;
   if ('stop' in msg) { process.exit(0); }
   try {
     await processUnit(plan, out, msg.unit, (b) => {
@@ -21,6 +24,5 @@ parentPort!.on('message', async (msg: { unit: number } | { stop: true }) => {
     parentPort!.postMessage({ error: `unit ${msg.unit}: ${(e as Error).stack ?? e}` });
   }
 });
-// Load the language model before asking for work, so units start at full speed.
-if ((plan.config as { language?: unknown }).language !== false) await loadLidModel();
+await ready;
 parentPort!.postMessage({ ready: true });

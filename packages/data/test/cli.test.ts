@@ -68,3 +68,13 @@ describe('wgpt data CLI', () => {
     expect(io.err).toMatch(/process: 1 unit\(s\) already done, skipped/);
   });
 });
+
+describe('tokenizer selection', () => {
+  it("'bytes' is built in; other names go to @wgpt/tokenizer and fail clearly while it has no getEncoding", async () => {
+    const { pickTokenizer } = await import('../src/cli.ts');
+    expect((await pickTokenizer('bytes')).nVocab).toBe(257);
+    const mod = (await import('@wgpt/tokenizer')) as unknown as Record<string, unknown>;
+    if (typeof mod.getEncoding !== 'function') await expect(pickTokenizer('r50k_base')).rejects.toThrow(/no getEncoding yet; use --tokenizer bytes/);
+    else expect((await pickTokenizer('r50k_base')).eotToken).toBe(50256);
+  });
+});

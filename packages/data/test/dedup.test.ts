@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { htmlBenchmarkFiles } from '../src/corpus.ts';
-import { estimateJaccard, MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter } from '../src/dedup/minhash.ts';
+import { estimateJaccard, findBucketDuplicates, MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter } from '../src/dedup/minhash.ts';
 import { extractRecord } from '../src/extract.ts';
 import { tmpDir } from './helpers.ts';
 
@@ -53,6 +53,23 @@ describe('MinHash', () => {
     ]);
     expect(c.removed).toBe(5);
     expect(c.exact).toBe(2);
+  });
+
+  it('the k-way merge reads files in chunks and finds every pair', () => {
+    const d = tmpDir();
+    const hh = new MinHasher({ buckets: 2, hashesPerBucket: 2 });
+    const texts = realTexts(10);
+    for (let t = 0; t < 3; t++) {
+      const w = new SignatureWriter(path.join(d, 'sigs'), t, hh);
+      texts.forEach((x, i) => w.add(i, t === 2 && i % 2 ? x + ' different ending words here for this one' : x));
+      w.finish();
+    }
+    const small = findBucketDuplicates(path.join(d, 'sigs', 'bucket_exact'), undefined, 3);
+    const big = findBucketDuplicates(path.join(d, 'sigs', 'bucket_exact'));
+    expect(small).toEqual(big);
+    // task 1 copies all 10 of task 0; task 2 copies the 5 even ones
+    expect(small.length).toBe(15);
+    expect(small.every(([t0, d0, , d1]) => t0 === 0 && d0 === d1)).toBe(true);
   });
 
   it('rejects a corrupt signature file with its name', () => {

@@ -145,3 +145,10 @@ describe('FineWeb quality', () => {
     expect(fw.check(t)).toBe('fineweb_list_ratio');
   });
 });
+
+describe('C4 rule order (as datatrove)', () => {
+  it('a brace on a line already dropped for having < 3 words does not remove the document', () => {
+    expect(c4.run(GOOD + '\n{ }').reason).toBeNull();
+    expect(c4.run(GOOD + '\nvar x = { a: 1 };').reason).toBe('c4_curly_bracket');
+  });
+});

@@ -73,6 +73,15 @@ describe('pipeline end to end', () => {
     expect(stage(mb, 'read').removed).toMatchObject({ corrupt_gzip_member: 1, malformed_warc_header: 1, too_large: 1, truncated_gzip_member: 1 });
     expect(stage(mb, 'extract').removed).toMatchObject({ not_utf8: 1, parse_error: 1 });
     expect(stage(mb, 'url_filter').removed).toEqual({ url_blocked_domain: 1 });
+    // per-document reasons
+    const log = fs.readFileSync(path.join(outBad, 'removed', 'process.00000.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(log).toEqual(expect.arrayContaining([
+      expect.objectContaining({ url: 'https://x.example/latin1', stage: 'extract', reason: 'not_utf8' }),
+      expect.objectContaining({ url: 'https://x.example/throws', stage: 'extract', reason: 'parse_error' }),
+      expect.objectContaining({ url: 'https://www.pornhub.com/x', stage: 'url_filter', reason: 'url_blocked_domain' }),
+      expect.objectContaining({ stage: 'read', reason: 'too_large' }),
+    ]));
+    expect(log.length).toBe(Object.values(mb.stages).filter((s) => !['dedup', 'pii', 'tokenize'].includes(s.name)).reduce((n, s) => n + Object.values(s.removed).reduce((a, b) => a + b, 0), 0));
     // the synthetic template articles repeat their own phrasing: the Gopher repetition filter removes them
     expect(keptUrls(outClean).filter((u) => u.includes('synthetic'))).toEqual([]);
     expect(Object.keys(stage(mc, 'gopher_repetition').removed).length).toBeGreaterThan(0);
@@ -97,6 +106,7 @@ describe('pipeline end to end', () => {
     const r2 = await runPipeline({ inputs: [clean], output: out, units: 3 }, quiet);
     expect(r2.skipped.process).toEqual([0, 1]);
     expect(r2.ran.process).toEqual([2]);
+    expect(fs.readdirSync(path.join(out, 'filtered')).filter((f) => f.includes('.tmp'))).toEqual([]);
     expect(allTokens(out)).toEqual(refTokens);
     // "crash" in tokenize of unit 1 after it wrote a shard but before its marker
     fs.rmSync(path.join(out, 'done', 'tokenize.00001'));

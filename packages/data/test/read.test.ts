@@ -47,6 +47,18 @@ describe('WARC.gz reader', () => {
     expect(errs.filter((e) => e === 'malformed_warc_header').length).toBeGreaterThanOrEqual(1);
   });
 
+  it('checks the gzip trailer: a member whose CRC does not match is corrupt', async () => {
+    const d = tmpDir();
+    const m = await Promise.all([0, 1, 2].map((i) => warcMember(`http://c.example/${i}`, articleHtml(i))));
+    const bad = Buffer.from(m[1]);
+    bad[bad.length - 8] ^= 0xff; // CRC-32 in the trailer
+    const f = path.join(d, 'crc.warc.gz');
+    fs.writeFileSync(f, Buffer.concat([m[0], bad, m[2]]));
+    const items = await collect(f);
+    expect(good(items).map((x) => x.url)).toEqual(['http://c.example/0', 'http://c.example/2']);
+    expect(errors(items)).toEqual(['corrupt_gzip_member']);
+  });
+
   it('select splits a file between units without overlap or loss', async () => {
     const d = tmpDir();
     const out = path.join(d, 'x.warc.gz');

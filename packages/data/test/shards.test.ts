@@ -76,4 +76,17 @@ describe('tokenize stage', () => {
     expect([...train].filter((t) => t === 256).length).toBe(40 - nVal);
     expect(sink.counts.train.tokens).toBe(train.length);
   });
+  it('gives validation at least one document per unit', () => {
+    const d = tmpDir();
+    const sink = new ShardSink(byteEncoder, { dir: d, prefix: 'toy', part: 0, valFraction: 1e-9 });
+    for (let i = 0; i < 5; i++) sink.add({ id: `d${i}`, text: `doc ${i}`, meta: {} });
+    const shards = sink.close();
+    expect(sink.counts.val.docs).toBe(1);
+    expect(sink.counts.train.docs).toBe(4);
+    expect(shards.map((s) => s.split).sort()).toEqual(['train', 'val']);
+    const none = new ShardSink(byteEncoder, { dir: tmpDir(), prefix: 'toy', part: 0, valFraction: 0 });
+    none.add({ id: 'a', text: 'x', meta: {} });
+    none.close();
+    expect(none.counts.val.docs).toBe(0);
+  });
 });

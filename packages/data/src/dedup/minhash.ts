@@ -46,6 +46,7 @@ export class MinHasher {
   private readonly seeds: Uint32Array;
   constructor(opts: MinHashOptions = {}) {
     this.o = { ...MINHASH_DEFAULTS, ...opts };
+    if (this.o.hashesPerBucket < 1 || this.o.hashesPerBucket > 8) throw new Error(`hashesPerBucket must be 1..8 (signature files hold 8 words per bucket), got ${this.o.hashesPerBucket}`);
     this.nHashes = this.o.buckets * this.o.hashesPerBucket;
     this.seeds = new Uint32Array(this.nHashes);
     let s = (this.o.seed * 0x9e3779b9) >>> 0 || 1;
@@ -109,11 +110,22 @@ function writeAtomic(file: string, data: Uint8Array | string): void {
   fs.renameSync(tmp, file);
 }
 
-/** Collects one task's signatures and writes them sorted, one file per bucket, atomically. */
+/** A growable Uint32Array. */
+class U32Vec {
+  data = new Uint32Array(1024);
+  length = 0;
+  push(x: number): void {
+    if (this.length === this.data.length) { const d = new Uint32Array(this.data.length * 2); d.set(this.data); this.data = d; }
+    this.data[this.length++] = x;
+  }
+  view(): Uint32Array { return this.data.subarray(0, this.length); }
+}
+
+/** Collects one task's signatures (4 bytes per number) and writes them sorted, one file per bucket, atomically. */
 export class SignatureWriter {
-  private readonly rows: number[][];
+  private readonly rows: U32Vec[];
   constructor(readonly dir: string, readonly task: number, readonly hasher: MinHasher) {
-    this.rows = Array.from({ length: hasher.o.buckets + 1 }, () => []);
+    this.rows = Array.from({ length: hasher.o.buckets + 1 }, () => new U32Vec());
   }
   add(docIndex: number, text: string): void {
     const sig = this.hasher.signature(text);
@@ -121,17 +133,19 @@ export class SignatureWriter {
     for (let b = 0; b < this.hasher.o.buckets; b++) {
       const r = this.rows[b];
       for (let i = 0; i < KEY; i++) r.push(i < h ? sig[b * h + i] : 0);
-      r.push(this.task, docIndex);
+      r.push(this.task);
+      r.push(docIndex);
     }
     const e = this.rows[this.hasher.o.buckets];
-    e.push(...exactKey(text), this.task, docIndex);
+    for (const x of exactKey(text)) e.push(x);
+    e.push(this.task);
+    e.push(docIndex);
   }
   /** Files: <dir>/bucket_<b>/<task>.sig and <dir>/bucket_exact/<task>.sig. */
   finish(): void {
     for (let b = 0; b < this.rows.length; b++) {
       const name = b === this.hasher.o.buckets ? EXACT_BUCKET : String(b).padStart(2, '0');
-      const flat = Uint32Array.from(this.rows[b]);
-      writeAtomic(path.join(this.dir, `bucket_${name}`, `${String(this.task).padStart(5, '0')}.sig`), sortRecords(flat));
+      writeAtomic(path.join(this.dir, `bucket_${name}`, `${String(this.task).padStart(5, '0')}.sig`), sortRecords(this.rows[b].view()));
     }
   }
 }
@@ -145,40 +159,126 @@ function sortRecords(flat: Uint32Array): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-/** Merges every task's file of one bucket and returns duplicate pairs [first, other] as (task, doc) ids. */
-export function findBucketDuplicates(bucketDir: string): Array<[number, number, number, number]> {
-  const files = fs.readdirSync(bucketDir).filter((f) => f.endsWith('.sig')).sort();
-  const parts = files.map((f) => {
-    const b = fs.readFileSync(path.join(bucketDir, f));
-    if (b.length % REC !== 0) throw new Error(`${path.join(bucketDir, f)}: size ${b.length} is not a multiple of ${REC}-byte records`);
-    return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-  });
-  const all = new Uint32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) { all.set(p, o); o += p.length; }
-  const sorted = new Uint32Array(sortRecords(all).buffer);
-  const pairs: Array<[number, number, number, number]> = [];
-  const n = sorted.length / (KEY + 2);
-  let first = 0;
-  for (let i = 1; i < n; i++) {
-    if (cmpKey(sorted, i * (KEY + 2), sorted, first * (KEY + 2)) === 0) {
-      const f = first * (KEY + 2) + KEY, c = i * (KEY + 2) + KEY;
-      pairs.push([sorted[f], sorted[f + 1], sorted[c], sorted[c + 1]]);
-    } else first = i;
+/** Reads one sorted signature file a chunk at a time. */
+class SigCursor {
+  private buf = new Uint32Array(0);
+  private i = 0;
+  private off = 0;
+  private readonly fd: number;
+  private readonly size: number;
+  constructor(readonly file: string, private readonly chunkRecords = 4096) {
+    this.fd = fs.openSync(file, 'r');
+    this.size = fs.fstatSync(this.fd).size;
+    if (this.size % REC !== 0) { this.close(); throw new Error(`${file}: size ${this.size} is not a multiple of ${REC}-byte records`); }
+    this.fill();
   }
-  return pairs;
+  private fill(): void {
+    const n = Math.min(this.chunkRecords * REC, this.size - this.off);
+    const b = Buffer.alloc(n);
+    let got = 0;
+    while (got < n) got += fs.readSync(this.fd, b, got, n - got, this.off + got);
+    this.off += n;
+    this.buf = new Uint32Array(b.buffer, b.byteOffset, n / 4);
+    this.i = 0;
+  }
+  get done(): boolean { return this.i >= this.buf.length; }
+  /** The current record's words are buf[at .. at+10). */
+  get arr(): Uint32Array { return this.buf; }
+  get at(): number { return this.i; }
+  next(): void {
+    this.i += KEY + 2;
+    if (this.i >= this.buf.length && this.off < this.size) this.fill();
+  }
+  private closed = false;
+  close(): void { if (!this.closed) { this.closed = true; fs.closeSync(this.fd); } }
 }
 
-/** Writes `<dir>/pairs/<bucket>.pairs` (uint32 quadruples) for every bucket; skips buckets already done. */
+function cmpRec(a: SigCursor, b: SigCursor): number {
+  const x = a.arr, y = b.arr, i = a.at, j = b.at;
+  for (let k = 0; k < KEY + 2; k++) { const d = x[i + k] - y[j + k]; if (d !== 0) return d; }
+  return 0;
+}
+
+/**
+ * K-way merge of every task's sorted file of one bucket (memory: one chunk per file); equal keys give duplicate
+ * pairs [first task, first doc, other task, other doc], the first being the smallest (task, doc) with that key.
+ */
+export function findBucketDuplicates(bucketDir: string, onPair?: (p: [number, number, number, number]) => void, chunkRecords = 4096): Array<[number, number, number, number]> {
+  const files = fs.readdirSync(bucketDir).filter((f) => f.endsWith('.sig')).sort();
+  const cursors: SigCursor[] = [];
+  try {
+    for (const f of files) { const c = new SigCursor(path.join(bucketDir, f), chunkRecords); cursors.push(c); }
+    const live = cursors.filter((c) => !c.done);
+    // binary heap of cursors
+    const heap = live;
+    const down = (i: number) => {
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < heap.length && cmpRec(heap[l], heap[m]) < 0) m = l;
+        if (r < heap.length && cmpRec(heap[r], heap[m]) < 0) m = r;
+        if (m === i) return;
+        [heap[i], heap[m]] = [heap[m], heap[i]];
+        i = m;
+      }
+    };
+    for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
+    const pairs: Array<[number, number, number, number]> = [];
+    const firstKey = new Uint32Array(KEY);
+    let firstTask = -1, firstDoc = -1;
+    while (heap.length) {
+      const c = heap[0];
+      const a = c.arr, at = c.at;
+      let same = firstTask >= 0;
+      for (let k = 0; k < KEY && same; k++) if (a[at + k] !== firstKey[k]) same = false;
+      const task = a[at + KEY], doc = a[at + KEY + 1];
+      if (same) {
+        const p: [number, number, number, number] = [firstTask, firstDoc, task, doc];
+        if (onPair) onPair(p); else pairs.push(p);
+      } else {
+        for (let k = 0; k < KEY; k++) firstKey[k] = a[at + k];
+        firstTask = task; firstDoc = doc;
+      }
+      c.next();
+      if (c.done) { c.close(); heap[0] = heap[heap.length - 1]; heap.pop(); }
+      if (heap.length) down(0);
+    }
+    return pairs;
+  } finally {
+    for (const c of cursors) c.close();
+  }
+}
+
+/** Merges one bucket and streams its pairs (uint32 quadruples) to `outFile`, written atomically. Returns the pair count. */
+export function writeBucketPairs(bucketDir: string, outFile: string): number {
+  fs.mkdirSync(path.dirname(outFile), { recursive: true });
+  const tmp = `${outFile}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  const fd = fs.openSync(tmp, 'w');
+  const buf = new Uint32Array(4 * 4096);
+  let n = 0, total = 0;
+  const flush = () => { if (n) fs.writeSync(fd, new Uint8Array(buf.buffer, 0, n * 16)); n = 0; };
+  try {
+    findBucketDuplicates(bucketDir, (p) => {
+      buf.set(p, n * 4);
+      total++;
+      if (++n === 4096) flush();
+    });
+    flush();
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, outFile);
+  return total;
+}
+
+/** Writes `<outDir>/<bucket>.pairs` for every bucket; skips buckets already done. */
 export function runBucketStep(sigDir: string, outDir: string): { buckets: number; pairs: number } {
   let total = 0;
   const buckets = fs.readdirSync(sigDir).filter((d) => d.startsWith('bucket_')).sort();
   for (const b of buckets) {
     const out = path.join(outDir, `${b}.pairs`);
     if (fs.existsSync(out)) { total += fs.statSync(out).size / 16; continue; }
-    const pairs = findBucketDuplicates(path.join(sigDir, b));
-    total += pairs.length;
-    writeAtomic(out, new Uint8Array(Uint32Array.from(pairs.flat()).buffer));
+    total += writeBucketPairs(path.join(sigDir, b), out);
   }
   return { buckets: buckets.length, pairs: total };
 }

@@ -50,17 +50,19 @@ export class C4QualityFilter {
     const kept: string[] = [];
     const linesRemoved: Record<string, number> = {};
     const drop = (r: string) => { linesRemoved[r] = (linesRemoved[r] ?? 0) + 1; };
+    // Rule order as in datatrove's C4QualityFilter: the document-level rules only look at lines that survived the
+    // line-level ones before them.
     for (const raw of text.split('\n')) {
       let line = raw.trim();
+      const words = line.split(/\s+/).filter(Boolean);
+      if (words.some((w) => w.length > o.maxWordLength)) { drop('too_long_word'); continue; }
       if (o.removeCitations) line = line.replace(CITATION, '');
+      if (o.filterNoTerminalPunct && (!END_PUNCT.some((p) => line.endsWith(p)) || line.endsWith('...'))) { drop('no_terminal_punct'); continue; }
+      if (words.length < o.minWordsPerLine) { drop('too_few_words'); continue; }
       const lower = line.toLowerCase();
       if (o.filterLoremIpsum && lower.includes('lorem ipsum')) return { reason: 'c4_lorem_ipsum', text, linesRemoved };
-      if (o.filterCurlyBracket && line.includes('{')) return { reason: 'c4_curly_bracket', text, linesRemoved };
-      if (o.filterNoTerminalPunct && (!END_PUNCT.some((p) => line.endsWith(p)) || line.endsWith('...'))) { drop('no_terminal_punct'); continue; }
-      const words = line.split(/\s+/).filter(Boolean);
-      if (words.length < o.minWordsPerLine) { drop('too_few_words'); continue; }
-      if (words.some((w) => w.length > o.maxWordLength)) { drop('too_long_word'); continue; }
       if (o.filterJavascript && lower.includes('javascript')) { drop('javascript'); continue; }
+      if (o.filterCurlyBracket && line.includes('{')) return { reason: 'c4_curly_bracket', text, linesRemoved };
       if (o.filterPolicy && POLICY.some((p) => lower.includes(p))) { drop('policy'); continue; }
       kept.push(line);
     }

@@ -58,7 +58,7 @@ export class GopherQualityFilter {
     if (count(text, '#') / nWords > o.maxSymbolWordRatio) return 'gopher_too_many_hashes';
     if ((count(text, '...') + count(text, '…')) / nWords > o.maxSymbolWordRatio) return 'gopher_too_many_ellipsis';
     const lines = text.split(/\r?\n/);
-    const bullets = lines.filter((l) => /^\s*[•\-*‣◦▪●]/.test(l)).length;
+    const bullets = lines.filter((l) => /^\s*[•-]/.test(l)).length; // '•' or '-', as in datatrove
     if (bullets / lines.length > o.maxBulletLinesRatio) return 'gopher_too_many_bullets';
     const ell = lines.filter((l) => /(\.\.\.|…)\s*$/.test(l)).length;
     if (ell / lines.length > o.maxEllipsisLinesRatio) return 'gopher_too_many_end_ellipsis';
