@@ -71,6 +71,14 @@ export interface TrainResult {
   stoppedEarly?: string;
 }
 
+/** A one-line bar on stderr when it is a terminal (log lines go to stdout and stay readable in files). */
+function progressBar(step: number, steps: number, etaMs: number): void {
+  if (!process.stderr.isTTY) return;
+  const width = 30;
+  const done = Math.round((width * step) / steps);
+  process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${step}/${steps}, eta ${(etaMs / 1000).toFixed(0)} s ${step === steps ? '\n' : ''}`);
+}
+
 /** llm.c's schedule: linear warmup to lr, then cosine from lr down to lr·finalLrFrac at the last step. */
 export function learningRate(step: number, o: Pick<TrainOptions, 'lr' | 'warmupSteps' | 'finalLrFrac' | 'steps'>): number {
   if (step <= o.warmupSteps) return (o.lr * step) / Math.max(1, o.warmupSteps);
@@ -221,6 +229,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     const tps = (o.totalBatchTokens * 1000) / ms;
     const entry: StepLog = { step, loss, lr, gradNorm, ms, tokensPerSec: tps, mfu: (tps * fpt) / (peak * 1e12), ...(skipped ? { skipped } : {}) };
     const eta = ((performance.now() - tStart) / (step - startStep)) * (o.steps - step);
+    progressBar(step, o.steps, eta);
     log(
       `step ${String(step).padStart(String(o.steps).length)}/${o.steps} | loss ${loss.toFixed(6)} | lr ${lr.toExponential(2)} | norm ${gradNorm.toFixed(4)} | ` +
         `${ms.toFixed(1)} ms | ${Math.round(tps)} tok/s | MFU ${(100 * entry.mfu).toFixed(1)}% | eta ${(eta / 1000).toFixed(0)} s`,
