@@ -24,6 +24,7 @@ export async function* encodeStream(
   const minBatch = opts.minBatchChars ?? 1 << 20;
   const dec = new Utf8EscapeDecoder();
   let carry = '';
+  let searched = 0;
   let kind: 'string' | 'bytes' | undefined;
   // Strings are made well-formed (lone surrogates -> U+FFFD) as encode() does; in bytes, invalid UTF-8 is
   // carried as escapes. Cuts never split a surrogate pair (they follow a newline).
@@ -35,10 +36,14 @@ export async function* encodeStream(
     kind = k;
     carry += typeof piece === 'string' ? piece : dec.decode(piece);
     if (carry.length < minBatch) continue;
-    const cut = lastSafeCut(carry);
-    if (cut <= 0) continue;
+    const cut = lastSafeCut(carry, Math.max(0, searched - 4));
+    if (cut <= 0) {
+      searched = carry.length; // only new text can hold a cut point next time
+      continue;
+    }
     yield encodeHead(carry.slice(0, cut));
     carry = carry.slice(cut);
+    searched = carry.length;
   }
   carry += dec.end();
   if (carry.length > 0) yield encodeHead(carry);

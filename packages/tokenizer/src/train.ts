@@ -59,6 +59,7 @@ export function checkVocabSize(vocabSize: number, nSpecials: number): void {
 export class ChunkCounter {
   readonly counts = new Map<string, number>();
   private carry = '';
+  private searched = 0;
   private readonly scan;
   private readonly bytes = new Utf8EscapeDecoder();
   /** Characters consumed so far. */
@@ -81,10 +82,15 @@ export class ChunkCounter {
   push(text: string): void {
     this.carry += text;
     if (this.carry.length < 1 << 20) return;
-    const cut = lastSafeCut(this.carry);
-    if (cut <= 0) return; // keep accumulating until a safe cut point appears
+    // Only text not searched before (and the 4 code units before it) can hold a new cut point.
+    const cut = lastSafeCut(this.carry, Math.max(0, this.searched - 4));
+    if (cut <= 0) {
+      this.searched = this.carry.length; // keep accumulating until a safe cut point appears
+      return;
+    }
     this.count(this.carry.slice(0, cut));
     this.carry = this.carry.slice(cut);
+    this.searched = this.carry.length;
   }
 
   /** Add raw bytes (invalid UTF-8 is kept byte-exact). */
@@ -96,6 +102,7 @@ export class ChunkCounter {
   end(): void {
     const rest = this.carry + this.bytes.end();
     this.carry = '';
+    this.searched = 0;
     if (rest) this.count(rest);
   }
 
@@ -226,6 +233,7 @@ export function trainFromCounts(counts: Map<string, number>, opts: TrainOptions)
     }
   };
   for (let p = 0; p < nPairs; p++) if (pcount[p] > 0) hpush(pcount[p], p);
+  opts.onProgress?.(0, target);
 
   const tokens: Uint8Array[] = [];
   for (let b = 0; b < 256; b++) tokens.push(Uint8Array.of(b));
