@@ -100,6 +100,18 @@ describe('trainBpe', () => {
     expect(a.merges).toEqual(trainBpe(text.slice(0, 5000), { vocabSize: 300, pattern: 'gpt4' }).merges);
   });
 
+  it('trains on bytes with invalid UTF-8 and keeps them byte-exact', async () => {
+    const good = new TextEncoder().encode(proseText(20_000));
+    const bytes = new Uint8Array(good.length);
+    bytes.set(good);
+    for (let i = 0; i < bytes.length; i += 97) bytes[i] = 0xff; // sprinkle invalid bytes
+    for (let i = 5; i < bytes.length; i += 211) bytes[i] = 0x80;
+    const t = await trainBpeStream([bytes.subarray(0, 7000), bytes.subarray(7000)], { vocabSize: 500, pattern: 'gpt4' });
+    expect(t.tokens.some((tok) => tok.includes(0xff) && tok.length > 1)).toBe(true);
+    const enc = trainedEncoding(t);
+    expect(enc.decodeBytes(enc.encodeBytes(bytes))).toEqual(bytes);
+  });
+
   it('stops early when the corpus has no pairs left', () => {
     const t = trainBpe('ab', { vocabSize: 1000, pattern: 'gpt2' });
     expect(t.tokens.length).toBe(257);
