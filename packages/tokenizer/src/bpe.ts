@@ -199,13 +199,6 @@ export class BpeCore {
     this.cCount++;
   }
 
-  /** Tokens of raw bytes as one chunk (no cache). */
-  encodeChunkBytes(bytes: Uint8Array, out: number[]): void {
-    if (this.buf.length < bytes.length) this.buf = new Uint8Array(bytes.length * 2);
-    this.buf.set(bytes);
-    this.bpe(bytes.length, out);
-  }
-
   /** UTF-8 bytes of s[from, to) into this.buf (escaped raw bytes restored); returns the count. */
   private toBytes(s: string, from: number, to: number): number {
     const len = to;
