@@ -69,6 +69,21 @@ describe('trainBpe', () => {
     }
   });
 
+  it('loads any tiktoken rank file with a tokenizer.json, and names the directory in errors', async () => {
+    const { copyFileSync, writeFileSync } = await import('node:fs');
+    const { rankFilePath, sha256Hex, getEncoding } = await import('./index.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
+    copyFileSync(rankFilePath('r50k_base'), join(dir, 'tokenizer.tiktoken'));
+    const cfg = { format: 'wgpt-bpe', version: 1, name: 'gpt2-copy', pattern: 'gpt2', specialTokens: { '<|endoftext|>': 50256 }, eot: '<|endoftext|>', rankFile: 'tokenizer.tiktoken', rankFileSha256: sha256Hex(readFileSync(join(dir, 'tokenizer.tiktoken'))) };
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(cfg));
+    const s = proseText(20_000);
+    expect(loadTokenizer(dir).encodeOrdinary(s)).toEqual(getEncoding('r50k_base').encodeOrdinary(s));
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...cfg, specialTokens: { '<|endoftext|>': 7 } }));
+    expect(() => loadTokenizer(dir)).toThrow(`${dir}: special token "<|endoftext|>" id 7 collides with a mergeable token`);
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...cfg, pattern: 'bert' }));
+    expect(() => loadTokenizer(dir)).toThrow(/tokenizer\.json: unknown "pattern" "bert"/);
+  });
+
   it('a corrupted saved rank file is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
     saveTokenizer(dir, trainBpe('hello hello world', { vocabSize: 260, pattern: 'gpt2' }));
