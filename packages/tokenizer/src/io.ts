@@ -1,9 +1,10 @@
 // Saving and loading trained tokenizers: a tiktoken rank file plus a small JSON with the pattern and specials.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpeEncoding, type Encoding } from './encoding.ts';
 import { isPatternName, type PatternName, TIKTOKEN_PATTERNS } from './patterns.ts';
 import { formatRankFile, readRankFile, sha256Hex } from './ranks.ts';
+import { encodeStream } from './stream.ts';
 import type { TrainedBpe } from './train.ts';
 
 export const RANK_FILE = 'tokenizer.tiktoken';
@@ -78,4 +79,25 @@ export function loadTokenizer(dir: string): Encoding {
   } catch (e) {
     throw new Error(`${dir}: ${(e as Error).message}`);
   }
+}
+
+/** Encode a file in a streaming way; `onProgress(bytesRead, totalBytes)` after each read. */
+export async function encodeFile(
+  enc: Encoding,
+  path: string,
+  onProgress?: (bytesRead: number, totalBytes: number) => void,
+): Promise<number[]> {
+  const total = statSync(path).size;
+  let read = 0;
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+  async function* bytes(): AsyncGenerator<Uint8Array> {
+    for await (const b of stream as AsyncIterable<Buffer>) {
+      read += b.length;
+      onProgress?.(read, total);
+      yield b;
+    }
+  }
+  const out: number[] = [];
+  for await (const batch of encodeStream(enc, bytes())) for (const id of batch) out.push(id);
+  return out;
 }

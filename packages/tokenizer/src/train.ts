@@ -15,6 +15,7 @@
 // holds (count, pair) snapshots; an entry whose count no longer matches the pair's current count is stale
 // and skipped when popped (a fresh entry is pushed whenever a count changes).
 import { BpeEncoding, type Encoding } from './encoding.ts';
+import { latin1Of } from './latin1.ts';
 import type { PatternName } from './patterns.ts';
 import { makeScanner } from './scan.ts';
 import { encodeUtf8Escaped, lastSafeCut, Utf8EscapeDecoder } from './utf8.ts';
@@ -238,7 +239,7 @@ export function trainFromCounts(counts: Map<string, number>, opts: TrainOptions)
   const tokens: Uint8Array[] = [];
   for (let b = 0; b < 256; b++) tokens.push(Uint8Array.of(b));
   const byBytes = new Map<string, number>();
-  const keyOf = (t: Uint8Array) => Buffer.from(t.buffer, t.byteOffset, t.length).toString('latin1');
+  const keyOf = (t: Uint8Array) => latin1Of(t, 0, t.length);
   for (let b = 0; b < 256; b++) byBytes.set(keyOf(tokens[b]), b);
   const merges: [number, number, number][] = [];
 
