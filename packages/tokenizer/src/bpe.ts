@@ -3,7 +3,7 @@
 // Adjacent parts are always tokens, so the rank of a pair is memoized in a hash table keyed on
 // (left id, right id): the byte-string map is consulted once per distinct pair.
 
-import { latin1Keys } from './ranks.ts';
+import { latin1Keys, latin1Of } from './latin1.ts';
 
 const NONE = 0x7fffffff;
 
@@ -199,13 +199,6 @@ export class BpeCore {
     this.cCount++;
   }
 
-  /** Tokens of raw bytes as one chunk (no cache). */
-  encodeChunkBytes(bytes: Uint8Array, out: number[]): void {
-    if (this.buf.length < bytes.length) this.buf = new Uint8Array(bytes.length * 2);
-    this.buf.set(bytes);
-    this.bpe(bytes.length, out);
-  }
-
   /** UTF-8 bytes of s[from, to) into this.buf (escaped raw bytes restored); returns the count. */
   private toBytes(s: string, from: number, to: number): number {
     const len = to;
@@ -385,13 +378,4 @@ export class BpeCore {
     this.keyUsed = 0;
     this.idUsed = 0;
   }
-}
-
-export function latin1Of(b: Uint8Array, start: number, end: number): string {
-  if (end - start <= 16) {
-    let s = '';
-    for (let i = start; i < end; i++) s += String.fromCharCode(b[i]);
-    return s;
-  }
-  return Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('latin1');
 }

@@ -24,6 +24,8 @@ describe('wgpt tokenize', () => {
     expect(out).toBe(`${getEncoding('o200k_base').encode('hello world').join(' ')}\n`);
     const j = await run('tokenize', '--encoding', 'cl100k_base', '--text', 'hello world', '--json');
     expect(JSON.parse(j.out)).toEqual([15339, 1917]);
+    expect((await run('tokenize', '--text', '', '--json')).out).toBe('[]\n');
+    expect((await run('tokenize', '--text', '')).out).toBe('\n');
   });
 
   it('decodes ids back', async () => {

@@ -6,7 +6,7 @@ import type { Encoding } from './encoding.ts';
 import { loadTokenizer, saveTokenizer } from './io.ts';
 import { isPatternName, PATTERN_NAMES } from './patterns.ts';
 import { getEncoding, isOpenAiEncodingName, OPENAI_ENCODING_NAMES } from './registry.ts';
-import { encodeFile } from './stream.ts';
+import { encodeStream } from './stream.ts';
 import { ChunkCounter, checkVocabSize, trainFromCounts } from './train.ts';
 
 export interface CliIo {
@@ -126,32 +126,47 @@ async function tokenize(o: TokenizeOpts, io: CliIo): Promise<void> {
     return;
   }
 
-  let ids: number[];
+  // Output is written batch by batch, so a large file never becomes one huge string.
+  let first = true;
+  const write = (batch: number[]) => {
+    if (batch.length === 0) return;
+    io.out((first ? (o.json ? '[' : '') : o.json ? ',' : ' ') + batch.join(o.json ? ',' : ' '));
+    first = false;
+  };
+  const finish = () => io.out(o.json ? (first ? '[]\n' : ']\n') : '\n');
   if (o.allowSpecial) {
     const text = o.text ?? new TextDecoder().decode(readInputBytes(o.file!));
-    ids = enc.encode(text, { allowedSpecial: 'all' });
+    write(enc.encode(text, { allowedSpecial: 'all' }));
   } else if (o.text !== undefined) {
-    ids = enc.encodeOrdinary(o.text);
+    write(enc.encodeOrdinary(o.text));
   } else if (o.file === '-') {
-    ids = enc.encodeBytes(readInputBytes('-'));
+    write(enc.encodeBytes(readInputBytes('-')));
   } else {
     const file = o.file!;
+    let total: number;
     try {
-      statSync(file);
+      total = statSync(file).size;
     } catch (e) {
       throw new CliError(`${file}: cannot read (${(e as Error).message})`);
     }
+    let read = 0;
     let lastPct = -1;
-    ids = await encodeFile(enc, file, (read, total) => {
-      const pct = total > 0 ? Math.floor((100 * read) / total) : 100;
-      if (total > 8 << 20 && pct !== lastPct) {
-        lastPct = pct;
-        io.err(`\rencoding ${basename(file)}: ${pct}%`);
-        if (read >= total) io.err('\n');
+    const t0 = performance.now();
+    async function* bytes(): AsyncGenerator<Uint8Array> {
+      for await (const b of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+        read += b.length;
+        const pct = Math.floor((100 * read) / Math.max(1, total));
+        if (total > 8 << 20 && pct !== lastPct) {
+          lastPct = pct;
+          const mbs = read / 1e6 / ((performance.now() - t0) / 1000);
+          io.err(`\rencoding ${basename(file)}: ${pct}% (${mbs.toFixed(1)} MB/s)${read >= total ? '\n' : ''}`);
+        }
+        yield b;
       }
-    });
+    }
+    for await (const batch of encodeStream(enc, bytes())) write(batch);
   }
-  io.out(o.json ? `${JSON.stringify(ids)}\n` : `${ids.join(' ')}\n`);
+  finish();
 }
 
 interface TrainCliOpts {

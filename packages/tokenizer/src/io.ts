@@ -1,9 +1,10 @@
 // Saving and loading trained tokenizers: a tiktoken rank file plus a small JSON with the pattern and specials.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpeEncoding, type Encoding } from './encoding.ts';
 import { isPatternName, type PatternName, TIKTOKEN_PATTERNS } from './patterns.ts';
 import { formatRankFile, readRankFile, sha256Hex } from './ranks.ts';
+import { encodeStream } from './stream.ts';
 import type { TrainedBpe } from './train.ts';
 
 export const RANK_FILE = 'tokenizer.tiktoken';
@@ -66,14 +67,37 @@ export function loadTokenizer(dir: string): Encoding {
   if (typeof cfg.specialTokens !== 'object' || cfg.specialTokens === null) throw new Error(`${cfgPath}: "specialTokens" must be an object`);
   const rankPath = join(dir, cfg.rankFile ?? RANK_FILE);
   const tokens = readRankFile(rankPath, cfg.rankFileSha256);
-  for (let b = 0; b < 256; b++) {
-    if (tokens[b]?.length !== 1 || tokens[b][0] !== b) throw new Error(`${rankPath}:${b + 1}: expected the single byte ${b} at rank ${b}`);
+  // Any tiktoken rank file works (ours start with the 256 single bytes in order; OpenAI's do not).
+  try {
+    return new BpeEncoding({
+      name: cfg.name ?? 'trained',
+      pattern: cfg.pattern,
+      tokens,
+      specialTokens: cfg.specialTokens,
+      eot: cfg.eot ?? undefined,
+    });
+  } catch (e) {
+    throw new Error(`${dir}: ${(e as Error).message}`);
   }
-  return new BpeEncoding({
-    name: cfg.name ?? 'trained',
-    pattern: cfg.pattern,
-    tokens,
-    specialTokens: cfg.specialTokens,
-    eot: cfg.eot ?? undefined,
-  });
+}
+
+/** Encode a file in a streaming way; `onProgress(bytesRead, totalBytes)` after each read. */
+export async function encodeFile(
+  enc: Encoding,
+  path: string,
+  onProgress?: (bytesRead: number, totalBytes: number) => void,
+): Promise<number[]> {
+  const total = statSync(path).size;
+  let read = 0;
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+  async function* bytes(): AsyncGenerator<Uint8Array> {
+    for await (const b of stream as AsyncIterable<Buffer>) {
+      read += b.length;
+      onProgress?.(read, total);
+      yield b;
+    }
+  }
+  const out: number[] = [];
+  for await (const batch of encodeStream(enc, bytes())) for (const id of batch) out.push(id);
+  return out;
 }

@@ -120,7 +120,7 @@ function contractionCS(text: string, i: number): number {
  *   \s+(?!\S): the whole run at the end of the text, else the run minus its last character (if >= 2 long);
  *   \s+: the single character.
  */
-function whitespaceEnd(text: string, i: number, k: number, cls: (t: string, i: number) => number, newlines: boolean): number {
+function whitespaceEnd(text: string, i: number, k: number, newlines: boolean): number {
   if (newlines) {
     // Last \r or \n in [i, k). Whitespace is never astral, so units = code points here.
     for (let p = k - 1; p >= i; p--) {
@@ -131,7 +131,6 @@ function whitespaceEnd(text: string, i: number, k: number, cls: (t: string, i: n
   if (k >= text.length) return k;
   // The run's last character is one unit (no astral whitespace).
   if (k - i >= 2) return k - 1;
-  void cls;
   return k;
 }
 
@@ -158,7 +157,7 @@ function scanGpt2(text: string, emit: (start: number, end: number) => void): voi
       // whitespace
       const k2 = c === 0x20 ? cls(text, i + 1) : 0;
       if (k2 & (L | N | O)) j = runEnd(text, i + 1, k2 & (L | N | O), cls);
-      else j = whitespaceEnd(text, i, runEnd(text, i, S, cls), cls, false);
+      else j = whitespaceEnd(text, i, runEnd(text, i, S, cls), false);
     }
     emit(i, j);
     i = j;
@@ -186,7 +185,7 @@ function scanGpt4(text: string, emit: (start: number, end: number) => void): voi
       }
     } else if (k & O) j = runEnd(text, runEnd(text, i, O, cls), NL, cls);
     else if (c === 0x20 && cls(text, i + 1) & O) j = runEnd(text, runEnd(text, i + 1, O, cls), NL, cls);
-    else j = whitespaceEnd(text, i, runEnd(text, i, S, cls), cls, true);
+    else j = whitespaceEnd(text, i, runEnd(text, i, S, cls), true);
     emit(i, j);
     i = j;
   }
@@ -262,7 +261,7 @@ function scanGpt4o(text: string, emit: (start: number, end: number) => void): vo
     else if (k & L) {
       // A letter that is neither UP nor LO cannot exist (every \p{L} is Lu, Ll, Lt, Lm or Lo).
       j = i + w(k);
-    } else j = whitespaceEnd(text, i, runEnd(text, i, S, cls), cls, true);
+    } else j = whitespaceEnd(text, i, runEnd(text, i, S, cls), true);
     emit(i, j);
     i = j;
   }

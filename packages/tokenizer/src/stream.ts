@@ -1,7 +1,6 @@
 // Streaming encode for large inputs: pieces of text or bytes of any size go in, batches of token ids come out.
 // Pieces are joined and cut only where no pattern can match across the cut (see lastSafeCut), so the ids are
 // exactly those of encoding the whole input at once (special-token text is treated as plain text).
-import { createReadStream, statSync } from 'node:fs';
 import { BpeEncoding, type Encoding } from './encoding.ts';
 import { encodeUtf8Escaped, lastSafeCut, Utf8EscapeDecoder } from './utf8.ts';
 
@@ -24,6 +23,7 @@ export async function* encodeStream(
   const minBatch = opts.minBatchChars ?? 1 << 20;
   const dec = new Utf8EscapeDecoder();
   let carry = '';
+  let searched = 0;
   let kind: 'string' | 'bytes' | undefined;
   // Strings are made well-formed (lone surrogates -> U+FFFD) as encode() does; in bytes, invalid UTF-8 is
   // carried as escapes. Cuts never split a surrogate pair (they follow a newline).
@@ -35,32 +35,15 @@ export async function* encodeStream(
     kind = k;
     carry += typeof piece === 'string' ? piece : dec.decode(piece);
     if (carry.length < minBatch) continue;
-    const cut = lastSafeCut(carry);
-    if (cut <= 0) continue;
+    const cut = lastSafeCut(carry, Math.max(0, searched - 4));
+    if (cut <= 0) {
+      searched = carry.length; // only new text can hold a cut point next time
+      continue;
+    }
     yield encodeHead(carry.slice(0, cut));
     carry = carry.slice(cut);
+    searched = carry.length;
   }
   carry += dec.end();
   if (carry.length > 0) yield encodeHead(carry);
-}
-
-/** Encode a file in a streaming way; `onProgress(bytesRead, totalBytes)` after each read. */
-export async function encodeFile(
-  enc: Encoding,
-  path: string,
-  onProgress?: (bytesRead: number, totalBytes: number) => void,
-): Promise<number[]> {
-  const total = statSync(path).size;
-  let read = 0;
-  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
-  async function* bytes(): AsyncGenerator<Uint8Array> {
-    for await (const b of stream as AsyncIterable<Buffer>) {
-      read += b.length;
-      onProgress?.(read, total);
-      yield b;
-    }
-  }
-  const out: number[] = [];
-  for await (const batch of encodeStream(enc, bytes())) for (const id of batch) out.push(id);
-  return out;
 }

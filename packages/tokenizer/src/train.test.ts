@@ -69,6 +69,21 @@ describe('trainBpe', () => {
     }
   });
 
+  it('loads any tiktoken rank file with a tokenizer.json, and names the directory in errors', async () => {
+    const { copyFileSync, writeFileSync } = await import('node:fs');
+    const { rankFilePath, sha256Hex, getEncoding } = await import('./index.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
+    copyFileSync(rankFilePath('r50k_base'), join(dir, 'tokenizer.tiktoken'));
+    const cfg = { format: 'wgpt-bpe', version: 1, name: 'gpt2-copy', pattern: 'gpt2', specialTokens: { '<|endoftext|>': 50256 }, eot: '<|endoftext|>', rankFile: 'tokenizer.tiktoken', rankFileSha256: sha256Hex(readFileSync(join(dir, 'tokenizer.tiktoken'))) };
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(cfg));
+    const s = proseText(20_000);
+    expect(loadTokenizer(dir).encodeOrdinary(s)).toEqual(getEncoding('r50k_base').encodeOrdinary(s));
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...cfg, specialTokens: { '<|endoftext|>': 7 } }));
+    expect(() => loadTokenizer(dir)).toThrow(`${dir}: special token "<|endoftext|>" id 7 collides with a mergeable token`);
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...cfg, pattern: 'bert' }));
+    expect(() => loadTokenizer(dir)).toThrow(/tokenizer\.json: unknown "pattern" "bert"/);
+  });
+
   it('a corrupted saved rank file is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
     saveTokenizer(dir, trainBpe('hello hello world', { vocabSize: 260, pattern: 'gpt2' }));
@@ -98,6 +113,18 @@ describe('trainBpe', () => {
     }
     const a = await trainBpeStream([text.slice(0, 1000), text.slice(1000, 5000)], { vocabSize: 300, pattern: 'gpt4' });
     expect(a.merges).toEqual(trainBpe(text.slice(0, 5000), { vocabSize: 300, pattern: 'gpt4' }).merges);
+  });
+
+  it('trains on bytes with invalid UTF-8 and keeps them byte-exact', async () => {
+    const good = new TextEncoder().encode(proseText(20_000));
+    const bytes = new Uint8Array(good.length);
+    bytes.set(good);
+    for (let i = 0; i < bytes.length; i += 97) bytes[i] = 0xff; // sprinkle invalid bytes
+    for (let i = 5; i < bytes.length; i += 211) bytes[i] = 0x80;
+    const t = await trainBpeStream([bytes.subarray(0, 7000), bytes.subarray(7000)], { vocabSize: 500, pattern: 'gpt4' });
+    expect(t.tokens.some((tok) => tok.includes(0xff) && tok.length > 1)).toBe(true);
+    const enc = trainedEncoding(t);
+    expect(enc.decodeBytes(enc.encodeBytes(bytes))).toEqual(bytes);
   });
 
   it('stops early when the corpus has no pairs left', () => {

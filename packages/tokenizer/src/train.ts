@@ -15,6 +15,7 @@
 // holds (count, pair) snapshots; an entry whose count no longer matches the pair's current count is stale
 // and skipped when popped (a fresh entry is pushed whenever a count changes).
 import { BpeEncoding, type Encoding } from './encoding.ts';
+import { latin1Of } from './latin1.ts';
 import type { PatternName } from './patterns.ts';
 import { makeScanner } from './scan.ts';
 import { encodeUtf8Escaped, lastSafeCut, Utf8EscapeDecoder } from './utf8.ts';
@@ -59,6 +60,7 @@ export function checkVocabSize(vocabSize: number, nSpecials: number): void {
 export class ChunkCounter {
   readonly counts = new Map<string, number>();
   private carry = '';
+  private searched = 0;
   private readonly scan;
   private readonly bytes = new Utf8EscapeDecoder();
   /** Characters consumed so far. */
@@ -81,10 +83,15 @@ export class ChunkCounter {
   push(text: string): void {
     this.carry += text;
     if (this.carry.length < 1 << 20) return;
-    const cut = lastSafeCut(this.carry);
-    if (cut <= 0) return; // keep accumulating until a safe cut point appears
+    // Only text not searched before (and the 4 code units before it) can hold a new cut point.
+    const cut = lastSafeCut(this.carry, Math.max(0, this.searched - 4));
+    if (cut <= 0) {
+      this.searched = this.carry.length; // keep accumulating until a safe cut point appears
+      return;
+    }
     this.count(this.carry.slice(0, cut));
     this.carry = this.carry.slice(cut);
+    this.searched = this.carry.length;
   }
 
   /** Add raw bytes (invalid UTF-8 is kept byte-exact). */
@@ -96,6 +103,7 @@ export class ChunkCounter {
   end(): void {
     const rest = this.carry + this.bytes.end();
     this.carry = '';
+    this.searched = 0;
     if (rest) this.count(rest);
   }
 
@@ -226,11 +234,12 @@ export function trainFromCounts(counts: Map<string, number>, opts: TrainOptions)
     }
   };
   for (let p = 0; p < nPairs; p++) if (pcount[p] > 0) hpush(pcount[p], p);
+  opts.onProgress?.(0, target);
 
   const tokens: Uint8Array[] = [];
   for (let b = 0; b < 256; b++) tokens.push(Uint8Array.of(b));
   const byBytes = new Map<string, number>();
-  const keyOf = (t: Uint8Array) => Buffer.from(t.buffer, t.byteOffset, t.length).toString('latin1');
+  const keyOf = (t: Uint8Array) => latin1Of(t, 0, t.length);
   for (let b = 0; b < 256; b++) byBytes.set(keyOf(tokens[b]), b);
   const merges: [number, number, number][] = [];
 

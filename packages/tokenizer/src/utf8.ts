@@ -140,10 +140,8 @@ export function lastSafeCut(text: string, from = 0): number {
     SAFE_CUT.lastIndex = s;
     let last = -1;
     let m: RegExpExecArray | null;
-    while ((m = SAFE_CUT.exec(text)) !== null) {
-      last = m.index + m[0].length;
-      SAFE_CUT.lastIndex = m.index + 1;
-    }
+    // Matches cannot overlap (the next one's first character follows this one's newline).
+    while ((m = SAFE_CUT.exec(text)) !== null) last = m.index + m[0].length;
     if (last >= 0) return last;
     if (s === from) return -1;
   }
