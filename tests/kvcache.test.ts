@@ -142,10 +142,11 @@ describe('generate() with the KV cache', () => {
     expect(a).toEqual(b);
     const s = await ids(large, tokensFor(9, 97, 2), { maxNewTokens: 12, temperature: 0 });
     expect(s).toEqual(await ids(large, tokensFor(9, 97, 2), { maxNewTokens: 12, temperature: 0, kvCache: false }));
+    expect(new Set(s).size, 'a continuation that is not one repeated token').toBeGreaterThan(2);
   });
 
-  it('temperature 1: the same seed gives the same continuation, different seeds differ', async () => {
-    const o = { maxNewTokens: 12, temperature: 1 };
+  it('temperature 1: the same seed gives the same continuation (cached or not, through the maxT fallback), different seeds differ', async () => {
+    const o = { maxNewTokens: 24, temperature: 1 }; // 1 + 24 tokens pass maxT = 16: the last 9 steps re-prefill
     const s1 = await ids(tiny, [7], { ...o, seed: 1 });
     expect(await ids(tiny, [7], { ...o, seed: 1 })).toEqual(s1);
     expect(await ids(tiny, [7], { ...o, seed: 1, kvCache: false })).toEqual(s1);
