@@ -6,6 +6,7 @@ import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier/c
 import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { encoderSpecs } from './encoder/encoder.ts';
+import { kvcacheSpecs } from './kvcache/kvcache.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
 import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
 import { matmulSpec, matmulTiledSpec } from './matmul/matmul.ts';
@@ -16,7 +17,8 @@ export { attention, attentionNaive, flashPlan, flashTiles, flashV2Tiles, type At
 export { fusedClassifier, fusedClassifierInto, type FusedClassifierArgs, type FusedClassifierOptions } from './classifier/classifier.ts';
 export { copyKernel, copySpec } from './copy/copy.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
-export { encoder, encoderBackwardWte } from './encoder/encoder.ts';
+export { encoder, encoderAt, encoderBackwardWte } from './encoder/encoder.ts';
+export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
 export { layernorm, layernormBackwardInto, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
 export { gemm, gemmStrided, linear, linearGelu, matmul, tileConfig, type GemmArgs, type StridedGemmArgs, type TileConfig } from './matmul/matmul.ts';
@@ -45,4 +47,5 @@ export const allSpecs: KernelSpec[] = [
   fusedClassifierBackwardSpec,
   ...encoderSpecs,
   ...attentionSpecs,
+  ...kvcacheSpecs,
 ];

@@ -52,6 +52,16 @@ describe('wgpt CLI', () => {
     expect(losses.at(-1)!).toBeLessThan(losses[0]! / 2);
   });
 
+  it('sample gives the same greedy ids with and without --no-kv-cache', async () => {
+    const args = ['sample', '--checkpoint', 'tests/fixtures/gpt2-tiny/model.bin', '--prompt-ids', '5,9,2', '--max-tokens', '20', '--temperature', '0', '--stop', '61', '--json'];
+    const [a, b] = [await wgpt(...args), await wgpt(...args, '--no-kv-cache')];
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const ids = (r: { stdout: string }) => (JSON.parse(r.stdout.trim().split('\n').pop()!) as { ids: number[] }).ids;
+    expect(ids(a)).toHaveLength(20);
+    expect(ids(a)).toEqual(ids(b));
+  });
+
   it('bench --quick prints the table and writes JSON with passing checks', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'wgpt-bench-')), 'b.json');
     const r = await wgpt('bench', '--quick', '--out', out);

@@ -25,7 +25,7 @@ const suite: BenchSuite = {
     const DOUT = mk([N, C], 4);
     const DWTE = mk([V, C]);
     const DWPE = mk([T, C]);
-    const fwd = () => gpu.dispatch(encoderForwardSpec, { buffers: { tokens: TOK.buffer, wte: WTE.buffer, wpe: WPE.buffer, out: OUT.buffer }, uniforms: { N, T, C, V }, workgroups: grid1d(gpu, N * C, 256) });
+    const fwd = () => gpu.dispatch(encoderForwardSpec, { buffers: { tokens: TOK.buffer, wte: WTE.buffer, wpe: WPE.buffer, out: OUT.buffer }, uniforms: { N, T, C, V, posOffset: 0 }, workgroups: grid1d(gpu, N * C, 256) });
     const bwd = () => {
       gpu.dispatch(encoderBackwardWpeSpec, { buffers: { dout: DOUT.buffer, dwpe: DWPE.buffer }, uniforms: { B, T, C, maxT: T, accumulate: 0 }, workgroups: grid1d(gpu, T * C, 256) });
       encoderBackwardWte(gpu, { tokens: TOK.buffer, dout: DOUT.buffer, dwte: DWTE.buffer, N, C, V });

@@ -1,7 +1,7 @@
-import { EPS32, checkOp, randomF32, rng, testGpu } from '@wgpt/runtime/testing';
+import { EPS32, checkOp, randomF32, relErr, rng, testGpu } from '@wgpt/runtime/testing';
 import { backward, checkSpec, empty, tensor, tidyAsync, zeros, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encoder } from '../index.ts';
+import { encoder, encoderAt } from '../index.ts';
 import { bucketCountSpec, bucketScanSpec, bucketSortSpec, encoderSpecs } from './encoder.ts';
 import { encoderRef } from './encoder.ref.ts';
 
@@ -136,6 +136,22 @@ describe('encoder', () => {
   it('rejects T longer than wpe', async () => {
     await tidyAsync(async () => {
       expect(() => encoder(tensor(gpu, [0, 0, 0], [1, 3], 'i32'), tensor(gpu, [1, 2], [1, 2]), tensor(gpu, [1, 2, 3, 4], [2, 2]))).toThrow(/T=3/);
+    });
+  });
+  // encoderAt (inference, positions from posOffset): one f32 addition per element, ≤ ε relative, as the forward.
+  for (const [B, T, C, V, maxT, pos] of [[1, 1, 3, 5, 4, 3], [2, 5, 17, 65, 20, 9], [3, 65, 8, 7, 130, 64]] as [number, number, number, number, number, number][]) {
+    it(`encoderAt B=${B} T=${T} C=${C} V=${V} maxT=${maxT} posOffset=${pos} vs f64`, async () => {
+      const tokens = tokensFor(B * T, V, T + pos);
+      const wte = randomF32(V * C, 5);
+      const wpe = randomF32(maxT * C, 6);
+      const out = await tidyAsync(async () => encoderAt(tensor(gpu, tokens, [B, T], 'i32'), tensor(gpu, wte, [V, C]), tensor(gpu, wpe, [maxT, C]), pos).read());
+      expect(relErr(out, encoderRef(tokens, wte, wpe, B, T, C, V, pos))).toBeLessThanOrEqual(EPS32);
+    });
+  }
+
+  it('encoderAt rejects positions past wpe', async () => {
+    await tidyAsync(async () => {
+      expect(() => encoderAt(tensor(gpu, [0, 0], [1, 2], 'i32'), tensor(gpu, [1, 2], [1, 2]), tensor(gpu, [1, 2, 3, 4, 5, 6], [3, 2]), 2)).toThrow(/positions \[2, 4\)/);
     });
   });
 });

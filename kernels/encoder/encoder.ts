@@ -19,12 +19,12 @@ const u32 = (...names: string[]) => names.map((name) => ({ name, type: 'u32' as 
 
 export const encoderForwardSpec: KernelSpec = {
   name: 'encoder_forward',
-  version: 'v1',
-  description: 'one thread per output element; NaN row for an out-of-range token',
+  version: 'v2',
+  description: 'one thread per output element; NaN row for an out-of-range token; positions start at posOffset',
   source: forwardSource,
   file: 'kernels/encoder/encoder_forward.wgsl',
   bindings: [ro('tokens'), ro('wte'), ro('wpe'), rw('out'), params],
-  uniforms: u32('N', 'T', 'C', 'V'),
+  uniforms: u32('N', 'T', 'C', 'V', 'posOffset'),
   overrides: { WG: 256 },
 };
 
@@ -134,7 +134,7 @@ export const encoder = defineOp({
     const out = empty(gpu, [B, T, C]);
     gpu.dispatch(encoderForwardSpec, {
       buffers: { tokens: tokens.buffer, wte: wte.buffer, wpe: wpe.buffer, out: out.buffer },
-      uniforms: { N, T, C, V },
+      uniforms: { N, T, C, V, posOffset: 0 },
       workgroups: grid1d(gpu, N * C, 256),
       context: `B=${B} T=${T} C=${C} V=${V}`,
     });
@@ -160,3 +160,29 @@ export const encoder = defineOp({
     if (dwte) encoderBackwardWte(gpu, { tokens: tokens.buffer, dout: g.buffer, dwte: dwte.tensor.buffer, N: B * T, C, V });
   },
 });
+
+/**
+ * Inference only (no autograd): out (B, T, C) = wte[tokens[b, t], :] + wpe[posOffset + t, :], for new tokens that
+ * follow posOffset cached ones. posOffset + T ≤ maxT.
+ */
+export function encoderAt(tokens: Tensor, wte: Tensor, wpe: Tensor, posOffset: number): Tensor {
+  expectSameGpu('encoderAt', tokens, wte, wpe);
+  expectShape('encoderAt', tokens, 2);
+  expectDtype('encoderAt', tokens, 'i32');
+  const [B, T] = tokens.shape as [number, number];
+  expectShape('encoderAt', wte, 2);
+  const [V, C] = wte.shape as [number, number];
+  expectShape('encoderAt', wpe, 2, [undefined, C]);
+  const maxT = wpe.shape[0]!;
+  if (!Number.isInteger(posOffset) || posOffset < 0 || posOffset + T > maxT) throw new WgptError(`encoderAt: positions [${posOffset}, ${posOffset + T}) exceed ${wpe}'s ${maxT} positions`);
+  const gpu = wte.gpu;
+  const N = B * T;
+  const out = empty(gpu, [B, T, C]);
+  gpu.dispatch(encoderForwardSpec, {
+    buffers: { tokens: tokens.buffer, wte: wte.buffer, wpe: wpe.buffer, out: out.buffer },
+    uniforms: { N, T, C, V, posOffset },
+    workgroups: grid1d(gpu, N * C, 256),
+    context: `B=${B} T=${T} C=${C} V=${V} posOffset=${posOffset}`,
+  });
+  return out;
+}

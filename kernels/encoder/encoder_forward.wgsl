@@ -1,4 +1,5 @@
-// GPT-2's embedding: out[n, c] = wte[tokens[n], c] + wpe[n mod T, c] for the N = B·T positions of tokens (B, T).
+// GPT-2's embedding: out[n, c] = wte[tokens[n], c] + wpe[posOffset + n mod T, c] for the N = B·T positions of
+// tokens (B, T) (posOffset > 0 when sampling with a KV cache: the new tokens sit after the cached ones).
 // One thread per output element: consecutive threads read and write consecutive channels. A token outside [0, V)
 // makes its row NaN (and is never used as an address), so a bad id cannot pass unnoticed.
 struct Params {
@@ -6,6 +7,7 @@ struct Params {
   T: u32,
   C: u32,
   V: u32,
+  posOffset: u32,
 }
 
 @group(0) @binding(0) var<storage, read> tokens: array<i32>;
@@ -25,7 +27,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   let n = idx / C;
   let c = idx - n * C;
-  let t = n % params.T;
+  let t = n % params.T + params.posOffset;
   let tok = tokens[n];
   var nan_bits = 0x7fc00000u; // a var, so the NaN is made at run time (a constant NaN is a WGSL error)
   var v = bitcast<f32>(nan_bits);

@@ -88,9 +88,11 @@ describe('linear', () => {
 });
 
 describe('matmul versions on every layout, epilogue and tile shape', () => {
-  // Tile shapes: the default, a non-square one, and BK that does not divide K.
+  // Tile shapes: the default, non-square ones (16x64: the KV-cache decode step's few-row tiles), and BK that does
+  // not divide K.
   const tiles: TileConfig[] = [
     { BM: 64, BN: 64, BK: 16 },
+    { BM: 16, BN: 64, BK: 16 },
     { BM: 32, BN: 64, BK: 8 },
     { BM: 16, BN: 16, BK: 4 },
   ];

@@ -140,6 +140,7 @@ export function register(program: Command): void {
     .option('--stop <ids>', 'comma-separated stop token ids (default: <|endoftext|>)')
     .option('--tokenizer <name|dir>', 'tokenizer of the model', 'r50k_base')
     .option('--json', 'print {"ids", "text"} instead of streaming text')
+    .option('--no-kv-cache', 'run a full forward over the context for every token instead of reusing keys and values')
     .action(async (o, cmd: Command) => {
       const enc = pickEncoding(o.tokenizer);
       const m = loadModelFile(o.checkpoint);
@@ -149,7 +150,7 @@ export function register(program: Command): void {
       try {
         const model = new GPT2(gpu, m.config, m.params);
         const out: number[] = [];
-        const opts = { maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopTokens: o.stop ? ids(o.stop) : [enc.eotToken] };
+        const opts = { maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopTokens: o.stop ? ids(o.stop) : [enc.eotToken], kvCache: o.kvCache !== false };
         let printed = '';
         for await (const t of generate(model, prompt, opts)) {
           out.push(t);

@@ -4,6 +4,7 @@
 import { parameter, WgptError, type Gpu, type Tensor } from '@wgpt/runtime';
 import { add, attention, encoder, fusedClassifier, layernorm, linear, linearGelu, mean, reshape } from '@wgpt/kernels';
 import { paramOffsets, type GPT2Config } from './config.ts';
+import { forwardCached, type CachedForwardOptions, type KVCache } from './kvcache.ts';
 
 const PER_LAYER = ['ln1w', 'ln1b', 'qkvw', 'qkvb', 'attprojw', 'attprojb', 'ln2w', 'ln2b', 'fcw', 'fcb', 'fcprojw', 'fcprojb'] as const;
 type LayerParam = (typeof PER_LAYER)[number];
@@ -97,6 +98,14 @@ export class GPT2 {
     if (!targets) return { logits };
     const losses = fusedClassifier(logits, reshape(targets, [BT]), { V, mask: opts.mask });
     return { logits, losses, loss: mean(losses) };
+  }
+
+  /**
+   * Inference with a KV cache: tokens (B, Tnew) at positions pos..pos+Tnew-1 → their logits (B·Tnew, Vp), or
+   * (B, Vp) with lastOnly; appends their keys and values to `cache` (see kvcache.ts). No autograd.
+   */
+  forwardCached(tokens: Tensor, cache: KVCache, pos = cache.length, opts: CachedForwardOptions = {}): Tensor {
+    return forwardCached(this, tokens, cache, pos, opts);
   }
 
   /** Reads every parameter back into one flat array in llm.c's order. */

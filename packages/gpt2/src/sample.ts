@@ -1,7 +1,12 @@
-// Sampling from a GPT-2: temperature (0 = greedy), top-k, top-p, a seed, stop tokens. Each new token runs the
-// model over the last maxT tokens and reads back only the last position's logits.
-// (No KV cache yet: each step costs a full forward over the context.)
+// Sampling from a GPT-2: temperature (0 = greedy), top-k, top-p, a seed, stop tokens. Only the last position's
+// logits are read back per new token.
+// With the KV cache (the default) the prompt's last maxT tokens are prefilled in one call and each new token then
+// costs one position's forward plus attention over the cache. Once the context would pass maxT positions (the
+// model has no positions beyond), every further token re-prefills the last maxT tokens from position 0: the same
+// window, and so the same logits, as the uncached path, which is then as slow as it. { kvCache: false } runs a full
+// forward over the last maxT tokens for every new token.
 import { noGrad, tensor, tidyAsync } from '@wgpt/runtime';
+import { KVCache } from './kvcache.ts';
 import type { GPT2 } from './model.ts';
 
 export interface SampleOptions {
@@ -15,6 +20,8 @@ export interface SampleOptions {
   seed?: number;
   /** Generation ends after emitting one of these. */
   stopTokens?: number[];
+  /** Reuse keys and values across steps (default true); false: a full forward over the context per token. */
+  kvCache?: boolean;
 }
 
 function mulberry32(seed: number): () => number {
@@ -73,6 +80,10 @@ export async function* generate(model: GPT2, prompt: number[], o: SampleOptions)
   const rand = mulberry32(o.seed ?? 1337);
   const ids = prompt.slice();
   const stop = new Set(o.stopTokens ?? []);
+  if (o.kvCache !== false) {
+    yield* generateCached(model, ids, o, rand, stop);
+    return;
+  }
   for (let i = 0; i < o.maxNewTokens; i++) {
     const ctx = ids.slice(-maxT);
     const T = ctx.length;
@@ -84,5 +95,34 @@ export async function* generate(model: GPT2, prompt: number[], o: SampleOptions)
     ids.push(next);
     yield next;
     if (stop.has(next)) return;
+  }
+}
+
+async function* generateCached(model: GPT2, ids: number[], o: SampleOptions, rand: () => number, stop: Set<number>): AsyncGenerator<number> {
+  const { V, Vp, maxT } = model.config;
+  const gpu = model.gpu;
+  const cache = new KVCache(gpu, model.config, 1);
+  try {
+    let feed = ids.slice(-maxT); // prefill
+    let pos = 0;
+    for (let i = 0; i < o.maxNewTokens; i++) {
+      const row = await tidyAsync(async () => {
+        const logits = model.forwardCached(tensor(gpu, feed, [1, feed.length], 'i32'), cache, pos, { lastOnly: true });
+        return new Float32Array(await gpu.read(logits.buffer, Vp * 4));
+      });
+      const next = pickToken(row, V, o, rand);
+      ids.push(next);
+      yield next;
+      if (stop.has(next)) return;
+      if (cache.length < maxT) {
+        feed = [next];
+        pos = cache.length;
+      } else {
+        feed = ids.slice(-maxT); // the window slides: positions shift, so the cache is rebuilt from position 0
+        pos = 0;
+      }
+    }
+  } finally {
+    cache.dispose();
   }
 }
