@@ -2,6 +2,7 @@
 // whichever adapter is chosen, print the loss as it falls and the time taken, and fail if it does not fall.
 import { backward, Gpu, keep, noGrad, parameter, tensor, tidy, type Tensor } from '@wgpt/runtime';
 import { AdamW, crossEntropy, gelu, linear, mean } from '@wgpt/kernels';
+import { mulberry32 } from '@wgpt/runtime';
 
 export interface SelfCheckOptions {
   steps: number;
@@ -20,16 +21,6 @@ export interface SelfCheckResult {
   accuracy: number;
   msPerStep: number;
   adapter: string;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** CS231n's spiral data: `classes` arms of `perClass` points in 2-D, with a little angular noise. */

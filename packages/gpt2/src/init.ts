@@ -1,18 +1,8 @@
 // GPT-2's initialisation (as in the paper's code, nanoGPT and llm.c): weights N(0, 0.02), the two residual
 // projections N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weights 1 and biases 0. The padded vocabulary rows of wte
 // are zero (they are never predicted). Deterministic for a seed.
+import { gaussianRng } from '@wgpt/runtime';
 import { paramOffsets, type GPT2Config } from './config.ts';
-
-export function gaussianRng(seed: number): () => number {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296; // (0, 1): log never sees 0
-  };
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
 
 export function initParams(c: GPT2Config, seed = 42): Float32Array {
   const offs = paramOffsets(c);

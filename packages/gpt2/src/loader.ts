@@ -3,6 +3,7 @@
 // B·T + 1). The position is a small state object, so a resumed run continues with exactly the next batch.
 import { readShard, readShardHeader } from '@wgpt/data';
 import { WgptError } from '@wgpt/runtime';
+import { mulberry32 } from '@wgpt/runtime';
 
 export interface LoaderState {
   epoch: number;
@@ -10,16 +11,6 @@ export interface LoaderState {
   shard: number;
   /** Index into the shard's window order. */
   window: number;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function permutation(n: number, seed: number): number[] {

@@ -8,6 +8,7 @@
 import { noGrad, tensor, tidyAsync } from '@wgpt/runtime';
 import { KVCache } from './kvcache.ts';
 import type { GPT2 } from './model.ts';
+import { mulberry32 } from '@wgpt/runtime';
 
 export interface SampleOptions {
   maxNewTokens: number;
@@ -22,16 +23,6 @@ export interface SampleOptions {
   stopTokens?: number[];
   /** Reuse keys and values across steps (default true); false: a full forward over the context per token. */
   kvCache?: boolean;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Picks a token from logits (the real vocabulary only) per the options. Exported for tests. */

@@ -8,3 +8,4 @@ export * from './tensor.ts';
 export * from './autograd.ts';
 export { fill, fillBuffer, fillSpec, grid1d, POISON_BITS } from './builtin/fill.ts';
 export { checkSpec } from './reflect.ts';
+export { mulberry32, gaussianRng } from './random.ts';

@@ -1,5 +1,6 @@
 // Helpers for tests that compare GPU results with independent f64 references.
 import { Gpu } from './gpu.ts';
+import { mulberry32 } from './random.ts';
 import { Tensor, tensor } from './tensor.ts';
 
 /** f32 unit roundoff (half an ulp at 1): 2^-24. */
@@ -17,16 +18,7 @@ export function testGpu(): Promise<Gpu> {
 }
 
 /** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** n values uniform in [lo, hi), rounded to f32 so the reference sees exactly what the GPU sees. */
 export function randomF32(n: number, seed: number, lo = -1, hi = 1): Float32Array {
