@@ -10,6 +10,7 @@ if [ "${SOFTWARE:-0}" = 1 ]; then
 else
   run() { bash .gpu/enter.sh "$@"; }
   python3 tools/gpu/torch_baseline.py > "$OUT/torch.json" 2> "$OUT/torch.log" || echo "torch baseline failed: $(tail -3 "$OUT/torch.log")"
+  python3 tools/gpu/torch_attention.py > "$OUT/torch-attention.json" 2>> "$OUT/torch.log" && cat "$OUT/torch-attention.json"
 fi
 torch=()
 [ -s "$OUT/torch.json" ] && torch=(--torch "$OUT/torch.json")
