@@ -9,7 +9,7 @@ import { encoderSpecs } from './encoder/encoder.ts';
 import { kvcacheSpecs } from './kvcache/kvcache.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
 import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
-import { matmulSpec, matmulTiledSpec } from './matmul/matmul.ts';
+import { matmulSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export { AdamW, ADAMW_DEFAULTS, globalNormSq, loadAdamW, saveAdamW, type AdamWConfig, type AdamWState } from './adamw/adamw.ts';
@@ -21,13 +21,14 @@ export { encoder, encoderAt, encoderBackwardWte } from './encoder/encoder.ts';
 export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
 export { layernorm, layernormBackwardInto, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
-export { gemm, gemmStrided, linear, linearGelu, matmul, tileConfig, type GemmArgs, type StridedGemmArgs, type TileConfig } from './matmul/matmul.ts';
+export { gemm, gemmStrided, linear, linearGelu, matmul, tileConfig, vec4Eligible, type GemmArgs, type StridedGemmArgs, type TileConfig } from './matmul/matmul.ts';
 export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
 
 export const allSpecs: KernelSpec[] = [
   fillSpec,
   matmulSpec,
   matmulTiledSpec,
+  matmulVec4Spec,
   sumAllSpec,
   sumRowsSpec,
   broadcastSpec,

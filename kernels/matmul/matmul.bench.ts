@@ -4,7 +4,7 @@ import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32 } from '@wgpt/runtime/testing';
 import type { BenchRow, BenchSuite } from '../../bench/types.ts';
 import { timeGpu } from '../../bench/gpu.ts';
-import { gemm, gemmStrided, tileConfig } from './matmul.ts';
+import { gemm, gemmStrided, tileConfig, vec4Eligible } from './matmul.ts';
 
 interface Shape {
   M: number;
@@ -36,8 +36,10 @@ const suite: BenchSuite = {
       const C = empty(gpu, [M, N], 'f32', { track: false });
       const versions: [string, () => void][] = [
         ['matmul v1 (16x16, 1 output/thread)', () => gemmStrided(gpu, { M, N, K, a: A.buffer, sAm: K, sAk: 1, b: B.buffer, sBk: N, sBn: 1, c: C.buffer })],
-        [`matmul v2 (${tileConfig(gpu).BM}x${tileConfig(gpu).BN} tiles, 4x4/thread)`, () => gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, c: C.buffer })],
+        [`matmul v2 (${tileConfig(gpu).BM}x${tileConfig(gpu).BN} tiles, 4x4/thread)`, () => gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, c: C.buffer, version: 'v2' })],
       ];
+      if (vec4Eligible({ M, N, K }, tileConfig(gpu)))
+        versions.push([`matmul v3 (v2 + vec4 loads)`, () => gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, c: C.buffer, version: 'v3' })]);
       for (const [name, rec] of versions) {
         // v1 is the simple reference version: skip it where it would take minutes.
         if (name.includes('v1') && !gpu.software && M * N * K > 2 ** 33) continue;

@@ -3,7 +3,7 @@ import { checkSpec, empty, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linear, linearGelu, matmul } from '../index.ts';
 import { geluRef } from '../elementwise/elementwise.ref.ts';
-import { gemm, gemmStrided, matmulSpec, matmulTiledSpec, type TileConfig } from './matmul.ts';
+import { gemm, gemmStrided, matmulSpec, matmulTiledSpec, matmulVec4Spec, vec4Eligible, type TileConfig } from './matmul.ts';
 import { linearRef, matmulRef, transposeRef } from './matmul.ref.ts';
 
 // Bound for a length-K f32 dot product with random-sign terms: rounding errors of the running sum add like a random
@@ -20,6 +20,7 @@ describe('matmul', () => {
   it('specs match their WGSL', () => {
     expect(checkSpec(matmulSpec)).toEqual([]);
     expect(checkSpec(matmulTiledSpec)).toEqual([]);
+    expect(checkSpec(matmulVec4Spec)).toEqual([]);
   });
 
   // (M, K, N): odd sizes, edge tiles, K shorter and longer than a tile, one-element cases.
@@ -96,16 +97,20 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
     { BM: 32, BN: 64, BK: 8 },
     { BM: 16, BN: 16, BK: 4 },
   ];
+  // Odd shapes (v2 only) and shapes whose dimensions are multiples of 4 but not of the tiles (v2 and v3).
   const shapes: [number, number, number][] = [
     [1, 1, 1],
     [17, 65, 3],
     [65, 17, 127],
     [3, 769, 5],
+    [4, 4, 4],
+    [68, 20, 132],
+    [12, 772, 8],
   ];
   for (const [M, K, N] of shapes)
     for (const transA of [false, true])
       for (const transB of [false, true]) {
-        it(`v2 M=${M} K=${K} N=${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}, all tile shapes, bias+accumulate`, async () => {
+        it(`v2/v3 M=${M} K=${K} N=${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}, all tile shapes, bias+accumulate`, async () => {
           await tidyAsync(async () => {
             const a = randomF32(M * K, M + K); // op(A) (M, K), row-major
             const b = randomF32(K * N, K + N + 1); // op(B) (K, N)
@@ -115,29 +120,36 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
             const B = tensor(gpu, transB ? transposeRef(b, K, N) : b, transB ? [N, K] : [K, N]);
             const bT = tensor(gpu, bias, [N]);
             const ref = matmulRef(a, b, M, K, N);
-            for (const t of tiles) {
-              const C = empty(gpu, [M, N]);
-              gemm(gpu, { M, N, K, a: A.buffer, transA, b: B.buffer, transB, c: C.buffer, tiles: t });
-              expect(relErr(await C.read(), ref), `tiles ${JSON.stringify(t)}`).toBeLessThanOrEqual(tol(K));
-              // alpha, bias and accumulate together: C = prev + 0.5·A·B + bias
-              const C2 = tensor(gpu, prev, [M, N]);
-              gemm(gpu, { M, N, K, a: A.buffer, transA, b: B.buffer, transB, c: C2.buffer, bias: bT.buffer, accumulate: 1, alpha: 0.5, tiles: t });
-              const want = ref.map((v, i) => prev[i]! + 0.5 * v + bias[i % N]!);
-              expect(relErr(await C2.read(), want), `tiles ${JSON.stringify(t)}`).toBeLessThanOrEqual(tol(K + 2));
-            }
+            let ran = 0;
+            for (const t of tiles)
+              for (const version of ['v2', 'v3'] as const) {
+                if (version === 'v3' && !vec4Eligible({ M, N, K, transA, transB }, t)) continue;
+                ran++;
+                const what = `${version} tiles ${JSON.stringify(t)}`;
+                const C = empty(gpu, [M, N]);
+                gemm(gpu, { M, N, K, a: A.buffer, transA, b: B.buffer, transB, c: C.buffer, tiles: t, version });
+                expect(relErr(await C.read(), ref), what).toBeLessThanOrEqual(tol(K));
+                // alpha, bias and accumulate together: C = prev + 0.5·A·B + bias
+                const C2 = tensor(gpu, prev, [M, N]);
+                gemm(gpu, { M, N, K, a: A.buffer, transA, b: B.buffer, transB, c: C2.buffer, bias: bT.buffer, accumulate: 1, alpha: 0.5, tiles: t, version });
+                const want = ref.map((v, i) => prev[i]! + 0.5 * v + bias[i % N]!);
+                expect(relErr(await C2.read(), want), what).toBeLessThanOrEqual(tol(K + 2));
+              }
+            // Aligned shapes must really have exercised v3.
+            if (M % 4 === 0 && N % 4 === 0 && K % 4 === 0) expect(ran).toBe(2 * tiles.length);
           });
         });
       }
 
-  it('v2 bias+GELU epilogue writes GELU(out) and the pre-activation', async () => {
+  for (const [M, K, N, version] of [[17, 33, 65, 'v2'], [20, 36, 68, 'v3']] as const)
+  it(`${version} bias+GELU epilogue writes GELU(out) and the pre-activation`, async () => {
     await tidyAsync(async () => {
-      const [M, K, N] = [17, 33, 65];
       const a = randomF32(M * K, 1, -2, 2);
       const b = randomF32(K * N, 2);
       const bias = randomF32(N, 3);
       const C = empty(gpu, [M, N]);
       const P = empty(gpu, [M, N]);
-      gemm(gpu, { M, N, K, a: tensor(gpu, a, [M, K]).buffer, b: tensor(gpu, b, [K, N]).buffer, c: C.buffer, bias: tensor(gpu, bias, [N]).buffer, gelu: true, pre: P.buffer });
+      gemm(gpu, { M, N, K, a: tensor(gpu, a, [M, K]).buffer, b: tensor(gpu, b, [K, N]).buffer, c: C.buffer, bias: tensor(gpu, bias, [N]).buffer, gelu: true, pre: P.buffer, version });
       const pre = matmulRef(a, b, M, K, N).map((v, i) => v + bias[i % N]!);
       expect(relErr(await P.read(), pre)).toBeLessThanOrEqual(tol(K + 1));
       // GELU's slope is at most ~1.13, so the pre-activation's error passes through, plus GELU's own (64 ε).

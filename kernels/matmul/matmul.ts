@@ -1,13 +1,16 @@
 // matmul family: two kernel versions and the ops built on them (matmul = A·B, linear = x·Wᵀ + b).
 //   v1 matmul.wgsl        16x16 tiles, one output per thread, arbitrary strides: the simple reference version.
 //   v2 matmul_tiled.wgsl  BM×BN workgroup tiles, 4x4 register tiles per thread, layouts as overrides, fused
-//                         bias / bias+GELU epilogue. The ops use v2.
+//                         bias / bias+GELU epilogue: any shape.
+//   v3 matmul_vec4.wgsl   v2 with vec4 global loads, vec4 workgroup reads and vec4 accumulators, for operands whose
+//                         contiguous dimension is a multiple of 4 (every GPT-2 shape). gemm() picks v3 when it can.
 import { defineOp, empty, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
 import { expectSameGpu, expectShape, placeholder } from '../common.ts';
 import { geluBackwardInto } from '../elementwise/elementwise.ts';
 import { sumRowsInto } from '../reduce/reduce.ts';
 import source from './matmul.wgsl';
 import tiledSource from './matmul_tiled.wgsl';
+import vec4Source from './matmul_vec4.wgsl';
 
 export const matmulSpec: KernelSpec = {
   name: 'matmul',
@@ -62,6 +65,21 @@ export const matmulTiledSpec: KernelSpec = {
   // Booleans are passed as 0/1 (WebGPU override constants are numbers).
   overrides: { BM: 64, BN: 64, BK: 16, TRANS_A: 0, TRANS_B: 0, WG: 256 },
 };
+
+export const matmulVec4Spec: KernelSpec = {
+  ...matmulTiledSpec,
+  version: 'v3',
+  description: 'v2 tiling with vec4 global loads, vec4 workgroup reads and vec4 accumulator rows; contiguous dims multiple of 4',
+  source: vec4Source,
+  file: 'kernels/matmul/matmul_vec4.wgsl',
+};
+
+/** Can v3 run these operands? Each one's contiguous dimension must be a multiple of 4, and so must the tiles. */
+export function vec4Eligible(g: { M: number; N: number; K: number; transA?: boolean; transB?: boolean }, t: TileConfig): boolean {
+  const aContig = g.transA ? g.M : g.K;
+  const bContig = g.transB ? g.K : g.N;
+  return aContig % 4 === 0 && bContig % 4 === 0 && t.BM % 4 === 0 && t.BN % 4 === 0 && t.BK % 4 === 0;
+}
 
 export interface TileConfig {
   BM: number;
@@ -123,14 +141,18 @@ export interface GemmArgs {
   accumulate?: 0 | 1;
   alpha?: number;
   tiles?: TileConfig;
+  /** Force a version (tests, benches); default: v3 where vec4Eligible, else v2. */
+  version?: 'v2' | 'v3';
 }
 
-/** v2: records C (+)= epilogue(alpha·op(A)·op(B)). */
+/** Records C (+)= epilogue(alpha·op(A)·op(B)) with v3 (vec4) where the shapes allow, else v2. */
 export function gemm(gpu: Gpu, g: GemmArgs): void {
   const t = g.tiles ?? tileConfig(gpu);
   const epilogue = g.gelu ? 2 : g.bias ? 1 : 0;
   if (g.gelu && !g.bias) throw new Error('gemm: the GELU epilogue needs a bias');
-  gpu.dispatch(matmulTiledSpec, {
+  const v3 = g.version ? g.version === 'v3' : vec4Eligible(g, t);
+  if (v3 && !vec4Eligible(g, t)) throw new Error(`gemm v3: M=${g.M} N=${g.N} K=${g.K}${g.transA ? ' Aᵀ' : ''}${g.transB ? ' Bᵀ' : ''} with tiles ${JSON.stringify(t)} is not vec4-aligned`);
+  gpu.dispatch(v3 ? matmulVec4Spec : matmulTiledSpec, {
     buffers: { a: g.a, b: g.b, c: g.c, bias: g.bias ?? placeholder(gpu), pre: g.pre ?? placeholder(gpu, 'write') },
     uniforms: { M: g.M, N: g.N, K: g.K, accumulate: g.accumulate ?? 0, epilogue, store_pre: g.pre ? 1 : 0, alpha: g.alpha ?? 1 },
     overrides: { BM: t.BM, BN: t.BN, BK: t.BK, TRANS_A: g.transA ? 1 : 0, TRANS_B: g.transB ? 1 : 0, WG: (t.BM * t.BN) / 16 },
