@@ -69,7 +69,7 @@ export async function runDemo(o: DemoOptions): Promise<{ valLoss: number; firstL
     const config = big ? makeConfig({ L: 6, C: 384, NH: 6, V: enc.nVocab, maxT: 256 }) : makeConfig({ L: 2, C: 64, NH: 4, V: enc.nVocab, maxT: 64 });
     const B = big ? 8 : 4;
     const T = config.maxT;
-    const steps = o.steps ?? (big ? 500 : 80);
+    const steps = o.steps ?? (big ? 500 : 200);
     log(`== 4. pre-training GPT-2 (L=${config.L}, C=${config.C}, NH=${config.NH}, context ${T}) on ${gpu.describe()}`);
     const r = await train(gpu, {
       config,

@@ -57,7 +57,7 @@ export function registerRuntimeCommands(program: Command): void {
     .command('demo')
     .description('the whole path on the embedded default: prose → BPE tokenizer → token shards → GPT-2 pre-training with samples')
     .option('--out <dir>', 'output folder', 'out/demo')
-    .option('--steps <n>', 'training steps (default: 80 on SwiftShader, 500 on a GPU)', (v) => parseInt(v, 10))
+    .option('--steps <n>', 'training steps (default: 200 on SwiftShader, 500 on a GPU)', (v) => parseInt(v, 10))
     .option('--vocab-size <n>', 'BPE vocabulary size', (v) => parseInt(v, 10), 512)
     .action(async (opts: { out: string; steps?: number; vocabSize: number }, cmd: Command) => {
       const { runDemo } = await import('./demo.ts');

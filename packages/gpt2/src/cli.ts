@@ -152,6 +152,8 @@ export function register(program: Command): void {
         const out: number[] = [];
         const opts = { maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopTokens: o.stop ? ids(o.stop) : [enc.eotToken], kvCache: o.kvCache !== false };
         let printed = '';
+        // The prompt first (a document continues it), unless it is only <|endoftext|> (an unconditioned sample).
+        if (!o.json && !(prompt.length === 1 && prompt[0] === enc.eotToken)) process.stdout.write(enc.decode(prompt));
         for await (const t of generate(model, prompt, opts)) {
           out.push(t);
           if (!o.json) {
