@@ -10,7 +10,7 @@ import { initParams } from './init.ts';
 import { readLlmcModel, type ModelFile } from './llmc.ts';
 import { ShardLoader } from './loader.ts';
 import { GPT2 } from './model.ts';
-import { generate } from './sample.ts';
+import { generate, printable } from './sample.ts';
 import { findShards, train } from './train.ts';
 
 const int = (v: string) => {
@@ -153,20 +153,20 @@ export function register(program: Command): void {
         const opts = { maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopTokens: o.stop ? ids(o.stop) : [enc.eotToken], kvCache: o.kvCache !== false };
         let printed = '';
         // The prompt first (a document continues it), unless it is only <|endoftext|> (an unconditioned sample).
-        if (!o.json && !(prompt.length === 1 && prompt[0] === enc.eotToken)) process.stdout.write(enc.decode(prompt));
+        if (!o.json && !(prompt.length === 1 && prompt[0] === enc.eotToken)) process.stdout.write(printable(enc.decode(prompt)));
         for await (const t of generate(model, prompt, opts)) {
           out.push(t);
           if (!o.json) {
             // Stream text as it becomes valid UTF-8 (a token can end mid-character).
             const text = enc.decode(out);
             if (!text.endsWith('\uFFFD')) {
-              process.stdout.write(text.slice(printed.length));
+              process.stdout.write(printable(text.slice(printed.length)));
               printed = text;
             }
           }
         }
         if (o.json) console.log(JSON.stringify({ prompt, ids: out, text: enc.decode(out) }));
-        else process.stdout.write(enc.decode(out).slice(printed.length) + '\n');
+        else process.stdout.write(printable(enc.decode(out).slice(printed.length)) + '\n');
         model.dispose();
       } finally {
         gpu.destroy();

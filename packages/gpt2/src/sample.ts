@@ -25,6 +25,14 @@ export interface SampleOptions {
   kvCache?: boolean;
 }
 
+/**
+ * Text safe to print on a terminal: control characters other than newline and tab (a model can emit any byte,
+ * escape sequences included) become U+FFFD. For display only; --json output keeps the exact text.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\uFFFD');
+}
+
 /** Picks a token from logits (the real vocabulary only) per the options. Exported for tests. */
 export function pickToken(logits: ArrayLike<number>, V: number, o: SampleOptions, rand: () => number): number {
   const temperature = o.temperature ?? 1;

@@ -9,7 +9,7 @@ import { paramCount, type GPT2Config } from './config.ts';
 import { ShardLoader } from './loader.ts';
 import { GPT2 } from './model.ts';
 import { lossPlotSvg } from './plot.ts';
-import { generate } from './sample.ts';
+import { generate, printable } from './sample.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 
 export interface TrainOptions {
@@ -185,7 +185,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     const ids: number[] = [];
     for await (const t of generate(model, [o.eotToken], { maxNewTokens: o.sampleTokens, temperature: 1, seed: o.seed + step, stopTokens: [o.eotToken] })) ids.push(t);
     const text = o.decode ? o.decode(ids.filter((t) => t !== o.eotToken)) : ids.join(' ');
-    log(`--- sample at step ${step} ---\n${text}\n---`);
+    log(`--- sample at step ${step} ---\n${printable(text)}\n---`);
   };
 
   const checkpoint = async (step: number) => {
