@@ -1,5 +1,5 @@
 // Data pipeline throughput on the embedded htmlparser-benchmark pages: each stage alone, then end to end
-// (process + dedup + tokenize with the byte tokenizer) with 1 and 2 worker threads.
+// (process + dedup + tokenize with GPT-2's r50k_base) with 1 and 2 worker threads.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +15,8 @@ import { LanguageFilter } from './langid.ts';
 import { PiiFormatter } from './pii.ts';
 import { readFile, type RawRecord } from './read.ts';
 import { runPipeline } from './pipeline.ts';
-import { BYTE_TOKENIZER, tokenizeDocument } from './tokenize.ts';
+import { tokenizeDocument } from './tokenize.ts';
+import { getEncoding } from '@wgpt/tokenizer';
 import type { Doc } from './types.ts';
 import { packWarc, htmlBenchmarkFiles } from './corpus.ts';
 
@@ -78,8 +79,9 @@ const suite: BenchSuite = {
     const pii = new PiiFormatter();
     const piiMs = await timeIt(iters, () => { for (const d of cur) pii.format(d.text); });
     rows.push(stage('PII (e-mail, IPv4)', piiMs, cur.length, textBytes(cur)));
-    const tokMs = await timeIt(iters, () => { for (const d of cur) tokenizeDocument(BYTE_TOKENIZER, d.text); });
-    rows.push(stage('tokenize (byte tokenizer, placeholder)', tokMs, cur.length, textBytes(cur)));
+    const gpt2 = getEncoding('r50k_base');
+    const tokMs = await timeIt(iters, () => { for (const d of cur) tokenizeDocument(gpt2, d.text); });
+    rows.push(stage('tokenize (r50k_base, GPT-2)', tokMs, cur.length, textBytes(cur)));
 
     // end to end, 1 and 2 workers
     const e2e: Record<number, { ms: number; kept: number }> = {};
@@ -89,7 +91,7 @@ const suite: BenchSuite = {
       for (let i = 0; i < iters; i++) {
         const out = path.join(tmp, `e2e-${workers}-${i}`);
         const t = performance.now();
-        const r = await runPipeline({ inputs: [warc], output: out, units: workers }, { workers, tokenizer: BYTE_TOKENIZER, log: () => {} });
+        const r = await runPipeline({ inputs: [warc], output: out, units: workers }, { workers, tokenizer: gpt2, log: () => {} });
         times.push(performance.now() - t);
         kept = r.manifest!.totals.train.docs + r.manifest!.totals.val.docs;
         fs.rmSync(out, { recursive: true, force: true });
