@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ensureCorpus, htmlBenchmarkFiles, packWarc, type CorpusName } from './corpus.ts';
 import { formatStatsTable, runPipeline, STEPS, type PipelineConfig, type Step } from './pipeline.ts';
+import { prestartWorkers } from './workers.ts';
 import { readShard, readShardHeader } from './shards.ts';
 import { BYTE_TOKENIZER, type TokenEncoder } from './tokenize.ts';
 import { getEncoding, isOpenAiEncodingName, loadTokenizer, OPENAI_ENCODING_NAMES } from '@wgpt/tokenizer';
@@ -40,10 +41,10 @@ export function register(program: Command): void {
     .option('--config <file>', 'pipeline.json (PipelineConfig); flags override it')
     .option('-i, --input <paths...>', 'input files or directories, or corpus names htmlpages | sotu | moby-dick (default: htmlpages)')
     .option('-o, --output <dir>', 'output directory (default out/data)')
-    .option('--workers <n>', 'workers for the process step (this thread + N-1 worker threads)', int, 1)
+    .option('--workers <n>', 'threads for the process step (this thread + N-1 worker threads sharing the documents)', int, 1)
     .option('--task-index <i>', 'this task (default $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX or 0)', int)
     .option('--task-count <k>', 'number of tasks (default $SLURM_ARRAY_TASK_COUNT or 1)', int)
-    .option('--units <n>', 'work units (fixed at the first run; default workers × task count)', int)
+    .option('--units <n>', 'work units, the resume granularity (fixed at the first run; default: the task count)', int)
     .addOption(new Option('--step <steps...>', 'only these steps').choices([...STEPS]))
     .option('--tokenizer <name>', "tokenizer: 'bytes', or an @wgpt/tokenizer encoding (r50k_base, cl100k_base, o200k_base)", 'r50k_base')
     .option('--languages <codes...>', 'languages to keep (ISO 639-1)')
@@ -54,6 +55,9 @@ export function register(program: Command): void {
     .option('--no-pii', 'skip e-mail/IP replacement')
     .option('--json', 'print the stats as JSON instead of a table')
     .action(async (o) => {
+      // Worker threads load their modules and the language model while this thread reads the config, fetches the
+      // corpus and loads the tokenizer. Errors surface again (and are reported) when the run uses them.
+      if (o.workers > 1) prestartWorkers(o.workers - 1).catch(() => {});
       const cfg: PipelineConfig = o.config ? JSON.parse(fs.readFileSync(o.config, 'utf8')) : { inputs: [], output: o.output };
       if (o.input) cfg.inputs = o.input;
       // Corpus names stand for the cached corpora (fetched on first use).

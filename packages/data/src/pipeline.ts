@@ -8,26 +8,28 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { C4QualityFilter, type C4Options } from './filters/c4.ts';
-import { FineWebQualityFilter, type FineWebQualityOptions } from './filters/fineweb.ts';
-import { GopherQualityFilter, type GopherQualityOptions } from './filters/gopher-quality.ts';
-import { GopherRepetitionFilter, type GopherRepetitionOptions } from './filters/gopher-repetition.ts';
+import type { C4Options } from './filters/c4.ts';
+import type { FineWebQualityOptions } from './filters/fineweb.ts';
+import type { GopherQualityOptions } from './filters/gopher-quality.ts';
+import type { GopherRepetitionOptions } from './filters/gopher-repetition.ts';
 import { MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter, type MinHashOptions, EXACT_BUCKET, writeBucketPairs } from './dedup/minhash.ts';
-import { extractRecord, type ExtractOptions } from './extract.ts';
-import { LanguageFilter, type LangIdOptions } from './langid.ts';
+import type { ExtractOptions } from './extract.ts';
+import type { LangIdOptions } from './langid.ts';
 import { PiiFormatter, type PiiOptions } from './pii.ts';
-import { readFile, type ReadOptions } from './read.ts';
+import { DocProcessor, docStageNames, type DocResult } from './process.ts';
+import { readFile, type RawRecord, type ReadOptions } from './read.ts';
 import type { ShardInfo } from './shards.ts';
 import { ShardSink, type TokenEncoder } from './tokenize.ts';
-import { countRemoved, mergeStats, newStats, type Doc, type StageStats, type Verdict } from './types.ts';
-import { UrlFilter, type UrlFilterOptions } from './urlfilter.ts';
+import { countRemoved, mergeStats, newStats, type Doc, type StageStats } from './types.ts';
+import type { UrlFilterOptions } from './urlfilter.ts';
+import type { DocThreads } from './workers.ts';
 
 export interface PipelineConfig {
   /** Input files or directories (.warc.gz, .warc, .jsonl, .parquet, anything else read as text). */
   inputs: string[];
   /** Output directory. */
   output: string;
-  /** Number of work units the input is split into; fixed at the first run (plan.json). Default: workers × taskCount. */
+  /** Number of work units the input is split into; fixed at the first run (plan.json). Default: taskCount (worker threads share the documents of a unit). */
   units?: number;
   read?: ReadOptions;
   urlFilter?: UrlFilterOptions | false;
@@ -57,7 +59,36 @@ export interface RunOptions {
 export const STEPS = ['process', 'dedup-buckets', 'dedup-cluster', 'tokenize', 'manifest'] as const;
 export type Step = (typeof STEPS)[number];
 
-export interface Plan { units: number; files: string[]; config: PipelineConfig }
+export interface Plan {
+  units: number;
+  files: string[];
+  config: PipelineConfig;
+  /**
+   * How the items of a file shared by several units are divided: 'bytes' (plans made by this version) gives each
+   * item to the unit with the fewest bytes so far, balancing the units' work; 'position' (older plans, kept so that
+   * they resume the same way) gives item p of file f to unit (f + p) mod units.
+   */
+  split?: 'bytes' | 'position';
+}
+
+/**
+ * Divides a sequence of items between `units` work units by size: each item goes to the unit with the fewest bytes
+ * so far (ties to the lowest index). Every unit runs its own copy over the same sequence and so reaches the same
+ * division without talking to the others. Each item also counts PER_ITEM bytes for its fixed cost (fitted on the
+ * embedded pages: extraction takes about 3 ms + 134 ms per MB of HTML, i.e. about 22 kB's worth per page).
+ */
+export class ByteSplitter {
+  static readonly PER_ITEM = 16384;
+  private readonly load: number[];
+  constructor(units: number) { this.load = new Array<number>(units).fill(0); }
+  /** The unit that gets an item of `bytes` bytes. */
+  take(bytes: number): number {
+    let best = 0;
+    for (let u = 1; u < this.load.length; u++) if (this.load[u] < this.load[best]) best = u;
+    this.load[best] += bytes + ByteSplitter.PER_ITEM;
+    return best;
+  }
+}
 
 const pad = (n: number) => String(n).padStart(5, '0');
 
@@ -88,7 +119,7 @@ export function loadOrCreatePlan(config: PipelineConfig, units: number): Plan {
     if (JSON.stringify(plan.files) !== JSON.stringify(files)) throw new Error(`${file}: the inputs differ from the ones this output was started with; use a new --output`);
     return plan;
   }
-  const plan: Plan = { units, files, config };
+  const plan: Plan = { units, files, config, split: 'bytes' };
   writeAtomic(file, JSON.stringify(plan, null, 2));
   return plan;
 }
@@ -98,18 +129,6 @@ export const isDone = (out: string, step: string, unit?: number) => fs.existsSyn
 const markDone = (out: string, step: string, unit?: number) => writeAtomic(markerPath(out, step, unit), new Date().toISOString() + '\n');
 
 export const PROCESS_STAGES = ['read', 'url_filter', 'extract', 'language', 'gopher_repetition', 'gopher_quality', 'c4', 'fineweb_quality'] as const;
-
-type DocStage = { name: string; apply: (d: Doc) => Verdict | Promise<Verdict> };
-
-function buildStages(c: PipelineConfig): DocStage[] {
-  const s: DocStage[] = [];
-  if (c.language !== false) { const f = new LanguageFilter(c.language || {}); s.push({ name: 'language', apply: (d) => f.apply(d) }); }
-  if (c.gopherRepetition !== false) { const f = new GopherRepetitionFilter(c.gopherRepetition || {}); s.push({ name: 'gopher_repetition', apply: (d) => f.apply(d) }); }
-  if (c.gopherQuality !== false) { const f = new GopherQualityFilter(c.gopherQuality || {}); s.push({ name: 'gopher_quality', apply: (d) => f.apply(d) }); }
-  if (c.c4 !== false) { const f = new C4QualityFilter(c.c4 || {}); s.push({ name: 'c4', apply: (d) => f.apply(d) }); }
-  if (c.fineweb !== false) { const f = new FineWebQualityFilter(c.fineweb || {}); s.push({ name: 'fineweb_quality', apply: (d) => f.apply(d) }); }
-  return s;
-}
 
 /** Per-document removal log: one JSON line {id, url, stage, reason[, detail]} per removed document, streamed to a temp file and renamed. */
 class RemovedLog {
@@ -140,18 +159,20 @@ class RemovedLog {
 
 export interface UnitResult { unit: number; stats: StageStats[]; docsOut: number }
 
-/** The process step for one unit. `onDoc` is called after each input record (progress). */
-export async function processUnit(plan: Plan, out: string, unit: number, onDoc?: (bytes: number) => void): Promise<UnitResult> {
+/**
+ * The process step for one unit. `onDoc` is called after each input record (progress). With `threads`, documents
+ * are shared between this thread and the worker threads; results are applied in input order either way, so the
+ * outputs do not depend on the number of threads.
+ */
+export async function processUnit(plan: Plan, out: string, unit: number, onDoc?: (bytes: number) => void, threads?: DocThreads): Promise<UnitResult> {
   const c = plan.config;
   const byFile = plan.files.length >= plan.units;
   const readSt = newStats('read');
-  const urlSt = newStats('url_filter');
-  const extSt = newStats('extract');
+  const stats = new Map<string, StageStats>();
+  for (const name of [...(c.urlFilter === false ? [] : ['url_filter']), 'extract', ...docStageNames(c)]) stats.set(name, newStats(name));
   // Time spent on MinHash signatures; merged into the 'dedup' row, whose counts come from the tokenize step.
   const sigSt = newStats('dedup');
-  const stages = buildStages(c);
-  const stageStats = stages.map((s) => newStats(s.name));
-  const urlFilter = c.urlFilter === false ? null : new UrlFilter(c.urlFilter || {});
+  const proc = new DocProcessor(c);
   const sigs = c.dedup === false ? null : new SignatureWriter(path.join(out, 'dedup', 'sigs'), unit, new MinHasher(c.dedup || {}));
   const docsFile = path.join(out, 'filtered', `${pad(unit)}.jsonl`);
   fs.mkdirSync(path.dirname(docsFile), { recursive: true });
@@ -165,58 +186,70 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   let outIndex = 0;
   const now = () => performance.now() / 1000;
   const removed = new RemovedLog(path.join(out, 'removed', `process.${pad(unit)}.jsonl`));
-  let lastYield = now();
   const startedAt = Date.now();
+
+  // Results by input sequence number, applied strictly in order.
+  type Outcome = { error: string; id: string; detail?: string } | { size: number; result: DocResult };
+  const outcomes = new Map<number, Outcome>();
+  let nextSeq = 0;
+  let nextApply = 0;
+  const apply = (o: Outcome): void => {
+    if ('error' in o) { removed.add(o.id, undefined, 'read', o.error, o.detail); onDoc?.(0); return; }
+    const r = o.result;
+    r.trace.forEach((t, i) => {
+      const st = stats.get(t.stage)!;
+      st.in++; st.bytes += t.bytes; st.seconds += t.seconds;
+      if (r.removed && i === r.trace.length - 1) countRemoved(st, r.removed.reason);
+      else st.kept++;
+    });
+    if (r.removed) removed.add(r.removed.id, r.removed.url, r.trace[r.trace.length - 1].stage, r.removed.reason);
+    else if (r.doc) {
+      const doc = r.doc;
+      if (sigs && r.sig) { const t = now(); sigs.addSignature(outIndex, r.sig.minhash, r.sig.exact); sigSt.seconds += now() - t + r.sig.seconds; sigSt.bytes += r.sig.bytes; }
+      pending.push(JSON.stringify({ id: doc.id, url: doc.url, text: doc.text, meta: doc.meta }) + '\n');
+      pendingBytes += doc.text.length;
+      if (pendingBytes > 1 << 20) flush();
+      outIndex++;
+    }
+    onDoc?.(o.size);
+  };
+  const applyReady = (arrived: Array<[number, DocResult]>, sizes: Map<number, number>): void => {
+    for (const [seq, result] of arrived) { outcomes.set(seq, { size: sizes.get(seq)!, result }); sizes.delete(seq); }
+    for (let o = outcomes.get(nextApply); o; o = outcomes.get(nextApply)) { outcomes.delete(nextApply++); apply(o); }
+  };
+  // Sizes of the documents handed to threads, for progress once their results are applied.
+  const sentSizes = new Map<number, number>();
+  let lastYield = now();
+  // Files shared by several units: one splitter over all of them (every unit reads every file in the same order).
+  const splitter = byFile || plan.split !== 'bytes' ? null : new ByteSplitter(plan.units);
   try {
     for (let fi = 0; fi < plan.files.length; fi++) {
       if (byFile && fi % plan.units !== unit) continue;
-      // One file shared by several units: item p of file fi belongs to unit (fi + p) mod units.
-      const select = byFile ? undefined : (p: number) => (fi + p) % plan.units === unit;
+      const select = byFile ? undefined
+        : splitter ? (_p: number, bytes: number) => splitter.take(bytes) === unit
+        : (p: number) => (fi + p) % plan.units === unit;
       let t0 = now();
       for await (const item of readFile(plan.files[fi], { ...c.read, select })) {
         readSt.in++;
         readSt.seconds += now() - t0;
-        if ('error' in item) { countRemoved(readSt, item.error); removed.add(item.id, undefined, 'read', item.error, item.detail); onDoc?.(0); t0 = now(); continue; }
-        readSt.kept++;
-        const size = typeof item.body === 'string' ? item.body.length : item.body.length;
-        readSt.bytes += size;
-        // URL filter (before extraction: it needs only the URL)
-        if (urlFilter) {
-          const ts = now();
-          urlSt.in++; urlSt.bytes += size;
-          const r = urlFilter.check(item.url);
-          urlSt.seconds += now() - ts;
-          if (r) { countRemoved(urlSt, r); removed.add(item.id, item.url, 'url_filter', r); onDoc?.(size); t0 = now(); continue; }
-          urlSt.kept++;
+        const seq = nextSeq++;
+        if ('error' in item) {
+          countRemoved(readSt, item.error);
+          outcomes.set(seq, item);
+        } else {
+          readSt.kept++;
+          const size = typeof item.body === 'string' ? item.body.length : item.body.length;
+          readSt.bytes += size;
+          if (threads?.trySubmit(seq, item as RawRecord)) sentSizes.set(seq, size);
+          else outcomes.set(seq, { size, result: await proc.process(item) });
         }
-        let ts = now();
-        extSt.in++; extSt.bytes += size;
-        const v = extractRecord(item, c.extract);
-        extSt.seconds += now() - ts;
-        if (!v.keep) { countRemoved(extSt, v.reason); removed.add(item.id, item.url, 'extract', v.reason); onDoc?.(size); t0 = now(); continue; }
-        extSt.kept++;
-        let doc: Doc | null = v.doc;
-        for (let i = 0; i < stages.length && doc; i++) {
-          const st = stageStats[i];
-          ts = now();
-          st.in++; st.bytes += doc.text.length;
-          const r = await stages[i].apply(doc);
-          st.seconds += now() - ts;
-          if (r.keep) { st.kept++; doc = r.doc; } else { countRemoved(st, r.reason); removed.add(doc.id, doc.url, st.name, r.reason); doc = null; }
-        }
-        if (doc) {
-          if (sigs) { const t = now(); sigs.add(outIndex, doc.text); sigSt.seconds += now() - t; sigSt.bytes += doc.text.length; }
-          pending.push(JSON.stringify({ id: doc.id, url: doc.url, text: doc.text, meta: doc.meta }) + '\n');
-          pendingBytes += doc.text.length;
-          if (pendingBytes > 1 << 20) flush();
-          outIndex++;
-        }
-        onDoc?.(size);
-        // Let the event loop run now and then (worker messages, progress) when this runs on the main thread.
+        applyReady(threads ? threads.poll() : [], sentSizes);
+        // Let the event loop run now and then (progress, a worker thread's death).
         if (now() - lastYield > 0.1) { await new Promise((r) => setImmediate(r)); lastYield = now(); }
         t0 = now();
       }
     }
+    while (nextApply < nextSeq) applyReady(threads ? await threads.wait() : [], sentSizes);
     flush();
     fs.fsyncSync(fd);
   } finally {
@@ -225,10 +258,10 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   if (sigs) sigs.finish();
   removed.finish();
   fs.renameSync(tmp, docsFile);
-  const stats = [readSt, ...(urlFilter ? [urlSt] : []), extSt, ...stageStats, ...(sigs ? [sigSt] : [])];
-  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, startedAt, finishedAt: Date.now(), stats }, null, 1));
+  const allStats = [readSt, ...stats.values(), ...(sigs ? [sigSt] : [])];
+  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, startedAt, finishedAt: Date.now(), stats: allStats }, null, 1));
   markDone(out, 'process', unit);
-  return { unit, stats, docsOut: outIndex };
+  return { unit, stats: allStats, docsOut: outIndex };
 }
 
 async function* readDocs(file: string): AsyncGenerator<Doc> {
@@ -389,7 +422,14 @@ class Progress {
   }
 }
 
-export interface RunResult { plan: Plan; manifest?: Manifest; ran: Record<string, number[]>; skipped: Record<string, number[]> }
+export interface RunResult {
+  plan: Plan;
+  manifest?: Manifest;
+  ran: Record<string, number[]>;
+  skipped: Record<string, number[]>;
+  /** Documents of the process step that ran on worker threads (0 with one worker). */
+  threadDocs: number;
+}
 
 /** Runs the pipeline steps this task owns, skipping work whose completion marker exists. */
 export async function runPipeline(config: PipelineConfig, opts: RunOptions = {}): Promise<RunResult> {
@@ -399,26 +439,28 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
   const taskIndex = opts.taskIndex ?? 0;
   if (taskIndex < 0 || taskIndex >= taskCount) throw new Error(`task index ${taskIndex} is outside 0..${taskCount - 1}`);
   fs.mkdirSync(config.output, { recursive: true });
-  const plan = loadOrCreatePlan(config, config.units ?? workers * taskCount);
+  const plan = loadOrCreatePlan(config, config.units ?? taskCount);
   const out = config.output;
   const steps = new Set(opts.steps ?? STEPS);
   const mine = Array.from({ length: plan.units }, (_, u) => u).filter((u) => u % taskCount === taskIndex);
   const ran: Record<string, number[]> = {};
   const skipped: Record<string, number[]> = {};
   const note = (rec: Record<string, number[]>, step: string, u: number) => (rec[step] ??= []).push(u);
+  let threadDocs = 0;
   const allDone = (step: string) => Array.from({ length: plan.units }, (_, u) => u).every((u) => isDone(out, step, u));
 
   if (steps.has('process')) {
     const todo = mine.filter((u) => { if (isDone(out, 'process', u)) { note(skipped, 'process', u); return false; } return true; });
     if (todo.length) {
       const prog = new Progress('process', log);
-      if (workers > 1 && todo.length > 1) {
-        const { runUnitsInWorkers } = await import('./workers.ts');
-        await runUnitsInWorkers(plan, out, todo, workers, (bytes) => prog.tick(bytes));
-      } else {
-        for (const u of todo) await processUnit(plan, out, u, (b) => prog.tick(b));
+      const threads = workers > 1 ? await (await import('./workers.ts')).DocThreads.acquire(workers - 1, plan.config) : undefined;
+      try {
+        for (const u of todo) await processUnit(plan, out, u, (b) => prog.tick(b), threads);
+      } finally {
+        await threads?.release();
       }
       prog.print(true);
+      if (threads) { threadDocs = threads.sent; log(`[data] process: ${threads.sent} document(s) went to ${threads.size} worker thread(s), the rest ran on this thread`); }
       for (const u of todo) note(ran, 'process', u);
     }
   }
@@ -486,7 +528,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     if (!opts.tokenizer) throw new Error('the manifest step needs the tokenizer description');
     manifest = writeManifest(plan, out, opts.tokenizer);
   }
-  return { plan, manifest, ran, skipped };
+  return { plan, manifest, ran, skipped, threadDocs };
 }
 
 export { runBucketStep, EXACT_BUCKET };

@@ -23,11 +23,12 @@ export interface ReadOptions {
   /** Records whose body is larger than this are skipped with reason `too_large` (default 10 MB). */
   maxRecordBytes?: number;
   /**
-   * Reads only the items whose position passes this test (gzip member in a WARC.gz, record in a WARC, line in JSONL
-   * or text documents, row in parquet); the others are skipped without being parsed. Used to split one file between
-   * work units.
+   * Reads only the items that pass this test (gzip member in a WARC.gz, record in a WARC, line in JSONL or text
+   * documents, row in parquet); the others are skipped without being parsed. Called exactly once per item, in file
+   * order, with the item's position and its size in bytes (decompressed; 0 for an item that could not be read), so
+   * that a stateful splitter sees the same sequence in every work unit. Used to split one file between work units.
    */
-  select?: (position: number) => boolean;
+  select?: (position: number, bytes: number) => boolean;
 }
 const DEFAULT_MAX = 10 * 1024 * 1024;
 
@@ -123,7 +124,6 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
       let err: string | null = null;
       let detail = '';
       const m = member0;
-      const selected = !opts.select || opts.select(m);
       for (;;) {
         const buf = read(pos, window);
         const hl = gzipHeaderLength(buf);
@@ -156,7 +156,7 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
       if (err !== null || member === null) {
         if (!resyncing) {
           member0++;
-          if (selected) yield { error: err ?? 'corrupt_gzip_member', id: `${base}#${m}`, detail: `${detail} at byte ${pos}` };
+          if (!opts.select || opts.select(m, 0)) yield { error: err ?? 'corrupt_gzip_member', id: `${base}#${m}`, detail: `${detail} at byte ${pos}` };
         }
         resyncing = true;
         pos = resync(pos + 1);
@@ -165,7 +165,7 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
       resyncing = false;
       pos += consumed;
       member0++;
-      if (!selected) continue;
+      if (opts.select && !opts.select(m, member.length)) continue;
       let k = 0;
       yield* parseWarcBytes(member, base, () => (k++ === 0 ? `${m}` : `${m}.${k - 1}`), maxBytes);
     }
@@ -255,7 +255,7 @@ export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGene
       if (!text.startsWith('WARC/') || end < 0 || !len) {
         if (!resyncing) {
           index++;
-          if (!opts.select || opts.select(i)) yield { error: 'malformed_warc_header', id: `${base}#${i}`, detail: `no valid WARC header at byte ${pos}` };
+          if (!opts.select || opts.select(i, 0)) yield { error: 'malformed_warc_header', id: `${base}#${i}`, detail: `no valid WARC header at byte ${pos}` };
         }
         resyncing = true;
         pos = resync(pos + 1);
@@ -264,7 +264,7 @@ export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGene
       resyncing = false;
       index++;
       const total = end + 4 + Number(len[1]);
-      const selected = !opts.select || opts.select(i);
+      const selected = !opts.select || opts.select(i, total);
       if (selected && Number(len[1]) > maxBytes) yield { error: 'too_large', id: `${base}#${i}`, detail: `${len[1]} bytes` };
       else if (selected) {
         if (pos + total > size) yield { error: 'truncated_record', id: `${base}#${i}`, detail: `record at byte ${pos} needs ${total} bytes, file ends first` };
@@ -286,7 +286,7 @@ export async function* readJsonl(file: string, opts: ReadOptions = {}): AsyncGen
   let n = 0;
   for await (const line of rl) {
     const i = n++;
-    if (!line.trim() || (opts.select && !opts.select(i))) continue;
+    if (!line.trim() || (opts.select && !opts.select(i, Buffer.byteLength(line)))) continue;
     try {
       const o = JSON.parse(line) as Record<string, unknown>;
       if (typeof o.text !== 'string') { yield { error: 'no_text_field', id: `${base}#${i}` }; continue; }
@@ -307,7 +307,8 @@ export async function* readText(file: string, opts: ReadOptions = {}): AsyncGene
   const emit = (): ReadItem | null => {
     if (!cur.join('').trim()) return null;
     const i = n++;
-    return opts.select && !opts.select(i) ? null : { id: `${base}#${i}`, kind: 'text', body: cur.join('\n') };
+    const body = cur.join('\n');
+    return opts.select && !opts.select(i, Buffer.byteLength(body)) ? null : { id: `${base}#${i}`, kind: 'text', body };
   };
   for await (const line of rl) {
     if (line.trim() === '<|endoftext|>' || line === '\f') {
@@ -333,8 +334,8 @@ export async function* readParquet(file: string, opts: ReadOptions = {}): AsyncG
     const end = start + Number(rg.num_rows);
     const rows = await parquetReadObjects({ file: buf, metadata, rowStart: start, rowEnd: end, columns });
     for (let i = 0; i < rows.length; i++) {
-      if (opts.select && !opts.select(start + i)) continue;
       const r = rows[i] as Record<string, unknown>;
+      if (opts.select && !opts.select(start + i, typeof r.text === 'string' ? Buffer.byteLength(r.text) : 0)) continue;
       const id = r.id != null ? String(r.id) : `${base}#${start + i}`;
       if (typeof r.text !== 'string') { yield { error: 'no_text_field', id }; continue; }
       const { text, id: _id, url, ...rest } = r;

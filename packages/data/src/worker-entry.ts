@@ -1,28 +1,36 @@
-// Worker thread body: receives unit numbers, runs the process step on each, reports progress and completion.
-import { parentPort, workerData } from 'node:worker_threads';
+// Worker thread body: a long-lived pool thread. Gets {config} (builds its DocProcessor) and {seq, item} messages,
+// processes documents one at a time in arrival order, and posts {seq, result} or {seq, error} on its result port,
+// then bumps the shared signal so that a waiting main thread wakes up.
+import { workerData, parentPort, type MessagePort } from 'node:worker_threads';
 import { loadLidModel } from './langid.ts';
-import { processUnit, type Plan } from './pipeline.ts';
+import type { PipelineConfig } from './pipeline.ts';
+import { DocProcessor } from './process.ts';
+import type { RawRecord } from './read.ts';
 
-const { plan, out } = workerData as { plan: Plan; out: string };
-let bytes = 0;
-let docs = 0;
-let last = Date.now();
-// Units arrive one at a time; the first may arrive before the model is loaded and waits in the port's queue.
-const ready = (plan.config as { language?: unknown }).language !== false ? loadLidModel() : Promise.resolve();
-parentPort!.on('message', async (msg: { unit: number } | { stop: true }) => {
-  await ready;
-  if ('stop' in msg) { process.exit(0); }
-  try {
-    await processUnit(plan, out, msg.unit, (b) => {
-      bytes += b; docs++;
-      if (Date.now() - last > 250) { parentPort!.postMessage({ progress: { docs, bytes } }); docs = 0; bytes = 0; last = Date.now(); }
-    });
-    parentPort!.postMessage({ progress: { docs, bytes } });
-    docs = 0; bytes = 0;
-    parentPort!.postMessage({ done: msg.unit });
-  } catch (e) {
-    parentPort!.postMessage({ error: `unit ${msg.unit}: ${(e as Error).stack ?? e}` });
-  }
+const { port, signal } = workerData as { port: MessagePort; signal: Int32Array };
+// Load the language model at start-up, while the first document may still be on its way: default configs need it.
+loadLidModel().catch(() => { /* reported by the first document that needs it */ });
+let proc: DocProcessor | null = null;
+let configError: Error | null = null;
+let chain: Promise<void> = Promise.resolve();
+
+function reply(msg: unknown): void {
+  port.postMessage(msg);
+  Atomics.add(signal, 0, 1);
+  Atomics.notify(signal, 0);
+}
+
+parentPort!.on('message', (msg: { config: PipelineConfig } | { seq: number; item: RawRecord }) => {
+  chain = chain.then(async () => {
+    if ('config' in msg) {
+      try { proc = new DocProcessor(msg.config); configError = null; } catch (e) { proc = null; configError = e as Error; }
+      return;
+    }
+    try {
+      if (!proc) throw configError ?? new Error('no config received before the first document');
+      reply({ seq: msg.seq, result: await proc.process(msg.item) });
+    } catch (e) {
+      reply({ seq: msg.seq, error: (e as Error).stack ?? String(e) });
+    }
+  });
 });
-await ready;
-parentPort!.postMessage({ ready: true });

@@ -1,12 +1,18 @@
-// Worker threads for the process step. The worker's TypeScript entry is bundled once with esbuild (packages kept
-// external) into packages/data/.cache/, next to node_modules, so plain Node can run it in a thread.
+// Worker threads for the process step: a pool of threads that each run a DocProcessor on the documents the main
+// thread sends them. The main thread reads the input once, hands each document to a thread with room in its queue
+// or else processes it itself, and puts the results back in input order, so the output is the same for any number
+// of threads and the work is shared document by document (no thread waits while another has a long unit left).
+// The worker's TypeScript entry is bundled once with esbuild (packages kept external) into packages/data/.cache/,
+// next to node_modules, so plain Node can run it in a thread.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import type { Plan } from './pipeline.ts';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import type { PipelineConfig } from './pipeline.ts';
+import type { DocResult } from './process.ts';
+import type { RawRecord } from './read.ts';
 
 let bundled: Promise<string> | null = null;
 
@@ -53,35 +59,133 @@ async function workerScript(): Promise<string> {
   return bundled;
 }
 
+/** Documents queued per thread: enough that a thread still has work while the main thread processes a long page. */
+const QUEUE_DEPTH = 3;
+
+interface Thread {
+  worker: Worker;
+  /** Results come back on this port; the main thread reads it synchronously (receiveMessageOnPort). */
+  port: MessagePort;
+  inflight: number;
+  /** The config this thread's processor was built with (JSON), so it is sent once per run. */
+  config: string;
+  /** Set when the thread died or reported an error outside a document. */
+  failed: Error | null;
+}
+
+/** Bumped by every thread after it posts a result; the main thread sleeps on it (Atomics.wait) when it has to wait. */
+const signal = new Int32Array(new SharedArrayBuffer(4));
+const idle: Thread[] = [];
+
+function startThread(script: string): Thread {
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(script, { workerData: { port: port2, signal }, transferList: [port2] });
+  const t: Thread = { worker, port: port1, inflight: 0, config: '', failed: null };
+  worker.on('error', (e) => { t.failed = e; });
+  worker.on('exit', (code) => { t.failed ??= new Error(`worker thread exited with code ${code}`); });
+  worker.unref();
+  port1.unref();
+  return t;
+}
+
 /**
- * Runs the process step for `units` with `n` workers: the calling thread is one of them and n - 1 worker threads are
- * the others (saving one thread's start-up); each pulls the next unit when it finishes one.
+ * Starts worker threads now so that they load their modules and the language model while the caller does other
+ * work; a later run in this process takes them from the pool instead of starting cold threads.
  */
-export async function runUnitsInWorkers(plan: Plan, out: string, units: number[], n: number, onProgress: (bytes: number) => void): Promise<void> {
-  const queue = [...units];
-  const nThreads = Math.min(n - 1, units.length - 1);
-  const script = nThreads > 0 ? await workerScript() : '';
-  const threads = Array.from({ length: Math.max(0, nThreads) }, () => new Worker(script, { workerData: { plan, out } }));
-  const inThreads = threads.map((w) => new Promise<void>((resolve, reject) => {
-    const next = () => { const u = queue.shift(); if (u === undefined) { w.postMessage({ stop: true }); } else w.postMessage({ unit: u }); };
-    // The first unit is queued at once (the thread picks it up when it is ready), so a busy main thread never
-    // keeps a thread waiting for work.
-    next();
-    w.on('message', (m: { ready?: true; done?: number; error?: string; progress?: { docs: number; bytes: number } }) => {
-      if (m.progress) { for (let i = 1; i < m.progress.docs; i++) onProgress(0); if (m.progress.docs) onProgress(m.progress.bytes); }
-      if (m.done !== undefined) next();
-      if (m.error) reject(new Error(m.error));
-    });
-    w.on('error', reject);
-    w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with code ${code}`))));
-  }));
-  const inMain = (async () => {
-    const { processUnit } = await import('./pipeline.ts');
-    for (let u = queue.shift(); u !== undefined; u = queue.shift()) await processUnit(plan, out, u, onProgress);
-  })();
-  try {
-    await Promise.all([inMain, ...inThreads]);
-  } finally {
-    await Promise.all(threads.map((w) => w.terminate()));
+export async function prestartWorkers(n: number): Promise<void> {
+  if (n <= idle.length) return;
+  const script = await workerScript();
+  while (idle.length < n) idle.push(startThread(script));
+}
+
+/** Terminates the idle worker threads. */
+export async function closeWorkerPool(): Promise<void> {
+  const ts = idle.splice(0);
+  await Promise.all(ts.map((t) => { t.port.close(); return t.worker.terminate(); }));
+}
+
+type Reply = { seq: number; result?: DocResult; error?: string };
+
+/** Worker threads lent to one run of the process step; give them back with release(). */
+export class DocThreads {
+  private released = false;
+  /** Documents handed to the threads so far. */
+  sent = 0;
+  private constructor(private readonly threads: Thread[], private readonly config: string) {
+    for (const t of threads) {
+      t.worker.ref();
+      if (t.config !== config) { t.worker.postMessage({ config: JSON.parse(config) }); t.config = config; }
+    }
+  }
+
+  /** Takes n threads from the pool (starting the missing ones) for documents processed with `config`. */
+  static async acquire(n: number, config: PipelineConfig): Promise<DocThreads> {
+    const script = await workerScript();
+    const threads = idle.splice(0, n).filter((t) => !t.failed);
+    while (threads.length < n) threads.push(startThread(script));
+    return new DocThreads(threads, JSON.stringify(config));
+  }
+
+  get size(): number { return this.threads.length; }
+  get inflight(): number { return this.threads.reduce((a, t) => a + t.inflight, 0); }
+
+  /** Sends the document to a thread with room in its queue; false when every queue is full. */
+  trySubmit(seq: number, item: RawRecord): boolean {
+    let best: Thread | null = null;
+    for (const t of this.threads) if (t.inflight < QUEUE_DEPTH && (!best || t.inflight < best.inflight)) best = t;
+    if (!best) return false;
+    this.check(best);
+    // A copy of the body in its own buffer is moved to the thread, not cloned.
+    if (typeof item.body === 'string') best.worker.postMessage({ seq, item });
+    else {
+      const body = new Uint8Array(item.body);
+      best.worker.postMessage({ seq, item: { ...item, body } }, [body.buffer]);
+    }
+    best.inflight++;
+    this.sent++;
+    return true;
+  }
+
+  /** The results that have arrived, without waiting. Throws a thread's error. */
+  poll(): Array<[number, DocResult]> {
+    const out: Array<[number, DocResult]> = [];
+    for (const t of this.threads) {
+      for (let m = receiveMessageOnPort(t.port); m; m = receiveMessageOnPort(t.port)) {
+        const r = m.message as Reply;
+        t.inflight--;
+        if (r.error !== undefined) throw new Error(`worker thread, document ${r.seq}: ${r.error}`);
+        out.push([r.seq, r.result!]);
+      }
+      if (t.inflight > 0) this.check(t);
+    }
+    return out;
+  }
+
+  /**
+   * Waits for results (call only with documents in flight). Sleeps on the shared signal for at most 50 ms at a time,
+   * then lets the event loop run, so that a thread's death is noticed.
+   */
+  async wait(): Promise<Array<[number, DocResult]>> {
+    for (;;) {
+      const seen = Atomics.load(signal, 0);
+      const got = this.poll();
+      if (got.length) return got;
+      if (Atomics.wait(signal, 0, seen, 50) === 'timed-out') await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  private check(t: Thread): void {
+    if (t.failed) throw new Error(`worker thread failed: ${t.failed.message}`);
+  }
+
+  /** Gives the threads back to the pool; threads with work still queued or that failed are ended instead. */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    for (const t of this.threads) {
+      if (t.failed || t.inflight > 0) { t.port.close(); await t.worker.terminate(); continue; }
+      t.worker.unref();
+      idle.push(t);
+    }
   }
 }

@@ -41,3 +41,24 @@ describe('extraction', () => {
     expect(kept).toBeGreaterThanOrEqual(30);
   });
 });
+
+describe('linkedom as patched here (patches/linkedom@0.18.15.patch: listener maps made on first use)', () => {
+  it('still adds, dispatches and removes event listeners, and nodes without listeners dispatch and remove safely', async () => {
+    const { parseHTML } = await import('linkedom');
+    const { document, Event } = parseHTML('<html><body><div id="a"><p id="b">x</p></div></body></html>') as unknown as { document: Document; Event: typeof globalThis.Event };
+    const a = document.getElementById('a')!, b = document.getElementById('b')!;
+    const seen: string[] = [];
+    const onA = (e: Event) => seen.push(`a:${(e.target as Element).id}`);
+    // nothing registered yet: no throw, default not prevented
+    expect(() => b.removeEventListener('ping', onA)).not.toThrow();
+    expect(b.dispatchEvent(new Event('ping', { bubbles: true }))).toBe(true);
+    a.addEventListener('ping', onA);
+    b.addEventListener('ping', () => seen.push('b'), { once: true });
+    b.dispatchEvent(new Event('ping', { bubbles: true }));
+    b.dispatchEvent(new Event('ping', { bubbles: true }));
+    expect(seen).toEqual(['b', 'a:b', 'a:b']);
+    a.removeEventListener('ping', onA);
+    b.dispatchEvent(new Event('ping', { bubbles: true }));
+    expect(seen.length).toBe(3);
+  });
+});

@@ -132,13 +132,28 @@ describe('pipeline end to end', () => {
     expect(d.manifest!.totals).toEqual(JSON.parse(fs.readFileSync(path.join(ref, 'manifest.json'), 'utf8')).totals);
   });
 
-  it('two worker threads give the same documents and shards as one', async () => {
+  it('worker threads give byte-identical outputs to one thread, and really take documents', async () => {
     const ref = path.join(dir, 'o-ref');
-    const out = path.join(dir, 'o-workers');
-    const r = await runPipeline({ inputs: [clean], output: out, units: 3 }, { ...quiet, workers: 2 });
-    expect(r.ran.process).toEqual([0, 1, 2]);
-    expect(allTokens(out)).toEqual(allTokens(ref));
-    expect(r.manifest!.stages).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'extract', in: N + 3 })]));
+    for (const [workers, units] of [[2, 3], [3, 1]]) {
+      const out = path.join(dir, `o-workers-${workers}-${units}`);
+      const one = path.join(dir, `o-one-${units}`);
+      const r1 = await runPipeline({ inputs: [clean], output: one, units }, quiet);
+      expect(r1.threadDocs).toBe(0);
+      const r = await runPipeline({ inputs: [clean], output: out, units }, { ...quiet, workers });
+      expect(r.ran.process).toEqual(Array.from({ length: units }, (_, u) => u));
+      // Documents went to the threads (not all processed here), and results came back in input order.
+      expect(r.threadDocs).toBeGreaterThan(0);
+      expect(r.threadDocs).toBeLessThanOrEqual(N + 3);
+      for (const sub of ['filtered', 'removed', path.join('dedup', 'sigs', 'bucket_00'), path.join('dedup', 'sigs', 'bucket_exact'), 'shards']) {
+        const files = fs.readdirSync(path.join(one, sub)).sort();
+        expect(fs.readdirSync(path.join(out, sub)).sort()).toEqual(files);
+        for (const f of files) expect(fs.readFileSync(path.join(out, sub, f)).equals(fs.readFileSync(path.join(one, sub, f))), `${sub}/${f}`).toBe(true);
+      }
+      if (units === 3) expect(allTokens(out)).toEqual(allTokens(ref)); // the resume test's reference has 3 units
+      const counts = (m: { stages: { name: string; in: number; kept: number; removed: Record<string, number> }[] }) => m.stages.map(({ name, in: n, kept, removed }) => ({ name, n, kept, removed }));
+      expect(counts(r.manifest!)).toEqual(counts(r1.manifest!));
+      expect(r.manifest!.stages).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'extract', in: N + 3 })]));
+    }
   });
 
   it('refuses to resume with different inputs or a different tokenizer', async () => {
@@ -146,5 +161,22 @@ describe('pipeline end to end', () => {
     await expect(runPipeline({ inputs: [bad], output: out }, quiet)).rejects.toThrow(/inputs differ/);
     fs.rmSync(path.join(out, 'done', 'tokenize.00000'));
     await expect(runPipeline({ inputs: [clean], output: out }, { ...quiet, tokenizer: { ...byteEncoder, name: 'other' } })).rejects.toThrow(/was tokenized with/);
+  });
+});
+
+describe('ByteSplitter', () => {
+  it('gives each item to exactly one unit, the same way in every unit, with loads within one item of each other', async () => {
+    const { ByteSplitter } = await import('../src/pipeline.ts');
+    let s = 12345;
+    const sizes = Array.from({ length: 500 }, () => { s = (s * 1103515245 + 12345) >>> 0; return s % 200_000; });
+    const units = 3;
+    const owner = sizes.map(() => -1);
+    for (let u = 0; u < units; u++) {
+      const sp = new ByteSplitter(units);
+      sizes.forEach((b, i) => { if (sp.take(b) === u) { expect(owner[i]).toBe(-1); owner[i] = u; } });
+    }
+    expect(owner.every((o) => o >= 0)).toBe(true);
+    const load = [0, 1, 2].map((u) => sizes.reduce((a, b, i) => a + (owner[i] === u ? b + ByteSplitter.PER_ITEM : 0), 0));
+    expect(Math.max(...load) - Math.min(...load)).toBeLessThanOrEqual(Math.max(...sizes) + ByteSplitter.PER_ITEM);
   });
 });

@@ -128,7 +128,11 @@ export class SignatureWriter {
     this.rows = Array.from({ length: hasher.o.buckets + 1 }, () => new U32Vec());
   }
   add(docIndex: number, text: string): void {
-    const sig = this.hasher.signature(text);
+    this.addSignature(docIndex, this.hasher.signature(text), exactKey(text));
+  }
+  /** Adds a signature computed elsewhere (another thread) with this writer's hasher settings. */
+  addSignature(docIndex: number, sig: Uint32Array, exact: Uint32Array): void {
+    if (sig.length !== this.hasher.nHashes) throw new Error(`signature of ${sig.length} hashes, expected ${this.hasher.nHashes}`);
     const h = this.hasher.o.hashesPerBucket;
     for (let b = 0; b < this.hasher.o.buckets; b++) {
       const r = this.rows[b];
@@ -137,7 +141,7 @@ export class SignatureWriter {
       r.push(docIndex);
     }
     const e = this.rows[this.hasher.o.buckets];
-    for (const x of exactKey(text)) e.push(x);
+    for (const x of exact) e.push(x);
     e.push(this.task);
     e.push(docIndex);
   }

@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { htmlBenchmarkFiles } from '../src/corpus.ts';
+import type { PipelineConfig } from '../src/pipeline.ts';
+import { DocProcessor, type DocResult } from '../src/process.ts';
+import type { RawRecord } from '../src/read.ts';
+import { closeWorkerPool, DocThreads } from '../src/workers.ts';
+
+afterAll(() => closeWorkerPool());
+
+const pages = htmlBenchmarkFiles().slice(0, 6);
+const items = (): RawRecord[] => pages.map((f, i) => ({ id: `p#${i}`, url: `https://pages.example/${i}`, kind: 'html', body: fs.readFileSync(f) }));
+const cfg: PipelineConfig = { inputs: [], output: '' };
+
+/** Everything but the timings. */
+const strip = (r: DocResult) => ({ ...r, trace: r.trace.map((t) => ({ stage: t.stage, bytes: t.bytes })), sig: r.sig && { minhash: [...r.sig.minhash], exact: [...r.sig.exact] } });
+
+describe('DocThreads', () => {
+  it('a worker thread returns what DocProcessor returns here, for every document, without touching the caller buffers', async () => {
+    const local = new DocProcessor(cfg);
+    const want = await Promise.all(items().map((it) => local.process(it)));
+    const threads = await DocThreads.acquire(1, cfg);
+    try {
+      const got = new Map<number, DocResult>();
+      const todo = items();
+      let seq = 0;
+      while (got.size < todo.length) {
+        while (seq < todo.length && threads.trySubmit(seq, todo[seq])) seq++;
+        for (const [s, r] of seq > got.size ? await threads.wait() : []) got.set(s, r);
+      }
+      expect(threads.sent).toBe(todo.length);
+      todo.forEach((it, i) => expect(Buffer.compare(it.body as Buffer, fs.readFileSync(pages[i]))).toBe(0));
+      expect(threads.inflight).toBe(0);
+      for (let i = 0; i < todo.length; i++) expect(strip(got.get(i)!), `document ${i}`).toEqual(strip(want[i]));
+      // The queue is bounded: with nothing taken back, trySubmit refuses after a few documents.
+      let accepted = 0;
+      while (accepted < 100 && threads.trySubmit(1000 + accepted, todo[0])) accepted++;
+      expect(accepted).toBeGreaterThan(0);
+      expect(accepted).toBeLessThan(10);
+      let back = 0;
+      while (back < accepted) back += (await threads.wait()).length;
+      expect(threads.inflight).toBe(0);
+    } finally {
+      await threads.release();
+    }
+  });
+
+  it('an error in the thread reaches the caller with the document it was processing', async () => {
+    const bad: PipelineConfig = { ...cfg, dedup: { hashesPerBucket: 9 } };
+    const threads = await DocThreads.acquire(1, bad);
+    try {
+      expect(threads.trySubmit(7, items()[0])).toBe(true);
+      await expect(threads.wait()).rejects.toThrow(/document 7: .*hashesPerBucket must be 1\.\.8/);
+    } finally {
+      await threads.release();
+    }
+  });
+});
