@@ -249,7 +249,17 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
         t0 = now();
       }
     }
-    while (nextApply < nextSeq) applyReady(threads ? await threads.wait() : [], sentSizes);
+    // The input has run out: take back documents the threads have not started, one at a time from the back of their
+    // queues, and wait only when every queued document is being processed.
+    while (nextApply < nextSeq) {
+      const back = threads?.steal();
+      if (back) {
+        const [seq, item] = back;
+        outcomes.set(seq, { size: sentSizes.get(seq)!, result: await proc.process(item) });
+        sentSizes.delete(seq);
+        applyReady(threads!.poll(), sentSizes);
+      } else applyReady(threads ? await threads.wait() : [], sentSizes);
+    }
     flush();
     fs.fsyncSync(fd);
   } finally {
@@ -416,6 +426,7 @@ class Progress {
     const t = performance.now();
     if (t - this.last > 1000) { this.last = t; this.print(); }
   }
+  seconds(): number { return (performance.now() - this.t0) / 1000; }
   print(final = false): void {
     const s = (performance.now() - this.t0) / 1000;
     this.log(`[data] ${this.step}: ${this.docs} docs, ${(this.docs / s).toFixed(1)} docs/s, ${(this.bytes / 1e6 / s).toFixed(2)} MB/s${final ? `, ${s.toFixed(1)} s` : ''}`);
@@ -460,7 +471,11 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         await threads?.release();
       }
       prog.print(true);
-      if (threads) { threadDocs = threads.sent; log(`[data] process: ${threads.sent} document(s) went to ${threads.size} worker thread(s), the rest ran on this thread`); }
+      if (threads) {
+        threadDocs = threads.sent - threads.stolen;
+        const busy = threads.busySeconds / threads.size / prog.seconds();
+        log(`[data] process: ${threadDocs} document(s) ran on ${threads.size} worker thread(s), busy ${(100 * busy).toFixed(0)}% of the step (${threads.stolen} more were queued there and taken back at the end); the rest ran on this thread`);
+      }
       for (const u of todo) note(ran, 'process', u);
     }
   }

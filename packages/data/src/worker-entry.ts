@@ -6,15 +6,16 @@ import { loadLidModel } from './langid.ts';
 import type { PipelineConfig } from './pipeline.ts';
 import { DocProcessor } from './process.ts';
 import type { RawRecord } from './read.ts';
+import { CLAIM_SLOTS, QUEUED, TAKEN, type Reply } from './worker-protocol.ts';
 
-const { port, signal } = workerData as { port: MessagePort; signal: Int32Array };
+const { port, signal, claims } = workerData as { port: MessagePort; signal: Int32Array; claims: Int32Array };
 // Load the language model at start-up, while the first document may still be on its way: default configs need it.
 loadLidModel().catch(() => { /* reported by the first document that needs it */ });
 let proc: DocProcessor | null = null;
 let configError: Error | null = null;
 let chain: Promise<void> = Promise.resolve();
 
-function reply(msg: unknown): void {
+function reply(msg: Reply): void {
   port.postMessage(msg);
   Atomics.add(signal, 0, 1);
   Atomics.notify(signal, 0);
@@ -26,6 +27,8 @@ parentPort!.on('message', (msg: { config: PipelineConfig } | { seq: number; item
       try { proc = new DocProcessor(msg.config); configError = null; } catch (e) { proc = null; configError = e as Error; }
       return;
     }
+    // Taken back by the main thread before we got to it: nothing to do, nothing to report.
+    if (Atomics.compareExchange(claims, msg.seq % CLAIM_SLOTS, QUEUED, TAKEN) !== QUEUED) return;
     try {
       if (!proc) throw configError ?? new Error('no config received before the first document');
       reply({ seq: msg.seq, result: await proc.process(msg.item) });

@@ -45,6 +45,35 @@ describe('DocThreads', () => {
     }
   });
 
+  it('steal() takes back queued documents the thread has not started; the thread skips them and returns the rest', async () => {
+    const local = new DocProcessor(cfg);
+    const todo = items();
+    const want = await Promise.all(todo.map((it) => local.process(it)));
+    const threads = await DocThreads.acquire(1, cfg);
+    try {
+      let seq = 0;
+      while (seq < todo.length && threads.trySubmit(seq, todo[seq])) seq++;
+      expect(seq).toBe(todo.length);
+      // The thread works from the front; taking from the back gets the last document first.
+      const back = threads.steal();
+      expect(back).not.toBeNull();
+      expect(back![0]).toBe(todo.length - 1);
+      expect(back![1]).toBe(todo[todo.length - 1]);
+      const got = new Map<number, DocResult>([[back![0], await local.process(back![1])]]);
+      for (let b = threads.steal(); b; b = threads.steal()) got.set(b[0], await local.process(b[1]));
+      while (threads.inflight > 0) for (const [s, r] of await threads.wait()) { expect(got.has(s), `document ${s} returned twice`).toBe(false); got.set(s, r); }
+      expect([...got.keys()].sort((a, b) => a - b)).toEqual(todo.map((_, i) => i));
+      for (let i = 0; i < todo.length; i++) expect(strip(got.get(i)!), `document ${i}`).toEqual(strip(want[i]));
+      expect(threads.stolen).toBeGreaterThan(0);
+      expect(threads.stolen).toBeLessThan(todo.length + 1);
+      // Nothing more arrives for the stolen documents.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(threads.poll()).toEqual([]);
+    } finally {
+      await threads.release();
+    }
+  });
+
   it('an error in the thread reaches the caller with the document it was processing', async () => {
     const bad: PipelineConfig = { ...cfg, dedup: { hashesPerBucket: 9 } };
     const threads = await DocThreads.acquire(1, bad);
