@@ -15,3 +15,4 @@ export * from './shards.ts';
 export * from './tokenize.ts';
 export { runPipeline, processUnit, tokenizeUnit, formatStatsTable, collectStats, STEPS, type PipelineConfig, type RunOptions, type Manifest, type Step } from './pipeline.ts';
 export { register } from './cli.ts';
+export { closeWorkerPool, prestartWorkers } from './workers.ts';

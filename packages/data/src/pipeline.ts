@@ -417,8 +417,9 @@ function writeManifest(plan: Plan, out: string, enc: TokenEncoder): Manifest {
 class Progress {
   private docs = 0;
   private bytes = 0;
-  private last = 0;
   private readonly t0 = performance.now();
+  /** Lines every second, the first after one second (a short step prints only its final line). */
+  private last = this.t0;
   constructor(readonly step: string, readonly log: (l: string) => void) {}
   tick(bytes: number, n = 1): void {
     this.docs += n;

@@ -6,7 +6,7 @@ import { loadLidModel } from './langid.ts';
 import type { PipelineConfig } from './pipeline.ts';
 import { DocProcessor } from './process.ts';
 import type { RawRecord } from './read.ts';
-import { CLAIM_SLOTS, QUEUED, TAKEN, type Reply } from './worker-protocol.ts';
+import { claim, CLAIM_SLOTS, QUEUED, TAKEN, type DocMessage, type Reply } from './worker-protocol.ts';
 
 const { port, signal, claims } = workerData as { port: MessagePort; signal: Int32Array; claims: Int32Array };
 // Load the language model at start-up, while the first document may still be on its way: default configs need it.
@@ -21,19 +21,20 @@ function reply(msg: Reply): void {
   Atomics.notify(signal, 0);
 }
 
-parentPort!.on('message', (msg: { config: PipelineConfig } | { seq: number; item: RawRecord }) => {
+parentPort!.on('message', (msg: { config: PipelineConfig } | DocMessage<RawRecord>) => {
   chain = chain.then(async () => {
     if ('config' in msg) {
       try { proc = new DocProcessor(msg.config); configError = null; } catch (e) { proc = null; configError = e as Error; }
       return;
     }
     // Taken back by the main thread before we got to it: nothing to do, nothing to report.
-    if (Atomics.compareExchange(claims, msg.seq % CLAIM_SLOTS, QUEUED, TAKEN) !== QUEUED) return;
+    const queued = claim(msg.id, QUEUED);
+    if (Atomics.compareExchange(claims, msg.id % CLAIM_SLOTS, queued, claim(msg.id, TAKEN)) !== queued) return;
     try {
       if (!proc) throw configError ?? new Error('no config received before the first document');
-      reply({ seq: msg.seq, result: await proc.process(msg.item) });
+      reply({ id: msg.id, result: await proc.process(msg.item) });
     } catch (e) {
-      reply({ seq: msg.seq, error: (e as Error).stack ?? String(e) });
+      reply({ id: msg.id, error: (e as Error).stack ?? String(e) });
     }
   });
 });

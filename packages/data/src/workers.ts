@@ -13,7 +13,7 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import type { PipelineConfig } from './pipeline.ts';
 import type { DocResult } from './process.ts';
 import type { RawRecord } from './read.ts';
-import { CLAIM_SLOTS, QUEUED, STOLEN, type Reply } from './worker-protocol.ts';
+import { claim, CLAIM_SLOTS, QUEUED, STOLEN, type Reply } from './worker-protocol.ts';
 
 let bundled: Promise<string> | null = null;
 
@@ -75,8 +75,8 @@ interface Thread {
   inflight: number;
   /** See CLAIM_SLOTS. */
   claims: Int32Array;
-  /** The documents sent and not yet returned, by sequence number (kept here so that they can be taken back). */
-  queued: Map<number, RawRecord>;
+  /** The documents sent and not yet returned, by id, with the caller's sequence number (kept to take them back). */
+  queued: Map<number, { seq: number; item: RawRecord }>;
   /** The config this thread's processor was built with (JSON), so it is sent once per run. */
   config: string;
   /** Set when the thread died or reported an error outside a document. */
@@ -86,6 +86,8 @@ interface Thread {
 /** Bumped by every thread after it posts a result; the main thread sleeps on it (Atomics.wait) when it has to wait. */
 const signal = new Int32Array(new SharedArrayBuffer(4));
 const idle: Thread[] = [];
+/** Ids of documents sent to threads: unique in this process (see worker-protocol.ts). */
+let nextId = 0;
 
 function startThread(script: string): Thread {
   const { port1, port2 } = new MessageChannel();
@@ -148,13 +150,14 @@ export class DocThreads {
     for (const t of this.threads) if (t.inflight < QUEUE_DEPTH && (!best || t.inflight < best.inflight)) best = t;
     if (!best) return false;
     this.check(best);
-    Atomics.store(best.claims, seq % CLAIM_SLOTS, QUEUED);
-    best.queued.set(seq, item);
+    const id = nextId++;
+    Atomics.store(best.claims, id % CLAIM_SLOTS, claim(id, QUEUED));
+    best.queued.set(id, { seq, item });
     // A copy of the body in its own buffer is moved to the thread, not cloned.
-    if (typeof item.body === 'string') best.worker.postMessage({ seq, item });
+    if (typeof item.body === 'string') best.worker.postMessage({ id, item });
     else {
       const body = new Uint8Array(item.body);
-      best.worker.postMessage({ seq, item: { ...item, body } }, [body.buffer]);
+      best.worker.postMessage({ id, item: { ...item, body } }, [body.buffer]);
     }
     best.inflight++;
     this.sent++;
@@ -168,11 +171,13 @@ export class DocThreads {
       for (let m = receiveMessageOnPort(t.port); m; m = receiveMessageOnPort(t.port)) {
         const r = m.message as Reply;
         t.inflight--;
-        t.queued.delete(r.seq);
-        if (r.error !== undefined) throw new Error(`worker thread, document ${r.seq}: ${r.error}`);
+        const sent = t.queued.get(r.id);
+        if (!sent) throw new Error(`worker thread answered for document id ${r.id}, which it does not hold`);
+        t.queued.delete(r.id);
+        if (r.error !== undefined) throw new Error(`worker thread, document ${sent.seq} (${sent.item.id}): ${r.error}`);
         for (const st of r.result!.trace) this.busySeconds += st.seconds;
         if (r.result!.sig) this.busySeconds += r.result!.sig.seconds;
-        out.push([r.seq, r.result!]);
+        out.push([sent.seq, r.result!]);
       }
       if (t.inflight > 0) this.check(t);
     }
@@ -185,16 +190,17 @@ export class DocThreads {
    * taking from the back keeps both sides busy until the end.
    */
   steal(): [number, RawRecord] | null {
-    let bestSeq = -1;
+    let bestId = -1;
     let best: Thread | null = null;
-    for (const t of this.threads) for (const seq of t.queued.keys()) if (seq > bestSeq) { bestSeq = seq; best = t; }
+    for (const t of this.threads) for (const id of t.queued.keys()) if (id > bestId) { bestId = id; best = t; }
     if (!best) return null;
-    if (Atomics.compareExchange(best.claims, bestSeq % CLAIM_SLOTS, QUEUED, STOLEN) !== QUEUED) return null; // started
-    const item = best.queued.get(bestSeq)!;
-    best.queued.delete(bestSeq);
+    const q = claim(bestId, QUEUED);
+    if (Atomics.compareExchange(best.claims, bestId % CLAIM_SLOTS, q, claim(bestId, STOLEN)) !== q) return null; // started
+    const { seq, item } = best.queued.get(bestId)!;
+    best.queued.delete(bestId);
     best.inflight--;
     this.stolen++;
-    return [bestSeq, item];
+    return [seq, item];
   }
 
   /**

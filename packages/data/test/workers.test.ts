@@ -74,12 +74,46 @@ describe('DocThreads', () => {
     }
   });
 
+  it('documents taken back leave no trace: sequence numbers used again (as the next unit does) get their own documents', async () => {
+    // The largest page keeps the thread busy while the others are taken back and their sequence numbers sent again
+    // with other pages; the stale messages still queued in the thread must be skipped, not answered for the new ones.
+    const all = htmlBenchmarkFiles();
+    const bySize = [...all].sort((a, b) => fs.statSync(b).size - fs.statSync(a).size);
+    const rec = (f: string, i: number): RawRecord => ({ id: `q#${i}`, url: `https://pages.example/q${i}`, kind: 'html', body: fs.readFileSync(f) });
+    // About 1.6 MB of real HTML: a few hundred ms of work here, far longer than the steps below take.
+    const big: RawRecord = { ...rec(bySize[0], 0), body: Buffer.concat(Array.from({ length: 4 }, () => fs.readFileSync(bySize[0]))) };
+    const first = all.slice(0, 5).map((f, i) => rec(f, 100 + i));
+    const second = all.slice(5, 10).map((f, i) => rec(f, 200 + i));
+    const local = new DocProcessor(cfg);
+    const threads = await DocThreads.acquire(1, cfg);
+    try {
+      // Send the big page until the thread has started on it (a cold thread may still be loading).
+      for (;;) {
+        expect(threads.trySubmit(0, big)).toBe(true);
+        await new Promise((r) => setTimeout(r, 5));
+        if (!threads.steal()) break;
+      }
+      first.forEach((it, i) => expect(threads.trySubmit(i + 1, it)).toBe(true));
+      const back: number[] = [];
+      for (let b = threads.steal(); b; b = threads.steal()) back.push(b[0]);
+      expect(back).toEqual([5, 4, 3, 2, 1]); // the big page is still being processed
+      second.forEach((it, i) => expect(threads.trySubmit(i + 1, it)).toBe(true));
+      const got = new Map<number, DocResult>();
+      while (threads.inflight > 0) for (const [s, r] of await threads.wait()) { expect(got.has(s), `sequence ${s} answered twice`).toBe(false); got.set(s, r); }
+      expect([...got.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(strip(got.get(0)!)).toEqual(strip(await local.process(big)));
+      for (let i = 0; i < second.length; i++) expect(strip(got.get(i + 1)!), `sequence ${i + 1}`).toEqual(strip(await local.process(second[i])));
+    } finally {
+      await threads.release();
+    }
+  });
+
   it('an error in the thread reaches the caller with the document it was processing', async () => {
     const bad: PipelineConfig = { ...cfg, dedup: { hashesPerBucket: 9 } };
     const threads = await DocThreads.acquire(1, bad);
     try {
       expect(threads.trySubmit(7, items()[0])).toBe(true);
-      await expect(threads.wait()).rejects.toThrow(/document 7: .*hashesPerBucket must be 1\.\.8/);
+      await expect(threads.wait()).rejects.toThrow(/document 7 \(p#0\): .*hashesPerBucket must be 1\.\.8/);
     } finally {
       await threads.release();
     }
