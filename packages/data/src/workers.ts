@@ -67,15 +67,13 @@ async function workerScript(): Promise<string> {
 const QUEUE_DEPTH = 8;
 if (QUEUE_DEPTH >= CLAIM_SLOTS) throw new Error('QUEUE_DEPTH must be below CLAIM_SLOTS');
 
-
 interface Thread {
   worker: Worker;
   /** Results come back on this port; the main thread reads it synchronously (receiveMessageOnPort). */
   port: MessagePort;
-  inflight: number;
   /** See CLAIM_SLOTS. */
   claims: Int32Array;
-  /** The documents sent and not yet returned, by id, with the caller's sequence number (kept to take them back). */
+  /** The documents sent and neither returned nor taken back, by id, with the caller's sequence number. */
   queued: Map<number, { seq: number; item: RawRecord }>;
   /** The config this thread's processor was built with (JSON), so it is sent once per run. */
   config: string;
@@ -93,7 +91,7 @@ function startThread(script: string): Thread {
   const { port1, port2 } = new MessageChannel();
   const claims = new Int32Array(new SharedArrayBuffer(4 * CLAIM_SLOTS));
   const worker = new Worker(script, { workerData: { port: port2, signal, claims }, transferList: [port2] });
-  const t: Thread = { worker, port: port1, inflight: 0, claims, queued: new Map(), config: '', failed: null };
+  const t: Thread = { worker, port: port1, claims, queued: new Map(), config: '', failed: null };
   worker.on('error', (e) => { t.failed = e; });
   worker.on('exit', (code) => { t.failed ??= new Error(`worker thread exited with code ${code}`); });
   worker.unref();
@@ -142,12 +140,12 @@ export class DocThreads {
   }
 
   get size(): number { return this.threads.length; }
-  get inflight(): number { return this.threads.reduce((a, t) => a + t.inflight, 0); }
+  get inflight(): number { return this.threads.reduce((a, t) => a + t.queued.size, 0); }
 
   /** Sends the document to a thread with room in its queue; false when every queue is full. */
   trySubmit(seq: number, item: RawRecord): boolean {
     let best: Thread | null = null;
-    for (const t of this.threads) if (t.inflight < QUEUE_DEPTH && (!best || t.inflight < best.inflight)) best = t;
+    for (const t of this.threads) if (t.queued.size < QUEUE_DEPTH && (!best || t.queued.size < best.queued.size)) best = t;
     if (!best) return false;
     this.check(best);
     const id = nextId++;
@@ -159,7 +157,6 @@ export class DocThreads {
       const body = new Uint8Array(item.body);
       best.worker.postMessage({ id, item: { ...item, body } }, [body.buffer]);
     }
-    best.inflight++;
     this.sent++;
     return true;
   }
@@ -170,7 +167,6 @@ export class DocThreads {
     for (const t of this.threads) {
       for (let m = receiveMessageOnPort(t.port); m; m = receiveMessageOnPort(t.port)) {
         const r = m.message as Reply;
-        t.inflight--;
         const sent = t.queued.get(r.id);
         if (!sent) throw new Error(`worker thread answered for document id ${r.id}, which it does not hold`);
         t.queued.delete(r.id);
@@ -179,7 +175,7 @@ export class DocThreads {
         if (r.result!.sig) this.busySeconds += r.result!.sig.seconds;
         out.push([sent.seq, r.result!]);
       }
-      if (t.inflight > 0) this.check(t);
+      if (t.queued.size > 0) this.check(t);
     }
     return out;
   }
@@ -198,7 +194,6 @@ export class DocThreads {
     if (Atomics.compareExchange(best.claims, bestId % CLAIM_SLOTS, q, claim(bestId, STOLEN)) !== q) return null; // started
     const { seq, item } = best.queued.get(bestId)!;
     best.queued.delete(bestId);
-    best.inflight--;
     this.stolen++;
     return [seq, item];
   }
@@ -225,7 +220,7 @@ export class DocThreads {
     if (this.released) return;
     this.released = true;
     for (const t of this.threads) {
-      if (t.failed || t.inflight > 0) { t.port.close(); await t.worker.terminate(); continue; }
+      if (t.failed || t.queued.size > 0) { t.port.close(); await t.worker.terminate(); continue; }
       t.worker.unref();
       idle.push(t);
     }
