@@ -18,6 +18,8 @@ const quiet = { log: () => {}, tokenizer: byteEncoder };
 let dir: string;
 let clean: string;
 let bad: string;
+/** bad.warc.gz without the page that throws in the (mocked, this thread only) parser. */
+let badNoThrow: string;
 const N = 14;
 
 beforeAll(async () => {
@@ -45,6 +47,8 @@ beforeAll(async () => {
   mixed.push(truncated);
   bad = path.join(dir, 'bad.warc.gz');
   fs.writeFileSync(bad, Buffer.concat(mixed));
+  badNoThrow = path.join(dir, 'bad-no-throw.warc.gz');
+  fs.writeFileSync(badNoThrow, Buffer.concat(mixed.filter((m) => m !== badItems[3])));
 });
 
 function keptUrls(out: string): string[] {
@@ -115,6 +119,21 @@ describe('pipeline end to end', () => {
     expect(r3.ran.process).toBeUndefined();
     expect(allTokens(out)).toEqual(refTokens);
     expect(r3.manifest!.totals).toEqual(JSON.parse(fs.readFileSync(path.join(ref, 'manifest.json'), 'utf8')).totals);
+  });
+
+  it('bad input with worker threads: the same counts, removal log and outputs as one thread', async () => {
+    const one = path.join(dir, 'o-bad-one'), two = path.join(dir, 'o-bad-two');
+    const r1 = await runPipeline({ inputs: [badNoThrow], output: one }, quiet);
+    const r2 = await runPipeline({ inputs: [badNoThrow], output: two }, { ...quiet, workers: 2 });
+    expect(r2.threadDocs).toBeGreaterThan(0);
+    expect(stage(r1.manifest!, 'read').removed).toMatchObject({ corrupt_gzip_member: 1, malformed_warc_header: 1, too_large: 1, truncated_gzip_member: 1 });
+    expect(stage(r1.manifest!, 'extract').removed).toMatchObject({ not_utf8: 1 });
+    const counts = (m: { stages: { name: string; in: number; kept: number; removed: Record<string, number> }[] }) => m.stages.map(({ name, in: n, kept, removed }) => ({ name, n, kept, removed }));
+    expect(counts(r2.manifest!)).toEqual(counts(r1.manifest!));
+    for (const f of ['filtered/00000.jsonl', 'removed/process.00000.jsonl', 'removed/dedup.00000.jsonl']) {
+      expect(fs.readFileSync(path.join(two, f), 'utf8'), f).toBe(fs.readFileSync(path.join(one, f), 'utf8'));
+    }
+    expect(allTokens(two)).toEqual(allTokens(one));
   });
 
   it('task sharding: two tasks then the shared steps give the same result as one task', async () => {
