@@ -16,7 +16,7 @@ import { MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWrit
 import type { ExtractOptions } from './extract.ts';
 import type { LangIdOptions } from './langid.ts';
 import { PiiFormatter, type PiiOptions } from './pii.ts';
-import { DocProcessor, docStageNames, type DocResult } from './process.ts';
+import { DocProcessor, type DocResult } from './process.ts';
 import { readFile, type RawRecord, type ReadOptions } from './read.ts';
 import type { ShardInfo } from './shards.ts';
 import { ShardSink, type TokenEncoder } from './tokenize.ts';
@@ -168,11 +168,10 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   const c = plan.config;
   const byFile = plan.files.length >= plan.units;
   const readSt = newStats('read');
-  const stats = new Map<string, StageStats>();
-  for (const name of [...(c.urlFilter === false ? [] : ['url_filter']), 'extract', ...docStageNames(c)]) stats.set(name, newStats(name));
+  const proc = new DocProcessor(c);
+  const stats = new Map(proc.stageNames.map((name) => [name, newStats(name)]));
   // Time spent on MinHash signatures; merged into the 'dedup' row, whose counts come from the tokenize step.
   const sigSt = newStats('dedup');
-  const proc = new DocProcessor(c);
   const sigs = c.dedup === false ? null : new SignatureWriter(path.join(out, 'dedup', 'sigs'), unit, new MinHasher(c.dedup || {}));
   const docsFile = path.join(out, 'filtered', `${pad(unit)}.jsonl`);
   fs.mkdirSync(path.dirname(docsFile), { recursive: true });

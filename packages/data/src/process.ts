@@ -28,11 +28,6 @@ export interface DocResult {
 
 type DocStage = { name: string; apply: (d: Doc) => Verdict | Promise<Verdict> };
 
-/** Names of the document stages a config enables, in pipeline order (after read, url_filter and extract). */
-export function docStageNames(c: PipelineConfig): string[] {
-  return buildStages(c).map((s) => s.name);
-}
-
 function buildStages(c: PipelineConfig): DocStage[] {
   const s: DocStage[] = [];
   if (c.language !== false) { const f = new LanguageFilter(c.language || {}); s.push({ name: 'language', apply: (d) => f.apply(d) }); }
@@ -49,10 +44,13 @@ export class DocProcessor {
   private readonly urlFilter: UrlFilter | null;
   private readonly stages: DocStage[];
   private readonly hasher: MinHasher | null;
+  /** Every stage a document can enter, in order: the names its traces use. */
+  readonly stageNames: string[];
   constructor(readonly config: PipelineConfig) {
     this.urlFilter = config.urlFilter === false ? null : new UrlFilter(config.urlFilter || {});
     this.stages = buildStages(config);
     this.hasher = config.dedup === false ? null : new MinHasher(config.dedup || {});
+    this.stageNames = [...(this.urlFilter ? ['url_filter'] : []), 'extract', ...this.stages.map((st) => st.name)];
   }
 
   async process(item: RawRecord): Promise<DocResult> {

@@ -62,6 +62,8 @@ function allTokens(out: string): number[] {
   const d = path.join(out, 'shards');
   return fs.readdirSync(d).sort().flatMap((f) => [...readShard(path.join(d, f))]);
 }
+/** Per-stage counts without the timings. */
+const counts = (m: { stages: { name: string; in: number; kept: number; removed: Record<string, number> }[] }) => m.stages.map(({ name, in: n, kept, removed }) => ({ name, n, kept, removed }));
 const stage = (m: { stages: { name: string; removed: Record<string, number> }[] }, n: string) => m.stages.find((s) => s.name === n)!;
 
 describe('pipeline end to end', () => {
@@ -128,7 +130,6 @@ describe('pipeline end to end', () => {
     expect(r2.threadDocs).toBeGreaterThan(0);
     expect(stage(r1.manifest!, 'read').removed).toMatchObject({ corrupt_gzip_member: 1, malformed_warc_header: 1, too_large: 1, truncated_gzip_member: 1 });
     expect(stage(r1.manifest!, 'extract').removed).toMatchObject({ not_utf8: 1 });
-    const counts = (m: { stages: { name: string; in: number; kept: number; removed: Record<string, number> }[] }) => m.stages.map(({ name, in: n, kept, removed }) => ({ name, n, kept, removed }));
     expect(counts(r2.manifest!)).toEqual(counts(r1.manifest!));
     for (const f of ['filtered/00000.jsonl', 'removed/process.00000.jsonl', 'removed/dedup.00000.jsonl']) {
       expect(fs.readFileSync(path.join(two, f), 'utf8'), f).toBe(fs.readFileSync(path.join(one, f), 'utf8'));
@@ -169,7 +170,6 @@ describe('pipeline end to end', () => {
         for (const f of files) expect(fs.readFileSync(path.join(out, sub, f)).equals(fs.readFileSync(path.join(one, sub, f))), `${sub}/${f}`).toBe(true);
       }
       if (units === 3) expect(allTokens(out)).toEqual(allTokens(ref)); // the resume test's reference has 3 units
-      const counts = (m: { stages: { name: string; in: number; kept: number; removed: Record<string, number> }[] }) => m.stages.map(({ name, in: n, kept, removed }) => ({ name, n, kept, removed }));
       expect(counts(r.manifest!)).toEqual(counts(r1.manifest!));
       expect(r.manifest!.stages).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'extract', in: N + 3 })]));
     }
