@@ -4,7 +4,6 @@
 //   dedup-buckets (per bucket) → dedup-cluster (once) → tokenize (dedup filter → PII → shards) per unit → manifest.
 // Every output is written to a temp name and renamed; a step's unit is done when its marker exists, so a re-run
 // skips finished units and redoes unfinished ones from scratch (never duplicating or losing a document).
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -12,17 +11,18 @@ import type { C4Options } from './filters/c4.ts';
 import type { FineWebQualityOptions } from './filters/fineweb.ts';
 import type { GopherQualityOptions } from './filters/gopher-quality.ts';
 import type { GopherRepetitionOptions } from './filters/gopher-repetition.ts';
-import { MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter, type MinHashOptions, EXACT_BUCKET, writeBucketPairs } from './dedup/minhash.ts';
+import { readRemoveList, runBucketStep, runClusterStep, type MinHashOptions, EXACT_BUCKET, writeBucketPairs } from './dedup/minhash.ts';
 import type { ExtractOptions } from './extract.ts';
 import type { LangIdOptions } from './langid.ts';
+import { isDone, markDone, pad, RemovedLog, writeAtomic } from './outputs.ts';
 import { PiiFormatter, type PiiOptions } from './pii.ts';
-import { DocProcessor, type DocResult } from './process.ts';
-import { readFile, type RawRecord, type ReadOptions } from './read.ts';
+import { processUnit } from './process-step.ts';
+import type { ReadOptions } from './read.ts';
+import { collectStats, formatStatsTable } from './report.ts';
 import type { ShardInfo } from './shards.ts';
 import { ShardSink, type TokenEncoder } from './tokenize.ts';
-import { countRemoved, mergeStats, newStats, type Doc, type StageStats } from './types.ts';
+import { countRemoved, newStats, type Doc, type StageStats } from './types.ts';
 import type { UrlFilterOptions } from './urlfilter.ts';
-import type { DocThreads } from './workers.ts';
 
 export interface PipelineConfig {
   /** Input files or directories (.warc.gz, .warc, .jsonl, .parquet, anything else read as text). */
@@ -71,34 +71,6 @@ export interface Plan {
   split?: 'bytes' | 'position';
 }
 
-/**
- * Divides a sequence of items between `units` work units by size: each item goes to the unit with the fewest bytes
- * so far (ties to the lowest index). Every unit runs its own copy over the same sequence and so reaches the same
- * division without talking to the others. Each item also counts PER_ITEM bytes for its fixed cost (fitted on the
- * embedded pages: extraction takes about 3 ms + 134 ms per MB of HTML, i.e. about 22 kB's worth per page).
- */
-export class ByteSplitter {
-  static readonly PER_ITEM = 16384;
-  private readonly load: number[];
-  constructor(units: number) { this.load = new Array<number>(units).fill(0); }
-  /** The unit that gets an item of `bytes` bytes. */
-  take(bytes: number): number {
-    let best = 0;
-    for (let u = 1; u < this.load.length; u++) if (this.load[u] < this.load[best]) best = u;
-    this.load[best] += bytes + ByteSplitter.PER_ITEM;
-    return best;
-  }
-}
-
-const pad = (n: number) => String(n).padStart(5, '0');
-
-function writeAtomic(file: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
-
 export function expandInputs(inputs: string[]): string[] {
   const out: string[] = [];
   const walk = (p: string) => {
@@ -122,155 +94,6 @@ export function loadOrCreatePlan(config: PipelineConfig, units: number): Plan {
   const plan: Plan = { units, files, config, split: 'bytes' };
   writeAtomic(file, JSON.stringify(plan, null, 2));
   return plan;
-}
-
-const markerPath = (out: string, step: string, unit?: number) => path.join(out, 'done', unit === undefined ? step : `${step}.${pad(unit)}`);
-export const isDone = (out: string, step: string, unit?: number) => fs.existsSync(markerPath(out, step, unit));
-const markDone = (out: string, step: string, unit?: number) => writeAtomic(markerPath(out, step, unit), new Date().toISOString() + '\n');
-
-export const PROCESS_STAGES = ['read', 'url_filter', 'extract', 'language', 'gopher_repetition', 'gopher_quality', 'c4', 'fineweb_quality'] as const;
-
-/** Per-document removal log: one JSON line {id, url, stage, reason[, detail]} per removed document, streamed to a temp file and renamed. */
-class RemovedLog {
-  private lines: string[] = [];
-  private readonly tmp: string;
-  private readonly fd: number;
-  constructor(readonly file: string) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const dir = path.dirname(file), base = path.basename(file);
-    for (const f of fs.readdirSync(dir)) if (f.startsWith(`${base}.tmp-`)) fs.rmSync(path.join(dir, f), { force: true }); // interrupted attempt
-    this.tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
-    this.fd = fs.openSync(this.tmp, 'w');
-  }
-  add(id: string, url: string | undefined, stage: string, reason: string, detail?: string): void {
-    this.lines.push(JSON.stringify({ id, url, stage, reason, ...(detail ? { detail } : {}) }) + '\n');
-    if (this.lines.length >= 1000) this.flush();
-  }
-  private flush(): void {
-    if (this.lines.length) fs.writeSync(this.fd, this.lines.join(''));
-    this.lines = [];
-  }
-  finish(): void {
-    this.flush();
-    fs.closeSync(this.fd);
-    fs.renameSync(this.tmp, this.file);
-  }
-}
-
-export interface UnitResult { unit: number; stats: StageStats[]; docsOut: number }
-
-/**
- * The process step for one unit. `onDoc` is called after each input record (progress). With `threads`, documents
- * are shared between this thread and the worker threads; results are applied in input order either way, so the
- * outputs do not depend on the number of threads.
- */
-export async function processUnit(plan: Plan, out: string, unit: number, onDoc?: (bytes: number) => void, threads?: DocThreads): Promise<UnitResult> {
-  const c = plan.config;
-  const byFile = plan.files.length >= plan.units;
-  const readSt = newStats('read');
-  const proc = new DocProcessor(c);
-  const stats = new Map(proc.stageNames.map((name) => [name, newStats(name)]));
-  // Time spent on MinHash signatures; merged into the 'dedup' row, whose counts come from the tokenize step.
-  const sigSt = newStats('dedup');
-  const sigs = c.dedup === false ? null : new SignatureWriter(path.join(out, 'dedup', 'sigs'), unit, new MinHasher(c.dedup || {}));
-  const docsFile = path.join(out, 'filtered', `${pad(unit)}.jsonl`);
-  fs.mkdirSync(path.dirname(docsFile), { recursive: true });
-  // Leftovers of an interrupted attempt at this unit.
-  for (const f of fs.readdirSync(path.dirname(docsFile))) if (f.startsWith(`${pad(unit)}.jsonl.tmp-`)) fs.rmSync(path.join(path.dirname(docsFile), f), { force: true });
-  const tmp = `${docsFile}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  let pending: string[] = [];
-  let pendingBytes = 0;
-  const flush = () => { if (pending.length) { fs.writeSync(fd, pending.join('')); pending = []; pendingBytes = 0; } };
-  let outIndex = 0;
-  const now = () => performance.now() / 1000;
-  const removed = new RemovedLog(path.join(out, 'removed', `process.${pad(unit)}.jsonl`));
-  const startedAt = Date.now();
-
-  // Results by input sequence number, applied strictly in order.
-  type Outcome = { error: string; id: string; detail?: string } | { size: number; result: DocResult };
-  const outcomes = new Map<number, Outcome>();
-  let nextSeq = 0;
-  let nextApply = 0;
-  const apply = (o: Outcome): void => {
-    if ('error' in o) { removed.add(o.id, undefined, 'read', o.error, o.detail); onDoc?.(0); return; }
-    const r = o.result;
-    r.trace.forEach((t, i) => {
-      const st = stats.get(t.stage)!;
-      st.in++; st.bytes += t.bytes; st.seconds += t.seconds;
-      if (r.removed && i === r.trace.length - 1) countRemoved(st, r.removed.reason);
-      else st.kept++;
-    });
-    if (r.removed) removed.add(r.removed.id, r.removed.url, r.trace[r.trace.length - 1].stage, r.removed.reason);
-    else if (r.doc) {
-      const doc = r.doc;
-      if (sigs && r.sig) { const t = now(); sigs.addSignature(outIndex, r.sig.minhash, r.sig.exact); sigSt.seconds += now() - t + r.sig.seconds; sigSt.bytes += r.sig.bytes; }
-      pending.push(JSON.stringify({ id: doc.id, url: doc.url, text: doc.text, meta: doc.meta }) + '\n');
-      pendingBytes += doc.text.length;
-      if (pendingBytes > 1 << 20) flush();
-      outIndex++;
-    }
-    onDoc?.(o.size);
-  };
-  const applyReady = (arrived: Array<[number, DocResult]>, sizes: Map<number, number>): void => {
-    for (const [seq, result] of arrived) { outcomes.set(seq, { size: sizes.get(seq)!, result }); sizes.delete(seq); }
-    for (let o = outcomes.get(nextApply); o; o = outcomes.get(nextApply)) { outcomes.delete(nextApply++); apply(o); }
-  };
-  // Sizes of the documents handed to threads, for progress once their results are applied.
-  const sentSizes = new Map<number, number>();
-  let lastYield = now();
-  // Files shared by several units: one splitter over all of them (every unit reads every file in the same order).
-  const splitter = byFile || plan.split !== 'bytes' ? null : new ByteSplitter(plan.units);
-  try {
-    for (let fi = 0; fi < plan.files.length; fi++) {
-      if (byFile && fi % plan.units !== unit) continue;
-      const select = byFile ? undefined
-        : splitter ? (_p: number, bytes: number) => splitter.take(bytes) === unit
-        : (p: number) => (fi + p) % plan.units === unit;
-      let t0 = now();
-      for await (const item of readFile(plan.files[fi], { ...c.read, select })) {
-        readSt.in++;
-        readSt.seconds += now() - t0;
-        const seq = nextSeq++;
-        if ('error' in item) {
-          countRemoved(readSt, item.error);
-          outcomes.set(seq, item);
-        } else {
-          readSt.kept++;
-          const size = typeof item.body === 'string' ? item.body.length : item.body.length;
-          readSt.bytes += size;
-          if (threads?.trySubmit(seq, item as RawRecord)) sentSizes.set(seq, size);
-          else outcomes.set(seq, { size, result: await proc.process(item) });
-        }
-        applyReady(threads ? threads.poll() : [], sentSizes);
-        // Let the event loop run now and then (progress, a worker thread's death).
-        if (now() - lastYield > 0.1) { await new Promise((r) => setImmediate(r)); lastYield = now(); }
-        t0 = now();
-      }
-    }
-    // The input has run out: take back documents the threads have not started, one at a time from the back of their
-    // queues, and wait only when every queued document is being processed.
-    while (nextApply < nextSeq) {
-      const back = threads?.steal();
-      if (back) {
-        const [seq, item] = back;
-        outcomes.set(seq, { size: sentSizes.get(seq)!, result: await proc.process(item) });
-        sentSizes.delete(seq);
-        applyReady(threads!.poll(), sentSizes);
-      } else applyReady(threads ? await threads.wait() : [], sentSizes);
-    }
-    flush();
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  if (sigs) sigs.finish();
-  removed.finish();
-  fs.renameSync(tmp, docsFile);
-  const allStats = [readSt, ...stats.values(), ...(sigs ? [sigSt] : [])];
-  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, startedAt, finishedAt: Date.now(), stats: allStats }, null, 1));
-  markDone(out, 'process', unit);
-  return { unit, stats: allStats, docsOut: outIndex };
 }
 
 async function* readDocs(file: string): AsyncGenerator<Doc> {
@@ -336,51 +159,6 @@ export interface Manifest {
   stages: StageStats[];
   dedup?: { clusters: number; removed: number; exact: number };
   createdAt: string;
-}
-
-/** Merges per-unit stats into one list, stage by stage, in pipeline order. */
-export function collectStats(out: string, units: number): StageStats[] {
-  const merged = new Map<string, StageStats>();
-  for (const step of ['process', 'tokenize']) {
-    for (let u = 0; u < units; u++) {
-      const f = path.join(out, 'stats', step, `${pad(u)}.json`);
-      if (!fs.existsSync(f)) continue;
-      const { stats } = JSON.parse(fs.readFileSync(f, 'utf8')) as { stats: (StageStats & Record<string, unknown>)[] };
-      for (const s of stats) {
-        const m = merged.get(s.name);
-        if (!m) { merged.set(s.name, JSON.parse(JSON.stringify(s))); continue; }
-        mergeStats(m, s);
-        for (const extra of ['replaced', 'tokens'] as const) {
-          const a = (m as unknown as Record<string, unknown>)[extra], b = s[extra];
-          if (a && b && typeof a === 'object') sumInto(a as Record<string, unknown>, b as Record<string, unknown>);
-        }
-      }
-    }
-  }
-  return [...merged.values()];
-}
-
-function sumInto(a: Record<string, unknown>, b: Record<string, unknown>): void {
-  for (const [k, v] of Object.entries(b)) {
-    if (typeof v === 'number') a[k] = ((a[k] as number) ?? 0) + v;
-    else if (v && typeof v === 'object') { a[k] ??= {}; sumInto(a[k] as Record<string, unknown>, v as Record<string, unknown>); }
-  }
-}
-
-/** The readable stats table: one row per stage, then removal reasons. */
-export function formatStatsTable(stages: StageStats[]): string {
-  const rows: string[][] = [['stage', 'in', 'kept', 'removed', 'docs/s', 'MB/s', 'removed by']];
-  for (const s of stages) {
-    const rem = Object.entries(s.removed).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
-    const rate = s.seconds > 0 ? (s.in / s.seconds).toFixed(0) : '-';
-    const mbs = s.seconds > 0 ? (s.bytes / 1e6 / s.seconds).toFixed(1) : '-';
-    rows.push([s.name, String(s.in), String(s.kept), String(s.in - s.kept), rate, mbs, rem]);
-  }
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r, ri) => {
-    const line = r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
-    return ri === 0 ? `${line}\n${'-'.repeat(Math.min(line.length, 100))}` : line;
-  }).join('\n');
 }
 
 function writeManifest(plan: Plan, out: string, enc: TokenEncoder): Manifest {
@@ -547,3 +325,6 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
 }
 
 export { runBucketStep, EXACT_BUCKET };
+export { ByteSplitter, processUnit, type UnitResult } from './process-step.ts';
+export { collectStats, formatStatsTable } from './report.ts';
+export { isDone } from './outputs.ts';

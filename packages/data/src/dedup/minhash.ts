@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeAtomic } from '../outputs.ts';
 
 export interface MinHashOptions {
   ngram?: number;
@@ -103,12 +104,6 @@ function cmpKey(a: Uint32Array, ao: number, b: Uint32Array, bo: number): number 
   return 0;
 }
 
-function writeAtomic(file: string, data: Uint8Array | string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
 
 /** A growable Uint32Array. */
 class U32Vec {
