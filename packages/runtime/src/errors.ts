@@ -1,8 +1,10 @@
 // Errors a user can act on: what failed, with which input, and what to do.
 
-export class WgptError extends Error {
-  override name = 'WgptError';
-}
+import { WgptError } from '@wgpt/base/errors';
+
+// The user-error base class lives in @wgpt/base so that packages without a GPU (tokenizer, data) share it;
+// the errors entry point keeps commander out of browser bundles.
+export { WgptError, UsageError } from '@wgpt/base/errors';
 
 /** No adapter could be opened: the message says what to install or which adapters exist. */
 export class NoAdapterError extends WgptError {
