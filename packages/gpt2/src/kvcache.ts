@@ -75,7 +75,7 @@ export class KVCache {
 /**
  * Tiles for the few-row products of a decode step: the ops' default 64-row tiles would compute 63 wasted rows per
  * workgroup for one new token (measured on SwiftShader at M=1: 16x64 tiles run the 128→384 projection ~4x faster).
- * The tiles change no summation order along K, so the results are the same bits as the linear ops'.
+ * The tiles change no summation order along K: the results are the linear ops' bits (kvcache.test.ts).
  */
 const DECODE_TILES: TileConfig = { BM: 16, BN: 64, BK: 16 };
 
