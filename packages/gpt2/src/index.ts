@@ -7,7 +7,7 @@ export * from './init.ts';
 export * from './model.ts';
 export * from './loader.ts';
 export * from './sample.ts';
-export * from './kvcache.ts';
+export { KVCache } from './kvcache.ts';
 export * from './plot.ts';
 export * from './checkpoint.ts';
 export * from './train.ts';

@@ -1,12 +1,21 @@
-// GPT-2 on wgpt's kernels: learned positions, pre-LayerNorm blocks, causal multi-head attention, GELU MLP of 4C,
-// final LayerNorm, logits through the tied token embedding over the padded vocabulary (padded columns ignored by
-// the fused classifier). Parameters are one tensor per llm.c parameter per layer; `flat` order is llm.c's.
-import { parameter, WgptError, type Gpu, type Tensor } from '@wgpt/runtime';
-import { add, attention, encoder, fusedClassifier, layernorm, linear, linearGelu, mean, reshape } from '@wgpt/kernels';
+// GPT-2 on wgpt's kernels, laid out like nanoGPT: token + learned position embeddings, L pre-LayerNorm blocks
+// (x + attention(ln1(x)), then x + MLP(ln2(x)) with a GELU MLP of 4C), a final LayerNorm, and logits through the tied
+// token embedding over the padded vocabulary (the fused classifier ignores the padded columns). Parameters are one
+// tensor per llm.c parameter per layer; parameters() is llm.c's order.
+//
+// forward() is for training and evaluation: causal flash attention over the whole sequence, with autograd.
+// forwardCached() is for sampling: each block's attention appends the new positions' keys and values to a KVCache
+// and attends over the cache; the matmuls use few-row tiles (kvcache.ts). Both run the same block() and head().
+import { empty, noGrad, parameter, WgptError, type Gpu, type Tensor } from '@wgpt/runtime';
+import {
+  add, attention, encoder, encoderAt, fusedClassifier, layernorm, linear, linearGelu, mean, reshape,
+} from '@wgpt/kernels';
 import { paramOffsets, type GPT2Config } from './config.ts';
-import { forwardCached, type CachedForwardOptions, type KVCache } from './kvcache.ts';
+import { decodeLinear, decodeLinearGelu, type KVCache } from './kvcache.ts';
 
-const PER_LAYER = ['ln1w', 'ln1b', 'qkvw', 'qkvb', 'attprojw', 'attprojb', 'ln2w', 'ln2b', 'fcw', 'fcb', 'fcprojw', 'fcprojb'] as const;
+const PER_LAYER = [
+  'ln1w', 'ln1b', 'qkvw', 'qkvb', 'attprojw', 'attprojb', 'ln2w', 'ln2b', 'fcw', 'fcb', 'fcprojw', 'fcprojb',
+] as const;
 type LayerParam = (typeof PER_LAYER)[number];
 /** Matrices get weight decay; biases and LayerNorm parameters do not. */
 const DECAYED = new Set(['wte', 'wpe', 'qkvw', 'attprojw', 'fcw', 'fcprojw']);
@@ -34,6 +43,30 @@ export interface ForwardResult {
   loss?: Tensor;
 }
 
+export interface CachedForwardOptions {
+  /** Compute the logits of the last new position of each sequence only: (B, Vp) instead of (B·Tnew, Vp). */
+  lastOnly?: boolean;
+}
+
+/** The linear layers of a forward pass: the autograd ops, or a decode step's few-row variants. */
+interface Linears {
+  linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor;
+  linearGelu(x: Tensor, w: Tensor, bias: Tensor): Tensor;
+}
+const AUTOGRAD: Linears = { linear, linearGelu };
+const DECODE: Linears = { linear: decodeLinear, linearGelu: decodeLinearGelu };
+
+/**
+ * One transformer block on x (B·T, C). `attend` is the attention step, qkv (B·T, 3C) → y (B·T, C): the only part
+ * whose arithmetic differs between forward() and forwardCached(); `mm` only changes how the matmuls are tiled.
+ */
+function block(x: Tensor, p: Block, attend: (qkv: Tensor) => Tensor, mm: Linears): Tensor {
+  const y = attend(mm.linear(layernorm(x, p.ln1w, p.ln1b), p.qkvw, p.qkvb));
+  x = add(x, mm.linear(y, p.attprojw, p.attprojb));
+  const h = mm.linearGelu(layernorm(x, p.ln2w, p.ln2b), p.fcw, p.fcb);
+  return add(x, mm.linear(h, p.fcprojw, p.fcprojb));
+}
+
 export class GPT2 {
   readonly wte: Tensor;
   readonly wpe: Tensor;
@@ -48,16 +81,23 @@ export class GPT2 {
   ) {
     const offs = paramOffsets(config);
     const total = Object.values(offs).reduce((a, o) => a + o.size, 0);
-    if (flat.length !== total) throw new WgptError(`GPT2: ${flat.length} parameters given, config ${JSON.stringify(config)} needs ${total}`);
-    const whole = (name: string) => parameter(gpu, flat.subarray(offs[name]!.offset, offs[name]!.offset + offs[name]!.size), offs[name]!.shape, name);
+    if (flat.length !== total) {
+      throw new WgptError(`GPT2: ${flat.length} parameters given, config ${JSON.stringify(config)} needs ${total}`);
+    }
+    const whole = (name: string) => {
+      const o = offs[name]!;
+      return parameter(gpu, flat.subarray(o.offset, o.offset + o.size), o.shape, name);
+    };
     const layer = (name: LayerParam, l: number) => {
       const o = offs[name]!;
       const per = o.size / config.L;
-      return parameter(gpu, flat.subarray(o.offset + l * per, o.offset + (l + 1) * per), o.shape.slice(1), `${name}[${l}]`);
+      const slice = flat.subarray(o.offset + l * per, o.offset + (l + 1) * per);
+      return parameter(gpu, slice, o.shape.slice(1), `${name}[${l}]`);
     };
+    const layerParams = (l: number) => Object.fromEntries(PER_LAYER.map((n) => [n, layer(n, l)])) as unknown as Block;
     this.wte = whole('wte');
     this.wpe = whole('wpe');
-    this.blocks = Array.from({ length: config.L }, (_, l) => Object.fromEntries(PER_LAYER.map((n) => [n, layer(n, l)])) as unknown as Block);
+    this.blocks = Array.from({ length: config.L }, (_, l) => layerParams(l));
     this.lnfw = whole('lnfw');
     this.lnfb = whole('lnfb');
   }
@@ -82,30 +122,42 @@ export class GPT2 {
   forward(tokens: Tensor, targets?: Tensor, opts: { mask?: Tensor } = {}): ForwardResult {
     const { C, NH, V } = this.config;
     const [B, T] = tokens.shape as [number, number];
-    const BT = B * T;
-    let x = reshape(encoder(tokens, this.wte, this.wpe), [BT, C]);
-    for (const blk of this.blocks) {
-      const h = layernorm(x, blk.ln1w, blk.ln1b);
-      const qkv = linear(h, blk.qkvw, blk.qkvb);
-      const y = reshape(attention(reshape(qkv, [B, T, 3 * C]), { NH }), [BT, C]);
-      x = add(x, linear(y, blk.attprojw, blk.attprojb));
-      const h2 = layernorm(x, blk.ln2w, blk.ln2b);
-      const f = linearGelu(h2, blk.fcw, blk.fcb);
-      x = add(x, linear(f, blk.fcprojw, blk.fcprojb));
-    }
-    const xf = layernorm(x, this.lnfw, this.lnfb);
-    const logits = linear(xf, this.wte); // tied weights: wte's gradient gets both contributions
+    const causal = (qkv: Tensor) => reshape(attention(reshape(qkv, [B, T, 3 * C]), { NH }), [B * T, C]);
+    let x = reshape(encoder(tokens, this.wte, this.wpe), [B * T, C]);
+    for (const p of this.blocks) x = block(x, p, causal, AUTOGRAD);
+    const logits = this.head(x, AUTOGRAD);
     if (!targets) return { logits };
-    const losses = fusedClassifier(logits, reshape(targets, [BT]), { V, mask: opts.mask });
+    const losses = fusedClassifier(logits, reshape(targets, [B * T]), { V, mask: opts.mask });
     return { logits, losses, loss: mean(losses) };
   }
 
   /**
-   * Inference with a KV cache: tokens (B, Tnew) at positions pos..pos+Tnew-1 → their logits (B·Tnew, Vp), or
-   * (B, Vp) with lastOnly; appends their keys and values to `cache` (see kvcache.ts). No autograd.
+   * Inference with a KV cache: tokens (B, Tnew) i32 at positions pos..pos+Tnew-1 (default pos: cache.length),
+   * attending over the cached positions 0..pos-1 and the new ones causally; writes the new keys and values into the
+   * cache and sets cache.length = pos + Tnew. Returns the logits (B·Tnew, Vp), or (B, Vp) with lastOnly. No
+   * autograd. Record it inside tidy(): the activations are tensors of the scope (the cache is not).
    */
   forwardCached(tokens: Tensor, cache: KVCache, pos = cache.length, opts: CachedForwardOptions = {}): Tensor {
-    return forwardCached(this, tokens, cache, pos, opts);
+    cache.checkFits(tokens, pos);
+    const { C } = this.config;
+    const [B, T] = tokens.shape as [number, number];
+    return noGrad(() => {
+      let x = reshape(encoderAt(tokens, this.wte, this.wpe, pos), [B * T, C]);
+      for (const [l, p] of this.blocks.entries()) x = block(x, p, (qkv) => cache.attend(l, qkv, pos), DECODE);
+      cache.length = pos + T;
+      if (opts.lastOnly && T > 1) {
+        // Only the last row of each sequence goes through the final LayerNorm and the (large) vocabulary matmul.
+        const last = empty(this.gpu, [B, C]);
+        for (let b = 0; b < B; b++) this.gpu.copy(x.buffer, (b * T + T - 1) * C * 4, last.buffer, b * C * 4, C * 4);
+        x = last;
+      }
+      return this.head(x, DECODE);
+    });
+  }
+
+  /** Final LayerNorm, then logits (rows, Vp) through the tied token embedding: wte's gradient gets both parts. */
+  private head(x: Tensor, mm: Linears): Tensor {
+    return mm.linear(layernorm(x, this.lnfw, this.lnfb), this.wte);
   }
 
   /** Reads every parameter back into one flat array in llm.c's order. */

@@ -5,10 +5,9 @@
 // model has no positions beyond), every further token re-prefills the last maxT tokens from position 0: the same
 // window, and so the same logits, as the uncached path, which is then as slow as it. { kvCache: false } runs a full
 // forward over the last maxT tokens for every new token.
-import { noGrad, tensor, tidyAsync } from '@wgpt/runtime';
+import { mulberry32, noGrad, tensor, tidyAsync, WgptError } from '@wgpt/runtime';
 import { KVCache } from './kvcache.ts';
 import type { GPT2 } from './model.ts';
-import { mulberry32 } from '@wgpt/runtime';
 
 export interface SampleOptions {
   maxNewTokens: number;
@@ -73,9 +72,13 @@ export function pickToken(logits: ArrayLike<number>, V: number, o: SampleOptions
 
 /** Yields new token ids one at a time (stream them as they come). */
 export async function* generate(model: GPT2, prompt: number[], o: SampleOptions): AsyncGenerator<number> {
-  if (!prompt.length) throw new Error('generate: the prompt needs at least one token (e.g. <|endoftext|>)');
+  if (!prompt.length) throw new WgptError('generate: the prompt needs at least one token (e.g. <|endoftext|>)');
   const { V, Vp, maxT } = model.config;
-  for (const t of prompt) if (!Number.isInteger(t) || t < 0 || t >= V) throw new Error(`generate: prompt token ${t} is outside the vocabulary [0, ${V})`);
+  for (const t of prompt) {
+    if (!Number.isInteger(t) || t < 0 || t >= V) {
+      throw new WgptError(`generate: prompt token ${t} is outside the vocabulary [0, ${V})`);
+    }
+  }
   const rand = mulberry32(o.seed ?? 1337);
   const ids = prompt.slice();
   const stop = new Set(o.stopTokens ?? []);
@@ -97,7 +100,13 @@ export async function* generate(model: GPT2, prompt: number[], o: SampleOptions)
   }
 }
 
-async function* generateCached(model: GPT2, ids: number[], o: SampleOptions, rand: () => number, stop: Set<number>): AsyncGenerator<number> {
+async function* generateCached(
+  model: GPT2,
+  ids: number[],
+  o: SampleOptions,
+  rand: () => number,
+  stop: Set<number>,
+): AsyncGenerator<number> {
   const { V, Vp, maxT } = model.config;
   const gpu = model.gpu;
   const cache = new KVCache(gpu, model.config, 1);
