@@ -6,7 +6,7 @@ export { parseRankBytes, RankFileError } from './rankfile.ts';
 export { TIKTOKEN_PATTERNS, JS_PATTERNS, PATTERN_NAMES, isPatternName, regexSplit } from './patterns.ts';
 export type { PatternName } from './patterns.ts';
 export { decodeUtf8Escaped, encodeUtf8Escaped, Utf8EscapeDecoder, lastSafeCut } from './utf8.ts';
-export { trainBpe, trainBpeStream, trainFromCounts, trainedEncoding, ChunkCounter, VocabSizeError, checkVocabSize } from './train.ts';
+export { trainBpe, trainBpeStream, trainFromCounts, trainedEncoding, ChunkCounter, VocabSizeError, checkVocabSize, MAX_VOCAB_SIZE } from './train.ts';
 export type { TrainOptions, TrainedBpe } from './train.ts';
 export { encodeStream } from './stream.ts';
 export type { StreamOptions } from './stream.ts';
