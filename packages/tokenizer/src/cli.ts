@@ -2,7 +2,7 @@
 import { createReadStream, readFileSync, statSync, type Stats } from 'node:fs';
 import { basename } from 'node:path';
 import { intArg } from '@wgpt/base';
-import { UsageError, WgptError } from '@wgpt/base/errors';
+import { systemErrorReason, UsageError, WgptError } from '@wgpt/base/errors';
 import { Option, type Command } from 'commander';
 import type { Encoding } from './encoding.ts';
 import { loadTokenizer, saveTokenizer } from './io.ts';
@@ -35,11 +35,15 @@ function pickEncoding(name: string | undefined, dir: string | undefined): Encodi
   return getEncoding(n);
 }
 
+function cannotRead(file: string, e: unknown): CliError {
+  return new CliError(`${file}: cannot read: ${systemErrorReason(e) ?? (e as Error).message}`);
+}
+
 function readInputBytes(file: string): Uint8Array {
   try {
     return file === '-' ? readFileSync(0) : readFileSync(file);
   } catch (e) {
-    throw new CliError(`${file}: cannot read (${(e as Error).message})`);
+    throw cannotRead(file, e);
   }
 }
 
@@ -143,12 +147,14 @@ async function tokenize(o: TokenizeOpts, io: CliIo): Promise<void> {
     write(enc.encodeBytes(readInputBytes('-')));
   } else {
     const file = o.file!;
-    let total: number;
+    let st: Stats;
     try {
-      total = statSync(file).size;
+      st = statSync(file);
     } catch (e) {
-      throw new CliError(`${file}: cannot read (${(e as Error).message})`);
+      throw cannotRead(file, e);
     }
+    if (!st.isFile()) throw new CliError(`${file}: not a file (--file takes a file, or - for stdin)`);
+    const total = st.size;
     let read = 0;
     let lastPct = -1;
     const t0 = performance.now();
@@ -196,7 +202,7 @@ async function trainCommand(o: TrainCliOpts, io: CliIo): Promise<void> {
     try {
       st = statSync(file);
     } catch (e) {
-      throw new CliError(`${file}: cannot read (${(e as Error).message})`);
+      throw cannotRead(file, e);
     }
     if (!st.isFile()) throw new CliError(`${file}: not a file (--input takes text files)`);
     const size = st.size;

@@ -1,7 +1,7 @@
 // Saving and loading trained tokenizers: a tiktoken rank file plus a small JSON with the pattern and specials.
 import { createReadStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WgptError } from '@wgpt/base/errors';
+import { WgptError, withPath } from '@wgpt/base/errors';
 import { BpeEncoding, type Encoding } from './encoding.ts';
 import { isPatternName, type PatternName, TIKTOKEN_PATTERNS } from './patterns.ts';
 import { formatRankFile, readRankFile, sha256Hex } from './ranks.ts';
@@ -30,7 +30,8 @@ export interface TokenizerConfig {
 export function saveTokenizer(dir: string, t: TrainedBpe, name = 'trained'): TokenizerConfig {
   mkdirSync(dir, { recursive: true });
   const ranks = Buffer.from(formatRankFile(t.tokens), 'latin1');
-  writeFileSync(join(dir, RANK_FILE), ranks);
+  const rankPath = join(dir, RANK_FILE);
+  withPath(rankPath, () => writeFileSync(rankPath, ranks));
   const eot = '<|endoftext|>' in t.specialTokens ? '<|endoftext|>' : (Object.keys(t.specialTokens)[0] ?? null);
   const config: TokenizerConfig = {
     format: 'wgpt-bpe',
@@ -44,7 +45,8 @@ export function saveTokenizer(dir: string, t: TrainedBpe, name = 'trained'): Tok
     rankFile: RANK_FILE,
     rankFileSha256: sha256Hex(ranks),
   };
-  writeFileSync(join(dir, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  const configPath = join(dir, CONFIG_FILE);
+  withPath(configPath, () => writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`));
   return config;
 }
 
