@@ -2,7 +2,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { intArg, intListArg, numArg, UsageError, withPath } from '@wgpt/base';
+import { intArg, intListArg, numArg, stopOnSignals, UsageError, withPath } from '@wgpt/base';
 import { Gpu, noGrad, tensor, tidyAsync, WgptError } from '@wgpt/runtime';
 import { getEncoding, isOpenAiEncodingName, loadTokenizer, type Encoding } from '@wgpt/tokenizer';
 import { makeConfig, PRESETS, type GPT2Config } from './config.ts';
@@ -101,13 +101,8 @@ export function register(program: Command): void {
       const config = init ? init.config : configFrom(o, enc.nVocab);
       checkBatchFlags(o, config);
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
-      let stop = false;
-      const onInt = () => {
-        if (stop) process.exit(130);
-        stop = true;
-        console.error('\n[train] interrupted: finishing this step and writing a checkpoint (Ctrl-C again to abort)');
-      };
-      process.on('SIGINT', onInt);
+      // SIGINT and SIGTERM stop after the step in progress, with a checkpoint; the exit status then says which.
+      const signals = stopOnSignals('finishing this step, writing a checkpoint, then exiting');
       try {
         const r = await train(gpu, {
           config,
@@ -133,13 +128,13 @@ export function register(program: Command): void {
           seed: o.seed,
           decode: (ids) => enc.decode(ids),
           eotToken: enc.eotToken,
-          shouldStop: () => stop,
+          shouldStop: () => signals.signal !== null,
         });
         init = null;
         console.log(`checkpoint: ${r.checkpoint}\nloss plot: ${r.plot}\nlog: ${join(o.out, 'log.jsonl')}`);
-        if (r.stoppedEarly && !stop) process.exitCode = 1;
+        if (r.stoppedEarly) process.exitCode = signals.exitCode ?? 1;
       } finally {
-        process.off('SIGINT', onInt);
+        signals.dispose();
         gpu.destroy();
       }
     });
