@@ -46,7 +46,9 @@ interface SystemError extends Error {
 
 function isSystemError(e: unknown): e is SystemError {
   const x = e as Partial<SystemError>;
-  return e instanceof Error && typeof x.code === 'string' && typeof x.syscall === 'string' && typeof x.errno === 'number';
+  return (
+    e instanceof Error && typeof x.code === 'string' && typeof x.syscall === 'string' && typeof x.errno === 'number'
+  );
 }
 
 /** What is wrong (and what to do) for a Node system error (ENOENT, EACCES, ENOSPC...), without its path; else null. */

@@ -29,7 +29,10 @@ const SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM'];
  * Handles SIGINT and SIGTERM until dispose(). `stopping` says what the work does when asked to stop, e.g.
  * 'finishing this step, writing a checkpoint, then exiting'. Messages go to `log` (default: stderr).
  */
-export function stopOnSignals(stopping: string, log: (line: string) => void = (l) => void process.stderr.write(`${l}\n`)): StopOnSignals {
+export function stopOnSignals(
+  stopping: string,
+  log: (line: string) => void = (l) => void process.stderr.write(`${l}\n`),
+): StopOnSignals {
   let first: StopSignal | null = null;
   let count = 0;
   const handler = (sig: StopSignal) => {
@@ -38,7 +41,10 @@ export function stopOnSignals(stopping: string, log: (line: string) => void = (l
       first = sig;
       log(`\nwgpt: ${sig}: ${stopping} (exit status ${128 + constants.signals[sig]})`);
     } else if (count === 2) {
-      log(`wgpt: ${sig} again: already stopping, the process exits as soon as that is done; a third signal ends it at once, without saving`);
+      log(
+        `wgpt: ${sig} again: already stopping, the process exits as soon as that is done; ` +
+          'a third signal ends it at once, without saving',
+      );
     } else {
       remove();
       process.kill(process.pid, sig);

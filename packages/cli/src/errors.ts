@@ -31,5 +31,6 @@ export function reportError(e: unknown, debug: boolean): ErrorReport {
   if (e instanceof WgptError) return { text: `wgpt: ${debug ? stack() : e.message}`, exitCode: e.exitCode };
   const system = systemErrorMessage(e);
   if (system !== null) return { text: `wgpt: ${system}${debug ? `\n${stack()}` : ''}`, exitCode: EXIT_FAILURE };
-  return { text: `wgpt: unexpected error (a bug in wgpt; please report it with this output):\n${stack()}`, exitCode: EXIT_FAILURE };
+  const text = `wgpt: unexpected error (a bug in wgpt; please report it with this output):\n${stack()}`;
+  return { text, exitCode: EXIT_FAILURE };
 }

@@ -9,7 +9,8 @@ import { exitWhenFlushed, handleOutputErrors } from './output.ts';
 import { registerRuntimeCommands } from './runtime-commands.ts';
 
 /** The version of the wgpt workspace (the root package.json's). */
-export const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const ROOT_PACKAGE = new URL('../../../package.json', import.meta.url);
+export const VERSION = (JSON.parse(readFileSync(ROOT_PACKAGE, 'utf8')) as { version: string }).version;
 
 /** Commander's error message in wgpt's form: `wgpt: ...`, a suggestion on the same line. */
 function oneLine(s: string): string {

@@ -19,18 +19,25 @@ const size = intArg({ min: 1 }); // sizes and step counts
 const count = intArg({ min: 0 }); // "every N steps" where 0 is off, as each flag's help says
 const seed = intArg({ min: 0, max: 2 ** 32 - 1 });
 const tokenIds = intListArg({ min: 0 });
+const fraction = numArg({ min: 0, max: 1 });
 
 export function pickEncoding(name: string): Encoding {
   if (existsSync(name)) return loadTokenizer(name);
   if (isOpenAiEncodingName(name)) return getEncoding(name);
-  throw new UsageError(`--tokenizer: unknown tokenizer "${name}": r50k_base, cl100k_base, o200k_base, or a folder saved by \`wgpt tokenizer train\``);
+  throw new UsageError(
+    `--tokenizer: unknown tokenizer "${name}": r50k_base, cl100k_base, o200k_base, ` +
+      'or a folder saved by `wgpt tokenizer train`',
+  );
 }
 
 /** A model from an llm.c .bin, a checkpoint folder, or a Hugging Face GPT-2 .safetensors file. */
 export function loadModelFile(path: string): ModelFile {
   if (!existsSync(path)) throw new WgptError(`${path}: no such checkpoint`);
   // A read error names no file on its own (a folder where a file should be gives a bare EISDIR).
-  if (statSync(path).isDirectory()) return withPath(join(path, 'model.bin'), () => readLlmcModel(join(path, 'model.bin')));
+  if (statSync(path).isDirectory()) {
+    const file = join(path, 'model.bin');
+    return withPath(file, () => readLlmcModel(file));
+  }
   if (path.endsWith('.safetensors')) return withPath(path, () => importHfGpt2(path));
   return withPath(path, () => readLlmcModel(path));
 }
@@ -48,15 +55,20 @@ function configFrom(o: { preset?: string; depth?: number; channels?: number; hea
 
 /** What train() would refuse later, refused before a GPU is opened and named by flag. */
 function checkBatchFlags(o: { batch: number; seq: number; totalBatch?: number }, config: GPT2Config): void {
-  if (o.seq > config.maxT) throw new UsageError(`-T, --seq ${o.seq} exceeds the model's context ${config.maxT} (--context)`);
-  if (o.totalBatch !== undefined && o.totalBatch % (o.batch * o.seq)) {
-    throw new UsageError(`--total-batch ${o.totalBatch} is not a multiple of B·T = ${o.batch}·${o.seq} = ${o.batch * o.seq} tokens`);
+  if (o.seq > config.maxT) {
+    throw new UsageError(`-T, --seq ${o.seq} exceeds the model's context ${config.maxT} (--context)`);
+  }
+  const bt = o.batch * o.seq;
+  if (o.totalBatch !== undefined && o.totalBatch % bt) {
+    throw new UsageError(`--total-batch ${o.totalBatch} is not a multiple of B·T = ${o.batch}·${o.seq} = ${bt} tokens`);
   }
 }
 
-/** Every prompt token must be in the model's vocabulary (a tokenizer bigger than the model's gives some that are not). */
+/** Every prompt token must be in the model's vocabulary (a tokenizer bigger than the model's gives some outside). */
 function checkPrompt(prompt: number[], V: number, flag: string): void {
-  if (!prompt.length) throw new UsageError(`${flag}: the prompt has no tokens; give some, or leave ${flag} out for an unconditioned sample`);
+  if (!prompt.length) {
+    throw new UsageError(`${flag}: the prompt has no tokens; give some, or leave ${flag} out for an unconditioned one`);
+  }
   const bad = prompt.find((t) => t >= V);
   if (bad !== undefined) {
     const hint = flag === '--prompt-ids' ? '' : ' (is --tokenizer the model\'s tokenizer?)';
@@ -82,7 +94,7 @@ export function register(program: Command): void {
     .option('--steps <n>', 'optimizer steps', size, 100)
     .option('--lr <x>', 'peak learning rate (> 0)', numArg({ above: 0 }), 6e-4)
     .option('--warmup <n>', 'warmup steps (0: none)', count, 10)
-    .option('--final-lr-frac <x>', 'final learning rate as a fraction of the peak (0 to 1)', numArg({ min: 0, max: 1 }), 0.1)
+    .option('--final-lr-frac <x>', 'final learning rate as a fraction of the peak (0 to 1)', fraction, 0.1)
     .option('--weight-decay <x>', 'AdamW weight decay (2-D weights only; 0: none)', numArg({ min: 0 }), 0.1)
     .option('--grad-clip <x>', 'clip gradients to this global norm (0: off)', numArg({ min: 0 }), 1.0)
     .option('--val-every <n>', 'validation loss every N steps (and after the last)', size, 25)
@@ -157,13 +169,23 @@ export function register(program: Command): void {
     .action(async (o, cmd: Command) => {
       const enc = pickEncoding(o.tokenizer);
       const m = loadModelFile(o.checkpoint);
-      const prompt: number[] = o.promptIds ?? (o.prompt !== undefined ? enc.encode(o.prompt, { allowedSpecial: 'all' }) : [enc.eotToken]);
-      checkPrompt(prompt, m.config.V, o.promptIds ? '--prompt-ids' : o.prompt !== undefined ? '--prompt' : '--tokenizer');
+      const hasText = o.prompt !== undefined;
+      const prompt: number[] =
+        o.promptIds ?? (hasText ? enc.encode(o.prompt, { allowedSpecial: 'all' }) : [enc.eotToken]);
+      checkPrompt(prompt, m.config.V, o.promptIds ? '--prompt-ids' : hasText ? '--prompt' : '--tokenizer');
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
       try {
         const model = new GPT2(gpu, m.config, m.params);
         const out: number[] = [];
-        const opts = { maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopTokens: o.stop ?? [enc.eotToken], kvCache: o.kvCache !== false };
+        const opts = {
+          maxNewTokens: o.maxTokens,
+          temperature: o.temperature,
+          topK: o.topK,
+          topP: o.topP,
+          seed: o.seed,
+          stopTokens: o.stop ?? [enc.eotToken],
+          kvCache: o.kvCache !== false,
+        };
         let printed = '';
         // The prompt first (a document continues it), unless it is only <|endoftext|> (an unconditioned sample).
         if (!o.json && !(prompt.length === 1 && prompt[0] === enc.eotToken)) process.stdout.write(printable(enc.decode(prompt)));
@@ -196,7 +218,9 @@ export function register(program: Command): void {
     .option('--batches <n>', 'at most this many batches (default: the whole shard)', size)
     .action(async (o, cmd: Command) => {
       const m = loadModelFile(o.checkpoint);
-      if (o.seq > m.config.maxT) throw new UsageError(`-T, --seq ${o.seq} exceeds the model's context ${m.config.maxT}`);
+      if (o.seq > m.config.maxT) {
+        throw new UsageError(`-T, --seq ${o.seq} exceeds the model's context ${m.config.maxT}`);
+      }
       const loader = withPath(o.tokens, () => new ShardLoader([o.tokens], o.batch, o.seq, { shuffle: false, seed: 0 }));
       const n = Math.min(o.batches ?? Infinity, loader.batchesPerEpoch);
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });

@@ -30,7 +30,8 @@ function pickEncoding(name: string | undefined, dir: string | undefined): Encodi
   if (dir !== undefined) return loadTokenizer(dir);
   const n = name ?? 'cl100k_base';
   if (!isOpenAiEncodingName(n)) {
-    throw new UsageError(`--encoding: unknown encoding ${JSON.stringify(n)}: expected one of ${OPENAI_ENCODING_NAMES.join(', ')} (or --tokenizer DIR)`);
+    const names = OPENAI_ENCODING_NAMES.join(', ');
+    throw new UsageError(`--encoding: unknown encoding ${JSON.stringify(n)}: expected one of ${names} or --tokenizer DIR`);
   }
   return getEncoding(n);
 }
@@ -94,7 +95,9 @@ function countCodePoints(s: string): number {
 }
 
 async function tokenize(o: TokenizeOpts, io: CliIo): Promise<void> {
-  if ((o.text === undefined) === (o.file === undefined)) throw new UsageError('give exactly one of --text T or --file F');
+  if ((o.text === undefined) === (o.file === undefined)) {
+    throw new UsageError('give exactly one of --text T or --file F');
+  }
   if (o.decode && o.stats) throw new UsageError('--decode and --stats cannot be combined');
   const source = o.file ?? '--text';
 
@@ -255,7 +258,11 @@ export function register(program: Command, io: CliIo = processIo): void {
     .command('train')
     .description('learn a BPE vocabulary from text files and save it (tiktoken rank file + tokenizer.json)')
     .requiredOption('-i, --input <files...>', 'training text files (each is a separate document)')
-    .requiredOption('-n, --vocab-size <n>', 'total vocabulary size (256 bytes + merges + specials)', intArg({ min: 256, max: MAX_VOCAB_SIZE }))
+    .requiredOption(
+      '-n, --vocab-size <n>',
+      'total vocabulary size (256 bytes + merges + specials)',
+      intArg({ min: 256, max: MAX_VOCAB_SIZE }),
+    )
     .addOption(new Option('-p, --pattern <name>', 'pre-tokenization pattern').choices(PATTERN_NAMES).default('gpt4'))
     .requiredOption('-o, --out <dir>', 'output directory')
     .option('-s, --special <tokens...>', 'special tokens appended after the merges (default <|endoftext|>)')

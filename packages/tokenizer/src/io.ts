@@ -70,9 +70,12 @@ export function loadTokenizer(dir: string): Encoding {
   } catch (e) {
     throw new TokenizerConfigError(`${cfgPath}: invalid JSON (${(e as Error).message})`);
   }
-  if (cfg.format !== 'wgpt-bpe') throw new TokenizerConfigError(`${cfgPath}: "format" is ${JSON.stringify(cfg.format)}, expected "wgpt-bpe"`);
-  if (!isPatternName(cfg.pattern)) throw new TokenizerConfigError(`${cfgPath}: unknown "pattern" ${JSON.stringify(cfg.pattern)} (expected gpt2, gpt4 or gpt4o)`);
-  if (typeof cfg.specialTokens !== 'object' || cfg.specialTokens === null) throw new TokenizerConfigError(`${cfgPath}: "specialTokens" must be an object`);
+  const bad = (what: string) => new TokenizerConfigError(`${cfgPath}: ${what}`);
+  if (cfg.format !== 'wgpt-bpe') throw bad(`"format" is ${JSON.stringify(cfg.format)}, expected "wgpt-bpe"`);
+  if (!isPatternName(cfg.pattern)) throw bad(`unknown "pattern" ${JSON.stringify(cfg.pattern)} (gpt2, gpt4 or gpt4o)`);
+  if (typeof cfg.specialTokens !== 'object' || cfg.specialTokens === null) {
+    throw bad('"specialTokens" must be an object');
+  }
   const rankPath = join(dir, cfg.rankFile ?? RANK_FILE);
   const tokens = readRankFile(rankPath, cfg.rankFileSha256);
   // Any tiktoken rank file works (ours start with the 256 single bytes in order; OpenAI's do not).

@@ -71,12 +71,15 @@ export function getEncoding(name: OpenAiEncodingName): Encoding {
   let enc = cache.get(name);
   if (enc) return enc;
   if (!isOpenAiEncodingName(name)) {
-    throw new WgptError(`unknown encoding ${JSON.stringify(name)}; expected one of ${OPENAI_ENCODING_NAMES.join(', ')}`);
+    const names = OPENAI_ENCODING_NAMES.join(', ');
+    throw new WgptError(`unknown encoding ${JSON.stringify(name)}; expected one of ${names}`);
   }
   const k = OPENAI_ENCODINGS[name];
   const path = rankFilePath(name);
   const tokens = readRankFile(path, k.sha256);
-  if (tokens.length !== k.nMergeable) throw new RankFileError(`${path}: ${tokens.length} tokens, expected ${k.nMergeable}`, path);
+  if (tokens.length !== k.nMergeable) {
+    throw new RankFileError(`${path}: ${tokens.length} tokens, expected ${k.nMergeable}`, path);
+  }
   enc = new BpeEncoding({ name, pattern: k.pattern, tokens, specialTokens: k.specials });
   cache.set(name, enc);
   return enc;

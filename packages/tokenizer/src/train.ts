@@ -56,7 +56,9 @@ export function checkVocabSize(vocabSize: number, nSpecials: number): void {
       `vocab size ${vocabSize} is too small: it must be an integer of at least 256 (the byte tokens) + ${nSpecials} (special tokens) = ${256 + nSpecials}`,
     );
   }
-  if (vocabSize > MAX_VOCAB_SIZE) throw new VocabSizeError(`vocab size ${vocabSize} is too large (max ${MAX_VOCAB_SIZE})`);
+  if (vocabSize > MAX_VOCAB_SIZE) {
+    throw new VocabSizeError(`vocab size ${vocabSize} is too large (max ${MAX_VOCAB_SIZE})`);
+  }
 }
 
 /** Counts pre-tokenized chunks of a corpus fed in pieces (strings or bytes) of any size. */
@@ -123,7 +125,9 @@ const PAIR_SHIFT = MAX_VOCAB_SIZE; // ids below 2^21
 export function trainFromCounts(counts: Map<string, number>, opts: TrainOptions): TrainedBpe {
   const specials = opts.specialTokens ?? ['<|endoftext|>'];
   checkVocabSize(opts.vocabSize, specials.length);
-  if (new Set(specials).size !== specials.length) throw new WgptError(`duplicate special tokens in ${JSON.stringify(specials)}`);
+  if (new Set(specials).size !== specials.length) {
+    throw new WgptError(`duplicate special tokens in ${JSON.stringify(specials)}`);
+  }
   const target = opts.vocabSize - 256 - specials.length;
 
   // Words, sorted by chunk text so that the result does not depend on insertion order.
