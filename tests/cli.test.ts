@@ -105,7 +105,7 @@ describe('output through pipes', () => {
   const plain = `${ids.join(' ')}\n`;
   const json = `${JSON.stringify(ids)}\n`;
 
-  it('tokenize writes all of a large output into a pipe, plain and --json', async () => {
+  it('tokenize writes all of a large output into a pipe: ids, --json, --decode', async () => {
     expect(plain.length).toBeGreaterThan(512 << 10);
     const a = await sh(`node scripts/wgpt.mjs tokenize -e r50k_base --file ${file} | cat`);
     expect(a.stderr).toBe('status 0 0\n');
@@ -114,6 +114,11 @@ describe('output through pipes', () => {
     const b = await sh(`node scripts/wgpt.mjs tokenize -e r50k_base --file ${file} --json | cat`);
     expect(b.stderr).toBe('status 0 0\n');
     expect(b.stdout).toBe(json);
+    const idsFile = join(dir, 'ids.txt');
+    writeFileSync(idsFile, plain);
+    const c = await sh(`node scripts/wgpt.mjs tokenize -e r50k_base --decode --file ${idsFile} | cat`);
+    expect(c.stderr).toBe('status 0 0\n');
+    expect(c.stdout).toBe(`${text}\n`);
   });
 
   it('a reader that stops early ends wgpt quietly with SIGPIPE (141), tokenize and a streamed sample', async () => {

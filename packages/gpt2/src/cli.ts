@@ -101,7 +101,7 @@ export function register(program: Command): void {
     .option('--val-batches <n>', 'batches per validation', size, 10)
     .option('--sample-every <n>', 'generate a sample every N steps (0: never)', count, 20)
     .option('--sample-tokens <n>', 'tokens per sample', size, 64)
-    .option('--checkpoint-every <n>', 'checkpoint every N steps (0: only at the end; always at the end)', count, 0)
+    .option('--checkpoint-every <n>', 'checkpoint every N steps, and at the end (0: only at the end)', count, 0)
     .option('--tokenizer <name|dir>', 'tokenizer for printing samples', 'r50k_base')
     .option('--out <dir>', 'run folder: log.jsonl, loss.svg, checkpoint/', 'out/train')
     .option('--resume <dir>', 'continue from a checkpoint folder')
