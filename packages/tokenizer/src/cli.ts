@@ -243,7 +243,7 @@ export function register(program: Command, io: CliIo = processIo): void {
   program
     .command('tokenize')
     .description('encode text to token ids (or --decode ids, or --stats for all encodings)')
-    .addOption(new Option('-e, --encoding <name>', 'encoding (default cl100k_base)').choices(OPENAI_ENCODING_NAMES))
+    .addOption(new Option('-e, --encoding <name>', 'encoding (cl100k_base if none is given)').choices(OPENAI_ENCODING_NAMES))
     .option('--tokenizer <dir>', 'a tokenizer trained with `wgpt tokenizer train` instead of --encoding')
     .option('-t, --text <text>', 'the input text (or ids with --decode)')
     .option('-f, --file <path>', 'read the input from a file (- for stdin); bytes are encoded exactly, invalid UTF-8 included')
