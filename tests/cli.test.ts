@@ -1,11 +1,12 @@
 // The `wgpt` binary as users run it (node scripts/wgpt.mjs ...), in a child process.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ShardWriter } from '@wgpt/data';
+import { getEncoding } from '@wgpt/tokenizer';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const run = promisify(execFile);
@@ -20,11 +21,31 @@ async function wgpt(...args: string[]): Promise<{ code: number; stdout: string; 
   }
 }
 
+/** Runs a bash command line in the repository (for pipes); the exit statuses of its pipeline go to stderr. */
+async function sh(line: string): Promise<{ stdout: string; stderr: string }> {
+  const script = `${line}; echo "status \${PIPESTATUS[*]}" >&2`;
+  return run('bash', ['-c', script], { cwd: ROOT, timeout: 120_000, maxBuffer: 64 << 20 });
+}
+
 describe('wgpt CLI', () => {
   it('--help lists the subcommands', async () => {
     const r = await wgpt('--help');
     expect(r.code).toBe(0);
     for (const c of ['gpus', 'selfcheck', 'demo', 'bench']) expect(r.stdout).toContain(c);
+  });
+
+  it('--version prints the version of the root package.json; usage errors exit 2 with one line', async () => {
+    const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(await wgpt('--version')).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+    const none = await wgpt();
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^Usage: wgpt /);
+    expect(await wgpt('eval', '--checkpoint', 'x', '--tokens', 'y', '-B', '0')).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "wgpt: option '-B, --batch <n>' argument '0' is invalid. 0 must be at least 1\n",
+    });
   });
 
   it('gpus --json lists SwiftShader with its limits', async () => {
@@ -74,6 +95,45 @@ describe('wgpt CLI', () => {
   });
 });
 
+describe('output through pipes', () => {
+  // Over 512 KiB of ids: many times a pipe's 64 KiB buffer.
+  const dir = mkdtempSync(join(tmpdir(), 'wgpt-pipe-'));
+  const file = join(dir, 'big.txt');
+  const text = Array.from({ length: 20_000 }, (_, i) => `line ${i}: the fox ${(i * 7919) % 1000} jumps`).join('\n');
+  writeFileSync(file, text);
+  const ids = getEncoding('r50k_base').encodeOrdinary(text);
+  const plain = `${ids.join(' ')}\n`;
+  const json = `${JSON.stringify(ids)}\n`;
+
+  it('tokenize writes all of a large output into a pipe: ids, --json, --decode', async () => {
+    expect(plain.length).toBeGreaterThan(512 << 10);
+    const a = await sh(`node scripts/wgpt.mjs tokenize -e r50k_base --file ${file} | cat`);
+    expect(a.stderr).toBe('status 0 0\n');
+    expect(a.stdout.length).toBe(plain.length);
+    expect(a.stdout).toBe(plain);
+    const b = await sh(`node scripts/wgpt.mjs tokenize -e r50k_base --file ${file} --json | cat`);
+    expect(b.stderr).toBe('status 0 0\n');
+    expect(b.stdout).toBe(json);
+    const idsFile = join(dir, 'ids.txt');
+    writeFileSync(idsFile, plain);
+    const c = await sh(`node scripts/wgpt.mjs tokenize -e r50k_base --decode --file ${idsFile} | cat`);
+    expect(c.stderr).toBe('status 0 0\n');
+    expect(c.stdout).toBe(`${text}\n`);
+  });
+
+  it('a reader that stops early ends wgpt quietly with SIGPIPE (141), tokenize and a streamed sample', async () => {
+    const a = await sh(`node scripts/wgpt.mjs tokenize -e r50k_base --file ${file} | head -c 1000`);
+    expect(a.stdout).toBe(plain.slice(0, 1000));
+    expect(a.stderr).toBe('status 141 0\n');
+    // The sample streams token by token with the GPU busy; the text is ASCII (ids below 61 of r50k_base).
+    const model = join(ROOT, 'tests/fixtures/gpt2-tiny/model.bin');
+    const sample = `sample --checkpoint ${model} --prompt-ids 5 --max-tokens 5000 --stop 9999`;
+    const b = await sh(`node scripts/wgpt.mjs ${sample} | head -c 10`);
+    expect(b.stdout).toHaveLength(10);
+    expect(b.stderr).toBe('status 141 0\n');
+  });
+});
+
 describe('wgpt sample and eval on the tiny GPT-2 fixture', () => {
   const model = join(ROOT, 'tests/fixtures/gpt2-tiny/model.bin');
 
@@ -98,8 +158,8 @@ describe('wgpt sample and eval on the tiny GPT-2 fixture', () => {
 
   it('sample rejects a prompt token outside the vocabulary', async () => {
     const r = await wgpt('sample', '--checkpoint', model, '--prompt-ids', '5,61', '--max-tokens', '2');
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/prompt token 61 is outside the vocabulary \[0, 61\)/);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('wgpt: --prompt-ids: prompt token 61 is outside the vocabulary [0, 61) of the model\n');
   });
 
   it('eval prints the mean loss of a shard as JSON', async () => {

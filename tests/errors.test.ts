@@ -1,8 +1,13 @@
 // Bad input gets an error a user can act on: unknown adapter, no adapter, WGSL that does not compile, a dispatch
-// WebGPU rejects, a lost device.
+// WebGPU rejects, a lost device; and how the CLI reports each kind of error (one line, or a stack for bugs).
+import { CommanderError, InvalidArgumentError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemErrorMessage, UsageError, WgptError, withPath } from '@wgpt/base';
+import { reportError } from '@wgpt/cli';
+import * as runtime from '@wgpt/runtime';
 import { DeviceLostError, fillSpec, Gpu, GpuValidationError, KernelCompileError, NoAdapterError, pickAdapter, tensor, type KernelSpec } from '@wgpt/runtime';
 import { testGpu } from '@wgpt/runtime/testing';
+import * as tokenizer from '@wgpt/tokenizer';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -95,5 +100,76 @@ describe('device loss', () => {
     } finally {
       console.error = origError;
     }
+  });
+});
+
+describe('error classes', () => {
+  it('every error class the runtime and the tokenizer export is a WgptError', () => {
+    const exported = Object.entries({ ...runtime, ...tokenizer });
+    const classes = exported.filter(([k, v]) => k.endsWith('Error') && typeof v === 'function') as [string, Function][];
+    expect(classes.map(([k]) => k).sort()).toEqual([
+      ...['CliError', 'DeviceLostError', 'DisallowedSpecialError', 'GpuValidationError', 'KernelCompileError'],
+      ...['NoAdapterError', 'RankFileError', 'TokenizerConfigError', 'UsageError', 'VocabSizeError', 'WgptError'],
+    ]);
+    for (const [name, cls] of classes) expect(cls === WgptError || cls.prototype instanceof WgptError, name).toBe(true);
+    const special = new tokenizer.DisallowedSpecialError('<|endoftext|>', 3);
+    expect(special).toMatchObject({ name: 'DisallowedSpecialError', exitCode: 1 });
+    expect(new tokenizer.RankFileError('f:1: bad', 'f', 1)).toMatchObject({ name: 'RankFileError', exitCode: 1, line: 1 });
+    expect(new UsageError('x').exitCode).toBe(2);
+  });
+});
+
+describe('how the CLI reports an error', () => {
+  // Node's system errors as fs calls throw them: code, errno, syscall, and a path when the call had one.
+  const system = (code: string, syscall: string, path?: string, dest?: string) =>
+    Object.assign(new Error(`${code}: message, ${syscall} '${path}'`), { code, errno: -1, syscall, path, dest });
+  const text = (e: unknown) => reportError(e, false).text;
+  const noSpace = 'no space left on the device: free some space or write somewhere else';
+
+  it('a system error about a file is one line naming the file, exit status 1', () => {
+    expect(reportError(system('EACCES', 'open', '/data/x.bin'), false)).toEqual({
+      text: 'wgpt: /data/x.bin: permission denied: check its permissions or choose another path',
+      exitCode: 1,
+    });
+    expect(text(system('EROFS', 'mkdir', '/ro'))).toBe('wgpt: /ro: the file system is read-only: write somewhere else');
+    expect(text(system('ENOENT', 'rename', 'a.tmp', 'a'))).toBe('wgpt: a.tmp -> a: no such file or folder');
+    expect(text(system('ENOSPC', 'write'))).toBe(`wgpt: write: ${noSpace}`);
+    expect(text(system('ESOMETHING', 'open', 'f'))).toBe('wgpt: f: ESOMETHING (open)');
+    const debug = reportError(system('EACCES', 'open', '/data/x.bin'), true).text;
+    expect(debug).toMatch(/^wgpt: \/data\/x\.bin: permission denied.*\nError: EACCES.*\n\s+at /);
+    expect(systemErrorMessage(new Error('plain'))).toBeNull();
+  });
+
+  it('withPath names the file a bare write error was about', () => {
+    const bare = system('ENOSPC', 'write');
+    expect(() => withPath('out/model.bin', () => { throw bare; })).toThrow(bare);
+    expect(systemErrorMessage(bare)).toBe(`out/model.bin: ${noSpace}`);
+    // A path the error already has is kept; other errors pass through untouched.
+    const named = system('EISDIR', 'open', 'x');
+    expect(() => withPath('y', () => { throw named; })).toThrow(named);
+    expect(named.path).toBe('x');
+    expect(withPath('z', () => 7)).toBe(7);
+  });
+
+  it('WgptErrors are their message and exit code; a stack only with --debug', () => {
+    expect(reportError(new WgptError('data/x: not a shard'), false)).toEqual({ text: 'wgpt: data/x: not a shard', exitCode: 1 });
+    expect(reportError(new UsageError('--steps: bad'), false)).toEqual({ text: 'wgpt: --steps: bad', exitCode: 2 });
+    expect(reportError(new NoAdapterError('no adapter'), true).text).toMatch(/^wgpt: NoAdapterError: no adapter\n\s+at /);
+  });
+
+  it("commander's errors were printed by commander: exit status 2, or 0 for --help and --version", () => {
+    const unknown = new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'");
+    expect(reportError(unknown, false)).toEqual({ text: '', exitCode: 2 });
+    expect(reportError(new CommanderError(0, 'commander.version', '0.1.0'), false)).toEqual({ text: '', exitCode: 0 });
+    // One thrown by a command's own code was not printed.
+    expect(reportError(new InvalidArgumentError('bad value'), false)).toEqual({ text: 'wgpt: bad value', exitCode: 2 });
+  });
+
+  it('anything else is a bug: the stack, and a request to report it', () => {
+    const r = reportError(new TypeError('x is undefined'), false);
+    expect(r.exitCode).toBe(1);
+    expect(r.text).toMatch(/^wgpt: unexpected error \(a bug in wgpt; please report it with this output\):\n/);
+    expect(r.text).toMatch(/\nTypeError: x is undefined\n\s+at /);
+    expect(reportError('a string', false).text).toMatch(/\na string$/);
   });
 });

@@ -39,3 +39,19 @@ export function numArg(r: Range = {}): (value: string) => number {
     return n;
   };
 }
+
+/** Comma-separated integers in a range, e.g. token ids: `intListArg({ min: 0 })`. The bad item is named by position. */
+export function intListArg(r: Range = {}): (value: string) => number[] {
+  const one = intArg(r);
+  return (value: string) => {
+    const items = value.split(',');
+    return items.map((item, i) => {
+      try {
+        return one(item.trim());
+      } catch (e) {
+        const where = items.length > 1 ? ` (item ${i + 1} of ${items.length})` : '';
+        throw new InvalidArgumentError(`${(e as Error).message}${where}`);
+      }
+    });
+  };
+}

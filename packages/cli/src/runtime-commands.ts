@@ -1,7 +1,21 @@
 // Commands that only need the runtime and kernels: gpus, selfcheck, demo, bench.
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { intArg } from '@wgpt/base';
 import { Gpu, listAdapters, formatBytes } from '@wgpt/runtime';
+import { MAX_VOCAB_SIZE } from '@wgpt/tokenizer';
 import { runSelfCheck } from './selfcheck.ts';
+
+const size = intArg({ min: 1 });
+
+/** A JavaScript regular expression, checked when the command line is parsed. */
+function regexArg(value: string): string {
+  try {
+    new RegExp(value);
+  } catch (e) {
+    throw new InvalidArgumentError(`not a regular expression: ${(e as Error).message}`);
+  }
+  return value;
+}
 
 function adapterOf(cmd: Command): string | undefined {
   return cmd.optsWithGlobals().adapter as string | undefined;
@@ -44,9 +58,9 @@ export function registerRuntimeCommands(program: Command): void {
   program
     .command('selfcheck')
     .description('train a small MLP on the chosen adapter and check that the loss falls (a runtime self-test)')
-    .option('--steps <n>', 'training steps', (v) => parseInt(v, 10), 150)
-    .option('--hidden <n>', 'hidden width', (v) => parseInt(v, 10), 64)
-    .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 1)
+    .option('--steps <n>', 'training steps', size, 150)
+    .option('--hidden <n>', 'hidden width', size, 64)
+    .option('--seed <n>', 'random seed', intArg({ min: 0, max: 2 ** 32 - 1 }), 1)
     .option('--profile', 'time every kernel with timestamp queries and print a table')
     .action(async (opts: { steps: number; hidden: number; seed: number; profile?: boolean }, cmd: Command) => {
       const ok = await runSelfCheck({ ...opts, adapter: adapterOf(cmd) });
@@ -57,8 +71,10 @@ export function registerRuntimeCommands(program: Command): void {
     .command('demo')
     .description('the whole path on the embedded default: prose → BPE tokenizer → token shards → GPT-2 pre-training with samples')
     .option('--out <dir>', 'output folder', 'out/demo')
-    .option('--steps <n>', 'training steps (default: 200 on SwiftShader, 500 on a GPU)', (v) => parseInt(v, 10))
-    .option('--vocab-size <n>', 'BPE vocabulary size', (v) => parseInt(v, 10), 512)
+    // The demo fails unless the last step's loss is below the first's: that takes two steps.
+    .option('--steps <n>', 'training steps, at least 2 (default: 200 on SwiftShader, 500 on a GPU)', intArg({ min: 2 }))
+    // 256 byte tokens and <|endoftext|> at least.
+    .option('--vocab-size <n>', 'BPE vocabulary size', intArg({ min: 257, max: MAX_VOCAB_SIZE }), 512)
     .action(async (opts: { out: string; steps?: number; vocabSize: number }, cmd: Command) => {
       const { runDemo } = await import('./demo.ts');
       const r = await runDemo({ adapter: adapterOf(cmd), out: opts.out, steps: opts.steps, vocabSize: opts.vocabSize });
@@ -72,7 +88,7 @@ export function registerRuntimeCommands(program: Command): void {
     .command('bench')
     .description('run every *.bench.ts suite, print a markdown table and write JSON')
     .option('--quick', 'small sizes and few iterations (a smoke test)')
-    .option('--filter <regex>', 'only suites whose name matches')
+    .option('--filter <regex>', 'only suites whose name matches', regexArg)
     .option('--out <file>', 'JSON output', 'bench/results/latest.json')
     .action(async (opts: { quick?: boolean; filter?: string; out: string }, cmd: Command) => {
       const { runBenches } = await import('../../../bench/runner.ts');

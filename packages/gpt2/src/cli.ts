@@ -1,7 +1,8 @@
 // `wgpt train`, `wgpt sample`, `wgpt eval`.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { intArg, intListArg, numArg, stopOnSignals, UsageError, withPath } from '@wgpt/base';
 import { Gpu, noGrad, tensor, tidyAsync, WgptError } from '@wgpt/runtime';
 import { getEncoding, isOpenAiEncodingName, loadTokenizer, type Encoding } from '@wgpt/tokenizer';
 import { makeConfig, PRESETS, type GPT2Config } from './config.ts';
@@ -13,38 +14,66 @@ import { GPT2 } from './model.ts';
 import { generate, printable } from './sample.ts';
 import { findShards, train } from './train.ts';
 
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new WgptError(`not an integer: ${v}`);
-  return n;
-};
-const num = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new WgptError(`not a number: ${v}`);
-  return n;
-};
+// Value parsers for the flags: commander reports a bad value naming the flag, with exit code 2.
+const size = intArg({ min: 1 }); // sizes and step counts
+const count = intArg({ min: 0 }); // "every N steps" where 0 is off, as each flag's help says
+const seed = intArg({ min: 0, max: 2 ** 32 - 1 });
+const tokenIds = intListArg({ min: 0 });
+const fraction = numArg({ min: 0, max: 1 });
 
 export function pickEncoding(name: string): Encoding {
   if (existsSync(name)) return loadTokenizer(name);
   if (isOpenAiEncodingName(name)) return getEncoding(name);
-  throw new WgptError(`unknown tokenizer "${name}": r50k_base, cl100k_base, o200k_base, or a folder saved by \`wgpt tokenizer train\``);
+  throw new UsageError(
+    `--tokenizer: unknown tokenizer "${name}": r50k_base, cl100k_base, o200k_base, ` +
+      'or a folder saved by `wgpt tokenizer train`',
+  );
 }
 
 /** A model from an llm.c .bin, a checkpoint folder, or a Hugging Face GPT-2 .safetensors file. */
 export function loadModelFile(path: string): ModelFile {
   if (!existsSync(path)) throw new WgptError(`${path}: no such checkpoint`);
-  if (statSync(path).isDirectory()) return readLlmcModel(join(path, 'model.bin'));
-  if (path.endsWith('.safetensors')) return importHfGpt2(path);
-  return readLlmcModel(path);
+  // A read error names no file on its own (a folder where a file should be gives a bare EISDIR).
+  if (statSync(path).isDirectory()) {
+    const file = join(path, 'model.bin');
+    return withPath(file, () => readLlmcModel(file));
+  }
+  if (path.endsWith('.safetensors')) return withPath(path, () => importHfGpt2(path));
+  return withPath(path, () => readLlmcModel(path));
 }
 
 function configFrom(o: { preset?: string; depth?: number; channels?: number; heads?: number; vocab?: number; context?: number }, vocabDefault: number): GPT2Config {
   if (o.preset) {
-    const p = PRESETS[o.preset];
-    if (!p) throw new WgptError(`unknown preset ${o.preset}: ${Object.keys(PRESETS).join(', ')}`);
+    const p = PRESETS[o.preset]!;
     return makeConfig({ ...p, V: o.vocab ?? p.V, maxT: o.context ?? p.maxT });
   }
-  return makeConfig({ L: o.depth ?? 2, C: o.channels ?? 64, NH: o.heads ?? 4, V: o.vocab ?? vocabDefault, maxT: o.context ?? 64 });
+  const C = o.channels ?? 64;
+  const NH = o.heads ?? 4;
+  if (C % NH) throw new UsageError(`--channels ${C} is not a multiple of --heads ${NH}`);
+  return makeConfig({ L: o.depth ?? 2, C, NH, V: o.vocab ?? vocabDefault, maxT: o.context ?? 64 });
+}
+
+/** What train() would refuse later, refused before a GPU is opened and named by flag. */
+function checkBatchFlags(o: { batch: number; seq: number; totalBatch?: number }, config: GPT2Config): void {
+  if (o.seq > config.maxT) {
+    throw new UsageError(`-T, --seq ${o.seq} exceeds the model's context ${config.maxT} (--context)`);
+  }
+  const bt = o.batch * o.seq;
+  if (o.totalBatch !== undefined && o.totalBatch % bt) {
+    throw new UsageError(`--total-batch ${o.totalBatch} is not a multiple of B·T = ${o.batch}·${o.seq} = ${bt} tokens`);
+  }
+}
+
+/** Every prompt token must be in the model's vocabulary (a tokenizer bigger than the model's gives some outside). */
+function checkPrompt(prompt: number[], V: number, flag: string): void {
+  if (!prompt.length) {
+    throw new UsageError(`${flag}: the prompt has no tokens; give some, or leave ${flag} out for an unconditioned one`);
+  }
+  const bad = prompt.find((t) => t >= V);
+  if (bad !== undefined) {
+    const hint = flag === '--prompt-ids' ? '' : ' (is --tokenizer the model\'s tokenizer?)';
+    throw new UsageError(`${flag}: prompt token ${bad} is outside the vocabulary [0, ${V}) of the model${hint}`);
+  }
 }
 
 export function register(program: Command): void {
@@ -52,44 +81,40 @@ export function register(program: Command): void {
     .command('train')
     .description('pre-train GPT-2 on token shards (llm.c format) with AdamW, validation, samples and checkpoints')
     .requiredOption('--data <dir>', 'folder with *_train_*.bin and *_val_*.bin shards (from `wgpt data run`)')
-    .option('--preset <name>', `model size: ${Object.keys(PRESETS).join(', ')} (124M, 350M, 774M, 1558M)`)
-    .option('--depth <n>', 'layers (without --preset)', int)
-    .option('--channels <n>', 'channels', int)
-    .option('--heads <n>', 'attention heads', int)
-    .option('--vocab <n>', "vocabulary size (default: the tokenizer's)", int)
-    .option('--context <n>', 'context length (maxT)', int)
+    .addOption(new Option('--preset <name>', 'model size: 124M, 350M, 774M, 1558M').choices(Object.keys(PRESETS)))
+    .option('--depth <n>', 'layers (without --preset)', size)
+    .option('--channels <n>', 'channels (a multiple of --heads)', size)
+    .option('--heads <n>', 'attention heads', size)
+    .option('--vocab <n>', "vocabulary size (default: the tokenizer's)", size)
+    .option('--context <n>', 'context length (maxT)', size)
     .option('--init-from <file>', 'start from a model file (llm.c .bin or Hugging Face .safetensors) instead of random init')
-    .option('-B, --batch <n>', 'micro-batch size', int, 4)
-    .option('-T, --seq <n>', 'sequence length', int, 64)
-    .option('--total-batch <tokens>', 'tokens per optimizer step (multiple of B·T)', int)
-    .option('--steps <n>', 'optimizer steps', int, 100)
-    .option('--lr <x>', 'peak learning rate', num, 6e-4)
-    .option('--warmup <n>', 'warmup steps', int, 10)
-    .option('--final-lr-frac <x>', 'final learning rate as a fraction of the peak', num, 0.1)
-    .option('--weight-decay <x>', 'AdamW weight decay (2-D weights only)', num, 0.1)
-    .option('--grad-clip <x>', 'clip gradients to this global norm (0: off)', num, 1.0)
-    .option('--val-every <n>', 'validation loss every N steps', int, 25)
-    .option('--val-batches <n>', 'batches per validation', int, 10)
-    .option('--sample-every <n>', 'generate a sample every N steps (0: never)', int, 20)
-    .option('--sample-tokens <n>', 'tokens per sample', int, 64)
-    .option('--checkpoint-every <n>', 'checkpoint every N steps (always at the end)', int, 0)
+    .option('-B, --batch <n>', 'micro-batch size', size, 4)
+    .option('-T, --seq <n>', 'sequence length (at most the context)', size, 64)
+    .option('--total-batch <tokens>', 'tokens per optimizer step (multiple of B·T)', size)
+    .option('--steps <n>', 'optimizer steps', size, 100)
+    .option('--lr <x>', 'peak learning rate (> 0)', numArg({ above: 0 }), 6e-4)
+    .option('--warmup <n>', 'warmup steps (0: none)', count, 10)
+    .option('--final-lr-frac <x>', 'final learning rate as a fraction of the peak (0 to 1)', fraction, 0.1)
+    .option('--weight-decay <x>', 'AdamW weight decay (2-D weights only; 0: none)', numArg({ min: 0 }), 0.1)
+    .option('--grad-clip <x>', 'clip gradients to this global norm (0: off)', numArg({ min: 0 }), 1.0)
+    .option('--val-every <n>', 'validation loss every N steps (and after the last)', size, 25)
+    .option('--val-batches <n>', 'batches per validation', size, 10)
+    .option('--sample-every <n>', 'generate a sample every N steps (0: never)', count, 20)
+    .option('--sample-tokens <n>', 'tokens per sample', size, 64)
+    .option('--checkpoint-every <n>', 'checkpoint every N steps, and at the end (0: only at the end)', count, 0)
     .option('--tokenizer <name|dir>', 'tokenizer for printing samples', 'r50k_base')
     .option('--out <dir>', 'run folder: log.jsonl, loss.svg, checkpoint/', 'out/train')
     .option('--resume <dir>', 'continue from a checkpoint folder')
-    .option('--seed <n>', 'seed for init and data order', int, 42)
+    .option('--seed <n>', 'seed for init and data order', seed, 42)
     .action(async (o, cmd: Command) => {
       const enc = pickEncoding(o.tokenizer);
       const shards = findShards(o.data);
       let init: ModelFile | null = o.initFrom ? loadModelFile(o.initFrom) : null;
       const config = init ? init.config : configFrom(o, enc.nVocab);
+      checkBatchFlags(o, config);
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
-      let stop = false;
-      const onInt = () => {
-        if (stop) process.exit(130);
-        stop = true;
-        console.error('\n[train] interrupted: finishing this step and writing a checkpoint (Ctrl-C again to abort)');
-      };
-      process.on('SIGINT', onInt);
+      // SIGINT and SIGTERM stop after the step in progress, with a checkpoint; the exit status then says which.
+      const signals = stopOnSignals('finishing this step, writing a checkpoint, then exiting');
       try {
         const r = await train(gpu, {
           config,
@@ -115,13 +140,13 @@ export function register(program: Command): void {
           seed: o.seed,
           decode: (ids) => enc.decode(ids),
           eotToken: enc.eotToken,
-          shouldStop: () => stop,
+          shouldStop: () => signals.signal !== null,
         });
         init = null;
         console.log(`checkpoint: ${r.checkpoint}\nloss plot: ${r.plot}\nlog: ${join(o.out, 'log.jsonl')}`);
-        if (r.stoppedEarly && !stop) process.exitCode = 1;
+        if (r.stoppedEarly) process.exitCode = signals.exitCode ?? 1;
       } finally {
-        process.off('SIGINT', onInt);
+        signals.dispose();
         gpu.destroy();
       }
     });
@@ -131,26 +156,36 @@ export function register(program: Command): void {
     .description('generate text from a checkpoint (llm.c .bin, checkpoint folder, or Hugging Face .safetensors)')
     .requiredOption('--checkpoint <path>', 'model to sample from')
     .option('--prompt <text>', 'prompt text (default: <|endoftext|>, an unconditioned document)')
-    .option('--prompt-ids <ids>', 'prompt as comma-separated token ids')
-    .option('--max-tokens <n>', 'tokens to generate', int, 64)
-    .option('--temperature <x>', '0 = greedy', num, 1)
-    .option('--top-k <n>', 'sample from the k most likely tokens', int)
-    .option('--top-p <x>', 'nucleus sampling threshold', num)
-    .option('--seed <n>', 'sampling seed', int, 1337)
-    .option('--stop <ids>', 'comma-separated stop token ids (default: <|endoftext|>)')
+    .option('--prompt-ids <ids>', 'prompt as comma-separated token ids', tokenIds)
+    .option('--max-tokens <n>', 'tokens to generate', size, 64)
+    .option('--temperature <x>', 'softmax temperature (0: greedy)', numArg({ min: 0 }), 1)
+    .option('--top-k <n>', 'sample from the k most likely tokens', size)
+    .option('--top-p <x>', 'nucleus sampling threshold, in (0, 1]', numArg({ above: 0, max: 1 }))
+    .option('--seed <n>', 'sampling seed', seed, 1337)
+    .option('--stop <ids>', 'comma-separated stop token ids (default: <|endoftext|>)', tokenIds)
     .option('--tokenizer <name|dir>', 'tokenizer of the model', 'r50k_base')
     .option('--json', 'print {"ids", "text"} instead of streaming text')
     .option('--no-kv-cache', 'run a full forward over the context for every token instead of reusing keys and values')
     .action(async (o, cmd: Command) => {
       const enc = pickEncoding(o.tokenizer);
       const m = loadModelFile(o.checkpoint);
-      const ids = (s: string) => s.split(',').map((x) => int(x.trim()));
-      const prompt = o.promptIds ? ids(o.promptIds) : o.prompt !== undefined ? enc.encode(o.prompt, { allowedSpecial: 'all' }) : [enc.eotToken];
+      const hasText = o.prompt !== undefined;
+      const prompt: number[] =
+        o.promptIds ?? (hasText ? enc.encode(o.prompt, { allowedSpecial: 'all' }) : [enc.eotToken]);
+      checkPrompt(prompt, m.config.V, o.promptIds ? '--prompt-ids' : hasText ? '--prompt' : '--tokenizer');
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
       try {
         const model = new GPT2(gpu, m.config, m.params);
         const out: number[] = [];
-        const opts = { maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopTokens: o.stop ? ids(o.stop) : [enc.eotToken], kvCache: o.kvCache !== false };
+        const opts = {
+          maxNewTokens: o.maxTokens,
+          temperature: o.temperature,
+          topK: o.topK,
+          topP: o.topP,
+          seed: o.seed,
+          stopTokens: o.stop ?? [enc.eotToken],
+          kvCache: o.kvCache !== false,
+        };
         let printed = '';
         // The prompt first (a document continues it), unless it is only <|endoftext|> (an unconditioned sample).
         if (!o.json && !(prompt.length === 1 && prompt[0] === enc.eotToken)) process.stdout.write(printable(enc.decode(prompt)));
@@ -178,12 +213,15 @@ export function register(program: Command): void {
     .description('mean loss of a checkpoint on a token shard, as JSON')
     .requiredOption('--checkpoint <path>', 'model (llm.c .bin, checkpoint folder, or .safetensors)')
     .requiredOption('--tokens <shard>', 'token shard (llm.c format)')
-    .option('-B, --batch <n>', 'batch size', int, 4)
-    .option('-T, --seq <n>', 'sequence length', int, 64)
-    .option('--batches <n>', 'at most this many batches (default: the whole shard)', int)
+    .option('-B, --batch <n>', 'batch size', size, 4)
+    .option('-T, --seq <n>', "sequence length (at most the model's context)", size, 64)
+    .option('--batches <n>', 'at most this many batches (default: the whole shard)', size)
     .action(async (o, cmd: Command) => {
       const m = loadModelFile(o.checkpoint);
-      const loader = new ShardLoader([o.tokens], o.batch, o.seq, { shuffle: false, seed: 0 });
+      if (o.seq > m.config.maxT) {
+        throw new UsageError(`-T, --seq ${o.seq} exceeds the model's context ${m.config.maxT}`);
+      }
+      const loader = withPath(o.tokens, () => new ShardLoader([o.tokens], o.batch, o.seq, { shuffle: false, seed: 0 }));
       const n = Math.min(o.batches ?? Infinity, loader.batchesPerEpoch);
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
       try {

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { register } from './cli.ts';
-import { getEncoding, loadTokenizer } from './index.ts';
+import { UsageError } from '@wgpt/base/errors';
+import { CliError, getEncoding, loadTokenizer, TokenizerConfigError } from './index.ts';
 import { englishText, proseText } from './testing/corpus.ts';
 
 async function run(...args: string[]): Promise<{ out: string; err: string }> {
@@ -75,9 +76,19 @@ describe('wgpt tokenize', () => {
   });
 
   it('clear errors', async () => {
-    await expect(run('tokenize', '-e', 'p99k', '--text', 'x')).rejects.toThrow(/unknown encoding "p99k"/);
-    await expect(run('tokenize', '-e', 'r50k_base')).rejects.toThrow(/exactly one of --text T or --file F/);
-    await expect(run('tokenize', '-e', 'r50k_base', '--file', join(dir, 'nope.txt'))).rejects.toThrow(/nope\.txt: cannot read/);
+    await expect(run('tokenize', '-e', 'p99k', '--text', 'x')).rejects.toThrow(
+      /'-e, --encoding <name>' argument 'p99k' is invalid\. Allowed choices are r50k_base, cl100k_base, o200k_base/,
+    );
+    // Misused flags are usage errors (exit code 2), unreadable inputs failures (1); both are WgptErrors.
+    const usage = { exitCode: 2, message: 'give exactly one of --text T or --file F' };
+    await expect(run('tokenize', '-e', 'r50k_base')).rejects.toThrow(expect.objectContaining(usage));
+    await expect(run('tokenize', '--decode', '--stats', '--text', '1')).rejects.toThrow(UsageError);
+    const missing = run('tokenize', '-e', 'r50k_base', '--file', join(dir, 'nope.txt'));
+    await expect(missing).rejects.toThrow(/nope\.txt: cannot read: no such file or folder$/);
+    await expect(missing).rejects.toThrow(expect.objectContaining({ name: 'CliError', exitCode: 1 }));
+    await expect(run('tokenize', '-e', 'r50k_base', '--decode', '--text', 'x')).rejects.toThrow(CliError);
+    await expect(run('tokenize', '--tokenizer', dir, '--text', 'x')).rejects.toThrow(TokenizerConfigError);
+    await expect(run('tokenize', '-e', 'r50k_base', '--file', dir)).rejects.toThrow(/: not a file \(--file takes a file/);
   });
 });
 
@@ -103,8 +114,16 @@ describe('wgpt tokenizer train', () => {
 
   it('rejects a too-small vocab size and bad patterns', async () => {
     const f = join(dir, 'a.txt');
-    await expect(run('tokenizer', 'train', '-i', f, '-n', '200', '-o', join(dir, 'x'))).rejects.toThrow(/vocab size 200 is too small.*257/);
-    await expect(run('tokenizer', 'train', '-i', f, '-n', '300', '-p', 'bert', '-o', join(dir, 'x'))).rejects.toThrow(/--pattern "bert"/);
+    const train = (...args: string[]) => run('tokenizer', 'train', '-o', join(dir, 'x'), ...args);
+    await expect(train('-i', f, '-n', '200')).rejects.toThrow(/'-n, --vocab-size <n>' argument '200' is invalid\. 200 must be at least 256/);
+    await expect(train('-i', f, '-n', '300.5')).rejects.toThrow(/'-n, --vocab-size <n>' argument '300\.5' is invalid\. not an integer/);
+    // 256 bytes + the default <|endoftext|> need 257: the trainer's own check, reported against the flag.
+    await expect(train('-i', f, '-n', '256')).rejects.toThrow(/^--vocab-size: vocab size 256 is too small.*257$/);
+    await expect(train('-i', f, '-n', '300', '-s', 'a', 'b', 'a')).rejects.toThrow(/^--special: "a" is given twice$/);
+    await expect(train('-i', f, '-n', '300', '-p', 'bert')).rejects.toThrow(
+      /'-p, --pattern <name>' argument 'bert' is invalid\. Allowed choices are gpt2, gpt4, gpt4o/,
+    );
+    await expect(train('-i', dir, '-n', '300')).rejects.toThrow(/: not a file \(--input takes text files\)$/);
     await expect(run('tokenizer', 'train', '-i', join(dir, 'missing.txt'), '-n', '300', '-o', join(dir, 'x'))).rejects.toThrow(/missing\.txt: cannot read/);
   });
 });

@@ -1,13 +1,15 @@
 // `wgpt tokenize` and `wgpt tokenizer train`. Results go to stdout, progress to stderr.
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync, type Stats } from 'node:fs';
 import { basename } from 'node:path';
-import type { Command } from 'commander';
+import { intArg } from '@wgpt/base';
+import { systemErrorReason, UsageError, WgptError } from '@wgpt/base/errors';
+import { Option, type Command } from 'commander';
 import type { Encoding } from './encoding.ts';
 import { loadTokenizer, saveTokenizer } from './io.ts';
-import { isPatternName, PATTERN_NAMES } from './patterns.ts';
+import { PATTERN_NAMES, type PatternName } from './patterns.ts';
 import { getEncoding, isOpenAiEncodingName, OPENAI_ENCODING_NAMES } from './registry.ts';
 import { encodeStream } from './stream.ts';
-import { ChunkCounter, checkVocabSize, trainFromCounts } from './train.ts';
+import { ChunkCounter, checkVocabSize, MAX_VOCAB_SIZE, trainFromCounts } from './train.ts';
 
 export interface CliIo {
   out(s: string): void;
@@ -19,27 +21,30 @@ const processIo: CliIo = {
   err: (s) => process.stderr.write(s),
 };
 
-export class CliError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CliError';
-  }
+/** An input of `wgpt tokenize` / `wgpt tokenizer train` that cannot be used: names the file, line or flag. */
+export class CliError extends WgptError {
+  override name = 'CliError';
 }
 
 function pickEncoding(name: string | undefined, dir: string | undefined): Encoding {
   if (dir !== undefined) return loadTokenizer(dir);
   const n = name ?? 'cl100k_base';
   if (!isOpenAiEncodingName(n)) {
-    throw new CliError(`unknown encoding ${JSON.stringify(n)}: expected one of ${OPENAI_ENCODING_NAMES.join(', ')} (or --tokenizer DIR)`);
+    const names = OPENAI_ENCODING_NAMES.join(', ');
+    throw new UsageError(`--encoding: unknown encoding ${JSON.stringify(n)}: expected one of ${names} or --tokenizer DIR`);
   }
   return getEncoding(n);
+}
+
+function cannotRead(file: string, e: unknown): CliError {
+  return new CliError(`${file}: cannot read: ${systemErrorReason(e) ?? (e as Error).message}`);
 }
 
 function readInputBytes(file: string): Uint8Array {
   try {
     return file === '-' ? readFileSync(0) : readFileSync(file);
   } catch (e) {
-    throw new CliError(`${file}: cannot read (${(e as Error).message})`);
+    throw cannotRead(file, e);
   }
 }
 
@@ -90,8 +95,10 @@ function countCodePoints(s: string): number {
 }
 
 async function tokenize(o: TokenizeOpts, io: CliIo): Promise<void> {
-  if ((o.text === undefined) === (o.file === undefined)) throw new CliError('give exactly one of --text T or --file F');
-  if (o.decode && o.stats) throw new CliError('--decode and --stats cannot be combined');
+  if ((o.text === undefined) === (o.file === undefined)) {
+    throw new UsageError('give exactly one of --text T or --file F');
+  }
+  if (o.decode && o.stats) throw new UsageError('--decode and --stats cannot be combined');
   const source = o.file ?? '--text';
 
   if (o.stats) {
@@ -143,12 +150,14 @@ async function tokenize(o: TokenizeOpts, io: CliIo): Promise<void> {
     write(enc.encodeBytes(readInputBytes('-')));
   } else {
     const file = o.file!;
-    let total: number;
+    let st: Stats;
     try {
-      total = statSync(file).size;
+      st = statSync(file);
     } catch (e) {
-      throw new CliError(`${file}: cannot read (${(e as Error).message})`);
+      throw cannotRead(file, e);
     }
+    if (!st.isFile()) throw new CliError(`${file}: not a file (--file takes a file, or - for stdin)`);
+    const total = st.size;
     let read = 0;
     let lastPct = -1;
     const t0 = performance.now();
@@ -171,34 +180,35 @@ async function tokenize(o: TokenizeOpts, io: CliIo): Promise<void> {
 
 interface TrainCliOpts {
   input: string[];
-  vocabSize: string;
-  pattern: string;
+  vocabSize: number;
+  pattern: PatternName;
   out: string;
   special?: string[];
   name?: string;
 }
 
 async function trainCommand(o: TrainCliOpts, io: CliIo): Promise<void> {
-  const vocabSize = Number(o.vocabSize);
-  if (!/^\d+$/.test(o.vocabSize)) throw new CliError(`--vocab-size ${JSON.stringify(o.vocabSize)} is not a whole number`);
-  if (!isPatternName(o.pattern)) throw new CliError(`--pattern ${JSON.stringify(o.pattern)}: expected one of ${PATTERN_NAMES.join(', ')}`);
+  const vocabSize = o.vocabSize;
   const specials = (o.special ?? ['<|endoftext|>']).flatMap((s) => s.split(',')).filter((s) => s.length > 0);
   try {
     checkVocabSize(vocabSize, specials.length);
   } catch (e) {
-    throw new CliError((e as Error).message);
+    throw new UsageError(`--vocab-size: ${(e as Error).message}`);
   }
+  const dup = specials.find((s, i) => specials.indexOf(s) !== i);
+  if (dup !== undefined) throw new UsageError(`--special: ${JSON.stringify(dup)} is given twice`);
   const t0 = performance.now();
   const counter = new ChunkCounter(o.pattern);
   let totalBytes = 0;
   for (const file of o.input) {
-    let size: number;
+    let st: Stats;
     try {
-      size = statSync(file).size;
-      if (!statSync(file).isFile()) throw new Error('not a file');
+      st = statSync(file);
     } catch (e) {
-      throw new CliError(`${file}: cannot read (${(e as Error).message})`);
+      throw cannotRead(file, e);
     }
+    if (!st.isFile()) throw new CliError(`${file}: not a file (--input takes text files)`);
+    const size = st.size;
     let read = 0;
     for await (const b of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
       counter.pushBytes(b);
@@ -233,7 +243,7 @@ export function register(program: Command, io: CliIo = processIo): void {
   program
     .command('tokenize')
     .description('encode text to token ids (or --decode ids, or --stats for all encodings)')
-    .option('-e, --encoding <name>', `encoding: ${OPENAI_ENCODING_NAMES.join(', ')} (default cl100k_base)`)
+    .addOption(new Option('-e, --encoding <name>', 'encoding (cl100k_base if none is given)').choices(OPENAI_ENCODING_NAMES))
     .option('--tokenizer <dir>', 'a tokenizer trained with `wgpt tokenizer train` instead of --encoding')
     .option('-t, --text <text>', 'the input text (or ids with --decode)')
     .option('-f, --file <path>', 'read the input from a file (- for stdin); bytes are encoded exactly, invalid UTF-8 included')
@@ -248,8 +258,12 @@ export function register(program: Command, io: CliIo = processIo): void {
     .command('train')
     .description('learn a BPE vocabulary from text files and save it (tiktoken rank file + tokenizer.json)')
     .requiredOption('-i, --input <files...>', 'training text files (each is a separate document)')
-    .requiredOption('-n, --vocab-size <n>', 'total vocabulary size (256 bytes + merges + specials)')
-    .option('-p, --pattern <name>', `pre-tokenization pattern: ${PATTERN_NAMES.join(', ')}`, 'gpt4')
+    .requiredOption(
+      '-n, --vocab-size <n>',
+      'total vocabulary size (256 bytes + merges + specials)',
+      intArg({ min: 256, max: MAX_VOCAB_SIZE }),
+    )
+    .addOption(new Option('-p, --pattern <name>', 'pre-tokenization pattern').choices(PATTERN_NAMES).default('gpt4'))
     .requiredOption('-o, --out <dir>', 'output directory')
     .option('-s, --special <tokens...>', 'special tokens appended after the merges (default <|endoftext|>)')
     .option('--name <name>', 'name stored in tokenizer.json (default: the output directory name)')

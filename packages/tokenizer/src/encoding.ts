@@ -1,4 +1,5 @@
 // The Encoding type: pre-tokenization + byte-level BPE + special tokens, with tiktoken's semantics.
+import { WgptError } from '@wgpt/base/errors';
 import { BpeCore } from './bpe.ts';
 import type { PatternName } from './patterns.ts';
 import { makeScanner, type Scanner } from './scan.ts';
@@ -46,7 +47,9 @@ export interface EncodingSpec {
   cacheBits?: number;
 }
 
-export class DisallowedSpecialError extends Error {
+/** Input text that holds a special token's text while that special is disallowed (tiktoken's default). */
+export class DisallowedSpecialError extends WgptError {
+  override name = 'DisallowedSpecialError';
   constructor(
     readonly token: string,
     readonly index: number,
@@ -55,7 +58,6 @@ export class DisallowedSpecialError extends Error {
       `encountered the special token ${JSON.stringify(token)} at character ${index} of the input, which is not allowed; ` +
         `pass allowedSpecial to encode it as a special token, or disallowedSpecial: [] (or encodeOrdinary) to encode it as text`,
     );
-    this.name = 'DisallowedSpecialError';
   }
 }
 

@@ -1,6 +1,7 @@
 // Saving and loading trained tokenizers: a tiktoken rank file plus a small JSON with the pattern and specials.
 import { createReadStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { WgptError, withPath } from '@wgpt/base/errors';
 import { BpeEncoding, type Encoding } from './encoding.ts';
 import { isPatternName, type PatternName, TIKTOKEN_PATTERNS } from './patterns.ts';
 import { formatRankFile, readRankFile, sha256Hex } from './ranks.ts';
@@ -29,7 +30,8 @@ export interface TokenizerConfig {
 export function saveTokenizer(dir: string, t: TrainedBpe, name = 'trained'): TokenizerConfig {
   mkdirSync(dir, { recursive: true });
   const ranks = Buffer.from(formatRankFile(t.tokens), 'latin1');
-  writeFileSync(join(dir, RANK_FILE), ranks);
+  const rankPath = join(dir, RANK_FILE);
+  withPath(rankPath, () => writeFileSync(rankPath, ranks));
   const eot = '<|endoftext|>' in t.specialTokens ? '<|endoftext|>' : (Object.keys(t.specialTokens)[0] ?? null);
   const config: TokenizerConfig = {
     format: 'wgpt-bpe',
@@ -43,8 +45,14 @@ export function saveTokenizer(dir: string, t: TrainedBpe, name = 'trained'): Tok
     rankFile: RANK_FILE,
     rankFileSha256: sha256Hex(ranks),
   };
-  writeFileSync(join(dir, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  const configPath = join(dir, CONFIG_FILE);
+  withPath(configPath, () => writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`));
   return config;
+}
+
+/** A tokenizer folder that cannot be loaded: names the file and what is wrong with it. */
+export class TokenizerConfigError extends WgptError {
+  override name = 'TokenizerConfigError';
 }
 
 /** Load a tokenizer saved by saveTokenizer (the rank file is checked against the hash in the JSON). */
@@ -54,17 +62,20 @@ export function loadTokenizer(dir: string): Encoding {
   try {
     raw = readFileSync(cfgPath, 'utf8');
   } catch (e) {
-    throw new Error(`${cfgPath}: cannot read tokenizer config (${(e as Error).message})`);
+    throw new TokenizerConfigError(`${cfgPath}: cannot read tokenizer config (${(e as Error).message})`);
   }
   let cfg: TokenizerConfig;
   try {
     cfg = JSON.parse(raw) as TokenizerConfig;
   } catch (e) {
-    throw new Error(`${cfgPath}: invalid JSON (${(e as Error).message})`);
+    throw new TokenizerConfigError(`${cfgPath}: invalid JSON (${(e as Error).message})`);
   }
-  if (cfg.format !== 'wgpt-bpe') throw new Error(`${cfgPath}: "format" is ${JSON.stringify(cfg.format)}, expected "wgpt-bpe"`);
-  if (!isPatternName(cfg.pattern)) throw new Error(`${cfgPath}: unknown "pattern" ${JSON.stringify(cfg.pattern)} (expected gpt2, gpt4 or gpt4o)`);
-  if (typeof cfg.specialTokens !== 'object' || cfg.specialTokens === null) throw new Error(`${cfgPath}: "specialTokens" must be an object`);
+  const bad = (what: string) => new TokenizerConfigError(`${cfgPath}: ${what}`);
+  if (cfg.format !== 'wgpt-bpe') throw bad(`"format" is ${JSON.stringify(cfg.format)}, expected "wgpt-bpe"`);
+  if (!isPatternName(cfg.pattern)) throw bad(`unknown "pattern" ${JSON.stringify(cfg.pattern)} (gpt2, gpt4 or gpt4o)`);
+  if (typeof cfg.specialTokens !== 'object' || cfg.specialTokens === null) {
+    throw bad('"specialTokens" must be an object');
+  }
   const rankPath = join(dir, cfg.rankFile ?? RANK_FILE);
   const tokens = readRankFile(rankPath, cfg.rankFileSha256);
   // Any tiktoken rank file works (ours start with the 256 single bytes in order; OpenAI's do not).
@@ -77,7 +88,7 @@ export function loadTokenizer(dir: string): Encoding {
       eot: cfg.eot ?? undefined,
     });
   } catch (e) {
-    throw new Error(`${dir}: ${(e as Error).message}`);
+    throw new TokenizerConfigError(`${dir}: ${(e as Error).message}`);
   }
 }
 

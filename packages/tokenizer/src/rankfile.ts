@@ -1,15 +1,17 @@
 // Parsing tiktoken rank files: one token per line, `base64(bytes) rank`, ranks 0..n-1 in order. No Node APIs
 // (ranks.ts adds reading from disk and the SHA-256 check).
+import { WgptError } from '@wgpt/base/errors';
 import { latin1Keys, latin1Of } from './latin1.ts';
 
-export class RankFileError extends Error {
+/** A rank file that cannot be read or parsed: names the file and line. */
+export class RankFileError extends WgptError {
+  override name = 'RankFileError';
   constructor(
     message: string,
     readonly file: string,
     readonly line?: number,
   ) {
     super(message);
-    this.name = 'RankFileError';
   }
 }
 

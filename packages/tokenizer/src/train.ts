@@ -14,6 +14,7 @@
 // merge only revisits those words, subtracting their old pairs and adding their new ones. A binary max-heap
 // holds (count, pair) snapshots; an entry whose count no longer matches the pair's current count is stale
 // and skipped when popped (a fresh entry is pushed whenever a count changes).
+import { WgptError } from '@wgpt/base/errors';
 import { BpeEncoding, type Encoding } from './encoding.ts';
 import { latin1Of } from './latin1.ts';
 import type { PatternName } from './patterns.ts';
@@ -41,18 +42,22 @@ export interface TrainedBpe {
   vocabSize: number;
 }
 
-export class VocabSizeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'VocabSizeError';
-  }
+/** A vocabulary size the trainer cannot reach (too small for the bytes and specials, or too large). */
+export class VocabSizeError extends WgptError {
+  override name = 'VocabSizeError';
 }
+
+/** The largest vocabulary the trainer handles (token ids are packed below 2^21 in pair keys). */
+export const MAX_VOCAB_SIZE = 2 ** 21;
 
 export function checkVocabSize(vocabSize: number, nSpecials: number): void {
   if (!Number.isInteger(vocabSize) || vocabSize < 256 + nSpecials) {
     throw new VocabSizeError(
       `vocab size ${vocabSize} is too small: it must be an integer of at least 256 (the byte tokens) + ${nSpecials} (special tokens) = ${256 + nSpecials}`,
     );
+  }
+  if (vocabSize > MAX_VOCAB_SIZE) {
+    throw new VocabSizeError(`vocab size ${vocabSize} is too large (max ${MAX_VOCAB_SIZE})`);
   }
 }
 
@@ -114,14 +119,15 @@ export class ChunkCounter {
   }
 }
 
-const PAIR_SHIFT = 2 ** 21; // ids below 2^21
+const PAIR_SHIFT = MAX_VOCAB_SIZE; // ids below 2^21
 
 /** Train from chunk counts (see ChunkCounter). */
 export function trainFromCounts(counts: Map<string, number>, opts: TrainOptions): TrainedBpe {
   const specials = opts.specialTokens ?? ['<|endoftext|>'];
   checkVocabSize(opts.vocabSize, specials.length);
-  if (new Set(specials).size !== specials.length) throw new Error(`duplicate special tokens in ${JSON.stringify(specials)}`);
-  if (opts.vocabSize > PAIR_SHIFT) throw new VocabSizeError(`vocab size ${opts.vocabSize} is too large (max ${PAIR_SHIFT})`);
+  if (new Set(specials).size !== specials.length) {
+    throw new WgptError(`duplicate special tokens in ${JSON.stringify(specials)}`);
+  }
   const target = opts.vocabSize - 256 - specials.length;
 
   // Words, sorted by chunk text so that the result does not depend on insertion order.
