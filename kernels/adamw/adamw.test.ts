@@ -25,7 +25,7 @@ describe('adamw', () => {
         // Gradients of a size that makes clipping bite when maxNorm = 1.
         const grads = shapes.map((s, i) => randomF32(s.reduce((a, b) => a * b), 100 * step + i, -0.5, 0.5));
         ps.forEach((p, i) => p.ensureGrad().write(grads[i]!));
-        ps.forEach((p) => (p.gradReady = true));
+        ps.forEach((p) => p.markGradReady());
         opt.update();
         const clip = clipScaleRef(grads, maxNorm);
         if (maxNorm > 0) expect(clip).toBeLessThan(1);

@@ -395,8 +395,7 @@ export const attention = defineOp({
     flashForward(gpu, qkv.buffer, out.buffer, lse.buffer, s, plan);
     return { out, saved: { lse, plan, s } };
   },
-  backward(ctx, g, saved, out) {
-    const qkv = out.node!.inputs[0]!;
+  backward(ctx, g, { args: [qkv], saved, out }) {
     const d = ctx.grad(qkv);
     if (!d) return;
     const gpu = qkv.gpu;
@@ -439,8 +438,7 @@ export const attentionNaive = defineOp({
     naiveForward(gpu, qkv.buffer, att.buffer, out.buffer, s);
     return { out, saved: { att, s } };
   },
-  backward(ctx, g, saved, out) {
-    const qkv = out.node!.inputs[0]!;
+  backward(ctx, g, { args: [qkv], saved }) {
     const d = ctx.grad(qkv);
     if (!d) return;
     const gpu = qkv.gpu;

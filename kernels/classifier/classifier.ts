@@ -150,8 +150,7 @@ export const fusedClassifier = defineOp({
     scratch?.dispose();
     return { out: losses, saved: { dl, count, scale } as Saved };
   },
-  backward(ctx, g, saved, out) {
-    const [logits] = out.node!.inputs as [Tensor];
+  backward(ctx, g, { args: [logits], saved }) {
     const [R, Vp] = logits.shape as [number, number];
     const d = ctx.grad(logits);
     if (!d) return;

@@ -70,8 +70,7 @@ export const crossEntropy = defineOp({
     });
     return { out, saved: null };
   },
-  backward(ctx, g, _s, out) {
-    const [logits, targets] = out.node!.inputs as [Tensor, Tensor];
+  backward(ctx, g, { args: [logits, targets] }) {
     const [R, V] = logits.shape as [number, number];
     const d = ctx.grad(logits);
     if (!d) return;

@@ -86,8 +86,8 @@ export const add = defineOp({
     a.gpu.dispatch(addSpec, { buffers: { a: a.buffer, b: b.buffer, out: out.buffer }, uniforms: { n: a.size }, workgroups: grid1d(a.gpu, a.size, 256), context: `n=${a.size}` });
     return { out, saved: null };
   },
-  backward(ctx, g, _s, out) {
-    for (const x of out.node!.inputs) {
+  backward(ctx, g, { args }) {
+    for (const x of args) {
       const d = ctx.grad(x);
       if (d) accumulateInto(x.gpu, g.buffer, d.tensor.buffer, x.size, d.accumulate);
     }
@@ -102,8 +102,7 @@ export const gelu = defineOp({
     x.gpu.dispatch(geluForwardSpec, { buffers: { x: x.buffer, out: out.buffer }, uniforms: { n: x.size }, workgroups: grid1d(x.gpu, x.size, 256), context: `n=${x.size}` });
     return { out, saved: null };
   },
-  backward(ctx, g, _s, out) {
-    const x = out.node!.inputs[0]!;
+  backward(ctx, g, { args: [x] }) {
     const dx = ctx.grad(x);
     if (dx) geluBackwardInto(x.gpu, x.buffer, g.buffer, dx.tensor.buffer, x.size, dx.accumulate);
   },
@@ -115,8 +114,7 @@ export const reshape = defineOp({
   forward(x: Tensor, shape: readonly number[]) {
     return { out: x.view(shape), saved: null };
   },
-  backward(ctx, g, _s, out) {
-    const x = out.node!.inputs[0]!;
+  backward(ctx, g, { args: [x] }) {
     const d = ctx.grad(x);
     if (d) accumulateInto(x.gpu, g.buffer, d.tensor.buffer, x.size, d.accumulate);
   },

@@ -140,8 +140,7 @@ export const encoder = defineOp({
     });
     return { out, saved: null };
   },
-  backward(ctx, g, _saved, out) {
-    const [tokens, wte, wpe] = out.node!.inputs as [Tensor, Tensor, Tensor];
+  backward(ctx, g, { args: [tokens, wte, wpe] }) {
     const [B, T] = tokens.shape as [number, number];
     const [V, C] = wte.shape as [number, number];
     const maxT = wpe.shape[0]!;

@@ -185,8 +185,7 @@ export const layernorm = defineOp({
     layernormForwardInto(gpu, { x: x.buffer, weight: weight.buffer, bias: bias.buffer, out: out.buffer, mean: mean.buffer, rstd: rstd.buffer, N, C });
     return { out, saved: { mean, rstd } as LayerNormSaved };
   },
-  backward(ctx, g, saved, out) {
-    const [x, weight, bias] = out.node!.inputs as [Tensor, Tensor, Tensor];
+  backward(ctx, g, { args: [x, weight, bias], saved }) {
     const [N, C] = x.shape as [number, number];
     const gpu = x.gpu;
     const dx = ctx.grad(x);

@@ -174,8 +174,7 @@ export const matmul = defineOp({
     gemm(a.gpu, { M, N, K, a: a.buffer, b: b.buffer, c: out.buffer });
     return { out, saved: null };
   },
-  backward(ctx, g, _saved, out) {
-    const [a, b] = out.node!.inputs as [Tensor, Tensor];
+  backward(ctx, g, { args: [a, b] }) {
     const [M, K] = a.shape as [number, number];
     const N = b.shape[1]!;
     const da = ctx.grad(a);
@@ -196,8 +195,7 @@ export const linear = defineOp({
     gemm(x.gpu, { M, N: OC, K: C, a: x.buffer, b: w.buffer, transB: true, c: out.buffer, bias: bias?.buffer });
     return { out, saved: null };
   },
-  backward(ctx, g, _saved, out) {
-    const [x, w, bias] = out.node!.inputs as [Tensor, Tensor, Tensor | undefined];
+  backward(ctx, g, { args: [x, w, bias] }) {
     linearBackward(ctx, g, x, w, bias);
   },
 });
@@ -212,8 +210,7 @@ export const linearGelu = defineOp({
     gemm(x.gpu, { M, N: OC, K: C, a: x.buffer, b: w.buffer, transB: true, c: out.buffer, bias: bias.buffer, gelu: true, pre: pre.buffer });
     return { out, saved: pre };
   },
-  backward(ctx, g, pre, out) {
-    const [x, w, bias] = out.node!.inputs as [Tensor, Tensor, Tensor];
+  backward(ctx, g, { args: [x, w, bias], saved: pre }) {
     // d pre = g · gelu'(pre), then the linear layer's backward from d pre.
     const dpre = empty(x.gpu, pre.shape);
     geluBackwardInto(x.gpu, pre.buffer, g.buffer, dpre.buffer, pre.size, 0);

@@ -75,8 +75,7 @@ function reduceAll(name: string, mean: boolean) {
       x.gpu.dispatch(sumAllSpec, { buffers: { x: x.buffer, out: out.buffer }, uniforms: { n: x.size, scale, accumulate: 0 }, workgroups: [1], context: `n=${x.size}` });
       return { out, saved: scale };
     },
-    backward(ctx, g, scale, out) {
-      const x = out.node!.inputs[0]!;
+    backward(ctx, g, { args: [x], saved: scale }) {
       const dx = ctx.grad(x);
       if (dx) x.gpu.dispatch(broadcastSpec, { buffers: { g: g.buffer, out: dx.tensor.buffer }, uniforms: { n: x.size, scale, accumulate: dx.accumulate }, workgroups: grid1d(x.gpu, x.size, 256), context: `n=${x.size}` });
     },

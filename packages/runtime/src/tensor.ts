@@ -21,8 +21,7 @@ export class Tensor {
   /** Leaf tensors that the optimizer updates: their grads persist across steps and accumulate (+=). */
   isParam = false;
   grad: Tensor | null = null;
-  /** True once grad holds a value (a first contribution was written, or it was zeroed). */
-  gradReady = false;
+  private hasGradValue = false;
   /** The op that produced this tensor, when it was recorded for backward. */
   node: TapeNode | null = null;
   name?: string;
@@ -94,11 +93,29 @@ export class Tensor {
     for (const s of scopes) s.delete(this);
   }
 
+  /**
+   * True once grad holds a value (a first contribution was written, or it was zeroed): backward then adds to it.
+   * While false, the first contribution overwrites whatever the buffer holds.
+   */
+  get gradReady(): boolean {
+    return this.hasGradValue;
+  }
+
+  /**
+   * Declares that grad now holds a value, for code that wrote it directly (autograd's first contribution, a
+   * test or loader writing gradients from the host). Later backward passes add to it.
+   */
+  markGradReady(): void {
+    if (!this.grad) throw new WgptError(`markGradReady() on ${this}, which has no gradient buffer: call ensureGrad() first`);
+    this.hasGradValue = true;
+  }
+
   /** Allocates this tensor's gradient buffer if missing. Param grads are untracked so tidy() never frees them. */
   ensureGrad(): Tensor {
     if (!this.grad) {
-      this.grad = empty(this.gpu, this.shape, 'f32', { track: !this.isParam, name: `grad(${this.name ?? `t${this.id}`})` });
-      this.gradReady = false;
+      const name = `grad(${this.name ?? `t${this.id}`})`;
+      this.grad = empty(this.gpu, this.shape, 'f32', { track: !this.isParam, name });
+      this.hasGradValue = false;
     }
     return this.grad;
   }
@@ -107,7 +124,7 @@ export class Tensor {
   zeroGrad(): void {
     const g = this.ensureGrad();
     this.gpu.clear(g.buffer, 0, g.bytes);
-    this.gradReady = true;
+    this.hasGradValue = true;
   }
 }
 
