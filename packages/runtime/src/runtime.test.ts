@@ -3,6 +3,7 @@ import {
   backward, checkSpec, defineOp, empty, fill, keep, noGrad, parseAdapterList, sizeClass, tensor, tidy,
   tidyAsync, topoSort, type Gpu, type KernelSpec, type Tensor,
 } from './index.ts';
+import { stackScopeTracker } from './scope.ts';
 import { checkOp, EPS32, testGpu } from './testing.ts';
 
 let gpu: Gpu;
@@ -98,6 +99,58 @@ describe('buffers and tensors', () => {
     expect(r.isDisposed).toBe(false);
     b!.dispose();
     r.dispose();
+  });
+});
+
+describe('tidyAsync across interleaved async tasks', () => {
+  const gate = () => {
+    let open!: () => void;
+    const p = new Promise<void>((r) => (open = r));
+    return { p, open };
+  };
+
+  it('a tensor belongs to the scope of the task that created it', async () => {
+    gpu = await testGpu();
+    const [gA, gB] = [gate(), gate()];
+    let x: Tensor | undefined;
+    let y: Tensor | undefined;
+    let z: Tensor | undefined;
+    // A enters its scope and waits; B enters its own and creates y; A wakes and creates x while B waits.
+    const a = tidyAsync(async () => {
+      await gA.p;
+      x = tensor(gpu, [1], [1]);
+      return x;
+    });
+    const b = tidyAsync(async () => {
+      y = tensor(gpu, [2], [1]);
+      gA.open();
+      await gB.p;
+      return null;
+    });
+    // A third task, in no scope, creates z while both scopes are pending.
+    await Promise.resolve();
+    z = tensor(gpu, [3], [1]);
+    gA.open(); // (already open unless B failed to start)
+    const ra = await a;
+    gB.open();
+    await b;
+    expect(ra).toBe(x);
+    expect(x!.isDisposed, "A's result survives B's scope").toBe(false);
+    expect(y!.isDisposed, "B's tensor goes with B's scope").toBe(true);
+    expect(z.isDisposed, 'a tensor created outside both scopes is not theirs').toBe(false);
+    expect(Array.from(await x!.read())).toEqual([1]);
+    x!.dispose();
+    z.dispose();
+  });
+
+  it('where no async context exists, a second pending tidyAsync throws instead of mixing scopes', async () => {
+    const scopes = stackScopeTracker();
+    const g = gate();
+    const first = scopes.runAsync(new Set(), () => g.p);
+    await expect(scopes.runAsync(new Set(), async () => 1)).rejects.toThrow(/another tidyAsync\(\) is pending/);
+    g.open();
+    await first;
+    expect(await scopes.runAsync(new Set(), async () => 2)).toBe(2); // one after the other is fine
   });
 });
 

@@ -4,6 +4,7 @@ import type { Gpu } from './gpu.ts';
 import { WgptError } from './errors.ts';
 import type { TapeNode } from './autograd.ts';
 import { fillBuffer, POISON_BITS } from './builtin/fill.ts';
+import { scopes, type Scope } from './scope.ts';
 
 export type DType = 'f32' | 'i32' | 'u32';
 export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
@@ -12,7 +13,6 @@ export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D e
 const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 let nextId = 1;
-const scopes: Set<Tensor>[] = [];
 
 export class Tensor {
   readonly id = nextId++;
@@ -28,6 +28,8 @@ export class Tensor {
   /** For a view: the tensor whose buffer this one shares. Disposing a view never releases the buffer. */
   base: Tensor | null = null;
   private disposed = false;
+  /** The tidy() scope that will dispose this tensor, if any. */
+  private scope: Scope | undefined;
 
   constructor(
     readonly gpu: Gpu,
@@ -38,7 +40,7 @@ export class Tensor {
   ) {
     this.size = shape.reduce((a, b) => a * b, 1);
     this.name = opts.name;
-    if (opts.track !== false) scopes[scopes.length - 1]?.add(this);
+    if (opts.track !== false) this.moveToScope(scopes.current());
   }
 
   get bytes(): number {
@@ -90,7 +92,14 @@ export class Tensor {
     if (!this.base) this.gpu.pool.release(this.buffer);
     if (this.grad && !this.isParam) this.grad.dispose();
     this.node = null;
-    for (const s of scopes) s.delete(this);
+    this.moveToScope(undefined);
+  }
+
+  /** Leaves its scope for `to` (undefined: untracked). For tidy() and keep(). */
+  moveToScope(to: Scope | undefined): void {
+    this.scope?.delete(this);
+    this.scope = to;
+    to?.add(this);
   }
 
   /**
@@ -174,48 +183,38 @@ export function parameter(gpu: Gpu, data: ArrayLike<number>, shape: readonly num
 
 /** Runs fn and disposes every tensor created inside it, except the ones in its result or passed to keep(). */
 export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = fn();
-  } finally {
-    scopes.pop();
-  }
-  const kept = new Set<Tensor>();
-  collectTensors(result!, kept);
-  const outer = scopes[scopes.length - 1];
-  for (const t of scope) {
-    if (kept.has(t)) outer?.add(t);
-    else t.dispose();
-  }
-  return result!;
-}
-
-/** The async twin of tidy(): for code that awaits reads inside the scope. */
-export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = await fn();
-  } finally {
-    const i = scopes.lastIndexOf(scope);
-    if (i >= 0) scopes.splice(i, 1);
-  }
-  const kept = new Set<Tensor>();
-  collectTensors(result, kept);
-  const outer = scopes[scopes.length - 1];
-  for (const t of scope) {
-    if (kept.has(t)) outer?.add(t);
-    else t.dispose();
-  }
+  const scope: Scope = new Set();
+  const result = scopes.run(scope, fn);
+  close(scope, result);
   return result;
 }
 
-/** Moves a tensor out of every enclosing tidy() scope. */
+/**
+ * The async twin of tidy(): for code that awaits reads inside the scope. In Node each async task has its own scopes,
+ * so concurrent tasks do not collect each other's tensors; in a browser only one tidyAsync() may be pending at a
+ * time (see scope.ts).
+ */
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const scope: Scope = new Set();
+  const result = await scopes.runAsync(scope, fn);
+  close(scope, result);
+  return result;
+}
+
+/** Disposes the scope's tensors except those in `result`, which move to the enclosing scope (of the caller). */
+function close(scope: Scope, result: unknown): void {
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  const outer = scopes.current();
+  for (const t of [...scope]) {
+    if (kept.has(t)) t.moveToScope(outer);
+    else t.dispose();
+  }
+}
+
+/** Moves a tensor out of its tidy() scope: no scope disposes it any more. */
 export function keep<T extends Tensor>(t: T): T {
-  for (const s of scopes) s.delete(t);
+  t.moveToScope(undefined);
   return t;
 }
 
