@@ -36,7 +36,7 @@ export function sizeClass(bytes: number): number {
 export class BufferPool {
   private free = new Map<string, GPUBuffer[]>();
   private all = new Set<GPUBuffer>();
-  private handedOut = new Map<GPUBuffer, number>();
+  private handedOut = new Map<GPUBuffer, { bytes: number; key: string }>();
   readonly stats: PoolStats = { bytesInUse: 0, peakBytesInUse: 0, bytesReserved: 0, allocations: 0, reuses: 0, live: 0 };
 
   constructor(
@@ -56,14 +56,15 @@ export class BufferPool {
         `Buffer of ${bytes} bytes (${formatBytes(bytes)})${label ? ` for ${label}` : ''} exceeds this adapter's ${isStorage ? 'maxStorageBufferBindingSize' : 'maxBufferSize'} of ${limit} bytes (${formatBytes(limit)}).`,
       );
     }
+    // The size class may round past the limit while the request does not: then the class's buffers are the
+    // limit's size, which still holds every request of the class (each is ≤ limit), so any of them can be reused.
+    const allocSize = Math.min(size, limit);
     const key = `${size}:${usage}`;
     const list = this.free.get(key);
     let buf = list?.pop();
     if (buf) {
       this.stats.reuses++;
     } else {
-      // The size class may round past the binding limit while the request does not: then allocate exactly.
-      const allocSize = size > limit ? Math.ceil(bytes / 16) * 16 : size;
       if (this.report) {
         this.device.pushErrorScope('out-of-memory');
         this.device.pushErrorScope('validation');
@@ -78,7 +79,7 @@ export class BufferPool {
       this.stats.allocations++;
       this.stats.bytesReserved += buf.size;
     }
-    this.handedOut.set(buf, buf.size);
+    this.handedOut.set(buf, { bytes: buf.size, key });
     this.stats.live++;
     this.stats.bytesInUse += buf.size;
     if (this.stats.bytesInUse > this.stats.peakBytesInUse) this.stats.peakBytesInUse = this.stats.bytesInUse;
@@ -87,14 +88,13 @@ export class BufferPool {
 
   /** Returns a buffer for reuse. Commands already recorded that use it still see its old contents (queue order). */
   release(buf: GPUBuffer): void {
-    const size = this.handedOut.get(buf);
-    if (size === undefined) throw new GpuValidationError(`Buffer "${buf.label}" released twice or not from this pool`);
+    const out = this.handedOut.get(buf);
+    if (!out) throw new GpuValidationError(`Buffer "${buf.label}" released twice or not from this pool`);
     this.handedOut.delete(buf);
     this.stats.live--;
-    this.stats.bytesInUse -= size;
-    const key = `${sizeClass(size)}:${buf.usage}`;
-    let list = this.free.get(key);
-    if (!list) this.free.set(key, (list = []));
+    this.stats.bytesInUse -= out.bytes;
+    let list = this.free.get(out.key);
+    if (!list) this.free.set(out.key, (list = []));
     list.push(buf);
   }
 

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  backward, checkSpec, defineOp, empty, fill, keep, noGrad, parseAdapterList, sizeClass, tensor, tidy,
+  backward, BufferPool, checkSpec, defineOp, empty, fill, keep, noGrad, parseAdapterList, sizeClass, tensor, tidy,
   tidyAsync, topoSort, type Gpu, type KernelSpec, type Tensor,
 } from './index.ts';
 import { stackScopeTracker } from './scope.ts';
@@ -83,6 +83,24 @@ describe('buffers and tensors', () => {
     gpu = await testGpu();
     const n = gpu.limits.maxStorageBufferBindingSize / 4 + 16;
     expect(() => tidy(() => tensor(gpu, { length: n } as ArrayLike<number>, [n]))).toThrow(/exceeds this adapter's maxStorageBufferBindingSize of \d+ bytes/);
+  });
+
+  it('near the binding limit, a buffer reused within a size class still holds the request', async () => {
+    gpu = await testGpu();
+    // With a 6000-byte limit, requests of 5200 and 5800 bytes share the 6144-byte size class, which passes it.
+    const pool = new BufferPool(gpu.device, { maxBufferSize: 1 << 20, maxStorageBufferBindingSize: 6000 });
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+    const a = pool.acquire(5200, usage);
+    pool.release(a);
+    const b = pool.acquire(5800, usage);
+    expect(b.size).toBeGreaterThanOrEqual(5800);
+    expect(b.size).toBeLessThanOrEqual(6000);
+    expect(b).toBe(a); // one buffer serves the class
+    pool.release(b);
+    expect(pool.acquire(6000, usage).size).toBe(6000);
+    expect(() => pool.acquire(6004, usage)).toThrow(/exceeds this adapter's maxStorageBufferBindingSize of 6000/);
+    expect(pool.stats.allocations).toBe(1);
+    pool.destroy();
   });
 
   it('tidy disposes what it does not return; keep() saves a tensor', async () => {
