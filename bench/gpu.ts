@@ -2,7 +2,7 @@
 // timestamp queries the kernel time comes from them, otherwise from the wall clock around submit + wait.
 import { Bench } from 'tinybench';
 import { empty, type Gpu } from '@wgpt/runtime';
-import { copyKernel } from '@wgpt/kernels';
+import { copyKernel } from './copy.ts';
 
 export interface GpuTiming {
   /** Time of one call of `record`'s work, in ms: GPU timestamps when available, else wall-clock median. */

@@ -8,9 +8,9 @@ import puppeteer, { type Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundlePage } from '@wgpt/web';
 import { EPS32, finiteDiff, randomF32, relErr } from '@wgpt/runtime/testing';
-import { linearRef } from '../kernels/matmul/matmul.ref.ts';
-import { geluRef } from '../kernels/elementwise/elementwise.ref.ts';
-import { crossEntropyRef } from '../kernels/crossentropy/crossentropy.ref.ts';
+import { linearRef } from '@wgpt/kernels/matmul/matmul.ref.ts';
+import { geluRef } from '@wgpt/kernels/elementwise/elementwise.ref.ts';
+import { crossEntropyRef } from '@wgpt/kernels/crossentropy/crossentropy.ref.ts';
 
 const CHROMIUM = process.env.WGPT_CHROMIUM ?? '/usr/bin/chromium';
 const ROOT = new URL('..', import.meta.url).pathname;

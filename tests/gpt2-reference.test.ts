@@ -10,7 +10,7 @@ import { backward, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { relErr, testGpu } from '@wgpt/runtime/testing';
 import { AdamW } from '@wgpt/kernels';
 import { GPT2, readLlmcModel, readSafetensors, type NamedTensor } from '@wgpt/gpt2';
-import { FIXTURE, referenceState } from '../tools/reference/make-fixture.ts';
+import { FIXTURE, referenceState } from '@wgpt/tools/reference/make-fixture';
 
 const DIR = new URL('./fixtures/gpt2-tiny/', import.meta.url).pathname;
 const NAMES = ['wte', 'wpe', 'ln1w', 'ln1b', 'qkvw', 'qkvb', 'attprojw', 'attprojb', 'ln2w', 'ln2b', 'fcw', 'fcb', 'fcprojw', 'fcprojb', 'lnfw', 'lnfb'];

@@ -8,8 +8,7 @@
 import { empty, tensor, tidyAsync, backward, type Gpu, type Tensor } from '@wgpt/runtime';
 import { randomF32, relErr } from '@wgpt/runtime/testing';
 import { bwdBound, fwdBound } from './attention.ref.ts';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { timeGpu } from '../../bench/gpu.ts';
+import { timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { attention, attentionNaive, describePlan, flashBackward, flashForward, flashPlan, naiveBackward, naiveForward } from './attention.ts';
 
 interface Shape {

@@ -3,8 +3,7 @@
 // hardware (the full B·T = 8192 rows would need 1.6 GB each for logits and dlogits).
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, rng } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { copyBandwidth, timeGpu } from '../../bench/gpu.ts';
+import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { fusedClassifierInto } from './classifier.ts';
 import { classifierLossesRef } from './classifier.ref.ts';
 

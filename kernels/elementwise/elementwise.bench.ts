@@ -2,8 +2,7 @@
 // measured in the same run.
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { randomF32 } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { copyBandwidth, timeGpu } from '../../bench/gpu.ts';
+import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise.ts';
 import { geluRef } from './elementwise.ref.ts';
 import { grid1d } from '../common.ts';

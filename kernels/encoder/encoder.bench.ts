@@ -2,8 +2,7 @@
 // same run. GPT-2 124M's shapes on hardware (B·T = 8192, C = 768, V = 50257, maxT = 1024).
 import { empty, grid1d, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr, rng } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { copyBandwidth, timeGpu } from '../../bench/gpu.ts';
+import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { encoderBackwardWpeSpec, encoderBackwardWte, encoderForwardSpec } from './encoder.ts';
 
 const suite: BenchSuite = {

@@ -2,8 +2,7 @@
 // the copy kernel's bandwidth measured in the same run. GPT-2 124M's shape (N = B·T = 8192, C = 768) on hardware.
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { copyBandwidth, timeGpu } from '../../bench/gpu.ts';
+import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { layernormBackwardInto, layernormForwardInto } from './layernorm.ts';
 import { layernormRef } from './layernorm.ref.ts';
 

@@ -2,8 +2,7 @@
 // against f64 dot products of the same inputs.
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32 } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { timeGpu } from '../../bench/gpu.ts';
+import { timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { gemm, gemmStrided, tileConfig, vec4Eligible } from './matmul.ts';
 
 interface Shape {

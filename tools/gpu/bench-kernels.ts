@@ -2,13 +2,13 @@
 // adapter, then, given torch's timings from the same machine (tools/gpu/torch_baseline.py), prints ours beside
 // torch's with the ratio.
 import { readFileSync } from 'node:fs';
-import { runSuites } from '../../bench/runner.ts';
-import matmul from '../../kernels/matmul/matmul.bench.ts';
-import elementwise from '../../kernels/elementwise/elementwise.bench.ts';
-import layernorm from '../../kernels/layernorm/layernorm.bench.ts';
-import classifier from '../../kernels/classifier/classifier.bench.ts';
-import encoder from '../../kernels/encoder/encoder.bench.ts';
-import attention from '../../kernels/attention/attention.bench.ts';
+import { runSuites } from '@wgpt/bench';
+import matmul from '@wgpt/kernels/matmul/matmul.bench.ts';
+import elementwise from '@wgpt/kernels/elementwise/elementwise.bench.ts';
+import layernorm from '@wgpt/kernels/layernorm/layernorm.bench.ts';
+import classifier from '@wgpt/kernels/classifier/classifier.bench.ts';
+import encoder from '@wgpt/kernels/encoder/encoder.bench.ts';
+import attention from '@wgpt/kernels/attention/attention.bench.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string) => {

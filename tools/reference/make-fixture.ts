@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initParams, makeConfig, writeLlmcModel } from '../../packages/gpt2/src/index.ts';
+import { initParams, makeConfig, writeLlmcModel } from '@wgpt/gpt2';
 
 export const FIXTURE = {
   config: makeConfig({ maxT: 16, V: 61, L: 2, NH: 2, C: 16 }),
