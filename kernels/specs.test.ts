@@ -1,4 +1,4 @@
-import { checkSpec, opRegistry } from '@wgpt/runtime';
+import { checkSpec, kernelId, opRegistry } from '@wgpt/runtime';
 import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ const root = new URL('..', import.meta.url).pathname;
 
 describe('kernel specs', () => {
   for (const spec of allSpecs) {
-    it(`${spec.name}@${spec.version} matches ${spec.file} by reflection`, () => {
+    it(`${kernelId(spec)} matches ${spec.file} by reflection`, () => {
       expect(checkSpec(spec)).toEqual([]);
       // The spec's file is the one its source came from.
       expect(readFileSync(join(root, spec.file), 'utf8')).toBe(spec.source);
@@ -30,9 +30,11 @@ describe('kernel specs', () => {
     expect(files.filter((f) => !known.has(f))).toEqual([]);
   });
 
-  it('pipeline keys are unique per spec', () => {
-    const keys = allSpecs.map((s) => `${s.name}@${s.version}`);
-    expect(new Set(keys).size).toBe(keys.length);
+  it('each spec is one (name, version): pipeline keys and kernel ids are unique', () => {
+    const pairs = allSpecs.map((s) => `${s.name}@${s.version}`);
+    expect(new Set(pairs).size).toBe(pairs.length);
+    const ids = allSpecs.map(kernelId);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 
   it('every registered op is exercised by a gradient test file', () => {

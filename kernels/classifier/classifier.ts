@@ -18,8 +18,11 @@ import forwardSource from './fused_classifier.wgsl';
 
 export const fusedClassifierSpec: KernelSpec = {
   name: 'fused_classifier',
-  version: 'v2',
-  description: 'vec4 rows (v1: scalar); one workgroup per row, online max/sum per thread, two-level 16-way merge, gradient written in the same kernel',
+  version: 'v1',
+  revision: 2,
+  description:
+    'one workgroup per row, vec4 rows (r1: scalar), online max/sum per thread, two-level 16-way merge, ' +
+    'gradient written in the same kernel',
   source: forwardSource,
   file: 'kernels/classifier/fused_classifier.wgsl',
   bindings: [
@@ -44,8 +47,11 @@ export const fusedClassifierSpec: KernelSpec = {
 
 export const fusedClassifierBackwardSpec: KernelSpec = {
   name: 'fused_classifier_backward',
-  version: 'v2',
-  description: 'one thread per vec4 (v1: per element): saved gradient times the upstream row gradient, relative to the intended one',
+  version: 'v1',
+  revision: 2,
+  description:
+    'one thread per vec4 (r1: per element): saved gradient times the upstream row gradient, relative to the ' +
+    'intended one',
   source: backwardSource,
   file: 'kernels/classifier/fused_classifier_backward.wgsl',
   bindings: [

@@ -19,8 +19,9 @@ const u32 = (...names: string[]) => names.map((name) => ({ name, type: 'u32' as 
 
 export const encoderForwardSpec: KernelSpec = {
   name: 'encoder_forward',
-  version: 'v2',
-  description: 'one thread per output element; NaN row for an out-of-range token; positions start at posOffset',
+  version: 'v1',
+  revision: 2,
+  description: 'one thread per output element; NaN row for an out-of-range token; positions start at posOffset (r1: at 0)',
   source: forwardSource,
   file: 'kernels/encoder/encoder_forward.wgsl',
   bindings: [ro('tokens'), ro('wte'), ro('wpe'), rw('out'), params],

@@ -7,7 +7,7 @@
 import { BufferPool } from './buffers.ts';
 import { openDevice, type OpenOptions } from './device.ts';
 import { DeviceLostError, GpuValidationError, KernelCompileError } from './errors.ts';
-import { packUniforms, pipelineKey, resolveOverrides, uniformBindingIndex, type KernelSpec } from './kernel.ts';
+import { kernelId, packUniforms, pipelineKey, resolveOverrides, uniformBindingIndex, type KernelSpec } from './kernel.ts';
 import { Profiler } from './profiler.ts';
 
 export interface DispatchArgs {
@@ -42,7 +42,7 @@ export class Gpu {
   submitCount = 0;
 
   private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; spec: KernelSpec; module: GPUShaderModule; creation: Pending }>();
-  private sourcesByVersion = new Map<string, string>();
+  private sourceById = new Map<string, KernelSpec>();
   private encoder: GPUCommandEncoder | null = null;
   private pending: Pending[] = [];
   private arena: GPUBuffer;
@@ -110,10 +110,14 @@ export class Gpu {
     const key = pipelineKey(spec, ov);
     const hit = this.pipelines.get(key);
     if (hit) return hit;
-    const vkey = `${spec.name}@${spec.version}`;
-    const seen = this.sourcesByVersion.get(vkey);
-    if (seen !== undefined && seen !== spec.source) throw new KernelCompileError(`Two different WGSL sources claim ${vkey} (${spec.file}); bump the version`);
-    this.sourcesByVersion.set(vkey, spec.source);
+    const id = kernelId(spec);
+    const seen = this.sourceById.get(id);
+    if (seen !== undefined && seen.source !== spec.source) {
+      throw new KernelCompileError(
+        `Two different WGSL sources claim kernel ${id} (${seen.file} and ${spec.file}): give them different names or versions`,
+      );
+    }
+    this.sourceById.set(id, spec);
 
     const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((b, i) => ({
       binding: i,
@@ -121,8 +125,8 @@ export class Gpu {
       buffer: { type: b.kind },
     }));
     this.device.pushErrorScope('validation');
-    const module = this.device.createShaderModule({ code: spec.source, label: `${spec.file} (${vkey})` });
-    const layout = this.device.createBindGroupLayout({ entries, label: vkey });
+    const module = this.device.createShaderModule({ code: spec.source, label: `${spec.file} (${id})` });
+    const layout = this.device.createBindGroupLayout({ entries, label: id });
     const pipeline = this.device.createComputePipeline({
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: ov },
@@ -145,7 +149,7 @@ export class Gpu {
       // Reported here with file and line; the creation's own error scope need not report it again.
       this.pending = this.pending.filter((p) => p !== creation);
       throw new KernelCompileError(
-        `WGSL of kernel ${spec.name}@${spec.version} does not compile:\n` + errors.map((m) => `  ${spec.file}:${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'),
+        `WGSL of kernel ${kernelId(spec)} does not compile:\n` + errors.map((m) => `  ${spec.file}:${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'),
       );
     }
     await this.check();
@@ -163,7 +167,7 @@ export class Gpu {
     const [x, y = 1, z = 1] = args.workgroups;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxWg || y > maxWg || z > maxWg) {
-      throw new GpuValidationError(`Kernel ${spec.name}@${spec.version}: dispatch (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${maxWg}${args.context ? ` [${args.context}]` : ''}`);
+      throw new GpuValidationError(`Kernel ${kernelId(spec)}: dispatch (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${maxWg}${args.context ? ` [${args.context}]` : ''}`);
     }
     if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do, and a zero dispatch is legal but pointless
     const uIndex = uniformBindingIndex(spec);
@@ -177,20 +181,20 @@ export class Gpu {
         return { binding: i, resource: { buffer: this.arena, offset, size: data.byteLength } };
       }
       const buffer = args.buffers[b.name];
-      if (!buffer) throw new GpuValidationError(`Kernel ${spec.name}@${spec.version}: no buffer given for binding "${b.name}"${args.context ? ` [${args.context}]` : ''}`);
+      if (!buffer) throw new GpuValidationError(`Kernel ${kernelId(spec)}: no buffer given for binding "${b.name}"${args.context ? ` [${args.context}]` : ''}`);
       return { binding: i, resource: { buffer } };
     });
     const check = this.checkDispatches;
     if (check) this.device.pushErrorScope('validation');
     const bindGroup = this.device.createBindGroup({ layout, entries });
-    const pass = this.getEncoder().beginComputePass({ timestampWrites: this.profiler?.passWrites(`${spec.name}@${spec.version}`) });
+    const pass = this.getEncoder().beginComputePass({ timestampWrites: this.profiler?.passWrites(kernelId(spec)) });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
     if (check) {
       const promise = this.device.popErrorScope();
-      this.pending.push({ promise, what: () => `dispatching ${spec.name}@${spec.version} (${spec.file}) workgroups (${x}, ${y}, ${z})${args.context ? ` [${args.context}]` : ''}` });
+      this.pending.push({ promise, what: () => `dispatching ${kernelId(spec)} (${spec.file}) workgroups (${x}, ${y}, ${z})${args.context ? ` [${args.context}]` : ''}` });
     }
     this.dispatchCount++;
   }

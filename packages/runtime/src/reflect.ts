@@ -1,12 +1,12 @@
 // Checks a kernel spec against its WGSL by reflection: every binding's index, name and kind, the uniform
 // struct's fields (names, types, offsets), the overrides and the entry point. Used by the spec tests.
-import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { KernelSpec } from './kernel.ts';
+import { WgslParser, WgslReflect, type Override } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { kernelId, type KernelSpec } from './kernel.ts';
 
 /** Returns a list of mismatches (empty when the spec matches the WGSL). */
 export function checkSpec(spec: KernelSpec): string[] {
   const problems: string[] = [];
-  const where = `${spec.name}@${spec.version} (${spec.file})`;
+  const where = `${kernelId(spec)} (${spec.file})`;
   let r: WgslReflect;
   try {
     r = new WgslReflect(spec.source);
@@ -39,8 +39,22 @@ export function checkSpec(spec: KernelSpec): string[] {
   for (const w of byIndex.values()) if (w.binding >= spec.bindings.length) problems.push(`${where}: WGSL binding ${w.binding} "${w.name}" is missing from the spec`);
   if (spec.uniforms?.length && !spec.bindings.some((b) => b.kind === 'uniform')) problems.push(`${where}: spec lists uniforms but no uniform binding`);
   const wOverrides = new Set(r.overrides.map((o) => o.name));
-  for (const k of Object.keys(spec.overrides ?? {})) if (!wOverrides.has(k)) problems.push(`${where}: override "${k}" is not declared in the WGSL`);
-  for (const k of wOverrides) if (!(k in (spec.overrides ?? {}))) problems.push(`${where}: WGSL override "${k}" has no default in the spec`);
+  const given = spec.overrides ?? {};
+  // An override initialised from others (NY = BR / R) is derived: the host neither sets nor lists it.
+  const derived = new Set(
+    new WgslParser()
+      .parse(spec.source)
+      .filter((n): n is Override => n.astNodeType === 'override')
+      .filter((o) => o.value && o.value.astNodeType !== 'literalExpr')
+      .map((o) => o.name),
+  );
+  for (const k of Object.keys(given)) {
+    if (!wOverrides.has(k)) problems.push(`${where}: override "${k}" is not declared in the WGSL`);
+    else if (derived.has(k)) problems.push(`${where}: override "${k}" is derived from others in the WGSL; the spec must not set it`);
+  }
+  for (const k of wOverrides) {
+    if (!(k in given) && !derived.has(k)) problems.push(`${where}: WGSL override "${k}" has no default in the spec`);
+  }
   const entry = spec.entryPoint ?? 'main';
   if (!r.entry.compute.some((e) => e.name === entry)) problems.push(`${where}: no @compute entry point "${entry}"`);
   return problems;

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  backward, BufferPool, checkSpec, defineOp, empty, fill, keep, noGrad, parseAdapterList, sizeClass, tensor, tidy,
-  tidyAsync, topoSort, type Gpu, type KernelSpec, type Tensor,
+  backward, BufferPool, checkSpec, defineOp, empty, fill, keep, kernelId, noGrad, parseAdapterList, pipelineKey, sizeClass,
+  tensor, tidy, tidyAsync, topoSort, type Gpu, type KernelSpec, type Tensor,
 } from './index.ts';
 import { stackScopeTracker } from './scope.ts';
 import { checkOp, EPS32, testGpu } from './testing.ts';
@@ -246,8 +246,27 @@ const plus = defineOp({
   },
 });
 
+describe('kernel specs', () => {
+  it('checkSpec: an override derived from others needs no default in the spec and must not be set by it', () => {
+    const source = 'override A: u32 = 2;\noverride B: u32 = A * 2;\n@compute @workgroup_size(B) fn main() {}';
+    const spec: KernelSpec = { name: 'test_derived', version: 'v1', source, file: 'x.wgsl', bindings: [], overrides: { A: 2 } };
+    expect(checkSpec(spec)).toEqual([]);
+    expect(checkSpec({ ...spec, overrides: { A: 2, B: 4 } })).toEqual([expect.stringMatching(/override "B" is derived/)]);
+    expect(checkSpec({ ...spec, overrides: {} })).toEqual([expect.stringMatching(/override "A" has no default/)]);
+  });
+
+  it('names a kernel by name@version, with the revision past the first', () => {
+    const spec: KernelSpec = { name: 'k', version: 'v2', source: '', file: 'k.wgsl', bindings: [] };
+    expect(kernelId(spec)).toBe('k@v2');
+    expect(kernelId({ ...spec, revision: 1 })).toBe('k@v2');
+    expect(kernelId({ ...spec, revision: 3 })).toBe('k@v2-r3');
+    expect(pipelineKey({ ...spec, revision: 3 }, { B: 1, A: 2 })).toBe('k@v2-r3(A=2,B=1)');
+  });
+
+  it('the test kernel below matches its spec', () => expect(checkSpec(fmaSpec)).toEqual([]));
+});
+
 describe('autograd', () => {
-  it('the test kernel matches its spec', () => expect(checkSpec(fmaSpec)).toEqual([]));
 
   it('a diamond (fan-out and fan-in) gets the gradients of central differences of an f64 reference', async () => {
     gpu = await testGpu();
