@@ -117,9 +117,9 @@ export function naiveBackward(gpu: Gpu, a: NaiveBackwardBuffers, s: Shape): void
 
 /** The same attention with the (B, NH, T, T) probabilities materialised (and kept for the backward). */
 export const attentionNaive = defineOp({
-  name: 'attentionNaive',
+  name: 'attention_naive',
   forward(qkv: Tensor, opts: { NH: number }) {
-    const s = shapeOf('attentionNaive', qkv, opts.NH);
+    const s = shapeOf('attention_naive', qkv, opts.NH);
     const gpu = qkv.gpu;
     const att = empty(gpu, [s.B, s.NH, s.T, s.T], 'f32', { name: 'attention probabilities' });
     const out = empty(gpu, [s.B, s.T, s.C]);

@@ -7,7 +7,7 @@ import backwardSource from './crossentropy_backward.wgsl';
 import forwardSource from './crossentropy_forward.wgsl';
 
 export const crossEntropyForwardSpec: KernelSpec = {
-  name: 'crossentropy_forward',
+  name: 'cross_entropy_forward',
   version: 'v1',
   description: 'one workgroup per row, online max/sum per thread, tree merge',
   source: forwardSource,
@@ -26,7 +26,7 @@ export const crossEntropyForwardSpec: KernelSpec = {
 };
 
 export const crossEntropyBackwardSpec: KernelSpec = {
-  name: 'crossentropy_backward',
+  name: 'cross_entropy_backward',
   version: 'v1',
   source: backwardSource,
   file: 'kernels/crossentropy/crossentropy_backward.wgsl',

@@ -17,7 +17,7 @@ export interface UniformField {
 }
 
 export interface KernelSpec {
-  /** Kernel family and op in snake_case, e.g. 'layernorm_forward'. */
+  /** snake_case, starting with the op (or kernel family) it serves, e.g. 'layernorm_forward', 'cross_entropy_backward'. */
   name: string;
   /**
    * Which alternative implementation of `name` this is, e.g. 'v1' | 'v2' | 'v3' for matmul (naive, tiled, vec4),
