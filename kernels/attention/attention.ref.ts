@@ -15,7 +15,7 @@ const EPS32 = 2 ** -24;
 // sqrt(T/BC)); the factor 4 is margin for the constant in each term. The backward chains one more product of each
 // kind (dP = dO·V, dS = P∘(dP−D), dQ = dS·K over ≤ T keys), and D's cancellation (dP − D, D = rowsum(P∘dP)) can
 // lose a factor of |dP|/|dP − D|, a few on random data: 8 instead of 4. The tests hold every version to this bound
-// and never above the 1e-5 (fwdTol, bwdTol); the bound alone serves longer rows (the bench's T ≥ 1024).
+// and never above 1e-5, the accuracy asked of attention (fwdTol, bwdTol); the bound alone serves longer rows (the bench's T ≥ 1024).
 export const fwdBound = (T: number, HS: number): number => 4 * (Math.sqrt(HS) + 2 * Math.sqrt(T) + T / 16 + 4) * EPS32;
 export const bwdBound = (T: number, HS: number): number => 8 * (Math.sqrt(HS) + 2 * Math.sqrt(T) + T / 16 + 4) * EPS32;
 export const fwdTol = (T: number, HS: number): number => Math.min(1e-5, fwdBound(T, HS));

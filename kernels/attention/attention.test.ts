@@ -13,7 +13,7 @@ afterAll(() => gpu.destroy());
 
 type Op = (x: Tensor) => Tensor;
 type Extra = Omit<AttentionOptions, 'NH'>;
-// Every version: flash with either forward kernel (one backward), and the naive one.
+// Every implementation: flash v2 and flash v1 (each with its own forward and backward kernels), and the naive one.
 const versions: { name: string; op: (NH: number, extra?: Extra) => Op }[] = [
   { name: 'flash v2', op: (NH, extra) => (x) => attention(x, { NH, version: 'v2', ...extra }) },
   { name: 'flash v1', op: (NH, extra) => (x) => attention(x, { NH, version: 'v1', ...extra }) },

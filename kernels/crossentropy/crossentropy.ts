@@ -1,6 +1,6 @@
 // Softmax cross-entropy per row: losses (R) from logits (R, V) and integer targets (R). The backward recomputes the
-// softmax from the logits rather than storing probabilities. (The fused classifier of issue 3 will supersede it
-// for GPT-2's padded vocabulary.)
+// softmax from the logits rather than storing probabilities. GPT-2 uses the fused classifier (kernels/classifier)
+// instead, for its padded vocabulary; this op serves plain (R, V) logits (the selfchecks in the CLI and the browser).
 import { defineOp, empty, type KernelSpec, type Tensor } from '@wgpt/runtime';
 import { expectDtype, expectSameGpu, expectShape } from '../common.ts';
 import backwardSource from './crossentropy_backward.wgsl';

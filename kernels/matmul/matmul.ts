@@ -1,4 +1,4 @@
-// matmul family: two kernel versions and the ops built on them (matmul = A·B, linear = x·Wᵀ + b).
+// matmul family: three kernel versions and the ops built on them (matmul = A·B, linear = x·Wᵀ + b).
 //   v1 matmul.wgsl        16x16 tiles, one output per thread, arbitrary strides: the simple reference version.
 //   v2 matmul_tiled.wgsl  BM×BN workgroup tiles, 4x4 register tiles per thread, layouts as overrides, fused
 //                         bias / bias+GELU epilogue: any shape.

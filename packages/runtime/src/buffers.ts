@@ -1,8 +1,8 @@
 // A pool of GPU buffers in size classes, reused across steps.
 //
-// Why a pool and not create/destroy: a training step allocates the same shapes every step, and the GPU probe
-// (shared/research/gpu-probe.md) saw dawn.node abort after large buffers were created and destroyed in one
-// process. Buffers here are created once per size class and kept for the life of the pool; nothing is destroyed
+// Why a pool and not create/destroy: a training step allocates the same shapes every step, and on an H200
+// dawn.node (webgpu 0.6.2) aborted soon after a process moved from matmuls at one size to large new buffers for
+// the next (18 of 19 runs; tools/gpu/stress.ts is the regression). Buffers here are created once per size class and kept for the life of the pool; nothing is destroyed
 // before `destroy()` (or an explicit `trim()`), so steady-state training creates and destroys nothing.
 import { formatBytes, GpuValidationError } from './errors.ts';
 
