@@ -15,7 +15,11 @@ export interface GpuTiming {
  * Times `record` (which records dispatches into the pending encoder). `reps` calls are recorded per submit to
  * amortise submit and wait latency; the result is per call.
  */
-export async function timeGpu(gpu: Gpu, record: () => void, opts: { quick: boolean; reps?: number }): Promise<GpuTiming> {
+export async function timeGpu(
+  gpu: Gpu,
+  record: () => void,
+  opts: { quick: boolean; reps?: number },
+): Promise<GpuTiming> {
   const reps = opts.reps ?? 1;
   let calls = 0;
   const run = async () => {

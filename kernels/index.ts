@@ -11,15 +11,49 @@ import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpe
 import { matmulSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
-export { AdamW, ADAMW_DEFAULTS, globalNormSq, loadAdamW, saveAdamW, type AdamWConfig, type AdamWState } from './adamw/adamw.ts';
-export { attention, attentionNaive, flashPlan, flashTiles, flashV2Tiles, type AttentionOptions, type FlashPlan, type FlashTiles, type V2Tiles } from './attention/attention.ts';
-export { fusedClassifier, fusedClassifierInto, type FusedClassifierArgs, type FusedClassifierOptions } from './classifier/classifier.ts';
+export {
+  AdamW,
+  ADAMW_DEFAULTS,
+  globalNormSq,
+  loadAdamW,
+  saveAdamW,
+  type AdamWConfig,
+  type AdamWState,
+} from './adamw/adamw.ts';
+export {
+  attention,
+  attentionNaive,
+  flashPlan,
+  flashTiles,
+  flashV2Tiles,
+  type AttentionOptions,
+  type FlashPlan,
+  type FlashTiles,
+  type V2Tiles,
+} from './attention/attention.ts';
+export {
+  fusedClassifier,
+  fusedClassifierInto,
+  type FusedClassifierArgs,
+  type FusedClassifierOptions,
+} from './classifier/classifier.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { encoder, encoderAt, encoderBackwardWte } from './encoder/encoder.ts';
 export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
 export { layernorm, layernormBackwardInto, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
-export { gemm, gemmStrided, linear, linearGelu, matmul, tileConfig, vec4Eligible, type GemmArgs, type StridedGemmArgs, type TileConfig } from './matmul/matmul.ts';
+export {
+  gemm,
+  gemmStrided,
+  linear,
+  linearGelu,
+  matmul,
+  tileConfig,
+  vec4Eligible,
+  type GemmArgs,
+  type StridedGemmArgs,
+  type TileConfig,
+} from './matmul/matmul.ts';
 export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
 
 export const allSpecs: KernelSpec[] = [

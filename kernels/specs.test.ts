@@ -39,7 +39,8 @@ describe('kernel specs', () => {
       const opName = (value as Partial<Op<never[]>>)?.opName;
       if (typeof value === 'function' && typeof opName === 'string') exported.set(name, opName);
     }
-    for (const op of ops) expect([...exported.values()], `op ${op} is not exported from kernels/index.ts`).toContain(op);
+    for (const op of ops)
+      expect([...exported.values()], `op ${op} is not exported from kernels/index.ts`).toContain(op);
     const tested = new Set<string>();
     for (const file of filesUnder(join(root, 'kernels'), '.test.ts')) {
       for (const op of opsCheckedIn(readFileSync(file, 'utf8'), exported)) tested.add(op);
@@ -89,7 +90,10 @@ function opsCheckedIn(source: string, exported: ReadonlyMap<string, string>): Se
     if (ts.isImportSpecifier(n)) imported.set(n.name.text, (n.propertyName ?? n.name).text);
     else if (ts.isVariableDeclaration(n)) {
       const loop = n.parent.parent;
-      declare(n.name, n.initializer ?? (ts.isForOfStatement(loop) || ts.isForInStatement(loop) ? loop.expression : undefined));
+      declare(
+        n.name,
+        n.initializer ?? (ts.isForOfStatement(loop) || ts.isForInStatement(loop) ? loop.expression : undefined),
+      );
     } else if (ts.isFunctionDeclaration(n) && n.name) declare(n.name, n.body);
     ts.forEachChild(n, index);
   };

@@ -14,7 +14,24 @@ import { GPT2, readLlmcModel, readSafetensors, type NamedTensor } from '@wgpt/gp
 import { FIXTURE, referenceState } from '@wgpt/tools/reference/make-fixture';
 
 const DIR = new URL('./fixtures/gpt2-tiny/', import.meta.url).pathname;
-const NAMES = ['wte', 'wpe', 'ln1w', 'ln1b', 'qkvw', 'qkvb', 'attprojw', 'attprojb', 'ln2w', 'ln2b', 'fcw', 'fcb', 'fcprojw', 'fcprojb', 'lnfw', 'lnfb'];
+const NAMES = [
+  'wte',
+  'wpe',
+  'ln1w',
+  'ln1b',
+  'qkvw',
+  'qkvb',
+  'attprojw',
+  'attprojb',
+  'ln2w',
+  'ln2b',
+  'fcw',
+  'fcb',
+  'fcprojw',
+  'fcprojb',
+  'lnfw',
+  'lnfb',
+];
 
 const EPS32 = 2 ** -24;
 
@@ -22,9 +39,10 @@ const EPS32 = 2 ** -24;
  * Both sides compute in f32 (wgpt on the GPU, the reference with PyTorch on the CPU, in other summation orders), so
  * they may differ by the sum of two independent errors. Each op's relative error is estimated as its kernel test
  * derives it, without that test's margin (kernels/<family>/<family>.test.ts, attention.ref.ts):
- *   matmul over K: √K·ε (random-walk rounding of a dot product)    LayerNorm over C: (√C + 8)·ε, its dx twice that,
- *   its dweight/dbias over N rows: (√N + √C + 8)·ε                  attention: a = (√HS + 2√T + T/16 + 4)·ε, backward 2a
- *   GELU and its derivative: 16ε (tanh/exp within a few ulps, ~6 roundings)    add: ε
+ *   matmul over K: √K·ε (random-walk rounding of a dot product)
+ *   LayerNorm over C: (√C + 8)·ε, its dx twice that, its dweight/dbias over N rows (√N + √C + 8)·ε
+ *   attention: a = (√HS + 2√T + T/16 + 4)·ε, its backward 2a
+ *   GELU and its derivative: 16ε (tanh/exp within a few ulps, ~6 roundings); add: ε
  *   fused classifier over V: (⌈V/256⌉ + 16 + 16 + 4)·ε, loss and dlogits alike.
  * Errors of different ops are independent and add in quadrature, as the roundings within a dot product do; the
  * network carries a relative perturbation of an op's output to the logits at about the same size (LayerNorm
@@ -109,7 +127,8 @@ describe('GPT-2 vs PyTorch (tiny config from tests/fixtures/gpt2-tiny)', () => {
       const unpadded = new Float32Array(B * T * V);
       for (let r = 0; r < B * T; r++) unpadded.set(lg.subarray(r * Vp, r * Vp + V), r * V);
       const lossErr = Math.abs((await loss!.item()) - ref('loss').data[0]!);
-      if (process.env.WGPT_SHOW) console.log('logits', relErr(unpadded, ref('logits').data), 'loss', lossErr, tol, lossTol);
+      if (process.env.WGPT_SHOW)
+        console.log('logits', relErr(unpadded, ref('logits').data), 'loss', lossErr, tol, lossTol);
       expect(relErr(unpadded, ref('logits').data)).toBeLessThanOrEqual(tol.logits);
       expect(lossErr).toBeLessThanOrEqual(lossTol);
 
@@ -143,7 +162,12 @@ describe('GPT-2 vs PyTorch (tiny config from tests/fixtures/gpt2-tiny)', () => {
 
   it(`${FIXTURE.steps} AdamW steps give the same losses`, async () => {
     const model = new GPT2(gpu, config, params);
-    const opt = new AdamW(gpu, model.parameters(), { lr: FIXTURE.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxNorm: 1 }, model.decayFlags());
+    const opt = new AdamW(
+      gpu,
+      model.parameters(),
+      { lr: FIXTURE.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxNorm: 1 },
+      model.decayFlags(),
+    );
     const { inp, tgt } = batch();
     const x = tensor(gpu, inp, [B, T], 'i32', { track: false });
     const y = tensor(gpu, tgt, [B, T], 'i32', { track: false });
@@ -172,19 +196,25 @@ describe('GPT-2 vs PyTorch (tiny config from tests/fixtures/gpt2-tiny)', () => {
   });
 
   // CI must regenerate (scripts/bootstrap.sh installs Debian's python3-torch); WGPT_SKIP_TORCH=1 opts out locally.
-  it.skipIf(!!process.env.WGPT_SKIP_TORCH)('the committed fixture is what PyTorch computes today (regenerated and compared)', () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'wgpt-ref-')), 'state.safetensors');
-    try {
-      referenceState(join(DIR, 'model.bin'), out);
-    } catch (e) {
-      throw new Error(`regenerating the reference needs Debian's python3-torch (apt-get install python3-torch): ${(e as Error).message}`);
-    }
-    const fresh = readSafetensors(out).tensors;
-    for (const [name, t] of state) {
-      const f = fresh.get(name);
-      expect(f, name).toBeDefined();
-      expect(f!.shape).toEqual(t.shape);
-      expect(relErr(f!.data, t.data), name).toBeLessThanOrEqual(1e-6);
-    }
-  });
+  it.skipIf(!!process.env.WGPT_SKIP_TORCH)(
+    'the committed fixture is what PyTorch computes today (regenerated and compared)',
+    () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'wgpt-ref-')), 'state.safetensors');
+      try {
+        referenceState(join(DIR, 'model.bin'), out);
+      } catch (e) {
+        throw new Error(
+          "regenerating the reference needs Debian's python3-torch (apt-get install python3-torch): " +
+            (e as Error).message,
+        );
+      }
+      const fresh = readSafetensors(out).tensors;
+      for (const [name, t] of state) {
+        const f = fresh.get(name);
+        expect(f, name).toBeDefined();
+        expect(f!.shape).toEqual(t.shape);
+        expect(relErr(f!.data, t.data), name).toBeLessThanOrEqual(1e-6);
+      }
+    },
+  );
 });

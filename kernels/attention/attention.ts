@@ -30,7 +30,9 @@ export interface AttentionOptions {
 }
 
 /** Which flash kernels run, with their tiles. */
-export type FlashPlan = { version: 'v1'; tiles: FlashTiles } | { version: 'v2'; forward: V2Tiles; dq: V2Tiles; dkv: V2Tiles };
+export type FlashPlan =
+  | { version: 'v1'; tiles: FlashTiles }
+  | { version: 'v2'; forward: V2Tiles; dq: V2Tiles; dkv: V2Tiles };
 
 export function flashPlan(gpu: Gpu, HS: number, opts: Omit<AttentionOptions, 'NH'> = {}): FlashPlan {
   const version = opts.version ?? (gpu.software ? 'v1' : 'v2');
@@ -51,7 +53,14 @@ export function describePlan(p: FlashPlan): string {
 }
 
 /** Records the flash forward of a plan: out (B, T, C) and lse (B, NH, T) from qkv (B, T, 3C). */
-export function flashForward(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape, plan: FlashPlan): void {
+export function flashForward(
+  gpu: Gpu,
+  qkv: GPUBuffer,
+  out: GPUBuffer,
+  lse: GPUBuffer,
+  s: Shape,
+  plan: FlashPlan,
+): void {
   if (plan.version === 'v1') flashForwardV1(gpu, qkv, out, lse, s, plan.tiles);
   else flashForwardV2(gpu, qkv, out, lse, s, plan.forward);
 }

@@ -54,7 +54,8 @@ export const flashBackwardDqSpec: KernelSpec = {
 export const flashBackwardDkvSpec: KernelSpec = {
   name: 'attention_flash_backward_dkv',
   version: 'v1',
-  description: 'per key block: stream Q/dO blocks at or below the diagonal, recompute P from lse, dK and dV in registers',
+  description:
+    'per key block: stream Q/dO blocks at or below the diagonal, recompute P from lse, dK and dV in registers',
   source: flashBackwardDkvSource,
   file: 'kernels/attention/flash_backward_dkv.wgsl',
   bindings: flashBackwardBindings,
@@ -74,7 +75,11 @@ export function flashWorkgroupBytes(HS: number, t: FlashTiles): number {
  * (queries first) until the workgroup memory and invocation limits allow.
  */
 export function flashTiles(gpu: Gpu, HS: number, given: Partial<FlashTiles> = {}): FlashTiles {
-  const t: FlashTiles = { BR: given.BR ?? defaultTiles.BR, BC: given.BC ?? defaultTiles.BC, TPR: given.TPR ?? defaultTiles.TPR };
+  const t: FlashTiles = {
+    BR: given.BR ?? defaultTiles.BR,
+    BC: given.BC ?? defaultTiles.BC,
+    TPR: given.TPR ?? defaultTiles.TPR,
+  };
   const mem = gpu.limits.maxComputeWorkgroupStorageSize;
   const inv = gpu.limits.maxComputeInvocationsPerWorkgroup;
   while (flashWorkgroupBytes(HS, t) > mem || Math.max(t.BR, t.BC) * t.TPR > inv) {
@@ -94,7 +99,14 @@ export function flashTiles(gpu: Gpu, HS: number, given: Partial<FlashTiles> = {}
 }
 
 /** Records the v1 forward: out (B, T, C) and lse (B, NH, T) from qkv (B, T, 3C). */
-export function flashForwardV1(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape, t: FlashTiles): void {
+export function flashForwardV1(
+  gpu: Gpu,
+  qkv: GPUBuffer,
+  out: GPUBuffer,
+  lse: GPUBuffer,
+  s: Shape,
+  t: FlashTiles,
+): void {
   gpu.dispatch(flashForwardSpec, {
     buffers: { qkv, out, lse },
     uniforms: { B: s.B, T: s.T, NH: s.NH },
@@ -110,6 +122,18 @@ export function flashBackwardV1(gpu: Gpu, a: FlashBackwardBuffers, s: Shape, t: 
   const uniforms = { B: s.B, T: s.T, NH: s.NH, accumulate: a.accumulate };
   const overrides = { HS: s.HS, ...t };
   const context = shapeContext(s);
-  gpu.dispatch(flashBackwardDqSpec, { buffers, uniforms, overrides, workgroups: [Math.ceil(s.T / t.BR), s.NH, s.B], context });
-  gpu.dispatch(flashBackwardDkvSpec, { buffers, uniforms, overrides, workgroups: [Math.ceil(s.T / t.BC), s.NH, s.B], context });
+  gpu.dispatch(flashBackwardDqSpec, {
+    buffers,
+    uniforms,
+    overrides,
+    workgroups: [Math.ceil(s.T / t.BR), s.NH, s.B],
+    context,
+  });
+  gpu.dispatch(flashBackwardDkvSpec, {
+    buffers,
+    uniforms,
+    overrides,
+    workgroups: [Math.ceil(s.T / t.BC), s.NH, s.B],
+    context,
+  });
 }

@@ -59,7 +59,8 @@ export const flashBackwardDqV2Spec: KernelSpec = {
 export const flashBackwardDkvV2Spec: KernelSpec = {
   name: 'attention_flash_backward_dkv',
   version: 'v2',
-  description: 'register tiles: R key rows x (BR/TX) queries of S and dP, R rows x (HS/TX) dims of dK and dV per thread',
+  description:
+    'register tiles: R key rows x (BR/TX) queries of S and dP, R rows x (HS/TX) dims of dK and dV per thread',
   source: flashBackwardDkvV2Source,
   file: 'kernels/attention/flash_backward_dkv_v2.wgsl',
   bindings: flashBackwardBindings,

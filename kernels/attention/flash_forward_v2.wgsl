@@ -36,7 +36,11 @@ var<workgroup> Ps: array<f32, BR * BC>;
 var<workgroup> Part: array<f32, BR * TX>; // partial row maxima, then partial row sums
 
 @compute @workgroup_size(TX, NY)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
   let T = params.T;
   let C = params.NH * HS;
   let C3 = 3u * C;

@@ -84,7 +84,12 @@ export function naiveForward(gpu: Gpu, qkv: GPUBuffer, att: GPUBuffer, out: GPUB
   const uniforms = { B: s.B, T: s.T, NH: s.NH, HS: s.HS };
   const rows = grid1d(gpu, s.B * s.NH * s.T, 64);
   gpu.dispatch(naiveForwardAttSpec, { buffers: { qkv, att }, uniforms, workgroups: rows, context });
-  gpu.dispatch(naiveForwardOutSpec, { buffers: { qkv, att, out }, uniforms, workgroups: grid1d(gpu, s.B * s.T * s.C, 64), context });
+  gpu.dispatch(naiveForwardOutSpec, {
+    buffers: { qkv, att, out },
+    uniforms,
+    workgroups: grid1d(gpu, s.B * s.T * s.C, 64),
+    context,
+  });
 }
 
 export interface NaiveBackwardBuffers {
@@ -132,7 +137,11 @@ export const attentionNaive = defineOp({
     const gpu = qkv.gpu;
     const dpre = empty(gpu, [s.B, s.NH, s.T, s.T], 'f32', { name: 'attention score gradient' });
     const dqkv = d.tensor.buffer;
-    naiveBackward(gpu, { qkv: qkv.buffer, att: att.buffer, dout: g.buffer, dpre: dpre.buffer, dqkv, accumulate: d.accumulate }, s);
+    naiveBackward(
+      gpu,
+      { qkv: qkv.buffer, att: att.buffer, dout: g.buffer, dpre: dpre.buffer, dqkv, accumulate: d.accumulate },
+      s,
+    );
     dpre.dispose(); // back to the pool; the dispatches recorded above still see it (queue order)
   },
 });

@@ -28,7 +28,8 @@ const MIN_LOSS = 1 / 7;
 const tol = (V: number) => (Math.ceil(V / 64) + 10) * EPS32 * 8;
 
 describe('cross_entropy', () => {
-  for (const s of [crossEntropyForwardSpec, crossEntropyBackwardSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+  for (const s of [crossEntropyForwardSpec, crossEntropyBackwardSpec])
+    it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
 
   for (const [R, V] of [[1, 1], [1, 3], [3, 17], [17, 65], [5, 769], [2, 1000]] as [number, number][]) {
     it(`R=${R} V=${V}`, async () => {

@@ -14,7 +14,8 @@ afterAll(() => gpu.destroy());
 const SIZES = [1, 3, 17, 65, 127, 769];
 
 describe('elementwise specs', () => {
-  for (const s of [addSpec, accumulateSpec, geluForwardSpec, geluBackwardSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+  for (const s of [addSpec, accumulateSpec, geluForwardSpec, geluBackwardSpec])
+    it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
 });
 
 describe('add', () => {
@@ -44,7 +45,12 @@ describe('gelu', () => {
   const TOL = 64 * EPS32;
   for (const n of SIZES) {
     it(`n=${n}, x in [-6, 6)`, async () => {
-      const r = await checkOp(gpu, (x) => gelu(x), [{ data: randomF32(n, 7 * n, -6, 6), shape: [n] }], ([x]) => geluRef(x!));
+      const r = await checkOp(
+        gpu,
+        (x) => gelu(x),
+        [{ data: randomF32(n, 7 * n, -6, 6), shape: [n] }],
+        ([x]) => geluRef(x!),
+      );
       expect(r.forward).toBeLessThanOrEqual(TOL);
       expect(r.gradWrite[0]).toBeLessThanOrEqual(TOL);
       expect(r.gradAccumulate[0]).toBeLessThanOrEqual(TOL);
@@ -62,7 +68,12 @@ describe('gelu', () => {
 describe('reshape', () => {
   it('views the same data with another shape; the gradient passes through', async () => {
     const x = randomF32(3 * 5 * 7, 77);
-    const r = await checkOp(gpu, (t) => gelu(reshape(t, [15, 7])), [{ data: x, shape: [3, 5, 7] }], ([v]) => geluRef(v!));
+    const r = await checkOp(
+      gpu,
+      (t) => gelu(reshape(t, [15, 7])),
+      [{ data: x, shape: [3, 5, 7] }],
+      ([v]) => geluRef(v!),
+    );
     expect(r.forward).toBeLessThanOrEqual(64 * EPS32);
     expect(r.gradWrite[0]).toBeLessThanOrEqual(64 * EPS32);
     expect(r.gradAccumulate[0]).toBeLessThanOrEqual(64 * EPS32);

@@ -32,7 +32,10 @@ const rows = await runSuites(
 );
 
 if (torchFile) {
-  const torch = JSON.parse(readFileSync(torchFile, 'utf8')) as { device: string; rows: { shape: string; ms: number; tflops: number }[] };
+  const torch = JSON.parse(readFileSync(torchFile, 'utf8')) as {
+    device: string;
+    rows: { shape: string; ms: number; tflops: number }[];
+  };
   console.log(`\nmatmul against torch fp32 (TF32 off) on ${torch.device}, same machine, same run:\n`);
   console.log('| shape | wgpt version | wgpt TFLOP/s | torch TFLOP/s | ratio |\n|---|---|---:|---:|---:|');
   for (const t of torch.rows) {
@@ -40,6 +43,8 @@ if (torchFile) {
     const best = ours.sort((a, b) => b.rate!.value - a.rate!.value)[0];
     if (!best) continue;
     const tf = best.rate!.value / 1000;
-    console.log(`| ${t.shape} | ${best.name} | ${tf.toFixed(2)} | ${t.tflops.toFixed(2)} | ${(tf / t.tflops).toFixed(2)}x |`);
+    console.log(
+      `| ${t.shape} | ${best.name} | ${tf.toFixed(2)} | ${t.tflops.toFixed(2)} | ${(tf / t.tflops).toFixed(2)}x |`,
+    );
   }
 }

@@ -37,7 +37,10 @@ for (const trim of [false, true]) {
       gpu.pool.trim();
     }
     const s = gpu.pool.stats;
-    console.log(`n=${n} trim=${trim} ok=${bad === 0} ${(performance.now() - t0).toFixed(0)} ms, pool: ${s.allocations} allocations, ${(s.bytesReserved / 2 ** 20).toFixed(0)} MiB reserved`);
+    console.log(
+      `n=${n} trim=${trim} ok=${bad === 0} ${(performance.now() - t0).toFixed(0)} ms, ` +
+        `pool: ${s.allocations} allocations, ${(s.bytesReserved / 2 ** 20).toFixed(0)} MiB reserved`,
+    );
   }
 }
 gpu.destroy();

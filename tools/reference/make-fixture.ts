@@ -21,7 +21,23 @@ export function referenceState(modelPath: string, out: string): string {
   const f = FIXTURE;
   return execFileSync(
     '/usr/bin/python3',
-    ['tools/reference/gpt2_reference.py', '--model', modelPath, '--tokens', f.tokens.join(','), '--B', String(f.B), '--T', String(f.T), '--steps', String(f.steps), '--lr', String(f.lr), '--out', out],
+    [
+      'tools/reference/gpt2_reference.py',
+      '--model',
+      modelPath,
+      '--tokens',
+      f.tokens.join(','),
+      '--B',
+      String(f.B),
+      '--T',
+      String(f.T),
+      '--steps',
+      String(f.steps),
+      '--lr',
+      String(f.lr),
+      '--out',
+      out,
+    ],
     { encoding: 'utf8' },
   );
 }

@@ -87,7 +87,12 @@ export function defineOp<A extends unknown[], S>(def: OpDef<A, S>): Op<A> {
     const inputs = args.filter((a): a is Tensor => a instanceof Tensor);
     if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
       out.requiresGrad = true;
-      out.node = { name: def.name, inputs, output: out, backward: (ctx, g) => def.backward(ctx, g, { args, saved, out }) };
+      out.node = {
+        name: def.name,
+        inputs,
+        output: out,
+        backward: (ctx, g) => def.backward(ctx, g, { args, saved, out }),
+      };
     }
     return out;
   };

@@ -1,9 +1,10 @@
 // A pool of GPU buffers in size classes, reused across steps.
 //
-// Why a pool and not create/destroy: a training step allocates the same shapes every step, and on an H200
-// dawn.node (webgpu 0.6.2) aborted soon after a process moved from matmuls at one size to large new buffers for
-// the next (18 of 19 runs; tools/gpu/stress.ts is the regression). Buffers here are created once per size class and kept for the life of the pool; nothing is destroyed
-// before `destroy()` (or an explicit `trim()`), so steady-state training creates and destroys nothing.
+// Why a pool and not create/destroy: a training step allocates the same shapes every step, and on an H200 dawn.node
+// (webgpu 0.6.2) aborted soon after a process moved from matmuls at one size to large new buffers for the next (18 of
+// 19 runs; tools/gpu/stress.ts is the regression). Buffers here are created once per size class and kept for the life
+// of the pool; nothing is destroyed before `destroy()` (or an explicit `trim()`), so steady-state training creates and
+// destroys nothing.
 import { formatBytes, GpuValidationError } from './errors.ts';
 
 export interface PoolStats {
@@ -37,7 +38,14 @@ export class BufferPool {
   private free = new Map<string, GPUBuffer[]>();
   private all = new Set<GPUBuffer>();
   private handedOut = new Map<GPUBuffer, { bytes: number; key: string }>();
-  readonly stats: PoolStats = { bytesInUse: 0, peakBytesInUse: 0, bytesReserved: 0, allocations: 0, reuses: 0, live: 0 };
+  readonly stats: PoolStats = {
+    bytesInUse: 0,
+    peakBytesInUse: 0,
+    bytesReserved: 0,
+    allocations: 0,
+    reuses: 0,
+    live: 0,
+  };
 
   constructor(
     private device: GPUDevice,
@@ -47,13 +55,17 @@ export class BufferPool {
   ) {}
 
   acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
-    if (!Number.isFinite(bytes) || bytes < 0) throw new GpuValidationError(`Buffer size ${bytes} is not a valid byte count${label ? ` (${label})` : ''}`);
+    if (!Number.isFinite(bytes) || bytes < 0)
+      throw new GpuValidationError(`Buffer size ${bytes} is not a valid byte count${label ? ` (${label})` : ''}`);
     const size = sizeClass(Math.max(bytes, 4));
     const isStorage = (usage & GPUBufferUsage.STORAGE) !== 0;
-    const limit = isStorage ? Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize) : this.limits.maxBufferSize;
+    const limit = isStorage
+      ? Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize)
+      : this.limits.maxBufferSize;
     if (bytes > limit) {
       throw new GpuValidationError(
-        `Buffer of ${bytes} bytes (${formatBytes(bytes)})${label ? ` for ${label}` : ''} exceeds this adapter's ${isStorage ? 'maxStorageBufferBindingSize' : 'maxBufferSize'} of ${limit} bytes (${formatBytes(limit)}).`,
+        `Buffer of ${bytes} bytes (${formatBytes(bytes)})${label ? ` for ${label}` : ''} exceeds this adapter's ` +
+          `${isStorage ? 'maxStorageBufferBindingSize' : 'maxBufferSize'} of ${limit} bytes (${formatBytes(limit)}).`,
       );
     }
     // The size class may round past the limit while the request does not: then the class's buffers are the
@@ -71,7 +83,9 @@ export class BufferPool {
       }
       buf = this.device.createBuffer({ size: allocSize, usage, label: label ?? `pool ${formatBytes(allocSize)}` });
       if (this.report) {
-        const what = () => `allocating ${formatBytes(allocSize)}${label ? ` for ${label}` : ''} (${formatBytes(this.stats.bytesReserved)} already reserved by the pool)`;
+        const what = () =>
+          `allocating ${formatBytes(allocSize)}${label ? ` for ${label}` : ''} ` +
+          `(${formatBytes(this.stats.bytesReserved)} already reserved by the pool)`;
         this.report(this.device.popErrorScope(), what);
         this.report(this.device.popErrorScope(), what);
       }

@@ -17,7 +17,7 @@ export interface UniformField {
 }
 
 export interface KernelSpec {
-  /** snake_case, starting with the op (or kernel family) it serves, e.g. 'layernorm_forward', 'cross_entropy_backward'. */
+  /** snake_case, starting with the op (or family) it serves, e.g. 'layernorm_forward', 'cross_entropy_backward'. */
   name: string;
   /**
    * Which alternative implementation of `name` this is, e.g. 'v1' | 'v2' | 'v3' for matmul (naive, tiled, vec4),
@@ -60,7 +60,10 @@ export function resolveOverrides(spec: KernelSpec, given?: Readonly<Record<strin
   const out: Record<string, number> = { ...(spec.overrides ?? {}) };
   if (given) {
     for (const [k, v] of Object.entries(given)) {
-      if (!(k in out)) throw new Error(`Kernel ${kernelId(spec)} has no override "${k}" (it has: ${Object.keys(out).join(', ') || 'none'})`);
+      if (!(k in out))
+        throw new Error(
+          `Kernel ${kernelId(spec)} has no override "${k}" (it has: ${Object.keys(out).join(', ') || 'none'})`,
+        );
       out[k] = v;
     }
   }
@@ -78,10 +81,12 @@ export function packUniforms(spec: KernelSpec, values: Readonly<Record<string, n
     if (v === undefined || Number.isNaN(v)) throw new Error(`Kernel ${kernelId(spec)}: uniform "${f.name}" not given`);
     if (f.type === 'f32') dv.setFloat32(i * 4, v, true);
     else if (f.type === 'u32') {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`Kernel ${kernelId(spec)}: uniform ${f.name}=${v} is not a u32`);
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff)
+        throw new Error(`Kernel ${kernelId(spec)}: uniform ${f.name}=${v} is not a u32`);
       dv.setUint32(i * 4, v, true);
     } else {
-      if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) throw new Error(`Kernel ${kernelId(spec)}: uniform ${f.name}=${v} is not an i32`);
+      if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff)
+        throw new Error(`Kernel ${kernelId(spec)}: uniform ${f.name}=${v} is not an i32`);
       dv.setInt32(i * 4, v, true);
     }
   });

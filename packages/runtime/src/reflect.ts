@@ -22,22 +22,37 @@ export function checkSpec(spec: KernelSpec): string[] {
     const w = byIndex.get(i);
     if (!w) return void problems.push(`${where}: spec binding ${i} "${b.name}" is not declared in the WGSL`);
     if (w.name !== b.name) problems.push(`${where}: binding ${i} is "${w.name}" in WGSL, "${b.name}" in the spec`);
-    const kind = w.resourceType === 0 ? 'uniform' : w.resourceType === 1 ? (w.access === 'read' ? 'read-only-storage' : 'storage') : `resourceType ${w.resourceType}`;
+    const kind =
+      w.resourceType === 0
+        ? 'uniform'
+        : w.resourceType === 1
+          ? w.access === 'read'
+            ? 'read-only-storage'
+            : 'storage'
+          : `resourceType ${w.resourceType}`;
     if (kind !== b.kind) problems.push(`${where}: binding ${i} "${b.name}" is ${kind} in WGSL, ${b.kind} in the spec`);
     if (b.kind === 'uniform') {
-      const members = (w.type as { members?: { name: string; type: { name: string }; offset: number }[] }).members ?? [];
+      const members =
+        (w.type as { members?: { name: string; type: { name: string }; offset: number }[] }).members ?? [];
       const fields = spec.uniforms ?? [];
-      if (members.length !== fields.length) problems.push(`${where}: uniform struct has ${members.length} fields in WGSL, ${fields.length} in the spec`);
+      if (members.length !== fields.length)
+        problems.push(`${where}: uniform struct has ${members.length} fields in WGSL, ${fields.length} in the spec`);
       fields.forEach((f, j) => {
         const m = members[j];
         if (!m) return;
         if (m.name !== f.name || m.type.name !== f.type || m.offset !== j * 4)
-          problems.push(`${where}: uniform field ${j} is ${m.name}: ${m.type.name} @${m.offset} in WGSL, ${f.name}: ${f.type} @${j * 4} in the spec`);
+          problems.push(
+            `${where}: uniform field ${j} is ${m.name}: ${m.type.name} @${m.offset} in WGSL, ` +
+              `${f.name}: ${f.type} @${j * 4} in the spec`,
+          );
       });
     }
   });
-  for (const w of byIndex.values()) if (w.binding >= spec.bindings.length) problems.push(`${where}: WGSL binding ${w.binding} "${w.name}" is missing from the spec`);
-  if (spec.uniforms?.length && !spec.bindings.some((b) => b.kind === 'uniform')) problems.push(`${where}: spec lists uniforms but no uniform binding`);
+  for (const w of byIndex.values())
+    if (w.binding >= spec.bindings.length)
+      problems.push(`${where}: WGSL binding ${w.binding} "${w.name}" is missing from the spec`);
+  if (spec.uniforms?.length && !spec.bindings.some((b) => b.kind === 'uniform'))
+    problems.push(`${where}: spec lists uniforms but no uniform binding`);
   const wOverrides = new Set(r.overrides.map((o) => o.name));
   const given = spec.overrides ?? {};
   // An override initialised from others (NY = BR / R) is derived: the host neither sets nor lists it.
@@ -50,7 +65,8 @@ export function checkSpec(spec: KernelSpec): string[] {
   );
   for (const k of Object.keys(given)) {
     if (!wOverrides.has(k)) problems.push(`${where}: override "${k}" is not declared in the WGSL`);
-    else if (derived.has(k)) problems.push(`${where}: override "${k}" is derived from others in the WGSL; the spec must not set it`);
+    else if (derived.has(k))
+      problems.push(`${where}: override "${k}" is derived from others in the WGSL; the spec must not set it`);
   }
   for (const k of wOverrides) {
     if (!(k in given) && !derived.has(k)) problems.push(`${where}: WGSL override "${k}" has no default in the spec`);

@@ -1,7 +1,24 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  backward, BufferPool, checkSpec, defineOp, empty, fill, keep, kernelId, noGrad, parseAdapterList, pipelineKey, sizeClass,
-  tensor, tidy, tidyAsync, topoSort, type Gpu, type KernelSpec, type Tensor,
+  backward,
+  BufferPool,
+  checkSpec,
+  defineOp,
+  empty,
+  fill,
+  keep,
+  kernelId,
+  noGrad,
+  parseAdapterList,
+  pipelineKey,
+  sizeClass,
+  tensor,
+  tidy,
+  tidyAsync,
+  topoSort,
+  type Gpu,
+  type KernelSpec,
+  type Tensor,
 } from './index.ts';
 import { stackScopeTracker } from './scope.ts';
 import { checkOp, EPS32, testGpu } from './testing.ts';
@@ -27,7 +44,10 @@ describe('device', () => {
   });
 
   it('parses Dawn adapter listings', () => {
-    const list = parseAdapterList("no suitable backends found\nAvailable adapters:\n * backend: 'vulkan', name: 'NVIDIA H200'\n * backend: 'vulkan', name: 'SwiftShader Device (Subzero)'\n");
+    const list = parseAdapterList(
+      'no suitable backends found\nAvailable adapters:\n' +
+        " * backend: 'vulkan', name: 'NVIDIA H200'\n * backend: 'vulkan', name: 'SwiftShader Device (Subzero)'\n",
+    );
     expect(list).toEqual([
       { index: 0, backend: 'vulkan', name: 'NVIDIA H200', software: false },
       { index: 1, backend: 'vulkan', name: 'SwiftShader Device (Subzero)', software: true },
@@ -82,7 +102,9 @@ describe('buffers and tensors', () => {
   it('rejects a buffer larger than the adapter allows, naming size and limit', async () => {
     gpu = await testGpu();
     const n = gpu.limits.maxStorageBufferBindingSize / 4 + 16;
-    expect(() => tidy(() => tensor(gpu, { length: n } as ArrayLike<number>, [n]))).toThrow(/exceeds this adapter's maxStorageBufferBindingSize of \d+ bytes/);
+    expect(() => tidy(() => tensor(gpu, { length: n } as ArrayLike<number>, [n]))).toThrow(
+      /exceeds this adapter's maxStorageBufferBindingSize of \d+ bytes/,
+    );
   });
 
   it('near the binding limit, a buffer reused within a size class still holds the request', async () => {
@@ -249,9 +271,18 @@ const plus = defineOp({
 describe('kernel specs', () => {
   it('checkSpec: an override derived from others needs no default in the spec and must not be set by it', () => {
     const source = 'override A: u32 = 2;\noverride B: u32 = A * 2;\n@compute @workgroup_size(B) fn main() {}';
-    const spec: KernelSpec = { name: 'test_derived', version: 'v1', source, file: 'x.wgsl', bindings: [], overrides: { A: 2 } };
+    const spec: KernelSpec = {
+      name: 'test_derived',
+      version: 'v1',
+      source,
+      file: 'x.wgsl',
+      bindings: [],
+      overrides: { A: 2 },
+    };
     expect(checkSpec(spec)).toEqual([]);
-    expect(checkSpec({ ...spec, overrides: { A: 2, B: 4 } })).toEqual([expect.stringMatching(/override "B" is derived/)]);
+    expect(checkSpec({ ...spec, overrides: { A: 2, B: 4 } })).toEqual([
+      expect.stringMatching(/override "B" is derived/),
+    ]);
     expect(checkSpec({ ...spec, overrides: {} })).toEqual([expect.stringMatching(/override "A" has no default/)]);
   });
 
@@ -273,7 +304,8 @@ describe('autograd', () => {
     // u = x·y and v = x·x fan out from x; z = u + v fans in; w = z·u uses u on two paths. u's gradient is complete
     // only after both w's and z's backward ran: a node run before all its consumers gives a wrong dx and dy.
     const n = 37;
-    const data = (seed: number) => Float32Array.from({ length: n }, (_, i) => 0.5 + ((i * 7919 + seed * 104729) % 997) / 997);
+    const data = (seed: number) =>
+      Float32Array.from({ length: n }, (_, i) => 0.5 + ((i * 7919 + seed * 104729) % 997) / 997);
     const r = await checkOp(
       gpu,
       (x, y) => {

@@ -59,7 +59,9 @@ export class Tensor {
   async read(): Promise<TypedArrayOf<this['dtype']>> {
     if (this.disposed) throw new WgptError(`read() of disposed tensor ${this}`);
     const ab = await this.gpu.read(this.buffer, this.bytes);
-    return (this.dtype === 'f32' ? new Float32Array(ab) : this.dtype === 'i32' ? new Int32Array(ab) : new Uint32Array(ab)) as TypedArrayOf<this['dtype']>;
+    return (
+      this.dtype === 'f32' ? new Float32Array(ab) : this.dtype === 'i32' ? new Int32Array(ab) : new Uint32Array(ab)
+    ) as TypedArrayOf<this['dtype']>;
   }
 
   /** Reads a one-element tensor as a number. */
@@ -70,7 +72,8 @@ export class Tensor {
 
   /** Overwrites the contents from the host. */
   write(data: ArrayLike<number>): this {
-    if (data.length !== this.size) throw new WgptError(`write of ${data.length} values into ${this} (${this.size} elements)`);
+    if (data.length !== this.size)
+      throw new WgptError(`write of ${data.length} values into ${this} (${this.size} elements)`);
     this.gpu.write(this.buffer, toTyped(data, this.dtype));
     return this;
   }
@@ -79,7 +82,8 @@ export class Tensor {
   view(shape: readonly number[]): Tensor {
     checkShape(shape);
     const size = shape.reduce((a, b) => a * b, 1);
-    if (size !== this.size) throw new WgptError(`view of ${this} as [${shape.join(', ')}]: ${size} elements, not ${this.size}`);
+    if (size !== this.size)
+      throw new WgptError(`view of ${this} as [${shape.join(', ')}]: ${size} elements, not ${this.size}`);
     const root = this.base ?? this;
     const v = new Tensor(this.gpu, shape, this.dtype, this.buffer, { name: this.name });
     v.base = root;
@@ -115,7 +119,8 @@ export class Tensor {
    * test or loader writing gradients from the host). Later backward passes add to it.
    */
   markGradReady(): void {
-    if (!this.grad) throw new WgptError(`markGradReady() on ${this}, which has no gradient buffer: call ensureGrad() first`);
+    if (!this.grad)
+      throw new WgptError(`markGradReady() on ${this}, which has no gradient buffer: call ensureGrad() first`);
     this.hasGradValue = true;
   }
 
@@ -144,11 +149,18 @@ function toTyped(data: ArrayLike<number>, dtype: DType): Float32Array | Int32Arr
 }
 
 export function checkShape(shape: readonly number[]): void {
-  for (const d of shape) if (!Number.isInteger(d) || d < 0) throw new WgptError(`Bad shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
+  for (const d of shape)
+    if (!Number.isInteger(d) || d < 0)
+      throw new WgptError(`Bad shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
 }
 
 /** A tensor with undefined contents. */
-export function empty(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', opts: { track?: boolean; name?: string } = {}): Tensor {
+export function empty(
+  gpu: Gpu,
+  shape: readonly number[],
+  dtype: DType = 'f32',
+  opts: { track?: boolean; name?: string } = {},
+): Tensor {
   checkShape(shape);
   const size = shape.reduce((a, b) => a * b, 1);
   const buffer = gpu.pool.acquire(size * 4, storageUsage(), opts.name);
@@ -157,13 +169,24 @@ export function empty(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', 
   return new Tensor(gpu, shape, dtype, buffer, opts);
 }
 
-export function zeros(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', opts: { track?: boolean; name?: string } = {}): Tensor {
+export function zeros(
+  gpu: Gpu,
+  shape: readonly number[],
+  dtype: DType = 'f32',
+  opts: { track?: boolean; name?: string } = {},
+): Tensor {
   const t = empty(gpu, shape, dtype, opts);
   gpu.clear(t.buffer, 0, Math.max(4, t.bytes));
   return t;
 }
 
-export function tensor(gpu: Gpu, data: ArrayLike<number>, shape: readonly number[] = [data.length], dtype: DType = 'f32', opts: { track?: boolean; name?: string; requiresGrad?: boolean } = {}): Tensor {
+export function tensor(
+  gpu: Gpu,
+  data: ArrayLike<number>,
+  shape: readonly number[] = [data.length],
+  dtype: DType = 'f32',
+  opts: { track?: boolean; name?: string; requiresGrad?: boolean } = {},
+): Tensor {
   const t = empty(gpu, shape, dtype, opts);
   if (data.length !== t.size) {
     t.dispose();
@@ -222,7 +245,7 @@ function collectTensors(x: unknown, out: Set<Tensor>, depth = 0): void {
   if (x instanceof Tensor) {
     out.add(x);
     if (x.base) out.add(x.base); // a kept view keeps its buffer's owner alive
-  }
-  else if (depth < 3 && Array.isArray(x)) for (const v of x) collectTensors(v, out, depth + 1);
-  else if (depth < 3 && x && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) collectTensors(v, out, depth + 1);
+  } else if (depth < 3 && Array.isArray(x)) for (const v of x) collectTensors(v, out, depth + 1);
+  else if (depth < 3 && x && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
+    for (const v of Object.values(x)) collectTensors(v, out, depth + 1);
 }

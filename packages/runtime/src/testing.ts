@@ -116,7 +116,9 @@ export async function checkOp(
 ): Promise<OpCheckResult> {
   return tidyAsync(async () => {
     const ts = inputs.map((x) =>
-      tensor(gpu, x.data, x.shape, x.dtype ?? 'f32', { requiresGrad: (x.dtype ?? 'f32') === 'f32' && x.grad !== false }),
+      tensor(gpu, x.data, x.shape, x.dtype ?? 'f32', {
+        requiresGrad: (x.dtype ?? 'f32') === 'f32' && x.grad !== false,
+      }),
     );
     const out = op(...ts);
     const got = (await out.read()) as Float32Array;
@@ -133,10 +135,19 @@ export async function checkOp(
     });
     if (!ts.some((t) => t.requiresGrad)) return { forward, gradWrite, gradAccumulate, out: got };
     backward(out, gT);
-    for (let i = 0; i < ts.length; i++) gradWrite.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!) : null);
+    for (let i = 0; i < ts.length; i++)
+      gradWrite.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!) : null);
     // A fresh forward and backward: its intermediate gradients start empty, the inputs' grads accumulate.
     backward(op(...ts), gT);
-    for (let i = 0; i < ts.length; i++) gradAccumulate.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!.map((v) => 2 * v)) : null);
+    for (let i = 0; i < ts.length; i++)
+      gradAccumulate.push(
+        fd[i]
+          ? relErr(
+              (await ts[i]!.grad!.read()) as Float32Array,
+              fd[i]!.map((v) => 2 * v),
+            )
+          : null,
+      );
     return { forward, gradWrite, gradAccumulate, out: got };
   });
 }
