@@ -12,7 +12,10 @@ const wgslAsText = {
 export default defineConfig({
   plugins: [wgslAsText],
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'kernels/**/*.test.ts', 'tests/**/*.test.ts'],
+    include: [
+      'packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'kernels/**/*.test.ts', 'bench/**/*.test.ts',
+      'tests/**/*.test.ts',
+    ],
     // One Dawn instance per process: forks, not threads (dawn.node is not safe across worker threads).
     pool: 'forks',
     testTimeout: 120_000,

@@ -2,7 +2,7 @@
 // timestamp queries the kernel time comes from them, otherwise from the wall clock around submit + wait.
 import { Bench } from 'tinybench';
 import { empty, type Gpu } from '@wgpt/runtime';
-import { copyKernel } from '@wgpt/kernels';
+import { copyKernel } from './copy.ts';
 
 export interface GpuTiming {
   /** Time of one call of `record`'s work, in ms: GPU timestamps when available, else wall-clock median. */
@@ -15,7 +15,11 @@ export interface GpuTiming {
  * Times `record` (which records dispatches into the pending encoder). `reps` calls are recorded per submit to
  * amortise submit and wait latency; the result is per call.
  */
-export async function timeGpu(gpu: Gpu, record: () => void, opts: { quick: boolean; reps?: number }): Promise<GpuTiming> {
+export async function timeGpu(
+  gpu: Gpu,
+  record: () => void,
+  opts: { quick: boolean; reps?: number },
+): Promise<GpuTiming> {
   const reps = opts.reps ?? 1;
   let calls = 0;
   const run = async () => {

@@ -58,7 +58,10 @@ export async function runBenches(opts: BenchOptions): Promise<(BenchRow & { suit
 }
 
 /** Runs the given suites (GPU ones on one shared device), prints the table, writes the JSON. */
-export async function runSuites(suites: { file: string; suite: BenchSuite }[], opts: BenchOptions): Promise<(BenchRow & { suite: string })[]> {
+export async function runSuites(
+  suites: { file: string; suite: BenchSuite }[],
+  opts: BenchOptions,
+): Promise<(BenchRow & { suite: string })[]> {
   let gpu: Gpu | null = null;
   const rows: (BenchRow & { suite: string })[] = [];
   const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
@@ -77,11 +80,16 @@ export async function runSuites(suites: { file: string; suite: BenchSuite }[], o
   } finally {
     const adapter = gpu?.describe() ?? 'none (CPU suites only)';
     gpu?.destroy();
-    console.log(`\nwgpt bench, ${new Date().toISOString().slice(0, 10)}, adapter: ${adapter}${opts.quick ? ', --quick' : ''}\n`);
+    console.log(
+      `\nwgpt bench, ${new Date().toISOString().slice(0, 10)}, adapter: ${adapter}${opts.quick ? ', --quick' : ''}\n`,
+    );
     console.log(markdownTable(rows));
     const outPath = isAbsolute(opts.out) ? opts.out : join(ROOT, opts.out);
     mkdirSync(dirname(outPath), { recursive: true });
-    writeFileSync(outPath, JSON.stringify({ date: new Date().toISOString(), adapter, quick: opts.quick, rows }, null, 2) + '\n');
+    writeFileSync(
+      outPath,
+      JSON.stringify({ date: new Date().toISOString(), adapter, quick: opts.quick, rows }, null, 2) + '\n',
+    );
     log(`wrote ${opts.out}`);
   }
   if (rows.some((r) => r.check === 'fail')) process.exitCode = 1;

@@ -1,4 +1,4 @@
-// The contract between `pnpm bench` (bench/run.ts) and the `*.bench.ts` files it discovers anywhere in the tree.
+// The contract between `pnpm bench` (bench/runner.ts) and the `*.bench.ts` files it discovers anywhere in the tree.
 // A bench file default-exports a BenchSuite. Suites that need WebGPU set `gpu: true` and receive a device.
 
 export interface BenchRow {

@@ -3,7 +3,6 @@ import { fillSpec, type KernelSpec } from '@wgpt/runtime';
 import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
 import { attentionSpecs } from './attention/attention.ts';
 import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier/classifier.ts';
-import { copySpec } from './copy/copy.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { encoderSpecs } from './encoder/encoder.ts';
 import { kvcacheSpecs } from './kvcache/kvcache.ts';
@@ -12,16 +11,49 @@ import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpe
 import { matmulSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
-export { AdamW, ADAMW_DEFAULTS, globalNormSq, loadAdamW, saveAdamW, type AdamWConfig, type AdamWState } from './adamw/adamw.ts';
-export { attention, attentionNaive, flashPlan, flashTiles, flashV2Tiles, type AttentionOptions, type FlashPlan, type FlashTiles, type V2Tiles } from './attention/attention.ts';
-export { fusedClassifier, fusedClassifierInto, type FusedClassifierArgs, type FusedClassifierOptions } from './classifier/classifier.ts';
-export { copyKernel, copySpec } from './copy/copy.ts';
+export {
+  AdamW,
+  ADAMW_DEFAULTS,
+  globalNormSq,
+  loadAdamW,
+  saveAdamW,
+  type AdamWConfig,
+  type AdamWState,
+} from './adamw/adamw.ts';
+export {
+  attention,
+  attentionNaive,
+  flashPlan,
+  flashTiles,
+  flashV2Tiles,
+  type AttentionOptions,
+  type FlashPlan,
+  type FlashTiles,
+  type V2Tiles,
+} from './attention/attention.ts';
+export {
+  fusedClassifier,
+  fusedClassifierInto,
+  type FusedClassifierArgs,
+  type FusedClassifierOptions,
+} from './classifier/classifier.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { encoder, encoderAt, encoderBackwardWte } from './encoder/encoder.ts';
 export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
 export { layernorm, layernormBackwardInto, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
-export { gemm, gemmStrided, linear, linearGelu, matmul, tileConfig, vec4Eligible, type GemmArgs, type StridedGemmArgs, type TileConfig } from './matmul/matmul.ts';
+export {
+  gemm,
+  gemmStrided,
+  linear,
+  linearGelu,
+  matmul,
+  tileConfig,
+  vec4Eligible,
+  type GemmArgs,
+  type StridedGemmArgs,
+  type TileConfig,
+} from './matmul/matmul.ts';
 export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
 
 export const allSpecs: KernelSpec[] = [
@@ -40,7 +72,6 @@ export const allSpecs: KernelSpec[] = [
   crossEntropyBackwardSpec,
   adamwSpec,
   sumsqSpec,
-  copySpec,
   layernormForwardSpec,
   layernormBackwardSpec,
   layernormBackwardReduceSpec,

@@ -8,9 +8,9 @@ import puppeteer, { type Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundlePage } from '@wgpt/web';
 import { EPS32, finiteDiff, randomF32, relErr } from '@wgpt/runtime/testing';
-import { linearRef } from '../kernels/matmul/matmul.ref.ts';
-import { geluRef } from '../kernels/elementwise/elementwise.ref.ts';
-import { crossEntropyRef } from '../kernels/crossentropy/crossentropy.ref.ts';
+import { linearRef } from '@wgpt/kernels/matmul/matmul.ref.ts';
+import { geluRef } from '@wgpt/kernels/elementwise/elementwise.ref.ts';
+import { crossEntropyRef } from '@wgpt/kernels/crossentropy/crossentropy.ref.ts';
 
 const CHROMIUM = process.env.WGPT_CHROMIUM ?? '/usr/bin/chromium';
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -26,10 +26,13 @@ const b = randomF32(OC, 3);
 const t = [0, 2, 1, 1, 0];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`browser tests need Chromium at ${CHROMIUM}: sudo apt-get install chromium (or set WGPT_CHROMIUM)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`browser tests need Chromium at ${CHROMIUM}: sudo apt-get install chromium (or set WGPT_CHROMIUM)`);
   const js = await bundlePage({ entry: join(ROOT, 'packages/web/src/selfcheck-page.ts') });
   const input = JSON.stringify({ x: Array.from(x), w: Array.from(w), b: Array.from(b), t, M, C, OC });
-  const html = `<!doctype html><meta charset="utf-8"><title>wgpt selfcheck</title><script>window.wgptInput = ${input};</script><script type="module" src="/page.js"></script>`;
+  const html =
+    '<!doctype html><meta charset="utf-8"><title>wgpt selfcheck</title>' +
+    `<script>window.wgptInput = ${input};</script><script type="module" src="/page.js"></script>`;
   server = createServer((req, res) => {
     if (req.url === '/page.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
     else res.writeHead(200, { 'content-type': 'text/html' }).end(html);
@@ -41,8 +44,16 @@ beforeAll(async () => {
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      '--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage', `--user-data-dir=${mkdtempSync(join(tmpdir(), 'wgpt-chromium-'))}`,
+      '--headless=new',
+      '--no-sandbox',
+      '--enable-unsafe-webgpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+      '--disable-dev-shm-usage',
+      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'wgpt-chromium-'))}`,
     ],
   });
 });
@@ -59,7 +70,13 @@ describe('runtime in Chromium', () => {
     page.on('console', (m) => logs.push(m.text()));
     await page.goto(url);
     await page.waitForFunction('window.wgptResult !== undefined', { timeout: 60_000 });
-    const r = (await page.evaluate('window.wgptResult')) as { adapter: string; out: number[]; loss: number; dw: number[]; error?: string };
+    const r = (await page.evaluate('window.wgptResult')) as {
+      adapter: string;
+      out: number[];
+      loss: number;
+      dw: number[];
+      error?: string;
+    };
     expect(r.error, logs.join('\n')).toBeUndefined();
     expect(r.adapter.length).toBeGreaterThan(0);
 

@@ -1,8 +1,6 @@
-// WGSL sources are imported as text: vitest (vitest.config.ts) and esbuild (scripts/build.mjs) both inline them.
+// WGSL sources are imported as text: vitest (vitest.config.ts), esbuild (packages/web, tools/gpu) and the Node
+// loader (scripts/wgsl-loader.mjs) all inline them.
 declare module '*.wgsl' {
   const source: string;
   export default source;
-}
-declare module 'wgsl_reflect/wgsl_reflect.module.js' {
-  export * from 'wgsl_reflect';
 }

@@ -20,16 +20,27 @@ describe('adamw', () => {
       const init = shapes.map((s, i) => randomF32(s.reduce((a, b) => a * b), 40 + i));
       const ps = shapes.map((s, i) => parameter(gpu, init[i]!, s, `p${i}`));
       const opt = new AdamW(gpu, ps, cfg);
-      const refs: AdamWRefState[] = init.map((x) => ({ p: Float64Array.from(x), m: new Float64Array(x.length), v: new Float64Array(x.length), t: 0 }));
+      const refs: AdamWRefState[] = init.map((x) => ({
+        p: Float64Array.from(x),
+        m: new Float64Array(x.length),
+        v: new Float64Array(x.length),
+        t: 0,
+      }));
       for (let step = 0; step < 3; step++) {
         // Gradients of a size that makes clipping bite when maxNorm = 1.
         const grads = shapes.map((s, i) => randomF32(s.reduce((a, b) => a * b), 100 * step + i, -0.5, 0.5));
         ps.forEach((p, i) => p.ensureGrad().write(grads[i]!));
-        ps.forEach((p) => (p.gradReady = true));
+        ps.forEach((p) => p.markGradReady());
         opt.update();
         const clip = clipScaleRef(grads, maxNorm);
         if (maxNorm > 0) expect(clip).toBeLessThan(1);
-        refs.forEach((r, i) => adamwRefStep(r, grads[i]!, { ...cfg, weightDecay: ps[i]!.shape.length >= 2 ? cfg.weightDecay : 0, clipScale: clip }));
+        refs.forEach((r, i) =>
+          adamwRefStep(r, grads[i]!, {
+            ...cfg,
+            weightDecay: ps[i]!.shape.length >= 2 ? cfg.weightDecay : 0,
+            clipScale: clip,
+          }),
+        );
       }
       // Each step changes p by ≈ lr; f32 rounding of p (|p| ≤ 1) and of the update (a handful of ops, and the
       // norm's Σ of ~2300 squares) leaves ≤ ~100 ε relative per step. 3 steps: 300 ε ≈ 1.8e-5 of ‖p‖ is the

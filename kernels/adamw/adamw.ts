@@ -60,13 +60,25 @@ export interface AdamWConfig {
   maxNorm: number;
 }
 
-export const ADAMW_DEFAULTS: AdamWConfig = { lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxNorm: 1.0 };
+export const ADAMW_DEFAULTS: AdamWConfig = {
+  lr: 3e-4,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  weightDecay: 0.1,
+  maxNorm: 1.0,
+};
 
 /** Records norm_sq = Σ over tensors of Σ g² into `out` (one element). */
 export function globalNormSq(gpu: Gpu, grads: Tensor[], out: Tensor): void {
   if (!grads.length) return void gpu.clear(out.buffer, 0, 4);
   grads.forEach((g, i) =>
-    gpu.dispatch(sumsqSpec, { buffers: { x: g.buffer, out: out.buffer }, uniforms: { n: g.size, accumulate: i === 0 ? 0 : 1 }, workgroups: [1], context: `${g}` }),
+    gpu.dispatch(sumsqSpec, {
+      buffers: { x: g.buffer, out: out.buffer },
+      uniforms: { n: g.size, accumulate: i === 0 ? 0 : 1 },
+      workgroups: [1],
+      context: `${g}`,
+    }),
   );
 }
 
@@ -90,7 +102,8 @@ export class AdamW {
     readonly decay: boolean[] = params.map((p) => p.shape.length >= 2),
   ) {
     this.config = { ...ADAMW_DEFAULTS, ...config };
-    if (decay.length !== params.length) throw new WgptError(`AdamW: ${decay.length} decay flags for ${params.length} parameters`);
+    if (decay.length !== params.length)
+      throw new WgptError(`AdamW: ${decay.length} decay flags for ${params.length} parameters`);
     const z = (p: Tensor) => tensor(gpu, new Float32Array(p.size), p.shape, 'f32', { track: false });
     this.m = params.map(z);
     this.v = params.map(z);
@@ -99,8 +112,14 @@ export class AdamW {
 
   /** Records Σ g² over every parameter into normSq (update() does this itself unless told it is done). */
   computeNormSq(): void {
-    for (const p of this.params) if (!p.grad || !p.gradReady) throw new WgptError(`AdamW: parameter ${p} has no gradient; call zeroGrad() before backward`);
-    globalNormSq(this.gpu, this.params.map((p) => p.grad!), this.normSq);
+    for (const p of this.params)
+      if (!p.grad || !p.gradReady)
+        throw new WgptError(`AdamW: parameter ${p} has no gradient; call zeroGrad() before backward`);
+    globalNormSq(
+      this.gpu,
+      this.params.map((p) => p.grad!),
+      this.normSq,
+    );
   }
 
   /**
@@ -115,7 +134,13 @@ export class AdamW {
     const bc2 = 1 - c.beta2 ** this.step;
     this.params.forEach((p, i) => {
       gpu.dispatch(adamwSpec, {
-        buffers: { param: p.buffer, grad: p.grad!.buffer, m: this.m[i]!.buffer, v: this.v[i]!.buffer, norm_sq: this.normSq.buffer },
+        buffers: {
+          param: p.buffer,
+          grad: p.grad!.buffer,
+          m: this.m[i]!.buffer,
+          v: this.v[i]!.buffer,
+          norm_sq: this.normSq.buffer,
+        },
         uniforms: {
           n: p.size,
           lr,
@@ -155,7 +180,8 @@ export async function saveAdamW(opt: AdamW): Promise<AdamWState> {
 }
 
 export function loadAdamW(opt: AdamW, s: AdamWState): void {
-  if (s.m.length !== opt.m.length) throw new WgptError(`AdamW state has ${s.m.length} moments, the optimizer ${opt.m.length} parameters`);
+  if (s.m.length !== opt.m.length)
+    throw new WgptError(`AdamW state has ${s.m.length} moments, the optimizer ${opt.m.length} parameters`);
   opt.step = s.step;
   s.m.forEach((m, i) => opt.m[i]!.write(m));
   s.v.forEach((v, i) => opt.v[i]!.write(v));

@@ -8,9 +8,17 @@
 import { empty, tensor, tidyAsync, backward, type Gpu, type Tensor } from '@wgpt/runtime';
 import { randomF32, relErr } from '@wgpt/runtime/testing';
 import { bwdBound, fwdBound } from './attention.ref.ts';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { timeGpu } from '../../bench/gpu.ts';
-import { attention, attentionNaive, describePlan, flashBackward, flashForward, flashPlan, naiveBackward, naiveForward } from './attention.ts';
+import { timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
+import {
+  attention,
+  attentionNaive,
+  describePlan,
+  flashBackward,
+  flashForward,
+  flashPlan,
+  naiveBackward,
+  naiveForward,
+} from './attention.ts';
 
 interface Shape {
   B: number;
@@ -106,18 +114,46 @@ const suite: BenchSuite = {
         const fwd = () => flashForward(gpu, X.buffer, O.buffer, lse.buffer, full, plan);
         const both = () => {
           fwd();
-          flashBackward(gpu, { qkv: X.buffer, out: O.buffer, dout: dO.buffer, lse: lse.buffer, D: D.buffer, dqkv: dX.buffer, accumulate: 0 }, full, plan);
+          flashBackward(
+            gpu,
+            {
+              qkv: X.buffer,
+              out: O.buffer,
+              dout: dO.buffer,
+              lse: lse.buffer,
+              D: D.buffer,
+              dqkv: dX.buffer,
+              accumulate: 0,
+            },
+            full,
+            plan,
+          );
         };
         const tf = await timeGpu(gpu, fwd, { quick });
         const ok = spotCheck((await O.read()) as Float32Array, x, s);
-        rows.push({ name: `attention flash ${v} forward`, shape, medianMs: tf.ms, rate: { value: flops / (tf.ms * 1e6), unit: 'GFLOP/s' }, check: ok ? 'pass' : 'fail', note: `${tf.timer} timer, ${describePlan(plan)}` });
+        rows.push({
+          name: `attention flash ${v} forward`,
+          shape,
+          medianMs: tf.ms,
+          rate: { value: flops / (tf.ms * 1e6), unit: 'GFLOP/s' },
+          check: ok ? 'pass' : 'fail',
+          note: `${tf.timer} timer, ${describePlan(plan)}`,
+        });
         log(`flash ${v} forward ${shape}: ${tf.ms.toFixed(3)} ms`);
         const tb = await timeGpu(gpu, both, { quick });
         bwdRows.push({ v, t: tb, d: (await dX.read()) as Float32Array, plan: describePlan(plan) });
         log(`flash ${v} forward+backward ${shape}: ${tb.ms.toFixed(3)} ms`);
       }
       const flashBwdRows = (check: (d: Float32Array) => BenchRow['check'], note: string) => {
-        for (const { v, t, d } of bwdRows) rows.push({ name: `attention flash ${v} forward+backward`, shape, medianMs: t.ms, rate: { value: (3.5 * flops) / (t.ms * 1e6), unit: 'GFLOP/s' }, check: check(d), note: `${t.timer} timer${note}` });
+        for (const { v, t, d } of bwdRows)
+          rows.push({
+            name: `attention flash ${v} forward+backward`,
+            shape,
+            medianMs: t.ms,
+            rate: { value: (3.5 * flops) / (t.ms * 1e6), unit: 'GFLOP/s' },
+            check: check(d),
+            note: `${t.timer} timer${note}`,
+          });
       };
       const dFlash = bwdRows[0]!.d;
 
@@ -130,7 +166,11 @@ const suite: BenchSuite = {
         const nf = () => naiveForward(gpu, X.buffer, att.buffer, O.buffer, full);
         const nb = () => {
           nf();
-          naiveBackward(gpu, { qkv: X.buffer, att: att.buffer, dout: dO.buffer, dpre: dpre.buffer, dqkv: dX.buffer, accumulate: 0 }, full);
+          naiveBackward(
+            gpu,
+            { qkv: X.buffer, att: att.buffer, dout: dO.buffer, dpre: dpre.buffer, dqkv: dX.buffer, accumulate: 0 },
+            full,
+          );
         };
         const nt = await timeGpu(gpu, nf, { quick });
         const naiveOk = spotCheck((await O.read()) as Float32Array, x, s);
@@ -139,8 +179,22 @@ const suite: BenchSuite = {
         const dNaive = (await dX.read()) as Float32Array;
         naiveRowCheck = relErr(dNaive, dFlash) <= 2 * bwdBound(T, HS) ? 'pass' : 'fail';
         flashBwdRows((d) => (relErr(d, dNaive) <= 2 * bwdBound(T, HS) ? 'pass' : 'fail'), ', dqkv vs naive');
-        rows.push({ name: 'attention naive v1 forward', shape, medianMs: nt.ms, rate: { value: flops / (nt.ms * 1e6), unit: 'GFLOP/s' }, check: naiveOk ? 'pass' : 'fail', note: `${nt.timer} timer` });
-        rows.push({ name: 'attention naive v1 forward+backward', shape, medianMs: nbt.ms, rate: { value: (3.5 * flops) / (nbt.ms * 1e6), unit: 'GFLOP/s' }, check: naiveRowCheck, note: `${nbt.timer} timer, dqkv vs flash` });
+        rows.push({
+          name: 'attention naive v1 forward',
+          shape,
+          medianMs: nt.ms,
+          rate: { value: flops / (nt.ms * 1e6), unit: 'GFLOP/s' },
+          check: naiveOk ? 'pass' : 'fail',
+          note: `${nt.timer} timer`,
+        });
+        rows.push({
+          name: 'attention naive v1 forward+backward',
+          shape,
+          medianMs: nbt.ms,
+          rate: { value: (3.5 * flops) / (nbt.ms * 1e6), unit: 'GFLOP/s' },
+          check: naiveRowCheck,
+          note: `${nbt.timer} timer, dqkv vs flash`,
+        });
         log(`naive forward ${shape}: ${nt.ms.toFixed(3)} ms, forward+backward ${nbt.ms.toFixed(3)} ms`);
       } else {
         flashBwdRows(() => 'n/a', `; naive skipped: its T×T buffer is ${(ttBytes / 2 ** 30).toFixed(1)} GiB`);
@@ -151,8 +205,22 @@ const suite: BenchSuite = {
       if (gpu.software || quick) {
         const pf = await peakBytes(gpu, (t) => attention(t, { NH }), x, s);
         const pn = await peakBytes(gpu, (t) => attentionNaive(t, { NH }), x, s);
-        rows.push({ name: 'attention flash peak memory (fwd+bwd)', shape, medianMs: NaN, rate: { value: pf / MiB, unit: 'MiB' }, check: 'n/a', note: 'pool peakBytesInUse: out, lse, D, dqkv' });
-        rows.push({ name: 'attention naive v1 peak memory (fwd+bwd)', shape, medianMs: NaN, rate: { value: pn / MiB, unit: 'MiB' }, check: 'n/a', note: 'pool peakBytesInUse: out, att, dpre, dqkv' });
+        rows.push({
+          name: 'attention flash peak memory (fwd+bwd)',
+          shape,
+          medianMs: NaN,
+          rate: { value: pf / MiB, unit: 'MiB' },
+          check: 'n/a',
+          note: 'pool peakBytesInUse: out, lse, D, dqkv',
+        });
+        rows.push({
+          name: 'attention naive v1 peak memory (fwd+bwd)',
+          shape,
+          medianMs: NaN,
+          rate: { value: pn / MiB, unit: 'MiB' },
+          check: 'n/a',
+          note: 'pool peakBytesInUse: out, att, dpre, dqkv',
+        });
       }
     }
 
@@ -164,7 +232,14 @@ const suite: BenchSuite = {
         const C = 768;
         const linear = 4 * (B * T * C + 2 * B * NH * T + B * T * 3 * C);
         const quad = 4 * (B * T * C + 2 * B * NH * T * T + B * T * 3 * C);
-        rows.push({ name: 'attention flash vs naive memory (computed)', shape: `B=${B} T=${T} NH=${NH} HS=64`, medianMs: NaN, rate: { value: linear / MiB, unit: 'MiB flash' }, check: 'n/a', note: `naive ${(quad / MiB).toFixed(0)} MiB (${(quad / linear).toFixed(1)}x)` });
+        rows.push({
+          name: 'attention flash vs naive memory (computed)',
+          shape: `B=${B} T=${T} NH=${NH} HS=64`,
+          medianMs: NaN,
+          rate: { value: linear / MiB, unit: 'MiB flash' },
+          check: 'n/a',
+          note: `naive ${(quad / MiB).toFixed(0)} MiB (${(quad / linear).toFixed(1)}x)`,
+        });
       }
     }
     return rows;

@@ -14,8 +14,9 @@ const EPS32 = 2 ** -24;
 // So ‖err‖/‖ref‖ ≲ (sqrt(HS) + 2·sqrt(T) + T/BC + 4)·ε (BC = 16 here; T/BC is the worst case of what adds like
 // sqrt(T/BC)); the factor 4 is margin for the constant in each term. The backward chains one more product of each
 // kind (dP = dO·V, dS = P∘(dP−D), dQ = dS·K over ≤ T keys), and D's cancellation (dP − D, D = rowsum(P∘dP)) can
-// lose a factor of |dP|/|dP − D|, a few on random data: 8 instead of 4. The tests hold every version to this bound
-// and never above the 1e-5 (fwdTol, bwdTol); the bound alone serves longer rows (the bench's T ≥ 1024).
+// lose a factor of |dP|/|dP − D|, a few on random data: 8 instead of 4. The tests hold every version to this bound and
+// never above 1e-5, the accuracy asked of attention (fwdTol, bwdTol); the bound alone serves longer rows (the
+// bench's T ≥ 1024).
 export const fwdBound = (T: number, HS: number): number => 4 * (Math.sqrt(HS) + 2 * Math.sqrt(T) + T / 16 + 4) * EPS32;
 export const bwdBound = (T: number, HS: number): number => 8 * (Math.sqrt(HS) + 2 * Math.sqrt(T) + T / 16 + 4) * EPS32;
 export const fwdTol = (T: number, HS: number): number => Math.min(1e-5, fwdBound(T, HS));
@@ -38,7 +39,8 @@ function probs(qkv: ArrayLike<number>, s: AttnShape, b: number, h: number): Floa
     let max = -Infinity;
     for (let k = 0; k <= q; k++) {
       let dot = 0;
-      for (let d = 0; d < HS; d++) dot += qkv[(b * T + q) * 3 * C + h * HS + d]! * qkv[(b * T + k) * 3 * C + C + h * HS + d]!;
+      for (let d = 0; d < HS; d++)
+        dot += qkv[(b * T + q) * 3 * C + h * HS + d]! * qkv[(b * T + k) * 3 * C + C + h * HS + d]!;
       p[k] = dot * scale;
       max = Math.max(max, p[k]!);
     }
@@ -80,7 +82,8 @@ export function attentionLseRef(qkv: ArrayLike<number>, s: AttnShape): Float64Ar
         const sc: number[] = [];
         for (let k = 0; k <= q; k++) {
           let dot = 0;
-          for (let d = 0; d < HS; d++) dot += qkv[(b * T + q) * 3 * C + h * HS + d]! * qkv[(b * T + k) * 3 * C + C + h * HS + d]!;
+          for (let d = 0; d < HS; d++)
+            dot += qkv[(b * T + q) * 3 * C + h * HS + d]! * qkv[(b * T + k) * 3 * C + C + h * HS + d]!;
           sc.push(dot * scale);
         }
         const max = Math.max(...sc);

@@ -3,7 +3,15 @@ import { backward, checkSpec, tensor, tidyAsync, type Gpu, type Tensor } from '@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attention, attentionNaive } from '../index.ts';
 import { attentionSpecs, flashPlan, flashTiles, flashV2Tiles, type AttentionOptions } from './attention.ts';
-import { attentionBackwardRef, attentionRef, bwdBound, bwdTol, fwdBound, fwdTol, type AttnShape } from './attention.ref.ts';
+import {
+  attentionBackwardRef,
+  attentionRef,
+  bwdBound,
+  bwdTol,
+  fwdBound,
+  fwdTol,
+  type AttnShape,
+} from './attention.ref.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -13,7 +21,7 @@ afterAll(() => gpu.destroy());
 
 type Op = (x: Tensor) => Tensor;
 type Extra = Omit<AttentionOptions, 'NH'>;
-// Every version: flash with either forward kernel (one backward), and the naive one.
+// Every implementation: flash v2 and flash v1 (each with its own forward and backward kernels), and the naive one.
 const versions: { name: string; op: (NH: number, extra?: Extra) => Op }[] = [
   { name: 'flash v2', op: (NH, extra) => (x) => attention(x, { NH, version: 'v2', ...extra }) },
   { name: 'flash v1', op: (NH, extra) => (x) => attention(x, { NH, version: 'v1', ...extra }) },
@@ -67,7 +75,9 @@ for (const v of versions) {
     ] as AttnShape[]) {
       it(`finite differences B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`, async () => {
         const C = s.NH * s.HS;
-        const r = await checkOp(gpu, v.op(s.NH), [{ data: qkvData(s, s.T), shape: [s.B, s.T, 3 * C] }], ([x]) => attentionRef(x!, s));
+        const r = await checkOp(gpu, v.op(s.NH), [{ data: qkvData(s, s.T), shape: [s.B, s.T, 3 * C] }], ([x]) =>
+          attentionRef(x!, s),
+        );
         expect(r.forward).toBeLessThanOrEqual(fwdTol(s.T, s.HS));
         // FD in f64 is exact to ~1e-10 here: the error is the GPU's.
         expect(r.gradWrite[0]).toBeLessThanOrEqual(bwdTol(s.T, s.HS));
@@ -99,7 +109,10 @@ for (const v of versions) {
       const x = qkvData(s, 9);
       const t0 = 21;
       const y = Float32Array.from(x);
-      for (let b = 0; b < s.B; b++) for (let t = t0; t < s.T; t++) for (let c = 0; c < 3 * C; c++) y[(b * s.T + t) * 3 * C + c] = t === t0 ? NaN : 100 * y[(b * s.T + t) * 3 * C + c]!;
+      for (let b = 0; b < s.B; b++)
+        for (let t = t0; t < s.T; t++)
+          for (let c = 0; c < 3 * C; c++)
+            y[(b * s.T + t) * 3 * C + c] = t === t0 ? NaN : 100 * y[(b * s.T + t) * 3 * C + c]!;
       await tidyAsync(async () => {
         const a = await v.op(s.NH)(tensor(gpu, x, [s.B, s.T, 3 * C])).read();
         const b2 = await v.op(s.NH)(tensor(gpu, y, [s.B, s.T, 3 * C])).read();
@@ -123,10 +136,34 @@ describe('attention flash tilings', () => {
     { version: 'v1', tiles: { BR: 8, BC: 4, TPR: 4 } },
     { version: 'v1', tiles: { BR: 4, BC: 16, TPR: 8 } },
     { version: 'v1', tiles: { BR: 32, BC: 8, TPR: 2 } },
-    { v2Tiles: { forward: { BR: 8, BC: 4, R: 2, TX: 2 }, dq: { BR: 8, BC: 4, R: 2, TX: 2 }, dkv: { BR: 4, BC: 8, R: 2, TX: 2 } } },
-    { v2Tiles: { forward: { BR: 12, BC: 5, R: 3, TX: 4 }, dq: { BR: 12, BC: 5, R: 3, TX: 4 }, dkv: { BR: 5, BC: 12, R: 3, TX: 4 } } },
-    { v2Tiles: { forward: { BR: 4, BC: 16, R: 1, TX: 16 }, dq: { BR: 4, BC: 16, R: 1, TX: 16 }, dkv: { BR: 16, BC: 4, R: 1, TX: 16 } } },
-    { v2Tiles: { forward: { BR: 64, BC: 8, R: 4, TX: 4 }, dq: { BR: 64, BC: 8, R: 4, TX: 4 }, dkv: { BR: 8, BC: 64, R: 4, TX: 4 } } },
+    {
+      v2Tiles: {
+        forward: { BR: 8, BC: 4, R: 2, TX: 2 },
+        dq: { BR: 8, BC: 4, R: 2, TX: 2 },
+        dkv: { BR: 4, BC: 8, R: 2, TX: 2 },
+      },
+    },
+    {
+      v2Tiles: {
+        forward: { BR: 12, BC: 5, R: 3, TX: 4 },
+        dq: { BR: 12, BC: 5, R: 3, TX: 4 },
+        dkv: { BR: 5, BC: 12, R: 3, TX: 4 },
+      },
+    },
+    {
+      v2Tiles: {
+        forward: { BR: 4, BC: 16, R: 1, TX: 16 },
+        dq: { BR: 4, BC: 16, R: 1, TX: 16 },
+        dkv: { BR: 16, BC: 4, R: 1, TX: 16 },
+      },
+    },
+    {
+      v2Tiles: {
+        forward: { BR: 64, BC: 8, R: 4, TX: 4 },
+        dq: { BR: 64, BC: 8, R: 4, TX: 4 },
+        dkv: { BR: 8, BC: 64, R: 4, TX: 4 },
+      },
+    },
   ];
   for (const extra of tilings) {
     it(`${JSON.stringify(extra)}, B=2 T=37 NH=3 HS=16`, async () => {
@@ -147,7 +184,8 @@ describe('attention flash tilings', () => {
     for (const HS of [64, 128]) {
       const t = flashTiles(gpu, HS);
       expect(t.TPR * 8).toBeGreaterThanOrEqual(HS);
-      for (const k of ['forward', 'dq', 'dkv'] as const) expect(flashV2Tiles(gpu, k, HS).TX * 8).toBeGreaterThanOrEqual(HS);
+      for (const k of ['forward', 'dq', 'dkv'] as const)
+        expect(flashV2Tiles(gpu, k, HS).TX * 8).toBeGreaterThanOrEqual(HS);
     }
   });
 });

@@ -33,7 +33,11 @@ var<workgroup> Ls: array<f32, BR>;
 var<workgroup> Ds: array<f32, BR>;
 
 @compute @workgroup_size(TPR, BC)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
   let T = params.T;
   let NH = params.NH;
   let C = NH * HS;

@@ -1,11 +1,11 @@
 // Flash attention backward, dK and dV, v2: register tiles. Same contract as v1 (flash_backward_dkv.wgsl): writes
 // channels [C, 3C) of dqkv (B, T, 3C) from qkv, dout, lse and D.
 //
-// One workgroup per (block of BC = NY·RK keys, head, batch), TX x NY threads. Thread (tx, ty) owns key rows
-// j = ty + a·NY (a < RK); per streamed block of BR queries (only those at or below the diagonal) it computes the
-// RK x NE tiles of Sᵀ = K Qᵀ and dPᵀ = V dOᵀ for queries i = tx + e·TX, P = exp(scale·S − lse) and
+// One workgroup per (block of BC keys, head, batch), TX x NY threads, NY = BC / R. Thread (tx, ty) owns key rows
+// j = ty + a·NY (a < R); per streamed block of BR queries (only those at or below the diagonal) it computes the
+// R x NE tiles of Sᵀ = K Qᵀ and dPᵀ = V dOᵀ for queries i = tx + e·TX, P = exp(scale·S − lse) and
 // dS = P ∘ (dP − D), shares both, then accumulates dV += Pᵀ dO and dK += dSᵀ Q for dims d = tx + e·TX as
-// RK x ND tiles.
+// R x ND tiles.
 struct Params {
   B: u32,
   T: u32,
@@ -21,30 +21,34 @@ struct Params {
 @group(0) @binding(5) var<uniform> params: Params;
 
 override HS: u32 = 64; // <= TX * MAXD
-override NY: u32 = 8; // thread rows; BC = NY * RK keys per workgroup
-override RK: u32 = 4; // key rows per thread, <= MAXK
+override BC: u32 = 32; // keys per workgroup (NY thread rows of R each)
+override R: u32 = 4; // key rows per thread, <= MAXK
 override BR: u32 = 16; // queries per streamed block, <= TX * MAXE
 override TX: u32 = 16;
+override NY: u32 = BC / R; // thread rows (derived: not set by the host)
 const MAXK: u32 = 4u;
 const MAXE: u32 = 4u;
 const MAXD: u32 = 8u;
 
-var<workgroup> Ks: array<f32, NY * RK * HS>;
-var<workgroup> Vs: array<f32, NY * RK * HS>;
+var<workgroup> Ks: array<f32, BC * HS>;
+var<workgroup> Vs: array<f32, BC * HS>;
 var<workgroup> Qs: array<f32, BR * (HS + 1u)>; // padded: threads of a row read different queries at one d
 var<workgroup> dOs: array<f32, BR * (HS + 1u)>;
-var<workgroup> Ps: array<f32, BR * NY * RK>; // [query][key]
-var<workgroup> dS: array<f32, BR * NY * RK>;
+var<workgroup> Ps: array<f32, BR * BC>; // [query][key]
+var<workgroup> dS: array<f32, BR * BC>;
 var<workgroup> Ls: array<f32, BR>;
 var<workgroup> Ds: array<f32, BR>;
 
 @compute @workgroup_size(TX, NY)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
   let T = params.T;
   let NH = params.NH;
   let C = NH * HS;
   let C3 = 3u * C;
-  let BC = NY * RK;
   let h = wg.y;
   let b = wg.z;
   let k0 = wg.x * BC;
@@ -120,7 +124,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         qr[e] = Qs[i * QST + d];
         gr[e] = dOs[i * QST + d];
       }
-      for (var a = 0u; a < RK; a++) {
+      for (var a = 0u; a < R; a++) {
         let kv = Ks[(ty + a * NY) * HS + d];
         let vv = Vs[(ty + a * NY) * HS + d];
         for (var e = 0u; e < NE; e++) {
@@ -129,7 +133,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
       }
     }
-    for (var a = 0u; a < RK; a++) {
+    for (var a = 0u; a < R; a++) {
       let j = ty + a * NY;
       let k = k0 + j;
       for (var e = 0u; e < NE; e++) {
@@ -161,7 +165,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         qr[e] = Qs[i * QST + d];
         gr[e] = dOs[i * QST + d];
       }
-      for (var a = 0u; a < RK; a++) {
+      for (var a = 0u; a < R; a++) {
         let j = ty + a * NY;
         let p = Ps[i * BC + j];
         let ds = dS[i * BC + j];
@@ -173,7 +177,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
   }
 
-  for (var a = 0u; a < RK; a++) {
+  for (var a = 0u; a < R; a++) {
     let k = k0 + ty + a * NY;
     if (k < T) {
       let o = base + k * C3;

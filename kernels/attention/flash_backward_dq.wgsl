@@ -29,7 +29,11 @@ var<workgroup> Vs: array<f32, BC * HS>;
 var<workgroup> dS: array<f32, BR * BC>;
 
 @compute @workgroup_size(TPR, BR)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
   let T = params.T;
   let NH = params.NH;
   let C = NH * HS;

@@ -1,10 +1,10 @@
 // Flash attention backward, dQ, v2: register tiles. Same contract as v1 (flash_backward_dq.wgsl): writes channels
 // [0, C) of dqkv (B, T, 3C) from qkv, dout, lse and D.
 //
-// One workgroup per (block of BR = NY·RQ queries, head, batch), TX x NY threads. Thread (tx, ty) owns query rows
-// r = ty + a·NY (a < RQ); per streamed block of BC keys it computes the RQ x NE tiles of S = Q Kᵀ and dP = dO Vᵀ
-// for keys j = tx + e·TX (RQ + NE workgroup loads per RQ·NE multiply-adds each), dS = P ∘ (dP − D) with
-// P = exp(scale·S − lse), shares dS, then accumulates dQ += dS K for dims d = tx + e·TX as an RQ x ND tile.
+// One workgroup per (block of BR queries, head, batch), TX x NY threads, NY = BR / R. Thread (tx, ty) owns query rows
+// r = ty + a·NY (a < R); per streamed block of BC keys it computes the R x NE tiles of S = Q Kᵀ and dP = dO Vᵀ
+// for keys j = tx + e·TX (R + NE workgroup loads per R·NE multiply-adds each), dS = P ∘ (dP − D) with
+// P = exp(scale·S − lse), shares dS, then accumulates dQ += dS K for dims d = tx + e·TX as an R x ND tile.
 struct Params {
   B: u32,
   T: u32,
@@ -20,27 +20,31 @@ struct Params {
 @group(0) @binding(5) var<uniform> params: Params;
 
 override HS: u32 = 64; // <= TX * MAXD
-override NY: u32 = 8; // thread rows; BR = NY * RQ queries per workgroup
-override RQ: u32 = 4; // query rows per thread, <= MAXQ
+override BR: u32 = 32; // queries per workgroup (NY thread rows of R each)
+override R: u32 = 4; // query rows per thread, <= MAXQ
 override BC: u32 = 16; // keys per streamed block, <= TX * MAXE
 override TX: u32 = 16;
+override NY: u32 = BR / R; // thread rows (derived: not set by the host)
 const MAXQ: u32 = 4u;
 const MAXE: u32 = 4u;
 const MAXD: u32 = 8u;
 
-var<workgroup> Qs: array<f32, NY * RQ * HS>;
-var<workgroup> dOs: array<f32, NY * RQ * HS>;
+var<workgroup> Qs: array<f32, BR * HS>;
+var<workgroup> dOs: array<f32, BR * HS>;
 var<workgroup> Ks: array<f32, BC * (HS + 1u)>; // padded: threads of a row read different keys at one d
 var<workgroup> Vs: array<f32, BC * (HS + 1u)>;
-var<workgroup> dS: array<f32, NY * RQ * BC>;
+var<workgroup> dS: array<f32, BR * BC>;
 
 @compute @workgroup_size(TX, NY)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
   let T = params.T;
   let NH = params.NH;
   let C = NH * HS;
   let C3 = 3u * C;
-  let BR = NY * RQ;
   let h = wg.y;
   let b = wg.z;
   let q0 = wg.x * BR;
@@ -74,7 +78,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     lrow[a] = 0.0;
     drow[a] = 0.0;
     let q = q0 + ty + a * NY;
-    if (a < RQ && q < T) {
+    if (a < R && q < T) {
       lrow[a] = lse[rbase + q];
       drow[a] = D[rbase + q];
     }
@@ -116,7 +120,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         kr[e] = Ks[j * KST + d];
         vr[e] = Vs[j * KST + d];
       }
-      for (var a = 0u; a < RQ; a++) {
+      for (var a = 0u; a < R; a++) {
         let qv = Qs[(ty + a * NY) * HS + d];
         let gv = dOs[(ty + a * NY) * HS + d];
         for (var e = 0u; e < NE; e++) {
@@ -125,7 +129,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
       }
     }
-    for (var a = 0u; a < RQ; a++) {
+    for (var a = 0u; a < R; a++) {
       let r = ty + a * NY;
       let q = q0 + r;
       for (var e = 0u; e < NE; e++) {
@@ -148,7 +152,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       for (var e = 0u; e < ND; e++) {
         kr[e] = Ks[j * KST + min(tx + e * TX, HS - 1u)];
       }
-      for (var a = 0u; a < RQ; a++) {
+      for (var a = 0u; a < R; a++) {
         let ds = dS[(ty + a * NY) * BC + j];
         for (var e = 0u; e < ND; e++) {
           acc[a * MAXD + e] += ds * kr[e];
@@ -157,7 +161,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
   }
 
-  for (var a = 0u; a < RQ; a++) {
+  for (var a = 0u; a < R; a++) {
     let q = q0 + ty + a * NY;
     if (q < T) {
       let o = base + q * C3;

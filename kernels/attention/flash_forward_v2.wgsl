@@ -1,11 +1,11 @@
 // Causal multi-head flash attention, forward, v2: register tiles. Same contract as v1 (flash_forward.wgsl): qkv
 // (B, T, 3C) packed, out (B, T, C), lse (B, NH, T).
 //
-// One workgroup per (block of BR = NY·RQ queries, head, batch), TX x NY threads. Thread (tx, ty) owns query rows
-// r = ty + a·NY (a < RQ, NY = BR / RQ), and for those rows the scores of keys j = tx + e·TX of each BC-key block
-// and the output dims d = tx + e·TX. Per key block: S = scale·Q Kᵀ as RQ x NE register tiles (RQ + NE
-// workgroup loads per RQ·NE multiply-adds), the row max merged from TX partial maxima, P = exp(S − m) computed
-// once per element and shared, then O += P V as RQ x ND register tiles. Key blocks above the diagonal are never
+// One workgroup per (block of BR queries, head, batch), TX x NY threads, NY = BR / R. Thread (tx, ty) owns query rows
+// r = ty + a·NY (a < R), and for those rows the scores of keys j = tx + e·TX of each BC-key block
+// and the output dims d = tx + e·TX. Per key block: S = scale·Q Kᵀ as R x NE register tiles (R + NE
+// workgroup loads per R·NE multiply-adds), the row max merged from TX partial maxima, P = exp(S − m) computed
+// once per element and shared, then O += P V as R x ND register tiles. Key blocks above the diagonal are never
 // loaded; within the diagonal block a key after the query contributes an exact 0 (its score is never used).
 struct Params {
   B: u32,
@@ -19,27 +19,31 @@ struct Params {
 @group(0) @binding(3) var<uniform> params: Params;
 
 override HS: u32 = 64; // head size, <= TX * MAXD
-override NY: u32 = 8; // thread rows; BR = NY * RQ queries per workgroup
+override BR: u32 = 32; // queries per workgroup (NY thread rows of R each)
 override BC: u32 = 32; // keys per streamed block, <= TX * MAXE
-override RQ: u32 = 4; // query rows per thread, <= MAXQ
+override R: u32 = 4; // query rows per thread, <= MAXQ
 override TX: u32 = 16; // threads sharing a row
+override NY: u32 = BR / R; // thread rows (derived: not set by the host)
 const MAXQ: u32 = 4u;
 const MAXE: u32 = 4u;
 const MAXD: u32 = 8u;
 const NEG: f32 = -3.0e38;
 
-var<workgroup> Qs: array<f32, NY * RQ * HS>;
+var<workgroup> Qs: array<f32, BR * HS>;
 var<workgroup> Ks: array<f32, BC * (HS + 1u)>; // padded rows: threads of a row read different keys at one d
 var<workgroup> Vs: array<f32, BC * HS>;
-var<workgroup> Ps: array<f32, NY * RQ * BC>;
-var<workgroup> Part: array<f32, NY * RQ * TX>; // partial row maxima, then partial row sums
+var<workgroup> Ps: array<f32, BR * BC>;
+var<workgroup> Part: array<f32, BR * TX>; // partial row maxima, then partial row sums
 
 @compute @workgroup_size(TX, NY)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
   let T = params.T;
   let C = params.NH * HS;
   let C3 = 3u * C;
-  let BR = NY * RQ;
   let h = wg.y;
   let b = wg.z;
   let q0 = wg.x * BR;
@@ -93,7 +97,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     workgroupBarrier();
 
-    // Scores as an RQ x NE register tile.
+    // Scores as an R x NE register tile.
     for (var i = 0u; i < MAXQ * MAXE; i++) {
       s[i] = 0.0;
     }
@@ -102,7 +106,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       for (var e = 0u; e < NE; e++) {
         kr[e] = Ks[min(tx + e * TX, BC - 1u) * KST + d];
       }
-      for (var a = 0u; a < RQ; a++) {
+      for (var a = 0u; a < R; a++) {
         let qv = Qs[(ty + a * NY) * HS + d];
         for (var e = 0u; e < NE; e++) {
           s[a * MAXE + e] += qv * kr[e];
@@ -110,7 +114,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       }
     }
     // Mask (keys after the query, past T, or past the block) and the partial row maxima.
-    for (var a = 0u; a < RQ; a++) {
+    for (var a = 0u; a < R; a++) {
       let q = q0 + ty + a * NY;
       var pm = NEG;
       for (var e = 0u; e < NE; e++) {
@@ -127,7 +131,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     workgroupBarrier();
     var corr: array<f32, MAXQ>;
-    for (var a = 0u; a < RQ; a++) {
+    for (var a = 0u; a < R; a++) {
       let r = ty + a * NY;
       var mb = m[a];
       for (var t = 0u; t < TX; t++) {
@@ -137,7 +141,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       m[a] = mb;
     }
     workgroupBarrier(); // every thread has read the maxima before Part is reused for sums
-    for (var a = 0u; a < RQ; a++) {
+    for (var a = 0u; a < R; a++) {
       let r = ty + a * NY;
       var ps = 0.0;
       for (var e = 0u; e < NE; e++) {
@@ -154,8 +158,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       Part[r * TX + tx] = ps;
     }
     workgroupBarrier();
-    // O = O·corr + P V as an RQ x ND register tile; l = l·corr + Σ P.
-    for (var a = 0u; a < RQ; a++) {
+    // O = O·corr + P V as an R x ND register tile; l = l·corr + Σ P.
+    for (var a = 0u; a < R; a++) {
       let r = ty + a * NY;
       var ls = 0.0;
       for (var t = 0u; t < TX; t++) {
@@ -172,7 +176,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       for (var e = 0u; e < ND; e++) {
         vr[e] = Vs[j * HS + min(tx + e * TX, HS - 1u)];
       }
-      for (var a = 0u; a < RQ; a++) {
+      for (var a = 0u; a < R; a++) {
         // A key after the query is skipped, not multiplied by 0: its V may be anything, even NaN.
         if (k0 + j <= q0 + ty + a * NY) {
           let p = Ps[(ty + a * NY) * BC + j];
@@ -184,7 +188,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
   }
 
-  for (var a = 0u; a < RQ; a++) {
+  for (var a = 0u; a < R; a++) {
     let q = q0 + ty + a * NY;
     if (q < T) {
       let inv = 1.0 / l[a];

@@ -3,8 +3,7 @@
 // hardware (the full B·T = 8192 rows would need 1.6 GB each for logits and dlogits).
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, rng } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { copyBandwidth, timeGpu } from '../../bench/gpu.ts';
+import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { fusedClassifierInto } from './classifier.ts';
 import { classifierLossesRef } from './classifier.ref.ts';
 
@@ -26,7 +25,17 @@ const suite: BenchSuite = {
     const losses = empty(gpu, [R], 'f32', { track: false });
     const D = empty(gpu, [R, Vp], 'f32', { track: false });
     const count = empty(gpu, [1], 'f32', { track: false });
-    const rec = () => fusedClassifierInto(gpu, { R, V, Vp, logits: L.buffer, targets: T.buffer, losses: losses.buffer, dlogits: D.buffer, count: count.buffer });
+    const rec = () =>
+      fusedClassifierInto(gpu, {
+        R,
+        V,
+        Vp,
+        logits: L.buffer,
+        targets: T.buffer,
+        losses: losses.buffer,
+        dlogits: D.buffer,
+        count: count.buffer,
+      });
     const t = await timeGpu(gpu, rec, { quick });
     // Losses of the first rows against f64; tolerance as in classifier.test.ts.
     const got = await losses.read();
@@ -38,7 +47,15 @@ const suite: BenchSuite = {
     log(`fused classifier: ${t.ms.toFixed(3)} ms, ${gbs.toFixed(1)} GB/s`);
     const rows: BenchRow[] = [
       { name: 'copy v1 (baseline)', shape: '', medianMs: NaN, rate: { value: copyGBs, unit: 'GB/s' }, check: 'n/a' },
-      { name: 'fused classifier v2 (losses + dlogits)', shape: `R=${R} V=${V} Vp=${Vp}`, medianMs: t.ms, rate: { value: gbs, unit: 'GB/s' }, ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' }, check: ok ? 'pass' : 'fail', note: `${t.timer} timer` },
+      {
+        name: 'fused classifier v2 (losses + dlogits)',
+        shape: `R=${R} V=${V} Vp=${Vp}`,
+        medianMs: t.ms,
+        rate: { value: gbs, unit: 'GB/s' },
+        ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' },
+        check: ok ? 'pass' : 'fail',
+        note: `${t.timer} timer`,
+      },
     ];
     for (const x of [L, T, losses, D, count]) x.dispose();
     return rows;

@@ -1,7 +1,14 @@
 // f64 references for the fused classifier: per-row losses over the first V of Vp columns, weighted by an optional mask
 // (0/1, or any weights), and the intended scalar loss scale · Σ losses / Σ mask (the mean over unmasked rows).
 
-export function classifierLossesRef(logits: ArrayLike<number>, targets: ArrayLike<number>, mask: ArrayLike<number> | null, R: number, V: number, Vp: number): Float64Array {
+export function classifierLossesRef(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  mask: ArrayLike<number> | null,
+  R: number,
+  V: number,
+  Vp: number,
+): Float64Array {
   const out = new Float64Array(R);
   for (let r = 0; r < R; r++) {
     if (mask && mask[r] === 0) continue;
@@ -15,7 +22,15 @@ export function classifierLossesRef(logits: ArrayLike<number>, targets: ArrayLik
   return out;
 }
 
-export function classifierMeanLossRef(logits: ArrayLike<number>, targets: ArrayLike<number>, mask: ArrayLike<number> | null, R: number, V: number, Vp: number, scale = 1): number {
+export function classifierMeanLossRef(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  mask: ArrayLike<number> | null,
+  R: number,
+  V: number,
+  Vp: number,
+  scale = 1,
+): number {
   const l = classifierLossesRef(logits, targets, mask, R, V, Vp);
   let count = 0;
   let s = 0;

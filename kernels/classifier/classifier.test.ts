@@ -42,15 +42,16 @@ function targetsFor(R: number, V: number, seed: number): Int32Array {
   return Int32Array.from({ length: R }, () => Math.floor(r() * V));
 }
 
-// Each of WG threads sums ceil(V/WG) exps in sequence (in vec4 groups; exp within a few ulps), then 16 merges and WG/16 merges: the
-// sum carries ≤ (ceil(V/WG) + 16 + WG/16 + 4)·ε relative error, which log turns into that much absolute error in
-// the loss and which every p = exp(l − max)/sum inherits. 8× that leaves margin; a wrong max, index or column is
-// off by ≫ 1e-3.
+// Each of WG threads sums ceil(V/WG) exps in sequence (in vec4 groups; exp within a few ulps), then 16 merges and WG/16
+// merges: the sum carries ≤ (ceil(V/WG) + 16 + WG/16 + 4)·ε relative error, which log turns into that much absolute
+// error in the loss and which every p = exp(l − max)/sum inherits. 8× that leaves margin; a wrong max, index or column
+// is off by ≫ 1e-3.
 const tolWG = (V: number, WG: number) => (Math.ceil(V / WG) + 16 + WG / 16 + 4) * EPS32 * 8;
 const tol = (V: number) => tolWG(V, 256);
 
 describe('fused_classifier', () => {
-  for (const s of [fusedClassifierSpec, fusedClassifierBackwardSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+  for (const s of [fusedClassifierSpec, fusedClassifierBackwardSpec])
+    it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
 
   // (R, V, padding value, masked?): V not a multiple of 64, garbage in the padding, R = 1, V = 1.
   const cases: [number, number, number, boolean][] = [
@@ -62,12 +63,17 @@ describe('fused_classifier', () => {
     [4, 127, Infinity, false],
   ];
   for (const [R, V, pad, masked] of cases) {
-    it(`R=${R} V=${V} Vp=${padTo64(V)} pad=${pad}${masked ? ' masked' : ''}: losses vs f64, VJP vs finite differences`, async () => {
+    const title = `R=${R} V=${V} Vp=${padTo64(V)} pad=${pad}${masked ? ' masked' : ''}`;
+    it(`${title}: losses vs f64, VJP vs finite differences`, async () => {
       const Vp = padTo64(V);
       const logits = makeLogits(R, V, Vp, R * 100 + V, pad);
       const t = targetsFor(R, V, R + V);
       const mask = masked ? Float32Array.from({ length: R }, (_, r) => (r % 3 === 1 ? 0 : 1)) : null;
-      const inputs = [{ data: logits, shape: [R, Vp] }, { data: t, shape: [R], dtype: 'i32' as const }, ...(mask ? [{ data: mask, shape: [R], grad: false }] : [])];
+      const inputs = [
+        { data: logits, shape: [R, Vp] },
+        { data: t, shape: [R], dtype: 'i32' as const },
+        ...(mask ? [{ data: mask, shape: [R], grad: false }] : []),
+      ];
       const r = await checkOp(
         gpu,
         (l, tt, m) => fusedClassifier(l!, tt!, { V, mask: m }),
@@ -91,7 +97,16 @@ describe('fused_classifier', () => {
     const logits = makeLogits(R, V, Vp, 5, 1e30);
     const t = targetsFor(R, V, 6);
     const mask = Float32Array.from([0.5, 2, 0, 1]);
-    const r = await checkOp(gpu, (l, tt, m) => fusedClassifier(l!, tt!, { V, mask: m }), [{ data: logits, shape: [R, Vp] }, { data: t, shape: [R], dtype: 'i32' }, { data: mask, shape: [R], grad: false }], ([l, tt, m]) => classifierLossesRef(l!, tt!, m!, R, V, Vp));
+    const r = await checkOp(
+      gpu,
+      (l, tt, m) => fusedClassifier(l!, tt!, { V, mask: m }),
+      [
+        { data: logits, shape: [R, Vp] },
+        { data: t, shape: [R], dtype: 'i32' },
+        { data: mask, shape: [R], grad: false },
+      ],
+      ([l, tt, m]) => classifierLossesRef(l!, tt!, m!, R, V, Vp),
+    );
     expect(r.forward).toBeLessThanOrEqual(tol(V));
     expect(r.gradWrite[0]).toBeLessThanOrEqual(tol(V));
     expect(r.gradAccumulate[0]).toBeLessThanOrEqual(tol(V));
@@ -100,13 +115,25 @@ describe('fused_classifier', () => {
   it('V=1: every loss and gradient is exactly 0, padding notwithstanding', async () => {
     const R = 3;
     const logits = makeLogits(R, 1, 64, 3, NaN);
-    const r = await checkOp(gpu, (l, tt) => fusedClassifier(l!, tt!, { V: 1 }), [{ data: logits, shape: [R, 64] }, { data: [0, 0, 0], shape: [R], dtype: 'i32' }], ([l, tt]) => classifierLossesRef(l!, tt!, null, R, 1, 64));
+    const r = await checkOp(
+      gpu,
+      (l, tt) => fusedClassifier(l!, tt!, { V: 1 }),
+      [
+        { data: logits, shape: [R, 64] },
+        { data: [0, 0, 0], shape: [R], dtype: 'i32' },
+      ],
+      ([l, tt]) => classifierLossesRef(l!, tt!, null, R, 1, 64),
+    );
     expect(Array.from(r.out)).toEqual([0, 0, 0]);
     expect(await nanPadVjp(logits, Int32Array.from([0, 0, 0]), R, 1, 64)).toBe(0);
   });
 
   // The intended use: L = scale · mean of the losses over unmasked rows, whose gradient the forward kernel computes.
-  for (const [R, V, scale] of [[6, 50, 1], [1, 200, 0.25], [9, 65, 3]] as [number, number, number][]) {
+  for (const [R, V, scale] of [
+    [6, 50, 1],
+    [1, 200, 0.25],
+    [9, 65, 3],
+  ] as [number, number, number][]) {
     it(`R=${R} V=${V} scale=${scale}: gradient of the masked mean loss vs finite differences`, async () => {
       const Vp = padTo64(V);
       const logits = makeLogits(R, V, Vp, 11 * R + V, 1e30);
@@ -120,7 +147,14 @@ describe('fused_classifier', () => {
         const losses = fusedClassifier(l, tensor(gpu, t, [R], 'i32'), { V, mask: tensor(gpu, mask, [R]), scale });
         const host = await losses.read();
         // The upstream gradient of scale · Σ mask·loss / count.
-        backward(losses, tensor(gpu, Array.from(mask, (m) => (scale * m) / count), [R]));
+        backward(
+          losses,
+          tensor(
+            gpu,
+            Array.from(mask, (m) => (scale * m) / count),
+            [R],
+          ),
+        );
         return { host, grad: await l.grad!.read() };
       });
       const want = classifierMeanLossRef(logits, t, mask, R, V, Vp, scale);
@@ -133,27 +167,51 @@ describe('fused_classifier', () => {
   }
 
   let rawFd: Float64Array | undefined; // the same inputs for every WG: one finite-difference pass
-  for (const WG of [16, 64, 256, 1024]) it(`the raw kernel (fusedClassifierInto, WG=${WG}) writes the gradient of scale · masked mean loss, and the count`, async (ctx) => {
-    if (WG > gpu.limits.maxComputeInvocationsPerWorkgroup) ctx.skip(`the adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup} threads per workgroup`);
-    const [R, V, scale] = [7, 600, 0.5];
-    const Vp = padTo64(V);
-    const logits = makeLogits(R, V, Vp, 42, -1e30);
-    const t = targetsFor(R, V, 43);
-    const mask = Float32Array.from([1, 0, 1, 1, 0, 0, 1]);
-    const got = await tidyAsync(async () => {
-      const [l, tt, m, losses, dl, count] = [tensor(gpu, logits, [R, Vp]), tensor(gpu, t, [R], 'i32'), tensor(gpu, mask, [R]), empty(gpu, [R]), empty(gpu, [R, Vp]), empty(gpu, [1])];
-      fusedClassifierInto(gpu, { R, V, Vp, logits: l.buffer, targets: tt.buffer, mask: m.buffer, losses: losses.buffer, dlogits: dl.buffer, count: count.buffer, scale, workgroupSize: WG });
-      return { dl: await dl.read(), count: await count.item() };
+  for (const WG of [16, 64, 256, 1024])
+    it(`the raw kernel (WG=${WG}) writes the gradient of scale · masked mean loss, and the count`, async (ctx) => {
+      if (WG > gpu.limits.maxComputeInvocationsPerWorkgroup)
+        ctx.skip(`the adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup} threads per workgroup`);
+      const [R, V, scale] = [7, 600, 0.5];
+      const Vp = padTo64(V);
+      const logits = makeLogits(R, V, Vp, 42, -1e30);
+      const t = targetsFor(R, V, 43);
+      const mask = Float32Array.from([1, 0, 1, 1, 0, 0, 1]);
+      const got = await tidyAsync(async () => {
+        const [l, tt, m, losses, dl, count] = [
+          tensor(gpu, logits, [R, Vp]),
+          tensor(gpu, t, [R], 'i32'),
+          tensor(gpu, mask, [R]),
+          empty(gpu, [R]),
+          empty(gpu, [R, Vp]),
+          empty(gpu, [1]),
+        ];
+        fusedClassifierInto(gpu, {
+          R,
+          V,
+          Vp,
+          logits: l.buffer,
+          targets: tt.buffer,
+          mask: m.buffer,
+          losses: losses.buffer,
+          dlogits: dl.buffer,
+          count: count.buffer,
+          scale,
+          workgroupSize: WG,
+        });
+        return { dl: await dl.read(), count: await count.item() };
+      });
+      expect(got.count).toBe(4);
+      rawFd ??= finiteDiff((x) => classifierMeanLossRef(x, t, mask, R, V, Vp, scale), toF64(logits));
+      expect(relErr(got.dl, rawFd)).toBeLessThanOrEqual(tolWG(V, WG));
     });
-    expect(got.count).toBe(4);
-    rawFd ??= finiteDiff((x) => classifierMeanLossRef(x, t, mask, R, V, Vp, scale), toF64(logits));
-    expect(relErr(got.dl, rawFd)).toBeLessThanOrEqual(tolWG(V, WG));
-  });
 
   it('an out-of-range target on an unmasked row gives NaN loss, never a plausible one', async () => {
     await tidyAsync(async () => {
       const l = tensor(gpu, makeLogits(3, 5, 64, 1, 0), [3, 64]);
-      const out = await fusedClassifier(l, tensor(gpu, [1, 5, -1], [3], 'i32'), { V: 5, mask: tensor(gpu, [1, 1, 0], [3]) }).read();
+      const out = await fusedClassifier(l, tensor(gpu, [1, 5, -1], [3], 'i32'), {
+        V: 5,
+        mask: tensor(gpu, [1, 1, 0], [3]),
+      }).read();
       expect(Number.isFinite(out[0]!)).toBe(true);
       expect(Number.isNaN(out[1]!)).toBe(true);
       expect(out[2]).toBe(0); // masked
@@ -166,7 +224,9 @@ describe('fused_classifier', () => {
       const l = tensor(gpu, logits, [2, 64], 'f32', { requiresGrad: true });
       const out = noGrad(() => fusedClassifier(l, tensor(gpu, [3, 9], [2], 'i32'), { V: 10 }));
       expect(out.node).toBeNull();
-      expect(relErr(await out.read(), classifierLossesRef(logits, [3, 9], null, 2, 10, 64))).toBeLessThanOrEqual(tol(10));
+      expect(relErr(await out.read(), classifierLossesRef(logits, [3, 9], null, 2, 10, 64))).toBeLessThanOrEqual(
+        tol(10),
+      );
     });
   });
 

@@ -4,8 +4,8 @@
 //   dlogits[r, v] = (p[v] − [v == t]) · scale · mask[r] / count  for v < V, and 0 for V ≤ v < Vp,
 // where count = Σ mask (R without a mask, where mask = 1): the gradient of scale · Σ losses / count, i.e. the mean
 // of the losses over unmasked rows for a 0/1 mask (and the mask-weighted mean for other weights).
-// The probabilities are never stored: one workgroup per row keeps a running (max, sum of exp) per thread over a
-// strided slice (online softmax), merges the pairs in two 16-way levels, then streams the row again to write the gradient.
+// The probabilities are never stored: one workgroup per row keeps a running (max, sum of exp) per thread over a strided
+// slice (online softmax), merges the pairs in two 16-way levels, then streams the row again to write the gradient.
 // Padded columns never enter the softmax (they are read as part of a vec4 and discarded).
 // A target outside [0, V) on an unmasked row gives a NaN loss and NaN gradient.
 struct Params {
@@ -39,7 +39,11 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
   let r = wg.x + wg.y * nwg.x;
   if (r >= params.R) {
     return; // uniform per workgroup

@@ -1,6 +1,11 @@
 // f64 reference: per-row cross-entropy of softmax(logits) against an integer target.
 
-export function crossEntropyRef(logits: ArrayLike<number>, targets: ArrayLike<number>, R: number, V: number): Float64Array {
+export function crossEntropyRef(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  R: number,
+  V: number,
+): Float64Array {
   const out = new Float64Array(R);
   for (let r = 0; r < R; r++) {
     let max = -Infinity;

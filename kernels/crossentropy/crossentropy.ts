@@ -1,13 +1,13 @@
 // Softmax cross-entropy per row: losses (R) from logits (R, V) and integer targets (R). The backward recomputes the
-// softmax from the logits rather than storing probabilities. (The fused classifier of issue 3 will supersede it
-// for GPT-2's padded vocabulary.)
+// softmax from the logits rather than storing probabilities. GPT-2 uses the fused classifier (kernels/classifier)
+// instead, for its padded vocabulary; this op serves plain (R, V) logits (the selfchecks in the CLI and the browser).
 import { defineOp, empty, type KernelSpec, type Tensor } from '@wgpt/runtime';
 import { expectDtype, expectSameGpu, expectShape } from '../common.ts';
 import backwardSource from './crossentropy_backward.wgsl';
 import forwardSource from './crossentropy_forward.wgsl';
 
 export const crossEntropyForwardSpec: KernelSpec = {
-  name: 'crossentropy_forward',
+  name: 'cross_entropy_forward',
   version: 'v1',
   description: 'one workgroup per row, online max/sum per thread, tree merge',
   source: forwardSource,
@@ -26,7 +26,7 @@ export const crossEntropyForwardSpec: KernelSpec = {
 };
 
 export const crossEntropyBackwardSpec: KernelSpec = {
-  name: 'crossentropy_backward',
+  name: 'cross_entropy_backward',
   version: 'v1',
   source: backwardSource,
   file: 'kernels/crossentropy/crossentropy_backward.wgsl',
@@ -70,8 +70,7 @@ export const crossEntropy = defineOp({
     });
     return { out, saved: null };
   },
-  backward(ctx, g, _s, out) {
-    const [logits, targets] = out.node!.inputs as [Tensor, Tensor];
+  backward(ctx, g, { args: [logits, targets] }) {
     const [R, V] = logits.shape as [number, number];
     const d = ctx.grad(logits);
     if (!d) return;

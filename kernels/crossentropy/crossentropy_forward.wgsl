@@ -16,7 +16,11 @@ var<workgroup> wmax: array<f32, WG>;
 var<workgroup> wsum: array<f32, WG>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
   let r = wg.x + wg.y * nwg.x;
   if (r >= params.R) {
     return; // uniform per workgroup: all threads of this group leave together

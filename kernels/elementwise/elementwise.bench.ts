@@ -2,8 +2,7 @@
 // measured in the same run.
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { randomF32 } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { copyBandwidth, timeGpu } from '../../bench/gpu.ts';
+import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise.ts';
 import { geluRef } from './elementwise.ref.ts';
 import { grid1d } from '../common.ts';
@@ -22,11 +21,42 @@ const suite: BenchSuite = {
     const O = empty(gpu, [n], 'f32', { track: false });
     const wg = grid1d(gpu, n, 256);
     const cases: { name: string; bytes: number; rec: () => void }[] = [
-      { name: 'gelu forward v1', bytes: 8 * n, rec: () => gpu.dispatch(geluForwardSpec, { buffers: { x: X.buffer, out: O.buffer }, uniforms: { n }, workgroups: wg }) },
-      { name: 'gelu backward v1 (write)', bytes: 12 * n, rec: () => gpu.dispatch(geluBackwardSpec, { buffers: { x: X.buffer, dout: Y.buffer, dx: O.buffer }, uniforms: { n, accumulate: 0 }, workgroups: wg }) },
-      { name: 'add v1', bytes: 12 * n, rec: () => gpu.dispatch(addSpec, { buffers: { a: X.buffer, b: Y.buffer, out: O.buffer }, uniforms: { n }, workgroups: wg }) },
+      {
+        name: 'gelu forward v1',
+        bytes: 8 * n,
+        rec: () =>
+          gpu.dispatch(geluForwardSpec, { buffers: { x: X.buffer, out: O.buffer }, uniforms: { n }, workgroups: wg }),
+      },
+      {
+        name: 'gelu backward v1 (write)',
+        bytes: 12 * n,
+        rec: () =>
+          gpu.dispatch(geluBackwardSpec, {
+            buffers: { x: X.buffer, dout: Y.buffer, dx: O.buffer },
+            uniforms: { n, accumulate: 0 },
+            workgroups: wg,
+          }),
+      },
+      {
+        name: 'add v1',
+        bytes: 12 * n,
+        rec: () =>
+          gpu.dispatch(addSpec, {
+            buffers: { a: X.buffer, b: Y.buffer, out: O.buffer },
+            uniforms: { n },
+            workgroups: wg,
+          }),
+      },
     ];
-    const rows: BenchRow[] = [{ name: 'copy v1 (baseline)', shape: `n=${n}`, medianMs: NaN, rate: { value: copyGBs, unit: 'GB/s' }, check: 'n/a' }];
+    const rows: BenchRow[] = [
+      {
+        name: 'copy v1 (baseline)',
+        shape: `n=${n}`,
+        medianMs: NaN,
+        rate: { value: copyGBs, unit: 'GB/s' },
+        check: 'n/a',
+      },
+    ];
     for (const c of cases) {
       const t = await timeGpu(gpu, c.rec, { quick });
       const gbs = c.bytes / (t.ms * 1e6);
@@ -36,7 +66,15 @@ const suite: BenchSuite = {
         const ref = geluRef(x.subarray(0, 4096));
         check = ref.every((r, i) => Math.abs(out[i]! - r) <= 1e-6 * (1 + Math.abs(r))) ? 'pass' : 'fail';
       }
-      rows.push({ name: c.name, shape: `n=${n}`, medianMs: t.ms, rate: { value: gbs, unit: 'GB/s' }, ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' }, check, note: `${t.timer} timer` });
+      rows.push({
+        name: c.name,
+        shape: `n=${n}`,
+        medianMs: t.ms,
+        rate: { value: gbs, unit: 'GB/s' },
+        ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' },
+        check,
+        note: `${t.timer} timer`,
+      });
     }
     for (const t of [X, Y, O]) t.dispose();
     return rows;

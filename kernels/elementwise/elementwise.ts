@@ -68,12 +68,29 @@ export const geluBackwardSpec: KernelSpec = {
 
 /** out (+)= src over n elements. */
 export function accumulateInto(gpu: Gpu, src: GPUBuffer, out: GPUBuffer, n: number, accumulate: 0 | 1): void {
-  gpu.dispatch(accumulateSpec, { buffers: { src, out }, uniforms: { n, accumulate }, workgroups: grid1d(gpu, n, 256), context: `n=${n}` });
+  gpu.dispatch(accumulateSpec, {
+    buffers: { src, out },
+    uniforms: { n, accumulate },
+    workgroups: grid1d(gpu, n, 256),
+    context: `n=${n}`,
+  });
 }
 
 /** dx (+)= dout · gelu'(x) over n elements. */
-export function geluBackwardInto(gpu: Gpu, x: GPUBuffer, dout: GPUBuffer, dx: GPUBuffer, n: number, accumulate: 0 | 1): void {
-  gpu.dispatch(geluBackwardSpec, { buffers: { x, dout, dx }, uniforms: { n, accumulate }, workgroups: grid1d(gpu, n, 256), context: `n=${n}` });
+export function geluBackwardInto(
+  gpu: Gpu,
+  x: GPUBuffer,
+  dout: GPUBuffer,
+  dx: GPUBuffer,
+  n: number,
+  accumulate: 0 | 1,
+): void {
+  gpu.dispatch(geluBackwardSpec, {
+    buffers: { x, dout, dx },
+    uniforms: { n, accumulate },
+    workgroups: grid1d(gpu, n, 256),
+    context: `n=${n}`,
+  });
 }
 
 /** out = a + b (same shapes). */
@@ -83,11 +100,16 @@ export const add = defineOp({
     expectSameGpu('add', a, b);
     if (a.shape.join() !== b.shape.join()) throw new WgptError(`add: shapes differ: ${a} and ${b}`);
     const out = empty(a.gpu, a.shape);
-    a.gpu.dispatch(addSpec, { buffers: { a: a.buffer, b: b.buffer, out: out.buffer }, uniforms: { n: a.size }, workgroups: grid1d(a.gpu, a.size, 256), context: `n=${a.size}` });
+    a.gpu.dispatch(addSpec, {
+      buffers: { a: a.buffer, b: b.buffer, out: out.buffer },
+      uniforms: { n: a.size },
+      workgroups: grid1d(a.gpu, a.size, 256),
+      context: `n=${a.size}`,
+    });
     return { out, saved: null };
   },
-  backward(ctx, g, _s, out) {
-    for (const x of out.node!.inputs) {
+  backward(ctx, g, { args }) {
+    for (const x of args) {
       const d = ctx.grad(x);
       if (d) accumulateInto(x.gpu, g.buffer, d.tensor.buffer, x.size, d.accumulate);
     }
@@ -99,11 +121,15 @@ export const gelu = defineOp({
   name: 'gelu',
   forward(x: Tensor) {
     const out = empty(x.gpu, x.shape);
-    x.gpu.dispatch(geluForwardSpec, { buffers: { x: x.buffer, out: out.buffer }, uniforms: { n: x.size }, workgroups: grid1d(x.gpu, x.size, 256), context: `n=${x.size}` });
+    x.gpu.dispatch(geluForwardSpec, {
+      buffers: { x: x.buffer, out: out.buffer },
+      uniforms: { n: x.size },
+      workgroups: grid1d(x.gpu, x.size, 256),
+      context: `n=${x.size}`,
+    });
     return { out, saved: null };
   },
-  backward(ctx, g, _s, out) {
-    const x = out.node!.inputs[0]!;
+  backward(ctx, g, { args: [x] }) {
     const dx = ctx.grad(x);
     if (dx) geluBackwardInto(x.gpu, x.buffer, g.buffer, dx.tensor.buffer, x.size, dx.accumulate);
   },
@@ -115,8 +141,7 @@ export const reshape = defineOp({
   forward(x: Tensor, shape: readonly number[]) {
     return { out: x.view(shape), saved: null };
   },
-  backward(ctx, g, _s, out) {
-    const x = out.node!.inputs[0]!;
+  backward(ctx, g, { args: [x] }) {
     const d = ctx.grad(x);
     if (d) accumulateInto(x.gpu, g.buffer, d.tensor.buffer, x.size, d.accumulate);
   },

@@ -1,5 +1,6 @@
 // dx (+)= dout * d/dx gelu(x), with gelu's tanh approximation, u = sqrt(2/pi) (x + 0.044715 x^3):
-// d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh² u) u' = s + 2 x s (1 - s) u', s = sigmoid(2u), u' = sqrt(2/pi)(1 + 3·0.044715 x²).
+// d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh² u) u' = s + 2 x s (1 - s) u',
+//   s = sigmoid(2u), u' = sqrt(2/pi)(1 + 3·0.044715 x²).
 // s and 1 - s both come from exp(-2|u|), so neither cancels nor overflows.
 struct Params {
   n: u32,

@@ -2,8 +2,7 @@
 // same run. GPT-2 124M's shapes on hardware (B·T = 8192, C = 768, V = 50257, maxT = 1024).
 import { empty, grid1d, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr, rng } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { copyBandwidth, timeGpu } from '../../bench/gpu.ts';
+import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { encoderBackwardWpeSpec, encoderBackwardWte, encoderForwardSpec } from './encoder.ts';
 
 const suite: BenchSuite = {
@@ -17,7 +16,19 @@ const suite: BenchSuite = {
     log(`copy baseline: ${copyGBs.toFixed(1)} GB/s`);
     const r = rng(1);
     const tokens = Int32Array.from({ length: N }, () => Math.floor(r() * V));
-    const mk = (shape: number[], seed?: number) => (seed === undefined ? empty(gpu, shape, 'f32', { track: false }) : tensor(gpu, randomF32(shape.reduce((a, b) => a * b, 1), seed), shape, 'f32', { track: false }));
+    const mk = (shape: number[], seed?: number) =>
+      seed === undefined
+        ? empty(gpu, shape, 'f32', { track: false })
+        : tensor(
+            gpu,
+            randomF32(
+              shape.reduce((a, b) => a * b, 1),
+              seed,
+            ),
+            shape,
+            'f32',
+            { track: false },
+          );
     const TOK = tensor(gpu, tokens, [N], 'i32', { track: false });
     const WTE = mk([V, C], 2);
     const WPE = mk([T, C], 3);
@@ -25,9 +36,18 @@ const suite: BenchSuite = {
     const DOUT = mk([N, C], 4);
     const DWTE = mk([V, C]);
     const DWPE = mk([T, C]);
-    const fwd = () => gpu.dispatch(encoderForwardSpec, { buffers: { tokens: TOK.buffer, wte: WTE.buffer, wpe: WPE.buffer, out: OUT.buffer }, uniforms: { N, T, C, V, posOffset: 0 }, workgroups: grid1d(gpu, N * C, 256) });
+    const fwd = () =>
+      gpu.dispatch(encoderForwardSpec, {
+        buffers: { tokens: TOK.buffer, wte: WTE.buffer, wpe: WPE.buffer, out: OUT.buffer },
+        uniforms: { N, T, C, V, posOffset: 0 },
+        workgroups: grid1d(gpu, N * C, 256),
+      });
     const bwd = () => {
-      gpu.dispatch(encoderBackwardWpeSpec, { buffers: { dout: DOUT.buffer, dwpe: DWPE.buffer }, uniforms: { B, T, C, maxT: T, accumulate: 0 }, workgroups: grid1d(gpu, T * C, 256) });
+      gpu.dispatch(encoderBackwardWpeSpec, {
+        buffers: { dout: DOUT.buffer, dwpe: DWPE.buffer },
+        uniforms: { B, T, C, maxT: T, accumulate: 0 },
+        workgroups: grid1d(gpu, T * C, 256),
+      });
       encoderBackwardWte(gpu, { tokens: TOK.buffer, dout: DOUT.buffer, dwte: DWTE.buffer, N, C, V });
     };
     const tf = await timeGpu(gpu, fwd, { quick });
@@ -59,17 +79,32 @@ const suite: BenchSuite = {
     const tolB = 4 * (Math.sqrt(N) + 1) * EPS32;
     let okB = relErr(dwpe, wantWpe) <= tolB;
     for (const [tok, row] of wantWte) if (!(relErr(dwte.subarray(tok * C, (tok + 1) * C), row) <= tolB)) okB = false;
-    const rows: BenchRow[] = [{ name: 'copy v1 (baseline)', shape: '', medianMs: NaN, rate: { value: copyGBs, unit: 'GB/s' }, check: 'n/a' }];
+    const rows: BenchRow[] = [
+      { name: 'copy v1 (baseline)', shape: '', medianMs: NaN, rate: { value: copyGBs, unit: 'GB/s' }, check: 'n/a' },
+    ];
     // Forward: a wte row and a wpe row read and an output row written per position. Backward: dout read twice
     // (dwpe and dwte paths), dwpe written, dwte's used rows read and written (≤ N rows).
     const shape = `B=${B} T=${T} C=${C} V=${V}`;
     for (const [name, t, bytes, check] of [
       ['encoder forward v1', tf, 12 * N * C, ok ? 'pass' : 'fail'],
-      ['encoder backward v1 (dwpe + bucketed dwte, 7 passes)', tb, 4 * (2 * N * C + T * C + 2 * N * C), okB ? 'pass' : 'fail'],
+      [
+        'encoder backward v1 (dwpe + bucketed dwte, 7 passes)',
+        tb,
+        4 * (2 * N * C + T * C + 2 * N * C),
+        okB ? 'pass' : 'fail',
+      ],
     ] as const) {
       const gbs = bytes / (t.ms * 1e6);
       log(`${name}: ${t.ms.toFixed(3)} ms, ${gbs.toFixed(1)} GB/s`);
-      rows.push({ name, shape, medianMs: t.ms, rate: { value: gbs, unit: 'GB/s' }, ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' }, check, note: `${t.timer} timer` });
+      rows.push({
+        name,
+        shape,
+        medianMs: t.ms,
+        rate: { value: gbs, unit: 'GB/s' },
+        ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' },
+        check,
+        note: `${t.timer} timer`,
+      });
     }
     for (const x of [TOK, WTE, WPE, OUT, DOUT, DWTE, DWPE]) x.dispose();
     return rows;

@@ -36,7 +36,14 @@ describe('encoder', () => {
   for (const s of encoderSpecs) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
 
   // (B, T, C, V, maxT): odd sizes, T < maxT (unused positions get gradient 0), V larger and smaller than N.
-  for (const [B, T, C, V, maxT] of [[1, 1, 1, 1, 1], [2, 3, 5, 7, 4], [3, 17, 17, 65, 20], [1, 65, 3, 3, 65], [4, 5, 65, 70, 9], [3, 100, 3, 1000, 101]] as [number, number, number, number, number][]) {
+  for (const [B, T, C, V, maxT] of [
+    [1, 1, 1, 1, 1],
+    [2, 3, 5, 7, 4],
+    [3, 17, 17, 65, 20],
+    [1, 65, 3, 3, 65],
+    [4, 5, 65, 70, 9],
+    [3, 100, 3, 1000, 101],
+  ] as [number, number, number, number, number][]) {
     it(`B=${B} T=${T} C=${C} V=${V} maxT=${maxT}: forward vs f64, dwte/dwpe vs finite differences`, async () => {
       const r = await check(B, T, C, V, maxT, tokensFor(B * T, V, B * T + V), V + C);
       expect(r.forward).toBeLessThanOrEqual(EPS32);
@@ -89,15 +96,30 @@ describe('encoder', () => {
       const offsets = empty(gpu, [V + 1], 'u32');
       const sorted = empty(gpu, [N], 'u32');
       const ctx = 'test';
-      gpu.dispatch(bucketCountSpec, { buffers: { tokens: tok.buffer, counts: counts.buffer }, uniforms: { N, V }, workgroups: [1], context: ctx });
-      gpu.dispatch(bucketScanSpec, { buffers: { counts: counts.buffer, offsets: offsets.buffer }, uniforms: { V }, workgroups: [1], context: ctx });
+      gpu.dispatch(bucketCountSpec, {
+        buffers: { tokens: tok.buffer, counts: counts.buffer },
+        uniforms: { N, V },
+        workgroups: [1],
+        context: ctx,
+      });
+      gpu.dispatch(bucketScanSpec, {
+        buffers: { counts: counts.buffer, offsets: offsets.buffer },
+        uniforms: { V },
+        workgroups: [1],
+        context: ctx,
+      });
       const off = await offsets.read();
       // Each bucket's positions in decreasing order: the worst case for the sort.
       const unsorted = new Uint32Array(N);
       const fill = Uint32Array.from(off);
       for (let n = N - 1; n >= 0; n--) if (tokens[n]! >= 0 && tokens[n]! < V) unsorted[fill[tokens[n]!]!++] = n;
       const un = tensor(gpu, unsorted, [N], 'u32');
-      gpu.dispatch(bucketSortSpec, { buffers: { tokens: tok.buffer, offsets: offsets.buffer, unsorted: un.buffer, sorted: sorted.buffer }, uniforms: { N, V }, workgroups: [1], context: ctx });
+      gpu.dispatch(bucketSortSpec, {
+        buffers: { tokens: tok.buffer, offsets: offsets.buffer, unsorted: un.buffer, sorted: sorted.buffer },
+        uniforms: { N, V },
+        workgroups: [1],
+        context: ctx,
+      });
       return { sorted: await sorted.read(), offsets: off };
     });
     const valid = [...tokens.keys()].filter((n) => tokens[n]! >= 0 && tokens[n]! < V);
@@ -110,7 +132,11 @@ describe('encoder', () => {
   it('an out-of-range token gives a NaN row and never reads out of bounds', async () => {
     await tidyAsync(async () => {
       const [V, C] = [4, 3];
-      const out = await encoder(tensor(gpu, [1, 4, -1, 3], [2, 2], 'i32'), tensor(gpu, randomF32(V * C, 1), [V, C]), tensor(gpu, randomF32(2 * C, 2), [2, C])).read();
+      const out = await encoder(
+        tensor(gpu, [1, 4, -1, 3], [2, 2], 'i32'),
+        tensor(gpu, randomF32(V * C, 1), [V, C]),
+        tensor(gpu, randomF32(2 * C, 2), [2, C]),
+      ).read();
       for (let n = 0; n < 4; n++) {
         for (let c = 0; c < C; c++) expect(Number.isNaN(out[n * C + c]!)).toBe(n === 1 || n === 2);
       }
@@ -123,7 +149,10 @@ describe('encoder', () => {
     const g = randomF32(B * T * C, 9);
     const grad = await tidyAsync(async () => {
       const a = tensor(gpu, randomF32(V * C, 1), [V, C], 'f32', { requiresGrad: true });
-      backward(encoder(tensor(gpu, tokens, [B, T], 'i32'), a, tensor(gpu, randomF32(T * C, 2), [T, C])), tensor(gpu, g, [B, T, C]));
+      backward(
+        encoder(tensor(gpu, tokens, [B, T], 'i32'), a, tensor(gpu, randomF32(T * C, 2), [T, C])),
+        tensor(gpu, g, [B, T, C]),
+      );
       return a.grad!.read();
     });
     const want = new Float64Array(V * C);
@@ -135,23 +164,43 @@ describe('encoder', () => {
 
   it('rejects T longer than wpe', async () => {
     await tidyAsync(async () => {
-      expect(() => encoder(tensor(gpu, [0, 0, 0], [1, 3], 'i32'), tensor(gpu, [1, 2], [1, 2]), tensor(gpu, [1, 2, 3, 4], [2, 2]))).toThrow(/T=3/);
+      expect(() =>
+        encoder(tensor(gpu, [0, 0, 0], [1, 3], 'i32'), tensor(gpu, [1, 2], [1, 2]), tensor(gpu, [1, 2, 3, 4], [2, 2])),
+      ).toThrow(/T=3/);
     });
   });
   // encoderAt (inference, positions from posOffset): one f32 addition per element, ≤ ε relative, as the forward.
-  for (const [B, T, C, V, maxT, pos] of [[1, 1, 3, 5, 4, 3], [2, 5, 17, 65, 20, 9], [3, 65, 8, 7, 130, 64]] as [number, number, number, number, number, number][]) {
+  for (const [B, T, C, V, maxT, pos] of [
+    [1, 1, 3, 5, 4, 3],
+    [2, 5, 17, 65, 20, 9],
+    [3, 65, 8, 7, 130, 64],
+  ] as [number, number, number, number, number, number][]) {
     it(`encoderAt B=${B} T=${T} C=${C} V=${V} maxT=${maxT} posOffset=${pos} vs f64`, async () => {
       const tokens = tokensFor(B * T, V, T + pos);
       const wte = randomF32(V * C, 5);
       const wpe = randomF32(maxT * C, 6);
-      const out = await tidyAsync(async () => encoderAt(tensor(gpu, tokens, [B, T], 'i32'), tensor(gpu, wte, [V, C]), tensor(gpu, wpe, [maxT, C]), pos).read());
+      const out = await tidyAsync(async () =>
+        encoderAt(
+          tensor(gpu, tokens, [B, T], 'i32'),
+          tensor(gpu, wte, [V, C]),
+          tensor(gpu, wpe, [maxT, C]),
+          pos,
+        ).read(),
+      );
       expect(relErr(out, encoderRef(tokens, wte, wpe, B, T, C, V, pos))).toBeLessThanOrEqual(EPS32);
     });
   }
 
   it('encoderAt rejects positions past wpe', async () => {
     await tidyAsync(async () => {
-      expect(() => encoderAt(tensor(gpu, [0, 0], [1, 2], 'i32'), tensor(gpu, [1, 2], [1, 2]), tensor(gpu, [1, 2, 3, 4, 5, 6], [3, 2]), 2)).toThrow(/positions \[2, 4\)/);
+      expect(() =>
+        encoderAt(
+          tensor(gpu, [0, 0], [1, 2], 'i32'),
+          tensor(gpu, [1, 2], [1, 2]),
+          tensor(gpu, [1, 2, 3, 4, 5, 6], [3, 2]),
+          2,
+        ),
+      ).toThrow(/positions \[2, 4\)/);
     });
   });
 });

@@ -19,8 +19,10 @@ const u32 = (...names: string[]) => names.map((name) => ({ name, type: 'u32' as 
 
 export const encoderForwardSpec: KernelSpec = {
   name: 'encoder_forward',
-  version: 'v2',
-  description: 'one thread per output element; NaN row for an out-of-range token; positions start at posOffset',
+  version: 'v1',
+  revision: 2,
+  description:
+    'one thread per output element; NaN row for an out-of-range token; positions start at posOffset (r1: at 0)',
   source: forwardSource,
   file: 'kernels/encoder/encoder_forward.wgsl',
   bindings: [ro('tokens'), ro('wte'), ro('wpe'), rw('out'), params],
@@ -92,10 +94,21 @@ export const encoderBackwardWteSpec: KernelSpec = {
   overrides: { WG: 64 },
 };
 
-export const encoderSpecs = [encoderForwardSpec, encoderBackwardWpeSpec, bucketCountSpec, bucketScanSpec, bucketScatterSpec, bucketSortSpec, encoderBackwardWteSpec];
+export const encoderSpecs = [
+  encoderForwardSpec,
+  encoderBackwardWpeSpec,
+  bucketCountSpec,
+  bucketScanSpec,
+  bucketScatterSpec,
+  bucketSortSpec,
+  encoderBackwardWteSpec,
+];
 
 /** Records dwte[tok] += Σ dout[n] over the positions n holding tok (tokens outside [0, V) are skipped). */
-export function encoderBackwardWte(gpu: Gpu, a: { tokens: GPUBuffer; dout: GPUBuffer; dwte: GPUBuffer; N: number; C: number; V: number }): void {
+export function encoderBackwardWte(
+  gpu: Gpu,
+  a: { tokens: GPUBuffer; dout: GPUBuffer; dwte: GPUBuffer; N: number; C: number; V: number },
+): void {
   const { N, C, V } = a;
   const context = `N=${N} C=${C} V=${V}`;
   const tmp = (n: number, name: string) => empty(gpu, [Math.max(n, 1)], 'u32', { track: false, name });
@@ -107,11 +120,36 @@ export function encoderBackwardWte(gpu: Gpu, a: { tokens: GPUBuffer; dout: GPUBu
   gpu.clear(counts.buffer, 0, counts.bytes);
   gpu.clear(cursor.buffer, 0, cursor.bytes);
   const perPosition = grid1d(gpu, N, 256);
-  gpu.dispatch(bucketCountSpec, { buffers: { tokens: a.tokens, counts: counts.buffer }, uniforms: { N, V }, workgroups: perPosition, context });
-  gpu.dispatch(bucketScanSpec, { buffers: { counts: counts.buffer, offsets: offsets.buffer }, uniforms: { V }, workgroups: [1], context });
-  gpu.dispatch(bucketScatterSpec, { buffers: { tokens: a.tokens, offsets: offsets.buffer, cursor: cursor.buffer, unsorted: unsorted.buffer }, uniforms: { N, V }, workgroups: perPosition, context });
-  gpu.dispatch(bucketSortSpec, { buffers: { tokens: a.tokens, offsets: offsets.buffer, unsorted: unsorted.buffer, sorted: sorted.buffer }, uniforms: { N, V }, workgroups: perPosition, context });
-  gpu.dispatch(encoderBackwardWteSpec, { buffers: { tokens: a.tokens, offsets: offsets.buffer, sorted: sorted.buffer, dout: a.dout, dwte: a.dwte }, uniforms: { N, C, V }, workgroups: grid1d(gpu, N, 1), context });
+  gpu.dispatch(bucketCountSpec, {
+    buffers: { tokens: a.tokens, counts: counts.buffer },
+    uniforms: { N, V },
+    workgroups: perPosition,
+    context,
+  });
+  gpu.dispatch(bucketScanSpec, {
+    buffers: { counts: counts.buffer, offsets: offsets.buffer },
+    uniforms: { V },
+    workgroups: [1],
+    context,
+  });
+  gpu.dispatch(bucketScatterSpec, {
+    buffers: { tokens: a.tokens, offsets: offsets.buffer, cursor: cursor.buffer, unsorted: unsorted.buffer },
+    uniforms: { N, V },
+    workgroups: perPosition,
+    context,
+  });
+  gpu.dispatch(bucketSortSpec, {
+    buffers: { tokens: a.tokens, offsets: offsets.buffer, unsorted: unsorted.buffer, sorted: sorted.buffer },
+    uniforms: { N, V },
+    workgroups: perPosition,
+    context,
+  });
+  gpu.dispatch(encoderBackwardWteSpec, {
+    buffers: { tokens: a.tokens, offsets: offsets.buffer, sorted: sorted.buffer, dout: a.dout, dwte: a.dwte },
+    uniforms: { N, C, V },
+    workgroups: grid1d(gpu, N, 1),
+    context,
+  });
   // Released after recording: any later user of these buffers is recorded after these dispatches.
   for (const t of [counts, cursor, offsets, unsorted, sorted]) t.dispose();
 }
@@ -140,8 +178,7 @@ export const encoder = defineOp({
     });
     return { out, saved: null };
   },
-  backward(ctx, g, _saved, out) {
-    const [tokens, wte, wpe] = out.node!.inputs as [Tensor, Tensor, Tensor];
+  backward(ctx, g, { args: [tokens, wte, wpe] }) {
     const [B, T] = tokens.shape as [number, number];
     const [V, C] = wte.shape as [number, number];
     const maxT = wpe.shape[0]!;
@@ -157,7 +194,8 @@ export const encoder = defineOp({
     }
     // Only the rows of tokens in the batch get a contribution: the others must hold zeros (or their old value).
     const dwte = ctx.grad(wte, { zeroed: true });
-    if (dwte) encoderBackwardWte(gpu, { tokens: tokens.buffer, dout: g.buffer, dwte: dwte.tensor.buffer, N: B * T, C, V });
+    if (dwte)
+      encoderBackwardWte(gpu, { tokens: tokens.buffer, dout: g.buffer, dwte: dwte.tensor.buffer, N: B * T, C, V });
   },
 });
 
@@ -174,7 +212,8 @@ export function encoderAt(tokens: Tensor, wte: Tensor, wpe: Tensor, posOffset: n
   const [V, C] = wte.shape as [number, number];
   expectShape('encoderAt', wpe, 2, [undefined, C]);
   const maxT = wpe.shape[0]!;
-  if (!Number.isInteger(posOffset) || posOffset < 0 || posOffset + T > maxT) throw new WgptError(`encoderAt: positions [${posOffset}, ${posOffset + T}) exceed ${wpe}'s ${maxT} positions`);
+  if (!Number.isInteger(posOffset) || posOffset < 0 || posOffset + T > maxT)
+    throw new WgptError(`encoderAt: positions [${posOffset}, ${posOffset + T}) exceed ${wpe}'s ${maxT} positions`);
   const gpu = wte.gpu;
   const N = B * T;
   const out = empty(gpu, [B, T, C]);

@@ -18,7 +18,11 @@ struct Params {
 override WG: u32 = 64;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
   let i = wg.x + wg.y * nwg.x;
   if (i >= params.N || i >= offsets[params.V]) {
     return; // past the valid positions: uniform per workgroup

@@ -2,7 +2,12 @@
 // Caches are (B, NH, maxT, HS); qkv is (B, T, 3C) with q at [0, C), k at [C, 2C), v at [2C, 3C), head h at h·HS.
 
 /** The caches after appending qkv's k and v at positions [pos, pos + T) (other positions kept). */
-export function kvAppendRef(kOld: ArrayLike<number>, vOld: ArrayLike<number>, qkv: ArrayLike<number>, s: { B: number; T: number; NH: number; HS: number; maxT: number; pos: number }): { k: Float64Array; v: Float64Array } {
+export function kvAppendRef(
+  kOld: ArrayLike<number>,
+  vOld: ArrayLike<number>,
+  qkv: ArrayLike<number>,
+  s: { B: number; T: number; NH: number; HS: number; maxT: number; pos: number },
+): { k: Float64Array; v: Float64Array } {
   const { B, T, NH, HS, maxT, pos } = s;
   const C = NH * HS;
   const k = Float64Array.from(kOld);
@@ -19,7 +24,12 @@ export function kvAppendRef(kOld: ArrayLike<number>, vOld: ArrayLike<number>, qk
 }
 
 /** out (B, T, C): softmax(q·k / sqrt(HS)) over keys 0..pos + t, times v, per head. */
-export function decodeAttentionRef(qkv: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: { B: number; T: number; NH: number; HS: number; maxT: number; pos: number }): Float64Array {
+export function decodeAttentionRef(
+  qkv: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  s: { B: number; T: number; NH: number; HS: number; maxT: number; pos: number },
+): Float64Array {
   const { B, T, NH, HS, maxT, pos } = s;
   const C = NH * HS;
   const scale = 1 / Math.sqrt(HS);

@@ -18,7 +18,8 @@ afterAll(() => gpu.destroy());
 //  - the running sum l and the output Σ p·v each add ≲ sqrt(n)·ε (sequential, random-sign v), and every chunk of WG
 //    keys adds one rescale (exp, multiply): n/WG · 2ε.
 // So ‖err‖/‖ref‖ ≲ (sqrt(HS) + 2·sqrt(n) + 2·n/WG + 8)·ε; a factor 4 covers each term's constant.
-const decodeTol = (n: number, HS: number) => 4 * (Math.sqrt(HS) + 2 * Math.sqrt(n) + (2 * n) / decodeWorkgroup(HS) + 8) * EPS32;
+const decodeTol = (n: number, HS: number) =>
+  4 * (Math.sqrt(HS) + 2 * Math.sqrt(n) + (2 * n) / decodeWorkgroup(HS) + 8) * EPS32;
 
 /** Caches with random contents at positions < pos and NaN at ≥ pos: any read of an unwritten position shows. */
 function oldCache(B: number, NH: number, maxT: number, HS: number, pos: number, seed: number): Float32Array {

@@ -31,7 +31,9 @@ export const kvAppendSpec: KernelSpec = {
 export const decodeAttentionSpec: KernelSpec = {
   name: 'kvcache_decode_attention',
   version: 'v1',
-  description: 'one workgroup per (query, head, batch): keys in chunks of WG, tree max, online softmax, thread d owns output dim d',
+  description:
+    'one workgroup per (query, head, batch): keys in chunks of WG, tree max, online softmax, ' +
+    'thread d owns output dim d',
   source: decodeSource,
   file: 'kernels/kvcache/decode_attention.wgsl',
   bindings: [
@@ -65,7 +67,8 @@ function cacheShapes(op: string, qkv: Tensor, k: Tensor, v: Tensor, pos: number)
   expectShape(op, v, 4, [B, NH, maxT, HS]);
   const C = NH * HS;
   if (C3 !== 3 * C) throw new WgptError(`${op}: ${qkv} must have 3·NH·HS = ${3 * C} channels for caches ${k}`);
-  if (!Number.isInteger(pos) || pos < 0 || pos + T > maxT) throw new WgptError(`${op}: positions [${pos}, ${pos + T}) do not fit a cache of ${maxT}`);
+  if (!Number.isInteger(pos) || pos < 0 || pos + T > maxT)
+    throw new WgptError(`${op}: positions [${pos}, ${pos + T}) do not fit a cache of ${maxT}`);
   for (const t of [qkv, k, v]) if (t.dtype !== 'f32') throw new WgptError(`${op}: ${t} must be f32`);
   return { B, T, C, NH, HS, maxT };
 }
@@ -97,7 +100,11 @@ export function decodeAttention(qkv: Tensor, k: Tensor, v: Tensor, pos: number):
   const { B, T, C, NH, HS, maxT } = cacheShapes('decodeAttention', qkv, k, v, pos);
   const gpu = qkv.gpu;
   const WG = decodeWorkgroup(HS);
-  if (WG > gpu.limits.maxComputeInvocationsPerWorkgroup) throw new WgptError(`decodeAttention: head size ${HS} needs ${WG} threads per workgroup, the device allows ${gpu.limits.maxComputeInvocationsPerWorkgroup}`);
+  if (WG > gpu.limits.maxComputeInvocationsPerWorkgroup)
+    throw new WgptError(
+      `decodeAttention: head size ${HS} needs ${WG} threads per workgroup, ` +
+        `the device allows ${gpu.limits.maxComputeInvocationsPerWorkgroup}`,
+    );
   const out = empty(gpu, [B, T, C]);
   gpu.dispatch(decodeAttentionSpec, {
     buffers: { qkv: qkv.buffer, kcache: k.buffer, vcache: v.buffer, out: out.buffer },

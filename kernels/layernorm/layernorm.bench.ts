@@ -2,8 +2,7 @@
 // the copy kernel's bandwidth measured in the same run. GPT-2 124M's shape (N = B·T = 8192, C = 768) on hardware.
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { copyBandwidth, timeGpu } from '../../bench/gpu.ts';
+import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { layernormBackwardInto, layernormForwardInto } from './layernorm.ts';
 import { layernormRef } from './layernorm.ref.ts';
 
@@ -18,7 +17,8 @@ const suite: BenchSuite = {
     const x = randomF32(N * C, 1, -2, 2);
     const w = randomF32(C, 2, 0.5, 1.5);
     const b = randomF32(C, 3);
-    const mk = (data: Float32Array | null, shape: number[]) => (data ? tensor(gpu, data, shape, 'f32', { track: false }) : empty(gpu, shape, 'f32', { track: false }));
+    const mk = (data: Float32Array | null, shape: number[]) =>
+      data ? tensor(gpu, data, shape, 'f32', { track: false }) : empty(gpu, shape, 'f32', { track: false });
     const X = mk(x, [N, C]);
     const W = mk(w, [C]);
     const Bi = mk(b, [C]);
@@ -30,13 +30,39 @@ const suite: BenchSuite = {
     const DW = mk(null, [C]);
     const DB = mk(null, [C]);
     const shape = `N=${N} C=${C}`;
-    const fwd = () => layernormForwardInto(gpu, { x: X.buffer, weight: W.buffer, bias: Bi.buffer, out: O.buffer, mean: M.buffer, rstd: R.buffer, N, C });
+    const fwd = () =>
+      layernormForwardInto(gpu, {
+        x: X.buffer,
+        weight: W.buffer,
+        bias: Bi.buffer,
+        out: O.buffer,
+        mean: M.buffer,
+        rstd: R.buffer,
+        N,
+        C,
+      });
     const bwd = () =>
       layernormBackwardInto(gpu, {
-        x: X.buffer, weight: W.buffer, mean: M.buffer, rstd: R.buffer, dout: D.buffer, N, C,
-        dx: { buffer: DX.buffer, accumulate: 0 }, dweight: { buffer: DW.buffer, accumulate: 0 }, dbias: { buffer: DB.buffer, accumulate: 0 },
+        x: X.buffer,
+        weight: W.buffer,
+        mean: M.buffer,
+        rstd: R.buffer,
+        dout: D.buffer,
+        N,
+        C,
+        dx: { buffer: DX.buffer, accumulate: 0 },
+        dweight: { buffer: DW.buffer, accumulate: 0 },
+        dbias: { buffer: DB.buffer, accumulate: 0 },
       });
-    const out: BenchRow[] = [{ name: 'copy v1 (baseline)', shape: `${(8 * N * C) / 1e6} MB moved`, medianMs: NaN, rate: { value: copyGBs, unit: 'GB/s' }, check: 'n/a' }];
+    const out: BenchRow[] = [
+      {
+        name: 'copy v1 (baseline)',
+        shape: `${(8 * N * C) / 1e6} MB moved`,
+        medianMs: NaN,
+        rate: { value: copyGBs, unit: 'GB/s' },
+        check: 'n/a',
+      },
+    ];
     const tf = await timeGpu(gpu, fwd, { quick });
     // Forward check on the first rows against f64: tolerance as in layernorm.test.ts, 4·(sqrt(C) + 8)·ε relative.
     const got = await O.read();
@@ -76,7 +102,15 @@ const suite: BenchSuite = {
     ] as const) {
       const gbs = bytes / (t.ms * 1e6);
       log(`${name}: ${t.ms.toFixed(3)} ms, ${gbs.toFixed(1)} GB/s`);
-      out.push({ name, shape, medianMs: t.ms, rate: { value: gbs, unit: 'GB/s' }, ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' }, check, note: `${t.timer} timer` });
+      out.push({
+        name,
+        shape,
+        medianMs: t.ms,
+        rate: { value: gbs, unit: 'GB/s' },
+        ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' },
+        check,
+        note: `${t.timer} timer`,
+      });
     }
     for (const t of [X, W, Bi, O, M, R, D, DX, DW, DB]) t.dispose();
     return out;

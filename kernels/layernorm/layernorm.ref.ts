@@ -1,6 +1,13 @@
 // f64 reference: LayerNorm over the last dimension (biased variance, eps inside the square root), as in GPT-2.
 
-export function layernormRef(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>, N: number, C: number, eps = 1e-5): Float64Array {
+export function layernormRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+  N: number,
+  C: number,
+  eps = 1e-5,
+): Float64Array {
   const out = new Float64Array(N * C);
   for (let n = 0; n < N; n++) {
     let m = 0;

@@ -11,9 +11,9 @@ beforeAll(async () => {
 });
 afterAll(() => gpu.destroy());
 
-// mean and variance are length-C sums (a strided run of C/256 terms, then two 16-term levels): their rounding errors add
-// like a random walk, ≤ sqrt(C)·ε relative. Each output adds ≈ 6 roundings (subtract, two multiplies, fma-like
-// add, inverseSqrt within 2 ulp). 4·(sqrt(C) + 8)·ε bounds that with margin; a wrong term is off by ≥ 1/C.
+// mean and variance are length-C sums (a strided run of C/256 terms, then two 16-term levels): their rounding errors
+// add like a random walk, ≤ sqrt(C)·ε relative. Each output adds ≈ 6 roundings (subtract, two multiplies, fma-like add,
+// inverseSqrt within 2 ulp). 4·(sqrt(C) + 8)·ε bounds that with margin; a wrong term is off by ≥ 1/C.
 const tolForward = (C: number) => 4 * (Math.sqrt(C) + 8) * EPS32;
 // dx = rstd·(g − mean(g) − xhat·mean(g·xhat)): the same length-C sums, and the three terms partly cancel (random
 // data: the result is of the terms' order), so twice the forward bound.
@@ -22,11 +22,21 @@ const tolDx = (C: number) => 8 * (Math.sqrt(C) + 8) * EPS32;
 const tolParams = (N: number, C: number) => 4 * (Math.sqrt(N) + Math.sqrt(C) + 8) * EPS32;
 
 describe('layernorm', () => {
-  for (const s of [layernormForwardSpec, layernormBackwardSpec, layernormBackwardReduceSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+  for (const s of [layernormForwardSpec, layernormBackwardSpec, layernormBackwardReduceSpec])
+    it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
 
   // 1100 rows: two rows per backward chunk (≤ 1024 chunks) and a short last chunk; C = 2048: all 8 columns per thread.
   // (Not C = 2: there dx is the projection of g onto a space of dimension ~eps/var, so it is all cancellation.)
-  for (const [N, C] of [[1, 3], [3, 17], [17, 65], [2, 769], [5, 127], [1, 257], [1100, 3], [2, 2048]] as [number, number][]) {
+  for (const [N, C] of [
+    [1, 3],
+    [3, 17],
+    [17, 65],
+    [2, 769],
+    [5, 127],
+    [1, 257],
+    [1100, 3],
+    [2, 2048],
+  ] as [number, number][]) {
     it(`N=${N} C=${C}: forward vs f64, dx/dweight/dbias vs finite differences`, async () => {
       const x = randomF32(N * C, N * 1000 + C, -2, 2);
       const w = randomF32(C, C + 1, 0.5, 1.5);
@@ -49,7 +59,16 @@ describe('layernorm', () => {
 
   it('C=1: the output is the bias and every gradient but dbias is 0', async () => {
     const N = 3;
-    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: [1, -2, 3], shape: [N, 1] }, { data: [2], shape: [1] }, { data: [0.5], shape: [1] }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, 1));
+    const r = await checkOp(
+      gpu,
+      (xx, ww, bb) => layernorm(xx, ww, bb),
+      [
+        { data: [1, -2, 3], shape: [N, 1] },
+        { data: [2], shape: [1] },
+        { data: [0.5], shape: [1] },
+      ],
+      ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, 1),
+    );
     expect(Array.from(r.out)).toEqual([0.5, 0.5, 0.5]);
     expect(r.gradWrite[0]).toBe(0);
     expect(r.gradWrite[1]).toBe(0);
@@ -58,7 +77,16 @@ describe('layernorm', () => {
 
   it('N=0: empty output, zero dweight and dbias', async () => {
     const C = 5;
-    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: [], shape: [0, C] }, { data: randomF32(C, 1), shape: [C] }, { data: randomF32(C, 2), shape: [C] }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, 0, C));
+    const r = await checkOp(
+      gpu,
+      (xx, ww, bb) => layernorm(xx, ww, bb),
+      [
+        { data: [], shape: [0, C] },
+        { data: randomF32(C, 1), shape: [C] },
+        { data: randomF32(C, 2), shape: [C] },
+      ],
+      ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, 0, C),
+    );
     expect(r.out.length).toBe(0);
     expect(r.gradWrite[1]).toBe(0);
     expect(r.gradWrite[2]).toBe(0);
@@ -67,14 +95,29 @@ describe('layernorm', () => {
   it('C=3000: the forward strides any width; the backward refuses more than 8 columns per thread', async () => {
     const [N, C] = [2, 3000];
     const x = randomF32(N * C, 41);
-    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: x, shape: [N, C], grad: false }, { data: randomF32(C, 42), shape: [C], grad: false }, { data: randomF32(C, 43), shape: [C], grad: false }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C));
+    const r = await checkOp(
+      gpu,
+      (xx, ww, bb) => layernorm(xx, ww, bb),
+      [
+        { data: x, shape: [N, C], grad: false },
+        { data: randomF32(C, 42), shape: [C], grad: false },
+        { data: randomF32(C, 43), shape: [C], grad: false },
+      ],
+      ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C),
+    );
     expect(r.forward).toBeLessThanOrEqual(tolForward(C));
-    const maxThreads = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX, 1024);
+    const maxThreads = Math.min(
+      gpu.limits.maxComputeInvocationsPerWorkgroup,
+      gpu.limits.maxComputeWorkgroupSizeX,
+      1024,
+    );
     if (C > 8 * maxThreads) {
       await tidyAsync(async () => {
         const xt = tensor(gpu, x, [N, C], 'f32', { requiresGrad: true });
         const out = layernorm(xt, tensor(gpu, randomF32(C, 42), [C]), tensor(gpu, randomF32(C, 43), [C]));
-        expect(() => backward(out, tensor(gpu, randomF32(N * C, 44), [N, C]))).toThrow(/layernorm backward: C=3000 exceeds/);
+        expect(() => backward(out, tensor(gpu, randomF32(N * C, 44), [N, C]))).toThrow(
+          /layernorm backward: C=3000 exceeds/,
+        );
       });
     }
   });
@@ -83,18 +126,38 @@ describe('layernorm', () => {
     const N = 4;
     const C = 33;
     const x = randomF32(N * C, 9).map((v) => 1000 + v);
-    const r = await checkOp(gpu, (xx, ww, bb) => layernorm(xx, ww, bb), [{ data: x, shape: [N, C], grad: false }, { data: new Float32Array(C).fill(1), shape: [C], grad: false }, { data: new Float32Array(C), shape: [C], grad: false }], ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C));
+    const r = await checkOp(
+      gpu,
+      (xx, ww, bb) => layernorm(xx, ww, bb),
+      [
+        { data: x, shape: [N, C], grad: false },
+        { data: new Float32Array(C).fill(1), shape: [C], grad: false },
+        { data: new Float32Array(C), shape: [C], grad: false },
+      ],
+      ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C),
+    );
     // x − mean loses log2(1000) ≈ 10 bits to the offset: the inputs carry 1000·ε absolute, xhat ~1000·ε·rstd relative.
     expect(r.forward).toBeLessThanOrEqual(4 * 1000 * 2 * EPS32);
   });
 
-  for (const which of [[false, true, true], [true, false, true], [false, false, true]]) {
-    it(`gradients only for ${which.map((w, i) => (w ? ['x', 'weight', 'bias'][i] : '')).filter(Boolean).join(', ')}`, async () => {
+  for (const which of [
+    [false, true, true],
+    [true, false, true],
+    [false, false, true],
+  ]) {
+    it(`gradients only for ${which
+      .map((w, i) => (w ? ['x', 'weight', 'bias'][i] : ''))
+      .filter(Boolean)
+      .join(', ')}`, async () => {
       const [N, C] = [5, 33];
       const r = await checkOp(
         gpu,
         (xx, ww, bb) => layernorm(xx, ww, bb),
-        [{ data: randomF32(N * C, 31), shape: [N, C], grad: which[0] }, { data: randomF32(C, 32), shape: [C], grad: which[1] }, { data: randomF32(C, 33), shape: [C], grad: which[2] }],
+        [
+          { data: randomF32(N * C, 31), shape: [N, C], grad: which[0] },
+          { data: randomF32(C, 32), shape: [C], grad: which[1] },
+          { data: randomF32(C, 33), shape: [C], grad: which[2] },
+        ],
         ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C),
       );
       which.forEach((w, i) => {
@@ -113,8 +176,25 @@ describe('layernorm', () => {
       const w = randomF32(C, 22);
       const b = randomF32(C, 23);
       const out = await tidyAsync(async () => {
-        const [xt, wt, bt, o, m, r] = [tensor(gpu, x, [N, C]), tensor(gpu, w, [C]), tensor(gpu, b, [C]), empty(gpu, [N, C]), empty(gpu, [N]), empty(gpu, [N])];
-        layernormForwardInto(gpu, { x: xt.buffer, weight: wt.buffer, bias: bt.buffer, out: o.buffer, mean: m.buffer, rstd: r.buffer, N, C, workgroupSize: WG });
+        const [xt, wt, bt, o, m, r] = [
+          tensor(gpu, x, [N, C]),
+          tensor(gpu, w, [C]),
+          tensor(gpu, b, [C]),
+          empty(gpu, [N, C]),
+          empty(gpu, [N]),
+          empty(gpu, [N]),
+        ];
+        layernormForwardInto(gpu, {
+          x: xt.buffer,
+          weight: wt.buffer,
+          bias: bt.buffer,
+          out: o.buffer,
+          mean: m.buffer,
+          rstd: r.buffer,
+          N,
+          C,
+          workgroupSize: WG,
+        });
         return o.read();
       });
       expect(relErr(out, layernormRef(x, w, b, N, C))).toBeLessThanOrEqual(tolForward(C));
@@ -132,7 +212,9 @@ describe('layernorm', () => {
         const wt = tensor(gpu, randomF32(C, 7), [C], 'f32', { requiresGrad: true });
         const bt = tensor(gpu, randomF32(C, 8), [C], 'f32', { requiresGrad: true });
         backward(layernorm(xt, wt, bt), tensor(gpu, g, [N, C]));
-        return [await xt.grad!.read(), await wt.grad!.read(), await bt.grad!.read()].map((a) => Array.from(new Uint32Array(a.buffer)));
+        return [await xt.grad!.read(), await wt.grad!.read(), await bt.grad!.read()].map((a) =>
+          Array.from(new Uint32Array(a.buffer)),
+        );
       });
     const a = await run();
     const b = await run();

@@ -12,7 +12,8 @@ export const LAYERNORM_EPS = 1e-5;
 export const layernormForwardSpec: KernelSpec = {
   name: 'layernorm_forward',
   version: 'v1',
-  description: 'one workgroup per row, strided partial sums, two-level 16-way sums in workgroup memory, centred two-pass variance',
+  description:
+    'one workgroup per row, strided partial sums, two-level 16-way sums in workgroup memory, centred two-pass variance',
   source: forwardSource,
   file: 'kernels/layernorm/layernorm_forward.wgsl',
   bindings: [
@@ -97,7 +98,10 @@ export function layernormBackwardWorkgroup(gpu: Gpu, C: number): number {
   const wg = layernormForwardWorkgroup(C);
   if (C <= PER * wg) return wg;
   const max = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX, 1024);
-  if (C > PER * max) throw new WgptError(`layernorm backward: C=${C} exceeds ${PER}·${max} columns (${PER} per thread, ${max} threads on this device)`);
+  if (C > PER * max)
+    throw new WgptError(
+      `layernorm backward: C=${C} exceeds ${PER}·${max} columns (${PER} per thread, ${max} threads on this device)`,
+    );
   return Math.ceil(C / PER / 16) * 16;
 }
 
@@ -116,7 +120,20 @@ export interface LayerNormSaved {
 }
 
 /** Records the forward: out, mean and rstd must be preallocated ((N, C), (N), (N)). workgroupSize: a multiple of 16. */
-export function layernormForwardInto(gpu: Gpu, a: { x: GPUBuffer; weight: GPUBuffer; bias: GPUBuffer; out: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer; N: number; C: number; workgroupSize?: number }): void {
+export function layernormForwardInto(
+  gpu: Gpu,
+  a: {
+    x: GPUBuffer;
+    weight: GPUBuffer;
+    bias: GPUBuffer;
+    out: GPUBuffer;
+    mean: GPUBuffer;
+    rstd: GPUBuffer;
+    N: number;
+    C: number;
+    workgroupSize?: number;
+  },
+): void {
   gpu.dispatch(layernormForwardSpec, {
     buffers: { x: a.x, weight: a.weight, bias: a.bias, out: a.out, mean: a.mean, rstd: a.rstd },
     uniforms: { N: a.N, C: a.C, eps: LAYERNORM_EPS },
@@ -135,7 +152,18 @@ export interface GradOut {
 /** Records the backward (the fused kernel, then the partials' reduce). Gradients left null are not computed. */
 export function layernormBackwardInto(
   gpu: Gpu,
-  a: { x: GPUBuffer; weight: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer; dout: GPUBuffer; N: number; C: number; dx?: GradOut | null; dweight?: GradOut | null; dbias?: GradOut | null },
+  a: {
+    x: GPUBuffer;
+    weight: GPUBuffer;
+    mean: GPUBuffer;
+    rstd: GPUBuffer;
+    dout: GPUBuffer;
+    N: number;
+    C: number;
+    dx?: GradOut | null;
+    dweight?: GradOut | null;
+    dbias?: GradOut | null;
+  },
 ): void {
   const { N, C } = a;
   if (N === 0) {
@@ -147,11 +175,21 @@ export function layernormBackwardInto(
   const { rows, chunks } = layernormChunks(N);
   // Temporaries: released right after recording; later users of the same buffers are recorded after these reads.
   const temps: Tensor[] = [];
-  const tmp = (n: number, name: string) => temps[temps.push(empty(gpu, [n], 'f32', { track: false, name })) - 1]!.buffer;
+  const tmp = (n: number, name: string) =>
+    temps[temps.push(empty(gpu, [n], 'f32', { track: false, name })) - 1]!.buffer;
   const pw = tmp(chunks * C, 'layernorm dweight partials');
   const pb = tmp(chunks * C, 'layernorm dbias partials');
   gpu.dispatch(layernormBackwardSpec, {
-    buffers: { x: a.x, weight: a.weight, mean: a.mean, rstd: a.rstd, dout: a.dout, dx: a.dx?.buffer ?? tmp(4, 'layernorm unused dx'), pw, pb },
+    buffers: {
+      x: a.x,
+      weight: a.weight,
+      mean: a.mean,
+      rstd: a.rstd,
+      dout: a.dout,
+      dx: a.dx?.buffer ?? tmp(4, 'layernorm unused dx'),
+      pw,
+      pb,
+    },
     uniforms: { N, C, rows, accumulate: a.dx?.accumulate ?? 0, write_dx: a.dx ? 1 : 0 },
     overrides: { WG: layernormBackwardWorkgroup(gpu, C) },
     workgroups: grid1d(gpu, chunks, 1),
@@ -159,7 +197,12 @@ export function layernormBackwardInto(
   });
   if (a.dweight || a.dbias) {
     gpu.dispatch(layernormBackwardReduceSpec, {
-      buffers: { pw, pb, dweight: a.dweight?.buffer ?? tmp(C, 'layernorm unused dweight'), dbias: a.dbias?.buffer ?? tmp(C, 'layernorm unused dbias') },
+      buffers: {
+        pw,
+        pb,
+        dweight: a.dweight?.buffer ?? tmp(C, 'layernorm unused dweight'),
+        dbias: a.dbias?.buffer ?? tmp(C, 'layernorm unused dbias'),
+      },
       uniforms: { K: chunks, C, accumulate_w: a.dweight?.accumulate ?? 0, accumulate_b: a.dbias?.accumulate ?? 0 },
       workgroups: [Math.ceil(C / 64), 2],
       context: `${context} K=${chunks}`,
@@ -182,11 +225,19 @@ export const layernorm = defineOp({
     const out = empty(gpu, [N, C]);
     const mean = empty(gpu, [N], 'f32', { name: 'layernorm mean' });
     const rstd = empty(gpu, [N], 'f32', { name: 'layernorm rstd' });
-    layernormForwardInto(gpu, { x: x.buffer, weight: weight.buffer, bias: bias.buffer, out: out.buffer, mean: mean.buffer, rstd: rstd.buffer, N, C });
+    layernormForwardInto(gpu, {
+      x: x.buffer,
+      weight: weight.buffer,
+      bias: bias.buffer,
+      out: out.buffer,
+      mean: mean.buffer,
+      rstd: rstd.buffer,
+      N,
+      C,
+    });
     return { out, saved: { mean, rstd } as LayerNormSaved };
   },
-  backward(ctx, g, saved, out) {
-    const [x, weight, bias] = out.node!.inputs as [Tensor, Tensor, Tensor];
+  backward(ctx, g, { args: [x, weight, bias], saved }) {
     const [N, C] = x.shape as [number, number];
     const gpu = x.gpu;
     const dx = ctx.grad(x);

@@ -34,7 +34,11 @@ var<workgroup> part2_g: array<f32, WG / FAN>;
 var<workgroup> part2_gx: array<f32, WG / FAN>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
   let k = wg.x + wg.y * nwg.x;
   let r0 = k * params.rows;
   if (r0 >= params.N) {

@@ -1,9 +1,9 @@
 // GPT-2 LayerNorm over the last dimension: for each row r of x (N, C),
 //   mean = Σ x / C,  var = Σ (x − mean)² / C,  rstd = 1 / sqrt(var + eps),
 //   out[r, c] = (x[r, c] − mean) · rstd · weight[c] + bias[c];  mean[r] and rstd[r] are saved for backward.
-// One workgroup per row; each thread takes a strided slice (consecutive threads read consecutive addresses), and
-// the partial sums meet in workgroup memory (two levels of 16-way sums). The variance is a second pass over the row (centred, so no
-// cancellation from E[x²] − mean²); the row is read three times, from cache after the first.
+// One workgroup per row; each thread takes a strided slice (consecutive threads read consecutive addresses), and the
+// partial sums meet in workgroup memory (two levels of 16-way sums). The variance is a second pass over the row
+// (centred, so no cancellation from E[x²] − mean²); the row is read three times, from cache after the first.
 struct Params {
   N: u32,
   C: u32,
@@ -47,7 +47,11 @@ fn workgroup_sum(v: f32, i: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
   let r = wg.x + wg.y * nwg.x;
   if (r >= params.N) {
     return; // uniform per workgroup

@@ -2,8 +2,7 @@
 // against f64 dot products of the same inputs.
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32 } from '@wgpt/runtime/testing';
-import type { BenchRow, BenchSuite } from '../../bench/types.ts';
-import { timeGpu } from '../../bench/gpu.ts';
+import { timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { gemm, gemmStrided, tileConfig, vec4Eligible } from './matmul.ts';
 
 interface Shape {
@@ -18,7 +17,15 @@ function shapesFor(gpu: Gpu, quick: boolean): Shape[] {
   if (quick) return [sq(64)];
   if (gpu.software) return [sq(128), sq(256), { M: 256, K: 64, N: 192, label: 'GPT-2 qkv shape / 32' }];
   // GPT-2 124M at B·T = 8192 rows: qkv, fc, proj, classifier.
-  return [sq(1024), sq(2048), sq(4096), { M: 8192, K: 768, N: 2304, label: 'qkv' }, { M: 8192, K: 768, N: 3072, label: 'fc' }, { M: 8192, K: 3072, N: 768, label: 'fcproj' }, { M: 8192, K: 768, N: 50304, label: 'lm head' }];
+  return [
+    sq(1024),
+    sq(2048),
+    sq(4096),
+    { M: 8192, K: 768, N: 2304, label: 'qkv' },
+    { M: 8192, K: 768, N: 3072, label: 'fc' },
+    { M: 8192, K: 3072, N: 768, label: 'fcproj' },
+    { M: 8192, K: 768, N: 50304, label: 'lm head' },
+  ];
 }
 
 const suite: BenchSuite = {
@@ -35,11 +42,20 @@ const suite: BenchSuite = {
       const B = tensor(gpu, b, [K, N], 'f32', { track: false });
       const C = empty(gpu, [M, N], 'f32', { track: false });
       const versions: [string, () => void][] = [
-        ['matmul v1 (16x16, 1 output/thread)', () => gemmStrided(gpu, { M, N, K, a: A.buffer, sAm: K, sAk: 1, b: B.buffer, sBk: N, sBn: 1, c: C.buffer })],
-        [`matmul v2 (${tileConfig(gpu).BM}x${tileConfig(gpu).BN} tiles, 4x4/thread)`, () => gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, c: C.buffer, version: 'v2' })],
+        [
+          'matmul v1 (16x16, 1 output/thread)',
+          () => gemmStrided(gpu, { M, N, K, a: A.buffer, sAm: K, sAk: 1, b: B.buffer, sBk: N, sBn: 1, c: C.buffer }),
+        ],
+        [
+          `matmul v2 (${tileConfig(gpu).BM}x${tileConfig(gpu).BN} tiles, 4x4/thread)`,
+          () => gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, c: C.buffer, version: 'v2' }),
+        ],
       ];
       if (vec4Eligible({ M, N, K }, tileConfig(gpu)))
-        versions.push([`matmul v3 (v2 + vec4 loads)`, () => gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, c: C.buffer, version: 'v3' })]);
+        versions.push([
+          `matmul v3 (v2 + vec4 loads)`,
+          () => gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, c: C.buffer, version: 'v3' }),
+        ]);
       for (const [name, rec] of versions) {
         // v1 is the simple reference version: skip it where it would take minutes.
         if (name.includes('v1') && !gpu.software && M * N * K > 2 ** 33) continue;
@@ -62,7 +78,14 @@ const suite: BenchSuite = {
         }
         const gflops = (2 * M * N * K) / (t.ms * 1e6);
         log(`${name} ${s.label}: ${t.ms.toFixed(3)} ms, ${gflops.toFixed(1)} GFLOP/s (${t.timer} timer)`);
-        rows.push({ name, shape: `${s.label} M=${M} K=${K} N=${N}`, medianMs: t.ms, rate: { value: gflops, unit: 'GFLOP/s' }, check: ok ? 'pass' : 'fail', note: `${t.timer} timer` });
+        rows.push({
+          name,
+          shape: `${s.label} M=${M} K=${K} N=${N}`,
+          medianMs: t.ms,
+          rate: { value: gflops, unit: 'GFLOP/s' },
+          check: ok ? 'pass' : 'fail',
+          note: `${t.timer} timer`,
+        });
       }
       for (const x of [A, B, C]) x.dispose();
     }

@@ -13,7 +13,14 @@ export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, M: number,
 }
 
 /** x (M, C) · Wᵀ with W (OC, C), plus bias (OC) when given. */
-export function linearRef(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number> | null, M: number, C: number, OC: number): Float64Array {
+export function linearRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  bias: ArrayLike<number> | null,
+  M: number,
+  C: number,
+  OC: number,
+): Float64Array {
   const out = new Float64Array(M * OC);
   for (let m = 0; m < M; m++)
     for (let o = 0; o < OC; o++) {

@@ -3,7 +3,15 @@ import { checkSpec, empty, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linear, linearGelu, matmul } from '../index.ts';
 import { geluRef } from '../elementwise/elementwise.ref.ts';
-import { gemm, gemmStrided, matmulSpec, matmulTiledSpec, matmulVec4Spec, vec4Eligible, type TileConfig } from './matmul.ts';
+import {
+  gemm,
+  gemmStrided,
+  matmulSpec,
+  matmulTiledSpec,
+  matmulVec4Spec,
+  vec4Eligible,
+  type TileConfig,
+} from './matmul.ts';
 import { linearRef, matmulRef, transposeRef } from './matmul.ref.ts';
 
 // Bound for a length-K f32 dot product with random-sign terms: rounding errors of the running sum add like a random
@@ -36,15 +44,35 @@ describe('matmul', () => {
     it(`forward M=${M} K=${K} N=${N}`, async () => {
       const a = randomF32(M * K, M * 1000 + K);
       const b = randomF32(K * N, N * 1000 + K + 7);
-      const r = await checkOp(gpu, (x, y) => matmul(x, y), [{ data: a, shape: [M, K], grad: false }, { data: b, shape: [K, N], grad: false }], ([x, y]) => matmulRef(x!, y!, M, K, N));
+      const r = await checkOp(
+        gpu,
+        (x, y) => matmul(x, y),
+        [
+          { data: a, shape: [M, K], grad: false },
+          { data: b, shape: [K, N], grad: false },
+        ],
+        ([x, y]) => matmulRef(x!, y!, M, K, N),
+      );
       expect(r.forward).toBeLessThanOrEqual(tol(K));
     });
   }
 
   // Gradients against central differences of the f64 reference: small shapes (FD costs one reference per element).
-  for (const [M, K, N] of [[3, 5, 7], [17, 3, 1], [1, 19, 17]] as [number, number, number][]) {
+  for (const [M, K, N] of [
+    [3, 5, 7],
+    [17, 3, 1],
+    [1, 19, 17],
+  ] as [number, number, number][]) {
     it(`gradients M=${M} K=${K} N=${N} (write, then accumulate)`, async () => {
-      const r = await checkOp(gpu, (x, y) => matmul(x, y), [{ data: randomF32(M * K, 3), shape: [M, K] }, { data: randomF32(K * N, 4), shape: [K, N] }], ([x, y]) => matmulRef(x!, y!, M, K, N));
+      const r = await checkOp(
+        gpu,
+        (x, y) => matmul(x, y),
+        [
+          { data: randomF32(M * K, 3), shape: [M, K] },
+          { data: randomF32(K * N, 4), shape: [K, N] },
+        ],
+        ([x, y]) => matmulRef(x!, y!, M, K, N),
+      );
       expect(r.forward).toBeLessThanOrEqual(tol(K));
       // dA contracts over N, dB over M.
       expect(r.gradWrite[0]).toBeLessThanOrEqual(tol(N));
@@ -56,12 +84,20 @@ describe('matmul', () => {
 });
 
 describe('linear', () => {
-  for (const [M, C, OC] of [[5, 7, 3], [17, 16, 33], [1, 3, 65]] as [number, number, number][]) {
+  for (const [M, C, OC] of [
+    [5, 7, 3],
+    [17, 16, 33],
+    [1, 3, 65],
+  ] as [number, number, number][]) {
     it(`forward and gradients M=${M} C=${C} OC=${OC}, with bias`, async () => {
       const r = await checkOp(
         gpu,
         (x, w, b) => linear(x, w, b),
-        [{ data: randomF32(M * C, 11), shape: [M, C] }, { data: randomF32(OC * C, 12), shape: [OC, C] }, { data: randomF32(OC, 13), shape: [OC] }],
+        [
+          { data: randomF32(M * C, 11), shape: [M, C] },
+          { data: randomF32(OC * C, 12), shape: [OC, C] },
+          { data: randomF32(OC, 13), shape: [OC] },
+        ],
         ([x, w, b]) => linearRef(x!, w!, b!, M, C, OC),
       );
       expect(r.forward).toBeLessThanOrEqual(tol(C + 1));
@@ -73,7 +109,15 @@ describe('linear', () => {
   }
 
   it('without bias', async () => {
-    const r = await checkOp(gpu, (x, w) => linear(x, w), [{ data: randomF32(12, 1), shape: [4, 3] }, { data: randomF32(6, 2), shape: [2, 3] }], ([x, w]) => linearRef(x!, w!, null, 4, 3, 2));
+    const r = await checkOp(
+      gpu,
+      (x, w) => linear(x, w),
+      [
+        { data: randomF32(12, 1), shape: [4, 3] },
+        { data: randomF32(6, 2), shape: [2, 3] },
+      ],
+      ([x, w]) => linearRef(x!, w!, null, 4, 3, 2),
+    );
     expect(r.forward).toBeLessThanOrEqual(tol(3));
     expect(r.gradWrite[1]).toBeLessThanOrEqual(tol(4));
   });
@@ -110,7 +154,8 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
   for (const [M, K, N] of shapes)
     for (const transA of [false, true])
       for (const transB of [false, true]) {
-        it(`v2/v3 M=${M} K=${K} N=${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}, all tile shapes, bias+accumulate`, async () => {
+        const shape = `M=${M} K=${K} N=${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`;
+        it(`v2/v3 ${shape}, all tile shapes, bias+accumulate`, async () => {
           await tidyAsync(async () => {
             const a = randomF32(M * K, M + K); // op(A) (M, K), row-major
             const b = randomF32(K * N, K + N + 1); // op(B) (K, N)
@@ -131,7 +176,21 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
                 expect(relErr(await C.read(), ref), what).toBeLessThanOrEqual(tol(K));
                 // alpha, bias and accumulate together: C = prev + 0.5·A·B + bias
                 const C2 = tensor(gpu, prev, [M, N]);
-                gemm(gpu, { M, N, K, a: A.buffer, transA, b: B.buffer, transB, c: C2.buffer, bias: bT.buffer, accumulate: 1, alpha: 0.5, tiles: t, version });
+                gemm(gpu, {
+                  M,
+                  N,
+                  K,
+                  a: A.buffer,
+                  transA,
+                  b: B.buffer,
+                  transB,
+                  c: C2.buffer,
+                  bias: bT.buffer,
+                  accumulate: 1,
+                  alpha: 0.5,
+                  tiles: t,
+                  version,
+                });
                 const want = ref.map((v, i) => prev[i]! + 0.5 * v + bias[i % N]!);
                 expect(relErr(await C2.read(), want), what).toBeLessThanOrEqual(tol(K + 2));
               }
@@ -141,21 +200,35 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
         });
       }
 
-  for (const [M, K, N, version] of [[17, 33, 65, 'v2'], [20, 36, 68, 'v3']] as const)
-  it(`${version} bias+GELU epilogue writes GELU(out) and the pre-activation`, async () => {
-    await tidyAsync(async () => {
-      const a = randomF32(M * K, 1, -2, 2);
-      const b = randomF32(K * N, 2);
-      const bias = randomF32(N, 3);
-      const C = empty(gpu, [M, N]);
-      const P = empty(gpu, [M, N]);
-      gemm(gpu, { M, N, K, a: tensor(gpu, a, [M, K]).buffer, b: tensor(gpu, b, [K, N]).buffer, c: C.buffer, bias: tensor(gpu, bias, [N]).buffer, gelu: true, pre: P.buffer, version });
-      const pre = matmulRef(a, b, M, K, N).map((v, i) => v + bias[i % N]!);
-      expect(relErr(await P.read(), pre)).toBeLessThanOrEqual(tol(K + 1));
-      // GELU's slope is at most ~1.13, so the pre-activation's error passes through, plus GELU's own (64 ε).
-      expect(relErr(await C.read(), geluRef(pre))).toBeLessThanOrEqual(2 * tol(K + 1) + 64 * EPS32);
+  for (const [M, K, N, version] of [
+    [17, 33, 65, 'v2'],
+    [20, 36, 68, 'v3'],
+  ] as const)
+    it(`${version} bias+GELU epilogue writes GELU(out) and the pre-activation`, async () => {
+      await tidyAsync(async () => {
+        const a = randomF32(M * K, 1, -2, 2);
+        const b = randomF32(K * N, 2);
+        const bias = randomF32(N, 3);
+        const C = empty(gpu, [M, N]);
+        const P = empty(gpu, [M, N]);
+        gemm(gpu, {
+          M,
+          N,
+          K,
+          a: tensor(gpu, a, [M, K]).buffer,
+          b: tensor(gpu, b, [K, N]).buffer,
+          c: C.buffer,
+          bias: tensor(gpu, bias, [N]).buffer,
+          gelu: true,
+          pre: P.buffer,
+          version,
+        });
+        const pre = matmulRef(a, b, M, K, N).map((v, i) => v + bias[i % N]!);
+        expect(relErr(await P.read(), pre)).toBeLessThanOrEqual(tol(K + 1));
+        // GELU's slope is at most ~1.13, so the pre-activation's error passes through, plus GELU's own (64 ε).
+        expect(relErr(await C.read(), geluRef(pre))).toBeLessThanOrEqual(2 * tol(K + 1) + 64 * EPS32);
+      });
     });
-  });
 
   it('v1 with explicit strides agrees with v2 on a transposed product', async () => {
     await tidyAsync(async () => {
@@ -176,12 +249,19 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
 });
 
 describe('linear_gelu (fused)', () => {
-  for (const [M, C, OC] of [[5, 7, 3], [17, 16, 33]] as [number, number, number][]) {
+  for (const [M, C, OC] of [
+    [5, 7, 3],
+    [17, 16, 33],
+  ] as [number, number, number][]) {
     it(`forward and gradients M=${M} C=${C} OC=${OC}`, async () => {
       const r = await checkOp(
         gpu,
         (x, w, b) => linearGelu(x, w, b),
-        [{ data: randomF32(M * C, 21), shape: [M, C] }, { data: randomF32(OC * C, 22), shape: [OC, C] }, { data: randomF32(OC, 23), shape: [OC] }],
+        [
+          { data: randomF32(M * C, 21), shape: [M, C] },
+          { data: randomF32(OC * C, 22), shape: [OC, C] },
+          { data: randomF32(OC, 23), shape: [OC] },
+        ],
         ([x, w, b]) => geluRef(linearRef(x!, w!, b!, M, C, OC)),
       );
       const gel = 64 * EPS32; // GELU and its derivative in f32 (see elementwise.test.ts)

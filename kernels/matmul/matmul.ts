@@ -1,4 +1,4 @@
-// matmul family: two kernel versions and the ops built on them (matmul = A·B, linear = x·Wᵀ + b).
+// matmul family: three kernel versions and the ops built on them (matmul = A·B, linear = x·Wᵀ + b).
 //   v1 matmul.wgsl        16x16 tiles, one output per thread, arbitrary strides: the simple reference version.
 //   v2 matmul_tiled.wgsl  BM×BN workgroup tiles, 4x4 register tiles per thread, layouts as overrides, fused
 //                         bias / bias+GELU epilogue: any shape.
@@ -42,7 +42,9 @@ export const matmulSpec: KernelSpec = {
 export const matmulTiledSpec: KernelSpec = {
   name: 'matmul',
   version: 'v2',
-  description: 'BM×BN workgroup tiles through workgroup memory, 4x4 outputs per thread in registers, layouts as overrides, bias/GELU epilogue',
+  description:
+    'BM×BN workgroup tiles through workgroup memory, 4x4 outputs per thread in registers, layouts as overrides, ' +
+    'bias/GELU epilogue',
   source: tiledSource,
   file: 'kernels/matmul/matmul_tiled.wgsl',
   bindings: [
@@ -69,13 +71,17 @@ export const matmulTiledSpec: KernelSpec = {
 export const matmulVec4Spec: KernelSpec = {
   ...matmulTiledSpec,
   version: 'v3',
-  description: 'v2 tiling with vec4 global loads, vec4 workgroup reads and vec4 accumulator rows; contiguous dims multiple of 4',
+  description:
+    'v2 tiling with vec4 global loads, vec4 workgroup reads and vec4 accumulator rows; contiguous dims multiple of 4',
   source: vec4Source,
   file: 'kernels/matmul/matmul_vec4.wgsl',
 };
 
 /** Can v3 run these operands? Each one's contiguous dimension must be a multiple of 4, and so must the tiles. */
-export function vec4Eligible(g: { M: number; N: number; K: number; transA?: boolean; transB?: boolean }, t: TileConfig): boolean {
+export function vec4Eligible(
+  g: { M: number; N: number; K: number; transA?: boolean; transB?: boolean },
+  t: TileConfig,
+): boolean {
   const aContig = g.transA ? g.M : g.K;
   const bContig = g.transB ? g.K : g.N;
   return aContig % 4 === 0 && bContig % 4 === 0 && t.BM % 4 === 0 && t.BN % 4 === 0 && t.BK % 4 === 0;
@@ -117,7 +123,18 @@ export interface StridedGemmArgs {
 export function gemmStrided(gpu: Gpu, g: StridedGemmArgs): void {
   gpu.dispatch(matmulSpec, {
     buffers: { a: g.a, b: g.b, c: g.c, bias: g.bias ?? placeholder(gpu) },
-    uniforms: { M: g.M, N: g.N, K: g.K, sAm: g.sAm, sAk: g.sAk, sBk: g.sBk, sBn: g.sBn, accumulate: g.accumulate ?? 0, has_bias: g.bias ? 1 : 0, alpha: g.alpha ?? 1 },
+    uniforms: {
+      M: g.M,
+      N: g.N,
+      K: g.K,
+      sAm: g.sAm,
+      sAk: g.sAk,
+      sBk: g.sBk,
+      sBn: g.sBn,
+      accumulate: g.accumulate ?? 0,
+      has_bias: g.bias ? 1 : 0,
+      alpha: g.alpha ?? 1,
+    },
     workgroups: [Math.ceil(g.N / 16), Math.ceil(g.M / 16)],
     context: `M=${g.M} N=${g.N} K=${g.K}`,
   });
@@ -151,11 +168,30 @@ export function gemm(gpu: Gpu, g: GemmArgs): void {
   const epilogue = g.gelu ? 2 : g.bias ? 1 : 0;
   if (g.gelu && !g.bias) throw new Error('gemm: the GELU epilogue needs a bias');
   const v3 = g.version ? g.version === 'v3' : vec4Eligible(g, t);
-  if (v3 && !vec4Eligible(g, t)) throw new Error(`gemm v3: M=${g.M} N=${g.N} K=${g.K}${g.transA ? ' Aᵀ' : ''}${g.transB ? ' Bᵀ' : ''} with tiles ${JSON.stringify(t)} is not vec4-aligned`);
+  if (v3 && !vec4Eligible(g, t))
+    throw new Error(
+      `gemm v3: M=${g.M} N=${g.N} K=${g.K}${g.transA ? ' Aᵀ' : ''}${g.transB ? ' Bᵀ' : ''} ` +
+        `with tiles ${JSON.stringify(t)} is not vec4-aligned`,
+    );
   gpu.dispatch(v3 ? matmulVec4Spec : matmulTiledSpec, {
     buffers: { a: g.a, b: g.b, c: g.c, bias: g.bias ?? placeholder(gpu), pre: g.pre ?? placeholder(gpu, 'write') },
-    uniforms: { M: g.M, N: g.N, K: g.K, accumulate: g.accumulate ?? 0, epilogue, store_pre: g.pre ? 1 : 0, alpha: g.alpha ?? 1 },
-    overrides: { BM: t.BM, BN: t.BN, BK: t.BK, TRANS_A: g.transA ? 1 : 0, TRANS_B: g.transB ? 1 : 0, WG: (t.BM * t.BN) / 16 },
+    uniforms: {
+      M: g.M,
+      N: g.N,
+      K: g.K,
+      accumulate: g.accumulate ?? 0,
+      epilogue,
+      store_pre: g.pre ? 1 : 0,
+      alpha: g.alpha ?? 1,
+    },
+    overrides: {
+      BM: t.BM,
+      BN: t.BN,
+      BK: t.BK,
+      TRANS_A: g.transA ? 1 : 0,
+      TRANS_B: g.transB ? 1 : 0,
+      WG: (t.BM * t.BN) / 16,
+    },
     workgroups: [Math.ceil(g.N / t.BN), Math.ceil(g.M / t.BM)],
     context: `M=${g.M} N=${g.N} K=${g.K}${g.transA ? ' Aᵀ' : ''}${g.transB ? ' Bᵀ' : ''}`,
   });
@@ -174,16 +210,35 @@ export const matmul = defineOp({
     gemm(a.gpu, { M, N, K, a: a.buffer, b: b.buffer, c: out.buffer });
     return { out, saved: null };
   },
-  backward(ctx, g, _saved, out) {
-    const [a, b] = out.node!.inputs as [Tensor, Tensor];
+  backward(ctx, g, { args: [a, b] }) {
     const [M, K] = a.shape as [number, number];
     const N = b.shape[1]!;
     const da = ctx.grad(a);
     // dA (M, K) = g (M, N) · Bᵀ, B stored (K, N) = (N, K)ᵀ
-    if (da) gemm(a.gpu, { M, N: K, K: N, a: g.buffer, b: b.buffer, transB: true, c: da.tensor.buffer, accumulate: da.accumulate });
+    if (da)
+      gemm(a.gpu, {
+        M,
+        N: K,
+        K: N,
+        a: g.buffer,
+        b: b.buffer,
+        transB: true,
+        c: da.tensor.buffer,
+        accumulate: da.accumulate,
+      });
     const db = ctx.grad(b);
     // dB (K, N) = Aᵀ · g, A stored (M, K)
-    if (db) gemm(a.gpu, { M: K, N, K: M, a: a.buffer, transA: true, b: g.buffer, c: db.tensor.buffer, accumulate: db.accumulate });
+    if (db)
+      gemm(a.gpu, {
+        M: K,
+        N,
+        K: M,
+        a: a.buffer,
+        transA: true,
+        b: g.buffer,
+        c: db.tensor.buffer,
+        accumulate: db.accumulate,
+      });
   },
 });
 
@@ -196,8 +251,7 @@ export const linear = defineOp({
     gemm(x.gpu, { M, N: OC, K: C, a: x.buffer, b: w.buffer, transB: true, c: out.buffer, bias: bias?.buffer });
     return { out, saved: null };
   },
-  backward(ctx, g, _saved, out) {
-    const [x, w, bias] = out.node!.inputs as [Tensor, Tensor, Tensor | undefined];
+  backward(ctx, g, { args: [x, w, bias] }) {
     linearBackward(ctx, g, x, w, bias);
   },
 });
@@ -209,11 +263,21 @@ export const linearGelu = defineOp({
     const { M, C, OC } = linearShapes('linear_gelu', x, w, bias);
     const out = empty(x.gpu, [M, OC]);
     const pre = empty(x.gpu, [M, OC]);
-    gemm(x.gpu, { M, N: OC, K: C, a: x.buffer, b: w.buffer, transB: true, c: out.buffer, bias: bias.buffer, gelu: true, pre: pre.buffer });
+    gemm(x.gpu, {
+      M,
+      N: OC,
+      K: C,
+      a: x.buffer,
+      b: w.buffer,
+      transB: true,
+      c: out.buffer,
+      bias: bias.buffer,
+      gelu: true,
+      pre: pre.buffer,
+    });
     return { out, saved: pre };
   },
-  backward(ctx, g, pre, out) {
-    const [x, w, bias] = out.node!.inputs as [Tensor, Tensor, Tensor];
+  backward(ctx, g, { args: [x, w, bias], saved: pre }) {
     // d pre = g · gelu'(pre), then the linear layer's backward from d pre.
     const dpre = empty(x.gpu, pre.shape);
     geluBackwardInto(x.gpu, pre.buffer, g.buffer, dpre.buffer, pre.size, 0);
@@ -232,7 +296,13 @@ function linearShapes(op: string, x: Tensor, w: Tensor, bias?: Tensor) {
   return { M, C, OC };
 }
 
-function linearBackward(ctx: import('@wgpt/runtime').BackwardCtx, g: Tensor, x: Tensor, w: Tensor, bias: Tensor | undefined): void {
+function linearBackward(
+  ctx: import('@wgpt/runtime').BackwardCtx,
+  g: Tensor,
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | undefined,
+): void {
   const [M, C] = x.shape as [number, number];
   const OC = w.shape[0]!;
   const gpu = x.gpu;
@@ -241,7 +311,17 @@ function linearBackward(ctx: import('@wgpt/runtime').BackwardCtx, g: Tensor, x: 
   if (dx) gemm(gpu, { M, N: C, K: OC, a: g.buffer, b: w.buffer, c: dx.tensor.buffer, accumulate: dx.accumulate });
   const dw = ctx.grad(w);
   // dW (OC, C) = gᵀ · x, g stored (M, OC)
-  if (dw) gemm(gpu, { M: OC, N: C, K: M, a: g.buffer, transA: true, b: x.buffer, c: dw.tensor.buffer, accumulate: dw.accumulate });
+  if (dw)
+    gemm(gpu, {
+      M: OC,
+      N: C,
+      K: M,
+      a: g.buffer,
+      transA: true,
+      b: x.buffer,
+      c: dw.tensor.buffer,
+      accumulate: dw.accumulate,
+    });
   const db = bias ? ctx.grad(bias) : null;
   if (db) sumRowsInto(gpu, g.buffer, M, OC, db.tensor.buffer, db.accumulate);
 }

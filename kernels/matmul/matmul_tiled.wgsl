@@ -39,7 +39,8 @@ var<workgroup> Bs: array<f32, BK * BN>; // Bs[k * BN + n]
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 
 fn gelu(x: f32) -> f32 {
-  // x · sigmoid(2u) equals 0.5 x (1 + tanh u) without its cancellation for negative u (see elementwise/gelu_forward.wgsl).
+  // x · sigmoid(2u) equals 0.5 x (1 + tanh u) without its cancellation for negative u (see
+  // elementwise/gelu_forward.wgsl).
   let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
   let e = exp(-2.0 * abs(u));
   return x * select(e / (1.0 + e), 1.0 / (1.0 + e), u >= 0.0);

@@ -16,7 +16,8 @@ afterAll(() => gpu.destroy());
 const sumBound = (x: ArrayLike<number>) => (Math.ceil(x.length / 256) + 9) * EPS32 * sumAbsRef(x);
 
 describe('reduce specs', () => {
-  for (const s of [sumAllSpec, sumRowsSpec, broadcastSpec]) it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
+  for (const s of [sumAllSpec, sumRowsSpec, broadcastSpec])
+    it(`${s.name} matches its WGSL`, () => expect(checkSpec(s)).toEqual([]));
 });
 
 describe('sum and mean', () => {
@@ -36,8 +37,15 @@ describe('sum and mean', () => {
 
   it('mean n=65', async () => {
     const x = randomF32(65, 5);
-    const r = await checkOp(gpu, (t) => mean(t), [{ data: x, shape: [5, 13] }], ([v]) => [sumRef(v!) / 65]);
-    expect(Math.abs(r.out[0]! - sumRef(x) / 65)).toBeLessThanOrEqual(sumBound(x) / 65 + EPS32 * Math.abs(sumRef(x) / 65));
+    const r = await checkOp(
+      gpu,
+      (t) => mean(t),
+      [{ data: x, shape: [5, 13] }],
+      ([v]) => [sumRef(v!) / 65],
+    );
+    expect(Math.abs(r.out[0]! - sumRef(x) / 65)).toBeLessThanOrEqual(
+      sumBound(x) / 65 + EPS32 * Math.abs(sumRef(x) / 65),
+    );
     // g/65 rounded once to f32.
     expect(r.gradWrite[0]).toBeLessThanOrEqual(2 * EPS32);
   });

@@ -63,7 +63,12 @@ export const broadcastSpec: KernelSpec = {
 
 /** out[n] (+)= Σ_m x[m, n] for x of shape (M, N). */
 export function sumRowsInto(gpu: Gpu, x: GPUBuffer, M: number, N: number, out: GPUBuffer, accumulate: 0 | 1): void {
-  gpu.dispatch(sumRowsSpec, { buffers: { x, out }, uniforms: { M, N, accumulate }, workgroups: [Math.ceil(N / 64)], context: `M=${M} N=${N}` });
+  gpu.dispatch(sumRowsSpec, {
+    buffers: { x, out },
+    uniforms: { M, N, accumulate },
+    workgroups: [Math.ceil(N / 64)],
+    context: `M=${M} N=${N}`,
+  });
 }
 
 function reduceAll(name: string, mean: boolean) {
@@ -72,13 +77,23 @@ function reduceAll(name: string, mean: boolean) {
     forward(x: Tensor) {
       const out = empty(x.gpu, [1]);
       const scale = mean ? 1 / Math.max(1, x.size) : 1;
-      x.gpu.dispatch(sumAllSpec, { buffers: { x: x.buffer, out: out.buffer }, uniforms: { n: x.size, scale, accumulate: 0 }, workgroups: [1], context: `n=${x.size}` });
+      x.gpu.dispatch(sumAllSpec, {
+        buffers: { x: x.buffer, out: out.buffer },
+        uniforms: { n: x.size, scale, accumulate: 0 },
+        workgroups: [1],
+        context: `n=${x.size}`,
+      });
       return { out, saved: scale };
     },
-    backward(ctx, g, scale, out) {
-      const x = out.node!.inputs[0]!;
+    backward(ctx, g, { args: [x], saved: scale }) {
       const dx = ctx.grad(x);
-      if (dx) x.gpu.dispatch(broadcastSpec, { buffers: { g: g.buffer, out: dx.tensor.buffer }, uniforms: { n: x.size, scale, accumulate: dx.accumulate }, workgroups: grid1d(x.gpu, x.size, 256), context: `n=${x.size}` });
+      if (dx)
+        x.gpu.dispatch(broadcastSpec, {
+          buffers: { g: g.buffer, out: dx.tensor.buffer },
+          uniforms: { n: x.size, scale, accumulate: dx.accumulate },
+          workgroups: grid1d(x.gpu, x.size, 256),
+          context: `n=${x.size}`,
+        });
     },
   });
 }

@@ -2,13 +2,13 @@
 // adapter, then, given torch's timings from the same machine (tools/gpu/torch_baseline.py), prints ours beside
 // torch's with the ratio.
 import { readFileSync } from 'node:fs';
-import { runSuites } from '../../bench/runner.ts';
-import matmul from '../../kernels/matmul/matmul.bench.ts';
-import elementwise from '../../kernels/elementwise/elementwise.bench.ts';
-import layernorm from '../../kernels/layernorm/layernorm.bench.ts';
-import classifier from '../../kernels/classifier/classifier.bench.ts';
-import encoder from '../../kernels/encoder/encoder.bench.ts';
-import attention from '../../kernels/attention/attention.bench.ts';
+import { runSuites } from '@wgpt/bench';
+import matmul from '@wgpt/kernels/matmul/matmul.bench.ts';
+import elementwise from '@wgpt/kernels/elementwise/elementwise.bench.ts';
+import layernorm from '@wgpt/kernels/layernorm/layernorm.bench.ts';
+import classifier from '@wgpt/kernels/classifier/classifier.bench.ts';
+import encoder from '@wgpt/kernels/encoder/encoder.bench.ts';
+import attention from '@wgpt/kernels/attention/attention.bench.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string) => {
@@ -32,7 +32,10 @@ const rows = await runSuites(
 );
 
 if (torchFile) {
-  const torch = JSON.parse(readFileSync(torchFile, 'utf8')) as { device: string; rows: { shape: string; ms: number; tflops: number }[] };
+  const torch = JSON.parse(readFileSync(torchFile, 'utf8')) as {
+    device: string;
+    rows: { shape: string; ms: number; tflops: number }[];
+  };
   console.log(`\nmatmul against torch fp32 (TF32 off) on ${torch.device}, same machine, same run:\n`);
   console.log('| shape | wgpt version | wgpt TFLOP/s | torch TFLOP/s | ratio |\n|---|---|---:|---:|---:|');
   for (const t of torch.rows) {
@@ -40,6 +43,8 @@ if (torchFile) {
     const best = ours.sort((a, b) => b.rate!.value - a.rate!.value)[0];
     if (!best) continue;
     const tf = best.rate!.value / 1000;
-    console.log(`| ${t.shape} | ${best.name} | ${tf.toFixed(2)} | ${t.tflops.toFixed(2)} | ${(tf / t.tflops).toFixed(2)}x |`);
+    console.log(
+      `| ${t.shape} | ${best.name} | ${tf.toFixed(2)} | ${t.tflops.toFixed(2)} | ${(tf / t.tflops).toFixed(2)}x |`,
+    );
   }
 }

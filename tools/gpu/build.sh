@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Here (a machine with node_modules): packs node + dawn.node + the Vulkan loader into .gpu/ (../shared/gpu/pack.sh)
-# and bundles the GPU entry points into .gpu/app/. Then, on the GPU machine: bash tools/gpu/run.sh
+# Here (a machine with node_modules): packs node + dawn.node + the Vulkan loader into .gpu/ with the workspace's
+# packing script (../shared/gpu/pack.sh, outside this repository: the device machine has none of them), and
+# bundles the GPU entry points into .gpu/app/. Then, on the GPU machine: bash tools/gpu/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash ../shared/gpu/pack.sh >/dev/null

@@ -9,16 +9,20 @@ if [ "${SOFTWARE:-0}" = 1 ]; then
   run() { "$@"; }
 else
   run() { bash .gpu/enter.sh "$@"; }
-  python3 tools/gpu/torch_baseline.py > "$OUT/torch.json" 2> "$OUT/torch.log" || echo "torch baseline failed: $(tail -3 "$OUT/torch.log")"
-  python3 tools/gpu/torch_attention.py > "$OUT/torch-attention.json" 2>> "$OUT/torch.log" && cat "$OUT/torch-attention.json"
+  python3 tools/gpu/torch_baseline.py > "$OUT/torch.json" 2> "$OUT/torch.log" ||
+    echo "torch baseline failed: $(tail -3 "$OUT/torch.log")"
+  python3 tools/gpu/torch_attention.py > "$OUT/torch-attention.json" 2>> "$OUT/torch.log" &&
+    cat "$OUT/torch-attention.json"
 fi
 torch=()
 [ -s "$OUT/torch.json" ] && torch=(--torch "$OUT/torch.json")
 run node .gpu/app/stress.mjs 2>&1 | tee "$OUT/stress.log"
 echo "stress exit: ${PIPESTATUS[0]}"
-run node .gpu/app/bench-kernels.mjs --out "$OUT/bench-kernels.json" "${torch[@]}" ${QUICK:+--quick} 2>&1 | tee "$OUT/bench.log"
+run node .gpu/app/bench-kernels.mjs --out "$OUT/bench-kernels.json" "${torch[@]}" ${QUICK:+--quick} 2>&1 |
+  tee "$OUT/bench.log"
 
-# GPT-2 124M training steps, B=8 T=1024: ours, then torch eager fp32 on the same card (issue 7's comparison).
+# GPT-2 124M training steps, B=8 T=1024: ours, then torch eager fp32 on the same card, the baseline it is measured
+# against.
 if [ "${SOFTWARE:-0}" = 1 ]; then
   run node .gpu/app/train-gpt2.mjs --preset tiny -B 2 -T 32 --steps 3 | tee "$OUT/train.jsonl"
 else

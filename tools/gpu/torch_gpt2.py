@@ -7,8 +7,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
 from gpt2_reference import forward, NAMES  # noqa: E402
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--L", type=int, default=12); ap.add_argument("--C", type=int, default=768); ap.add_argument("--NH", type=int, default=12)
-ap.add_argument("-B", type=int, default=8); ap.add_argument("-T", type=int, default=1024); ap.add_argument("--steps", type=int, default=20)
+for flag, default in (("--L", 12), ("--C", 768), ("--NH", 12), ("-B", 8), ("-T", 1024), ("--steps", 20)):
+    ap.add_argument(flag, type=int, default=default)
 a = ap.parse_args()
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
@@ -38,5 +38,6 @@ for s in range(a.steps + 1):
     torch.cuda.synchronize()
     if s: times.append((time.perf_counter() - t0) * 1000)
 times.sort(); ms = times[len(times) // 2]
-print(json.dumps({"impl": "torch eager fp32", "device": torch.cuda.get_device_name(), "torch": torch.__version__, "L": L, "C": C, "B": a.B, "T": a.T,
-                  "msPerStep": ms, "tokensPerSec": a.B * a.T * 1000 / ms, "peakBytes": torch.cuda.max_memory_allocated(), "lastLoss": loss.item()}))
+print(json.dumps({"impl": "torch eager fp32", "device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                  "L": L, "C": C, "B": a.B, "T": a.T, "msPerStep": ms, "tokensPerSec": a.B * a.T * 1000 / ms,
+                  "peakBytes": torch.cuda.max_memory_allocated(), "lastLoss": loss.item()}))

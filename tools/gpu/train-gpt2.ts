@@ -41,5 +41,19 @@ for (let s = 0; s <= steps; s++) {
 }
 times.sort((a, b) => a - b);
 const ms = times[Math.floor(times.length / 2)]!;
-console.log(JSON.stringify({ impl: 'wgpt', device: gpu.describe(), preset, B, T, steps, msPerStep: ms, tokensPerSec: (B * T * 1000) / ms, peakBytes: gpu.pool.stats.peakBytesInUse, firstLoss: losses[0], lastLoss: losses.at(-1) }));
+console.log(
+  JSON.stringify({
+    impl: 'wgpt',
+    device: gpu.describe(),
+    preset,
+    B,
+    T,
+    steps,
+    msPerStep: ms,
+    tokensPerSec: (B * T * 1000) / ms,
+    peakBytes: gpu.pool.stats.peakBytesInUse,
+    firstLoss: losses[0],
+    lastLoss: losses.at(-1),
+  }),
+);
 gpu.destroy();

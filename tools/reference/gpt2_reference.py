@@ -4,7 +4,8 @@ wgpt's model and trainer (llm.c's test_gpt2 idea). Reads an llm.c model file (fp
 and writes a debug state as safetensors: tokens, targets, logits, loss, the gradient of every parameter (llm.c
 names), and the losses of `--steps` AdamW steps on that batch (clipping at global norm 1.0 the way llm.c does).
 
-  /usr/bin/python3 tools/reference/gpt2_reference.py --model m.bin --tokens 1,2,3,... --B 2 --T 8 --out state.safetensors
+  /usr/bin/python3 tools/reference/gpt2_reference.py --model m.bin --tokens 1,2,3,... --B 2 --T 8 \
+      --out state.safetensors
 """
 import argparse, json, math, struct, sys
 import torch
@@ -79,7 +80,8 @@ def write_safetensors(path, tensors, metadata):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
-    ap.add_argument("--tokens", required=True, help="B*(T+1) comma-separated ids: inputs are [:-1], targets [1:] per row")
+    ap.add_argument("--tokens", required=True,
+                    help="B*(T+1) comma-separated ids: inputs are [:-1], targets [1:] per row")
     ap.add_argument("--B", type=int, required=True)
     ap.add_argument("--T", type=int, required=True)
     ap.add_argument("--steps", type=int, default=10)

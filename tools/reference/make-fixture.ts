@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initParams, makeConfig, writeLlmcModel } from '../../packages/gpt2/src/index.ts';
+import { initParams, makeConfig, writeLlmcModel } from '@wgpt/gpt2';
 
 export const FIXTURE = {
   config: makeConfig({ maxT: 16, V: 61, L: 2, NH: 2, C: 16 }),
@@ -21,7 +21,23 @@ export function referenceState(modelPath: string, out: string): string {
   const f = FIXTURE;
   return execFileSync(
     '/usr/bin/python3',
-    ['tools/reference/gpt2_reference.py', '--model', modelPath, '--tokens', f.tokens.join(','), '--B', String(f.B), '--T', String(f.T), '--steps', String(f.steps), '--lr', String(f.lr), '--out', out],
+    [
+      'tools/reference/gpt2_reference.py',
+      '--model',
+      modelPath,
+      '--tokens',
+      f.tokens.join(','),
+      '--B',
+      String(f.B),
+      '--T',
+      String(f.T),
+      '--steps',
+      String(f.steps),
+      '--lr',
+      String(f.lr),
+      '--out',
+      out,
+    ],
     { encoding: 'utf8' },
   );
 }

@@ -91,7 +91,7 @@ export function registerRuntimeCommands(program: Command): void {
     .option('--filter <regex>', 'only suites whose name matches', regexArg)
     .option('--out <file>', 'JSON output', 'bench/results/latest.json')
     .action(async (opts: { quick?: boolean; filter?: string; out: string }, cmd: Command) => {
-      const { runBenches } = await import('../../../bench/runner.ts');
+      const { runBenches } = await import('@wgpt/bench');
       await runBenches({ quick: !!opts.quick, filter: opts.filter, out: opts.out, adapter: adapterOf(cmd) });
     });
 }

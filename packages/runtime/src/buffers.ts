@@ -1,9 +1,10 @@
 // A pool of GPU buffers in size classes, reused across steps.
 //
-// Why a pool and not create/destroy: a training step allocates the same shapes every step, and the GPU probe
-// (shared/research/gpu-probe.md) saw dawn.node abort after large buffers were created and destroyed in one
-// process. Buffers here are created once per size class and kept for the life of the pool; nothing is destroyed
-// before `destroy()` (or an explicit `trim()`), so steady-state training creates and destroys nothing.
+// Why a pool and not create/destroy: a training step allocates the same shapes every step, and on an H200 dawn.node
+// (webgpu 0.6.2) aborted soon after a process moved from matmuls at one size to large new buffers for the next (18 of
+// 19 runs; tools/gpu/stress.ts is the regression). Buffers here are created once per size class and kept for the life
+// of the pool; nothing is destroyed before `destroy()` (or an explicit `trim()`), so steady-state training creates and
+// destroys nothing.
 import { formatBytes, GpuValidationError } from './errors.ts';
 
 export interface PoolStats {
@@ -36,8 +37,15 @@ export function sizeClass(bytes: number): number {
 export class BufferPool {
   private free = new Map<string, GPUBuffer[]>();
   private all = new Set<GPUBuffer>();
-  private handedOut = new Map<GPUBuffer, number>();
-  readonly stats: PoolStats = { bytesInUse: 0, peakBytesInUse: 0, bytesReserved: 0, allocations: 0, reuses: 0, live: 0 };
+  private handedOut = new Map<GPUBuffer, { bytes: number; key: string }>();
+  readonly stats: PoolStats = {
+    bytesInUse: 0,
+    peakBytesInUse: 0,
+    bytesReserved: 0,
+    allocations: 0,
+    reuses: 0,
+    live: 0,
+  };
 
   constructor(
     private device: GPUDevice,
@@ -47,30 +55,37 @@ export class BufferPool {
   ) {}
 
   acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
-    if (!Number.isFinite(bytes) || bytes < 0) throw new GpuValidationError(`Buffer size ${bytes} is not a valid byte count${label ? ` (${label})` : ''}`);
+    if (!Number.isFinite(bytes) || bytes < 0)
+      throw new GpuValidationError(`Buffer size ${bytes} is not a valid byte count${label ? ` (${label})` : ''}`);
     const size = sizeClass(Math.max(bytes, 4));
     const isStorage = (usage & GPUBufferUsage.STORAGE) !== 0;
-    const limit = isStorage ? Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize) : this.limits.maxBufferSize;
+    const limit = isStorage
+      ? Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize)
+      : this.limits.maxBufferSize;
     if (bytes > limit) {
       throw new GpuValidationError(
-        `Buffer of ${bytes} bytes (${formatBytes(bytes)})${label ? ` for ${label}` : ''} exceeds this adapter's ${isStorage ? 'maxStorageBufferBindingSize' : 'maxBufferSize'} of ${limit} bytes (${formatBytes(limit)}).`,
+        `Buffer of ${bytes} bytes (${formatBytes(bytes)})${label ? ` for ${label}` : ''} exceeds this adapter's ` +
+          `${isStorage ? 'maxStorageBufferBindingSize' : 'maxBufferSize'} of ${limit} bytes (${formatBytes(limit)}).`,
       );
     }
+    // The size class may round past the limit while the request does not: then the class's buffers are the
+    // limit's size, which still holds every request of the class (each is ≤ limit), so any of them can be reused.
+    const allocSize = Math.min(size, limit);
     const key = `${size}:${usage}`;
     const list = this.free.get(key);
     let buf = list?.pop();
     if (buf) {
       this.stats.reuses++;
     } else {
-      // The size class may round past the binding limit while the request does not: then allocate exactly.
-      const allocSize = size > limit ? Math.ceil(bytes / 16) * 16 : size;
       if (this.report) {
         this.device.pushErrorScope('out-of-memory');
         this.device.pushErrorScope('validation');
       }
       buf = this.device.createBuffer({ size: allocSize, usage, label: label ?? `pool ${formatBytes(allocSize)}` });
       if (this.report) {
-        const what = () => `allocating ${formatBytes(allocSize)}${label ? ` for ${label}` : ''} (${formatBytes(this.stats.bytesReserved)} already reserved by the pool)`;
+        const what = () =>
+          `allocating ${formatBytes(allocSize)}${label ? ` for ${label}` : ''} ` +
+          `(${formatBytes(this.stats.bytesReserved)} already reserved by the pool)`;
         this.report(this.device.popErrorScope(), what);
         this.report(this.device.popErrorScope(), what);
       }
@@ -78,7 +93,7 @@ export class BufferPool {
       this.stats.allocations++;
       this.stats.bytesReserved += buf.size;
     }
-    this.handedOut.set(buf, buf.size);
+    this.handedOut.set(buf, { bytes: buf.size, key });
     this.stats.live++;
     this.stats.bytesInUse += buf.size;
     if (this.stats.bytesInUse > this.stats.peakBytesInUse) this.stats.peakBytesInUse = this.stats.bytesInUse;
@@ -87,14 +102,13 @@ export class BufferPool {
 
   /** Returns a buffer for reuse. Commands already recorded that use it still see its old contents (queue order). */
   release(buf: GPUBuffer): void {
-    const size = this.handedOut.get(buf);
-    if (size === undefined) throw new GpuValidationError(`Buffer "${buf.label}" released twice or not from this pool`);
+    const out = this.handedOut.get(buf);
+    if (!out) throw new GpuValidationError(`Buffer "${buf.label}" released twice or not from this pool`);
     this.handedOut.delete(buf);
     this.stats.live--;
-    this.stats.bytesInUse -= size;
-    const key = `${sizeClass(size)}:${buf.usage}`;
-    let list = this.free.get(key);
-    if (!list) this.free.set(key, (list = []));
+    this.stats.bytesInUse -= out.bytes;
+    let list = this.free.get(out.key);
+    if (!list) this.free.set(out.key, (list = []));
     list.push(buf);
   }
 

@@ -15,7 +15,10 @@ export interface AdapterEntry {
 }
 
 export interface OpenOptions {
-  /** Adapter name (exact or a case-insensitive substring) or index into listAdapters(). Default: env WGPT_ADAPTER, else the first hardware adapter, else SwiftShader. */
+  /**
+   * Adapter name (exact or a case-insensitive substring) or index into listAdapters(). Default: env WGPT_ADAPTER,
+   * else the first hardware adapter, else SwiftShader.
+   */
   adapter?: string | number;
   /** Extra Dawn toggles, e.g. ['disable_robustness']. Node only. */
   enableToggles?: string[];
@@ -37,7 +40,10 @@ export interface OpenedDevice {
 const DEFAULT_ENABLE = ['disable_workgroup_init'];
 const DEFAULT_DISABLE = ['timestamp_quantization'];
 
-const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof (globalThis as { window?: unknown }).window === 'undefined';
+const isNode =
+  typeof process !== 'undefined' &&
+  !!process.versions?.node &&
+  typeof (globalThis as { window?: unknown }).window === 'undefined';
 
 type DawnCreate = (flags: string[]) => GPU;
 let dawnCreate: DawnCreate | null = null;
@@ -47,9 +53,13 @@ async function loadDawn(): Promise<DawnCreate> {
   if (dawnCreate) return dawnCreate;
   prepareVulkanEnv();
   // Kept out of browser bundles: esbuild marks 'webgpu' external, and this branch never runs there.
-  const mod = (await import(/* @vite-ignore */ 'webgpu' as string)) as { create: DawnCreate; globals: Record<string, unknown> };
+  const mod = (await import(/* @vite-ignore */ 'webgpu' as string)) as {
+    create: DawnCreate;
+    globals: Record<string, unknown>;
+  };
   // WebGPU's constants (GPUBufferUsage, GPUMapMode, ...) as globals, as in a browser.
-  for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(mod.globals))
+    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   dawnCreate = mod.create;
   return dawnCreate;
 }
@@ -64,14 +74,19 @@ function dawnInstance(flags: string[]): GPU {
   return gpu;
 }
 
-/** Adds SwiftShader to the Vulkan loader's drivers (unless the user chose drivers), and hides Debian's lavapipe, which Dawn rejects noisily. */
+/**
+ * Adds SwiftShader to the Vulkan loader's drivers (unless the user chose drivers), and hides Debian's lavapipe,
+ * which Dawn rejects noisily.
+ */
 function prepareVulkanEnv(): void {
   const env = process.env;
   // Dawn prints an error line for every instance when this is unset or not 0700.
   if (!env.XDG_RUNTIME_DIR) env.XDG_RUNTIME_DIR = ensurePrivateDir();
   if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES) return;
   if (fileExists(SWIFTSHADER_ICD)) {
-    env.VK_ADD_DRIVER_FILES = env.VK_ADD_DRIVER_FILES ? `${env.VK_ADD_DRIVER_FILES}:${SWIFTSHADER_ICD}` : SWIFTSHADER_ICD;
+    env.VK_ADD_DRIVER_FILES = env.VK_ADD_DRIVER_FILES
+      ? `${env.VK_ADD_DRIVER_FILES}:${SWIFTSHADER_ICD}`
+      : SWIFTSHADER_ICD;
   }
   if (!env.VK_LOADER_DRIVERS_DISABLE && !env.WGPT_KEEP_LAVAPIPE) env.VK_LOADER_DRIVERS_DISABLE = '*lvp*';
 }
@@ -108,7 +123,14 @@ export async function listAdapters(): Promise<AdapterEntry[]> {
   if (!isNode) {
     const a = await navigator.gpu?.requestAdapter();
     if (!a) return [];
-    return [{ index: 0, backend: 'browser', name: a.info.description || a.info.device || a.info.vendor || 'browser adapter', software: a.info.architecture === 'swiftshader' }];
+    return [
+      {
+        index: 0,
+        backend: 'browser',
+        name: a.info.description || a.info.device || a.info.vendor || 'browser adapter',
+        software: a.info.architecture === 'swiftshader',
+      },
+    ];
   }
   await loadDawn();
   // Dawn's documented way to enumerate: ask for an adapter that does not exist; the error lists the others.
@@ -130,15 +152,20 @@ export function parseAdapterList(message: string): AdapterEntry[] {
 }
 
 export function pickAdapter(list: AdapterEntry[], want: string | number | undefined): AdapterEntry {
-  const describe = () => (list.length ? list.map((a) => `  [${a.index}] ${a.name} (${a.backend}${a.software ? ', software' : ''})`).join('\n') : '  (none)');
+  const describe = () =>
+    list.length
+      ? list.map((a) => `  [${a.index}] ${a.name} (${a.backend}${a.software ? ', software' : ''})`).join('\n')
+      : '  (none)';
   if (want === undefined || want === '') {
     const hw = list.find((a) => !a.software);
     const chosen = hw ?? list[0];
     if (!chosen) {
       throw new NoAdapterError(
         fileExists(SWIFTSHADER_ICD)
-          ? `No WebGPU adapter found, not even SwiftShader at ${SWIFTSHADER_ICD}. Is the Vulkan loader installed? Run: sudo apt-get install libvulkan1`
-          : `No WebGPU adapter found. For a machine without a GPU install SwiftShader and the Vulkan loader: sudo apt-get install chromium libvulkan1`,
+          ? `No WebGPU adapter found, not even SwiftShader at ${SWIFTSHADER_ICD}. ` +
+              'Is the Vulkan loader installed? Run: sudo apt-get install libvulkan1'
+          : 'No WebGPU adapter found. For a machine without a GPU install SwiftShader and the Vulkan loader: ' +
+              'sudo apt-get install chromium libvulkan1',
       );
     }
     return chosen;
@@ -167,14 +194,24 @@ export async function openDevice(opts: OpenOptions = {}): Promise<OpenedDevice> 
     const entry = pickAdapter(list, want);
     const enable = [...DEFAULT_ENABLE, ...(opts.enableToggles ?? [])];
     const disable = [...DEFAULT_DISABLE, ...(opts.disableToggles ?? [])];
-    const flags = [`adapter=${entry.name}`, `backend=${entry.backend}`, `enable-dawn-features=${enable.join(',')}`, `disable-dawn-features=${disable.join(',')}`];
+    const flags = [
+      `adapter=${entry.name}`,
+      `backend=${entry.backend}`,
+      `enable-dawn-features=${enable.join(',')}`,
+      `disable-dawn-features=${disable.join(',')}`,
+    ];
     adapter = await dawnInstance(flags).requestAdapter({ powerPreference: 'high-performance' });
     adapterName = entry.name;
     software = entry.software;
   } else {
-    if (!navigator.gpu) throw new NoAdapterError('This browser has no WebGPU (navigator.gpu is undefined). Chromium needs --enable-unsafe-webgpu on Linux.');
+    if (!navigator.gpu)
+      throw new NoAdapterError(
+        'This browser has no WebGPU (navigator.gpu is undefined). Chromium needs --enable-unsafe-webgpu on Linux.',
+      );
     adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
-    adapterName = adapter ? adapter.info.description || adapter.info.device || adapter.info.vendor || 'browser adapter' : '';
+    adapterName = adapter
+      ? adapter.info.description || adapter.info.device || adapter.info.vendor || 'browser adapter'
+      : '';
     software = adapter?.info.architecture === 'swiftshader';
   }
   if (!adapter) throw new NoAdapterError(`The adapter "${adapterName}" was listed but could not be opened.`);
@@ -190,7 +227,11 @@ export async function openDevice(opts: OpenOptions = {}): Promise<OpenedDevice> 
     const v = (adapter.limits as unknown as Record<string, number>)[key];
     if (typeof v === 'number') requiredLimits[key] = v;
   }
-  const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits, label: `wgpt on ${adapterName}` });
+  const device = await adapter.requestDevice({
+    requiredFeatures: features,
+    requiredLimits,
+    label: `wgpt on ${adapterName}`,
+  });
   return { device, adapter, adapterName, software, features: new Set(features) };
 }
 

@@ -7,7 +7,14 @@
 import { BufferPool } from './buffers.ts';
 import { openDevice, type OpenOptions } from './device.ts';
 import { DeviceLostError, GpuValidationError, KernelCompileError } from './errors.ts';
-import { packUniforms, pipelineKey, resolveOverrides, uniformBindingIndex, type KernelSpec } from './kernel.ts';
+import {
+  kernelId,
+  packUniforms,
+  pipelineKey,
+  resolveOverrides,
+  uniformBindingIndex,
+  type KernelSpec,
+} from './kernel.ts';
 import { Profiler } from './profiler.ts';
 
 export interface DispatchArgs {
@@ -41,8 +48,17 @@ export class Gpu {
   dispatchCount = 0;
   submitCount = 0;
 
-  private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; spec: KernelSpec; module: GPUShaderModule; creation: Pending }>();
-  private sourcesByVersion = new Map<string, string>();
+  private pipelines = new Map<
+    string,
+    {
+      pipeline: GPUComputePipeline;
+      layout: GPUBindGroupLayout;
+      spec: KernelSpec;
+      module: GPUShaderModule;
+      creation: Pending;
+    }
+  >();
+  private sourceById = new Map<string, KernelSpec>();
   private encoder: GPUCommandEncoder | null = null;
   private pending: Pending[] = [];
   private arena: GPUBuffer;
@@ -62,7 +78,10 @@ export class Gpu {
    */
   static async openMany(n: number, opts: OpenOptions & { adapters?: (string | number)[] } = {}): Promise<Gpu[]> {
     const out: Gpu[] = [];
-    for (let i = 0; i < n; i++) out.push(await Gpu.open({ ...opts, adapter: opts.adapters ? opts.adapters[i % opts.adapters.length] : opts.adapter }));
+    for (let i = 0; i < n; i++)
+      out.push(
+        await Gpu.open({ ...opts, adapter: opts.adapters ? opts.adapters[i % opts.adapters.length] : opts.adapter }),
+      );
     return out;
   }
 
@@ -75,7 +94,11 @@ export class Gpu {
   ) {
     this.limits = device.limits;
     this.pool = new BufferPool(device, device.limits, (promise, what) => this.pending.push({ promise, what }));
-    this.arena = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'uniform arena' });
+    this.arena = device.createBuffer({
+      size: ARENA_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: 'uniform arena',
+    });
     this.profiler = features.has('timestamp-query') ? new Profiler(device) : null;
     this.lostRejection = device.lost.then((info) => {
       if (!(info.reason === 'destroyed' && this.destroyed)) {
@@ -99,7 +122,10 @@ export class Gpu {
   }
 
   private assertAlive(): void {
-    if (this.lostReason) throw new DeviceLostError(`WebGPU device on ${this.adapterName} was lost (${this.lostReason}); restart the process`);
+    if (this.lostReason)
+      throw new DeviceLostError(
+        `WebGPU device on ${this.adapterName} was lost (${this.lostReason}); restart the process`,
+      );
     if (this.destroyed) throw new DeviceLostError('This Gpu was destroyed');
   }
 
@@ -110,10 +136,15 @@ export class Gpu {
     const key = pipelineKey(spec, ov);
     const hit = this.pipelines.get(key);
     if (hit) return hit;
-    const vkey = `${spec.name}@${spec.version}`;
-    const seen = this.sourcesByVersion.get(vkey);
-    if (seen !== undefined && seen !== spec.source) throw new KernelCompileError(`Two different WGSL sources claim ${vkey} (${spec.file}); bump the version`);
-    this.sourcesByVersion.set(vkey, spec.source);
+    const id = kernelId(spec);
+    const seen = this.sourceById.get(id);
+    if (seen !== undefined && seen.source !== spec.source) {
+      throw new KernelCompileError(
+        `Two different WGSL sources claim kernel ${id} (${seen.file} and ${spec.file}): ` +
+          'give them different names or versions',
+      );
+    }
+    this.sourceById.set(id, spec);
 
     const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((b, i) => ({
       binding: i,
@@ -121,14 +152,18 @@ export class Gpu {
       buffer: { type: b.kind },
     }));
     this.device.pushErrorScope('validation');
-    const module = this.device.createShaderModule({ code: spec.source, label: `${spec.file} (${vkey})` });
-    const layout = this.device.createBindGroupLayout({ entries, label: vkey });
+    const module = this.device.createShaderModule({ code: spec.source, label: `${spec.file} (${id})` });
+    const layout = this.device.createBindGroupLayout({ entries, label: id });
     const pipeline = this.device.createComputePipeline({
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: ov },
       label: key,
     });
-    const creation: Pending = { promise: this.device.popErrorScope(), what: () => `compiling ${key} from ${spec.file}`, onError: () => this.pipelines.delete(key) };
+    const creation: Pending = {
+      promise: this.device.popErrorScope(),
+      what: () => `compiling ${key} from ${spec.file}`,
+      onError: () => this.pipelines.delete(key),
+    };
     this.pending.push(creation);
     const entry = { pipeline, layout, spec, module, creation };
     this.pipelines.set(key, entry);
@@ -145,7 +180,8 @@ export class Gpu {
       // Reported here with file and line; the creation's own error scope need not report it again.
       this.pending = this.pending.filter((p) => p !== creation);
       throw new KernelCompileError(
-        `WGSL of kernel ${spec.name}@${spec.version} does not compile:\n` + errors.map((m) => `  ${spec.file}:${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'),
+        `WGSL of kernel ${kernelId(spec)} does not compile:\n` +
+          errors.map((m) => `  ${spec.file}:${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'),
       );
     }
     await this.check();
@@ -163,9 +199,13 @@ export class Gpu {
     const [x, y = 1, z = 1] = args.workgroups;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxWg || y > maxWg || z > maxWg) {
-      throw new GpuValidationError(`Kernel ${spec.name}@${spec.version}: dispatch (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${maxWg}${args.context ? ` [${args.context}]` : ''}`);
+      throw new GpuValidationError(
+        `Kernel ${kernelId(spec)}: dispatch (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${maxWg}` +
+          (args.context ? ` [${args.context}]` : ''),
+      );
     }
-    if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do, and a zero dispatch is legal but pointless
+    // Empty problem: nothing to do (a zero dispatch is legal but pointless).
+    if (x === 0 || y === 0 || z === 0) return;
     const uIndex = uniformBindingIndex(spec);
     if (uIndex >= 0 && this.arenaUsed + UNIFORM_ALIGN > ARENA_BYTES) this.flush();
     const entries: GPUBindGroupEntry[] = spec.bindings.map((b, i) => {
@@ -177,20 +217,29 @@ export class Gpu {
         return { binding: i, resource: { buffer: this.arena, offset, size: data.byteLength } };
       }
       const buffer = args.buffers[b.name];
-      if (!buffer) throw new GpuValidationError(`Kernel ${spec.name}@${spec.version}: no buffer given for binding "${b.name}"${args.context ? ` [${args.context}]` : ''}`);
+      if (!buffer)
+        throw new GpuValidationError(
+          `Kernel ${kernelId(spec)}: no buffer given for binding "${b.name}"` +
+            (args.context ? ` [${args.context}]` : ''),
+        );
       return { binding: i, resource: { buffer } };
     });
     const check = this.checkDispatches;
     if (check) this.device.pushErrorScope('validation');
     const bindGroup = this.device.createBindGroup({ layout, entries });
-    const pass = this.getEncoder().beginComputePass({ timestampWrites: this.profiler?.passWrites(`${spec.name}@${spec.version}`) });
+    const pass = this.getEncoder().beginComputePass({ timestampWrites: this.profiler?.passWrites(kernelId(spec)) });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
     if (check) {
       const promise = this.device.popErrorScope();
-      this.pending.push({ promise, what: () => `dispatching ${spec.name}@${spec.version} (${spec.file}) workgroups (${x}, ${y}, ${z})${args.context ? ` [${args.context}]` : ''}` });
+      this.pending.push({
+        promise,
+        what: () =>
+          `dispatching ${kernelId(spec)} (${spec.file}) workgroups (${x}, ${y}, ${z})` +
+          (args.context ? ` [${args.context}]` : ''),
+      });
     }
     this.dispatchCount++;
   }

@@ -17,10 +17,18 @@ export interface UniformField {
 }
 
 export interface KernelSpec {
-  /** Kernel family and op, e.g. 'matmul_forward'. */
+  /** snake_case, starting with the op (or family) it serves, e.g. 'layernorm_forward', 'cross_entropy_backward'. */
   name: string;
-  /** Numbered version, e.g. 'v1'; bump it whenever the WGSL changes meaning. Part of the pipeline key. */
+  /**
+   * Which alternative implementation of `name` this is, e.g. 'v1' | 'v2' | 'v3' for matmul (naive, tiled, vec4),
+   * all computing the same thing; callers choose between them. 'v1' where there is only one.
+   */
   version: string;
+  /**
+   * Counts changes of meaning to this version's WGSL (1 when absent): bump it so that profiles and bench results
+   * recorded before and after name the kernel differently. Not an alternative: the old revision is gone.
+   */
+  revision?: number;
   /** One line on what this version does differently. */
   description?: string;
   /** The WGSL text (imported from the .wgsl file). */
@@ -36,10 +44,15 @@ export interface KernelSpec {
   entryPoint?: string;
 }
 
+/** How errors, profiles and pipeline keys name a kernel: name@version, and -rN past the first revision. */
+export function kernelId(spec: KernelSpec): string {
+  return `${spec.name}@${spec.version}${(spec.revision ?? 1) > 1 ? `-r${spec.revision}` : ''}`;
+}
+
 /** Cache key derived mechanically from the spec and the override values, never written by hand. */
 export function pipelineKey(spec: KernelSpec, overrides: Readonly<Record<string, number>>): string {
   const keys = Object.keys(overrides).sort();
-  return `${spec.name}@${spec.version}(${keys.map((k) => `${k}=${overrides[k]}`).join(',')})`;
+  return `${kernelId(spec)}(${keys.map((k) => `${k}=${overrides[k]}`).join(',')})`;
 }
 
 /** Override values for a dispatch: spec defaults, then the caller's, with unknown names rejected. */
@@ -47,7 +60,10 @@ export function resolveOverrides(spec: KernelSpec, given?: Readonly<Record<strin
   const out: Record<string, number> = { ...(spec.overrides ?? {}) };
   if (given) {
     for (const [k, v] of Object.entries(given)) {
-      if (!(k in out)) throw new Error(`Kernel ${spec.name}@${spec.version} has no override "${k}" (it has: ${Object.keys(out).join(', ') || 'none'})`);
+      if (!(k in out))
+        throw new Error(
+          `Kernel ${kernelId(spec)} has no override "${k}" (it has: ${Object.keys(out).join(', ') || 'none'})`,
+        );
       out[k] = v;
     }
   }
@@ -62,18 +78,20 @@ export function packUniforms(spec: KernelSpec, values: Readonly<Record<string, n
   const dv = new DataView(buf);
   fields.forEach((f, i) => {
     const v = values[f.name];
-    if (v === undefined || Number.isNaN(v)) throw new Error(`Kernel ${spec.name}@${spec.version}: uniform "${f.name}" not given`);
+    if (v === undefined || Number.isNaN(v)) throw new Error(`Kernel ${kernelId(spec)}: uniform "${f.name}" not given`);
     if (f.type === 'f32') dv.setFloat32(i * 4, v, true);
     else if (f.type === 'u32') {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`Kernel ${spec.name}@${spec.version}: uniform ${f.name}=${v} is not a u32`);
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff)
+        throw new Error(`Kernel ${kernelId(spec)}: uniform ${f.name}=${v} is not a u32`);
       dv.setUint32(i * 4, v, true);
     } else {
-      if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) throw new Error(`Kernel ${spec.name}@${spec.version}: uniform ${f.name}=${v} is not an i32`);
+      if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff)
+        throw new Error(`Kernel ${kernelId(spec)}: uniform ${f.name}=${v} is not an i32`);
       dv.setInt32(i * 4, v, true);
     }
   });
   for (const k of Object.keys(values)) {
-    if (!fields.some((f) => f.name === k)) throw new Error(`Kernel ${spec.name}@${spec.version} has no uniform "${k}"`);
+    if (!fields.some((f) => f.name === k)) throw new Error(`Kernel ${kernelId(spec)} has no uniform "${k}"`);
   }
   return buf;
 }

@@ -26,7 +26,11 @@ export class Profiler {
 
   constructor(private device: GPUDevice) {
     this.querySet = device.createQuerySet({ type: 'timestamp', count: CAPACITY * 2, label: 'wgpt profiler' });
-    this.resolveBuf = device.createBuffer({ size: CAPACITY * 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, label: 'wgpt profiler resolve' });
+    this.resolveBuf = device.createBuffer({
+      size: CAPACITY * 16,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      label: 'wgpt profiler resolve',
+    });
   }
 
   passWrites(label: string): GPUComputePassTimestampWrites | undefined {
@@ -41,7 +45,12 @@ export class Profiler {
     if (!n) return;
     encoder.resolveQuerySet(this.querySet, 0, 2 * n, this.resolveBuf, 0);
     const staging =
-      this.freeStaging.pop() ?? this.device.createBuffer({ size: CAPACITY * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'wgpt profiler readback' });
+      this.freeStaging.pop() ??
+      this.device.createBuffer({
+        size: CAPACITY * 16,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: 'wgpt profiler readback',
+      });
     encoder.copyBufferToBuffer(this.resolveBuf, 0, staging, 0, 16 * n);
     this.batches.push({ staging, labels: this.labels });
     this.labels = [];

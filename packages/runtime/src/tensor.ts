@@ -4,6 +4,7 @@ import type { Gpu } from './gpu.ts';
 import { WgptError } from './errors.ts';
 import type { TapeNode } from './autograd.ts';
 import { fillBuffer, POISON_BITS } from './builtin/fill.ts';
+import { scopes, type Scope } from './scope.ts';
 
 export type DType = 'f32' | 'i32' | 'u32';
 export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
@@ -12,7 +13,6 @@ export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D e
 const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 let nextId = 1;
-const scopes: Set<Tensor>[] = [];
 
 export class Tensor {
   readonly id = nextId++;
@@ -21,14 +21,15 @@ export class Tensor {
   /** Leaf tensors that the optimizer updates: their grads persist across steps and accumulate (+=). */
   isParam = false;
   grad: Tensor | null = null;
-  /** True once grad holds a value (a first contribution was written, or it was zeroed). */
-  gradReady = false;
+  private hasGradValue = false;
   /** The op that produced this tensor, when it was recorded for backward. */
   node: TapeNode | null = null;
   name?: string;
   /** For a view: the tensor whose buffer this one shares. Disposing a view never releases the buffer. */
   base: Tensor | null = null;
   private disposed = false;
+  /** The tidy() scope that will dispose this tensor, if any. */
+  private scope: Scope | undefined;
 
   constructor(
     readonly gpu: Gpu,
@@ -39,7 +40,7 @@ export class Tensor {
   ) {
     this.size = shape.reduce((a, b) => a * b, 1);
     this.name = opts.name;
-    if (opts.track !== false) scopes[scopes.length - 1]?.add(this);
+    if (opts.track !== false) this.moveToScope(scopes.current());
   }
 
   get bytes(): number {
@@ -58,7 +59,9 @@ export class Tensor {
   async read(): Promise<TypedArrayOf<this['dtype']>> {
     if (this.disposed) throw new WgptError(`read() of disposed tensor ${this}`);
     const ab = await this.gpu.read(this.buffer, this.bytes);
-    return (this.dtype === 'f32' ? new Float32Array(ab) : this.dtype === 'i32' ? new Int32Array(ab) : new Uint32Array(ab)) as TypedArrayOf<this['dtype']>;
+    return (
+      this.dtype === 'f32' ? new Float32Array(ab) : this.dtype === 'i32' ? new Int32Array(ab) : new Uint32Array(ab)
+    ) as TypedArrayOf<this['dtype']>;
   }
 
   /** Reads a one-element tensor as a number. */
@@ -69,7 +72,8 @@ export class Tensor {
 
   /** Overwrites the contents from the host. */
   write(data: ArrayLike<number>): this {
-    if (data.length !== this.size) throw new WgptError(`write of ${data.length} values into ${this} (${this.size} elements)`);
+    if (data.length !== this.size)
+      throw new WgptError(`write of ${data.length} values into ${this} (${this.size} elements)`);
     this.gpu.write(this.buffer, toTyped(data, this.dtype));
     return this;
   }
@@ -78,7 +82,8 @@ export class Tensor {
   view(shape: readonly number[]): Tensor {
     checkShape(shape);
     const size = shape.reduce((a, b) => a * b, 1);
-    if (size !== this.size) throw new WgptError(`view of ${this} as [${shape.join(', ')}]: ${size} elements, not ${this.size}`);
+    if (size !== this.size)
+      throw new WgptError(`view of ${this} as [${shape.join(', ')}]: ${size} elements, not ${this.size}`);
     const root = this.base ?? this;
     const v = new Tensor(this.gpu, shape, this.dtype, this.buffer, { name: this.name });
     v.base = root;
@@ -91,14 +96,40 @@ export class Tensor {
     if (!this.base) this.gpu.pool.release(this.buffer);
     if (this.grad && !this.isParam) this.grad.dispose();
     this.node = null;
-    for (const s of scopes) s.delete(this);
+    this.moveToScope(undefined);
+  }
+
+  /** Leaves its scope for `to` (undefined: untracked). For tidy() and keep(). */
+  moveToScope(to: Scope | undefined): void {
+    this.scope?.delete(this);
+    this.scope = to;
+    to?.add(this);
+  }
+
+  /**
+   * True once grad holds a value (a first contribution was written, or it was zeroed): backward then adds to it.
+   * While false, the first contribution overwrites whatever the buffer holds.
+   */
+  get gradReady(): boolean {
+    return this.hasGradValue;
+  }
+
+  /**
+   * Declares that grad now holds a value, for code that wrote it directly (autograd's first contribution, a
+   * test or loader writing gradients from the host). Later backward passes add to it.
+   */
+  markGradReady(): void {
+    if (!this.grad)
+      throw new WgptError(`markGradReady() on ${this}, which has no gradient buffer: call ensureGrad() first`);
+    this.hasGradValue = true;
   }
 
   /** Allocates this tensor's gradient buffer if missing. Param grads are untracked so tidy() never frees them. */
   ensureGrad(): Tensor {
     if (!this.grad) {
-      this.grad = empty(this.gpu, this.shape, 'f32', { track: !this.isParam, name: `grad(${this.name ?? `t${this.id}`})` });
-      this.gradReady = false;
+      const name = `grad(${this.name ?? `t${this.id}`})`;
+      this.grad = empty(this.gpu, this.shape, 'f32', { track: !this.isParam, name });
+      this.hasGradValue = false;
     }
     return this.grad;
   }
@@ -107,7 +138,7 @@ export class Tensor {
   zeroGrad(): void {
     const g = this.ensureGrad();
     this.gpu.clear(g.buffer, 0, g.bytes);
-    this.gradReady = true;
+    this.hasGradValue = true;
   }
 }
 
@@ -118,11 +149,18 @@ function toTyped(data: ArrayLike<number>, dtype: DType): Float32Array | Int32Arr
 }
 
 export function checkShape(shape: readonly number[]): void {
-  for (const d of shape) if (!Number.isInteger(d) || d < 0) throw new WgptError(`Bad shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
+  for (const d of shape)
+    if (!Number.isInteger(d) || d < 0)
+      throw new WgptError(`Bad shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
 }
 
 /** A tensor with undefined contents. */
-export function empty(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', opts: { track?: boolean; name?: string } = {}): Tensor {
+export function empty(
+  gpu: Gpu,
+  shape: readonly number[],
+  dtype: DType = 'f32',
+  opts: { track?: boolean; name?: string } = {},
+): Tensor {
   checkShape(shape);
   const size = shape.reduce((a, b) => a * b, 1);
   const buffer = gpu.pool.acquire(size * 4, storageUsage(), opts.name);
@@ -131,13 +169,24 @@ export function empty(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', 
   return new Tensor(gpu, shape, dtype, buffer, opts);
 }
 
-export function zeros(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', opts: { track?: boolean; name?: string } = {}): Tensor {
+export function zeros(
+  gpu: Gpu,
+  shape: readonly number[],
+  dtype: DType = 'f32',
+  opts: { track?: boolean; name?: string } = {},
+): Tensor {
   const t = empty(gpu, shape, dtype, opts);
   gpu.clear(t.buffer, 0, Math.max(4, t.bytes));
   return t;
 }
 
-export function tensor(gpu: Gpu, data: ArrayLike<number>, shape: readonly number[] = [data.length], dtype: DType = 'f32', opts: { track?: boolean; name?: string; requiresGrad?: boolean } = {}): Tensor {
+export function tensor(
+  gpu: Gpu,
+  data: ArrayLike<number>,
+  shape: readonly number[] = [data.length],
+  dtype: DType = 'f32',
+  opts: { track?: boolean; name?: string; requiresGrad?: boolean } = {},
+): Tensor {
   const t = empty(gpu, shape, dtype, opts);
   if (data.length !== t.size) {
     t.dispose();
@@ -157,48 +206,38 @@ export function parameter(gpu: Gpu, data: ArrayLike<number>, shape: readonly num
 
 /** Runs fn and disposes every tensor created inside it, except the ones in its result or passed to keep(). */
 export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = fn();
-  } finally {
-    scopes.pop();
-  }
-  const kept = new Set<Tensor>();
-  collectTensors(result!, kept);
-  const outer = scopes[scopes.length - 1];
-  for (const t of scope) {
-    if (kept.has(t)) outer?.add(t);
-    else t.dispose();
-  }
-  return result!;
-}
-
-/** The async twin of tidy(): for code that awaits reads inside the scope. */
-export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = await fn();
-  } finally {
-    const i = scopes.lastIndexOf(scope);
-    if (i >= 0) scopes.splice(i, 1);
-  }
-  const kept = new Set<Tensor>();
-  collectTensors(result, kept);
-  const outer = scopes[scopes.length - 1];
-  for (const t of scope) {
-    if (kept.has(t)) outer?.add(t);
-    else t.dispose();
-  }
+  const scope: Scope = new Set();
+  const result = scopes.run(scope, fn);
+  close(scope, result);
   return result;
 }
 
-/** Moves a tensor out of every enclosing tidy() scope. */
+/**
+ * The async twin of tidy(): for code that awaits reads inside the scope. In Node each async task has its own scopes,
+ * so concurrent tasks do not collect each other's tensors; in a browser only one tidyAsync() may be pending at a
+ * time (see scope.ts).
+ */
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const scope: Scope = new Set();
+  const result = await scopes.runAsync(scope, fn);
+  close(scope, result);
+  return result;
+}
+
+/** Disposes the scope's tensors except those in `result`, which move to the enclosing scope (of the caller). */
+function close(scope: Scope, result: unknown): void {
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  const outer = scopes.current();
+  for (const t of [...scope]) {
+    if (kept.has(t)) t.moveToScope(outer);
+    else t.dispose();
+  }
+}
+
+/** Moves a tensor out of its tidy() scope: no scope disposes it any more. */
 export function keep<T extends Tensor>(t: T): T {
-  for (const s of scopes) s.delete(t);
+  t.moveToScope(undefined);
   return t;
 }
 
@@ -206,7 +245,7 @@ function collectTensors(x: unknown, out: Set<Tensor>, depth = 0): void {
   if (x instanceof Tensor) {
     out.add(x);
     if (x.base) out.add(x.base); // a kept view keeps its buffer's owner alive
-  }
-  else if (depth < 3 && Array.isArray(x)) for (const v of x) collectTensors(v, out, depth + 1);
-  else if (depth < 3 && x && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) collectTensors(v, out, depth + 1);
+  } else if (depth < 3 && Array.isArray(x)) for (const v of x) collectTensors(v, out, depth + 1);
+  else if (depth < 3 && x && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
+    for (const v of Object.values(x)) collectTensors(v, out, depth + 1);
 }

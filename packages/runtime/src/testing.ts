@@ -1,7 +1,8 @@
 // Helpers for tests that compare GPU results with independent f64 references.
 import { Gpu } from './gpu.ts';
 import { mulberry32 } from './random.ts';
-import { Tensor, tensor } from './tensor.ts';
+import { backward } from './autograd.ts';
+import { Tensor, tensor, tidyAsync } from './tensor.ts';
 
 /** f32 unit roundoff (half an ulp at 1): 2^-24. */
 export const EPS32 = 2 ** -24;
@@ -113,11 +114,11 @@ export async function checkOp(
   ref: (xs: Float64Array[]) => ArrayLike<number>,
   seed = 1,
 ): Promise<OpCheckResult> {
-  const { tidyAsync } = await import('./tensor.ts');
-  const { backward, topoSort } = await import('./autograd.ts');
   return tidyAsync(async () => {
     const ts = inputs.map((x) =>
-      tensor(gpu, x.data, x.shape, x.dtype ?? 'f32', { requiresGrad: (x.dtype ?? 'f32') === 'f32' && x.grad !== false }),
+      tensor(gpu, x.data, x.shape, x.dtype ?? 'f32', {
+        requiresGrad: (x.dtype ?? 'f32') === 'f32' && x.grad !== false,
+      }),
     );
     const out = op(...ts);
     const got = (await out.read()) as Float32Array;
@@ -134,11 +135,19 @@ export async function checkOp(
     });
     if (!ts.some((t) => t.requiresGrad)) return { forward, gradWrite, gradAccumulate, out: got };
     backward(out, gT);
-    for (let i = 0; i < ts.length; i++) gradWrite.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!) : null);
-    // As after a fresh forward pass: intermediate gradients start empty again, the inputs' grads accumulate.
-    for (const node of topoSort(out)) node.output.gradReady = false;
-    backward(out, gT);
-    for (let i = 0; i < ts.length; i++) gradAccumulate.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!.map((v) => 2 * v)) : null);
+    for (let i = 0; i < ts.length; i++)
+      gradWrite.push(fd[i] ? relErr((await ts[i]!.grad!.read()) as Float32Array, fd[i]!) : null);
+    // A fresh forward and backward: its intermediate gradients start empty, the inputs' grads accumulate.
+    backward(op(...ts), gT);
+    for (let i = 0; i < ts.length; i++)
+      gradAccumulate.push(
+        fd[i]
+          ? relErr(
+              (await ts[i]!.grad!.read()) as Float32Array,
+              fd[i]!.map((v) => 2 * v),
+            )
+          : null,
+      );
     return { forward, gradWrite, gradAccumulate, out: got };
   });
 }

@@ -11,7 +11,11 @@ declare global {
 
 async function main() {
   const gpu = await Gpu.open();
-  const input = (window as unknown as { wgptInput: { x: number[]; w: number[]; b: number[]; t: number[]; M: number; C: number; OC: number } }).wgptInput;
+  const input = (
+    window as unknown as {
+      wgptInput: { x: number[]; w: number[]; b: number[]; t: number[]; M: number; C: number; OC: number };
+    }
+  ).wgptInput;
   const { M, C, OC } = input;
   const result = await tidyAsync(async () => {
     const x = tensor(gpu, input.x, [M, C]);
@@ -21,7 +25,12 @@ async function main() {
     const h = gelu(linear(x, w, b));
     const loss = mean(crossEntropy(h, t));
     backward(loss);
-    return { adapter: gpu.describe(), out: Array.from(await h.read()), loss: await loss.item(), dw: Array.from(await w.grad!.read()) };
+    return {
+      adapter: gpu.describe(),
+      out: Array.from(await h.read()),
+      loss: await loss.item(),
+      dw: Array.from(await w.grad!.read()),
+    };
   });
   gpu.destroy();
   window.wgptResult = result;

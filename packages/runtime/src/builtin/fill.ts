@@ -44,7 +44,12 @@ export function fill(t: Tensor, value: number, opts: { bits?: boolean } = {}): v
 
 export function fillBuffer(gpu: Gpu, buffer: GPUBuffer, words: number, bits: number): void {
   if (!words) return;
-  gpu.dispatch(fillSpec, { buffers: { out: buffer }, uniforms: { n: words, bits }, workgroups: grid1d(gpu, words, 256), context: `n=${words}` });
+  gpu.dispatch(fillSpec, {
+    buffers: { out: buffer },
+    uniforms: { n: words, bits },
+    workgroups: grid1d(gpu, words, 256),
+    context: `n=${words}`,
+  });
 }
 
 /** A quiet NaN with a recognisable payload: the poison written into fresh buffers when poisoning is on. */
