@@ -166,7 +166,7 @@ export function scanWorkspace(root: string): Workspace {
       const pkg = packages.get(name);
       if (!pkg) continue; // an npm package
       const sub = `.${specifier.slice(name.length)}`;
-      let target: unknown = pkg.exports ? pkg.exports[sub] : sub;
+      let target: unknown = pkg.exports ? exportTarget(pkg.exports, sub) : sub;
       while (target && typeof target === 'object') {
         const t = target as Record<string, unknown>;
         target = t.import ?? t.default ?? t.types;
@@ -177,6 +177,23 @@ export function scanWorkspace(root: string): Workspace {
     }
   }
   return { root, packages, files, edges, computed: computed.sort() };
+}
+
+/**
+ * The target of subpath `sub` in a package.json `exports` map: an exact key, else a pattern key with one `*`
+ * (Node's subpath patterns: the text the `*` matched replaces every `*` of the target).
+ */
+function exportTarget(exports: Record<string, unknown>, sub: string): unknown {
+  if (sub in exports) return exports[sub];
+  for (const [key, target] of Object.entries(exports)) {
+    const star = key.indexOf('*');
+    if (star < 0) continue;
+    const [pre, post] = [key.slice(0, star), key.slice(star + 1)];
+    if (sub.length < pre.length + post.length || !sub.startsWith(pre) || !sub.endsWith(post)) continue;
+    const matched = sub.slice(pre.length, sub.length - post.length);
+    return typeof target === 'string' ? target.replaceAll('*', matched) : target;
+  }
+  return undefined;
 }
 
 /** Which workspace packages each package may import, by package name. */

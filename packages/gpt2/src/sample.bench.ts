@@ -4,7 +4,7 @@
 // and never falls back to re-prefilling; hardware: GPT-2 124M (d12, random weights) with a 64-token prompt and 256
 // new tokens. The check: both paths emit the same token ids.
 import type { Gpu } from '@wgpt/runtime';
-import type { BenchRow, BenchSuite } from '../../../bench/types.ts';
+import type { BenchRow, BenchSuite } from '@wgpt/bench';
 import { makeConfig, PRESETS } from './config.ts';
 import { initParams } from './init.ts';
 import { GPT2 } from './model.ts';

@@ -2,7 +2,7 @@
 // matmul rate, peak pooled GPU memory. Small config on software adapters; GPT-2 124M (B=8, T=1024) on hardware.
 import { backward, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { AdamW } from '@wgpt/kernels';
-import type { BenchRow, BenchSuite } from '../../../bench/types.ts';
+import type { BenchRow, BenchSuite } from '@wgpt/bench';
 import { makeConfig, paramCount, PRESETS } from './config.ts';
 import { initParams } from './init.ts';
 import { GPT2 } from './model.ts';

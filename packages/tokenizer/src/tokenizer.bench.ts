@@ -1,7 +1,7 @@
 // Tokenizer benchmarks: encode throughput for the three OpenAI encodings against js-tiktoken, gpt-tokenizer and
 // tiktoken (wasm) on the same text in the same run, decode throughput, and training time / peak memory.
 import { createRequire } from 'node:module';
-import type { BenchRow, BenchSuite } from '../../../bench/types.ts';
+import type { BenchRow, BenchSuite } from '@wgpt/bench';
 import { getEncoding, OPENAI_ENCODING_NAMES, type OpenAiEncodingName } from './registry.ts';
 import { codeText, englishText, htmlText, localizedText } from './testing/corpus.ts';
 import { trainBpe } from './train.ts';
