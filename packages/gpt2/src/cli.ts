@@ -1,9 +1,10 @@
 // `wgpt train`, `wgpt sample`, `wgpt eval`.
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Gpu, noGrad, tensor, tidyAsync, WgptError } from '@wgpt/runtime';
+import { Gpu, noGrad, tensor, tidyAsync, UsageError, WgptError } from '@wgpt/runtime';
 import { getEncoding, isOpenAiEncodingName, loadTokenizer, type Encoding } from '@wgpt/tokenizer';
+import { checkpointDirOf, checkpointModelPath, removeCheckpoints } from './checkpoint.ts';
 import { makeConfig, PRESETS, type GPT2Config } from './config.ts';
 import { importHfGpt2 } from './hf.ts';
 import { initParams } from './init.ts';
@@ -32,8 +33,12 @@ export function pickEncoding(name: string): Encoding {
 
 /** A model from an llm.c .bin, a checkpoint folder, or a Hugging Face GPT-2 .safetensors file. */
 export function loadModelFile(path: string): ModelFile {
-  if (!existsSync(path)) throw new WgptError(`${path}: no such checkpoint`);
-  if (statSync(path).isDirectory()) return readLlmcModel(join(path, 'model.bin'));
+  // A checkpoint folder: its model.bin, or after a crash the newest whole one beside it (checkpoint.old, .tmp-*).
+  if (!existsSync(path) || statSync(path).isDirectory()) {
+    const model = checkpointModelPath(path);
+    if (!existsSync(model)) throw new WgptError(`${path}: no such checkpoint`);
+    return readLlmcModel(model);
+  }
   if (path.endsWith('.safetensors')) return importHfGpt2(path);
   return readLlmcModel(path);
 }
@@ -45,6 +50,43 @@ function configFrom(o: { preset?: string; depth?: number; channels?: number; hea
     return makeConfig({ ...p, V: o.vocab ?? p.V, maxT: o.context ?? p.maxT });
   }
   return makeConfig({ L: o.depth ?? 2, C: o.channels ?? 64, NH: o.heads ?? 4, V: o.vocab ?? vocabDefault, maxT: o.context ?? 64 });
+}
+
+/** What a run folder already holds of a training run (log, plot, checkpoint folders), by name. */
+export function runContents(dir: string): string[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
+  return readdirSync(dir)
+    .filter((n) => n === 'log.jsonl' || n === 'loss.svg' || n === 'checkpoint' || n.startsWith('checkpoint.'))
+    .sort();
+}
+
+/**
+ * Refuses to start over in (or resume into) a folder that holds another run, unless --overwrite; with it, clears
+ * that run's log and checkpoints when resuming from elsewhere (a fresh run clears them itself, in train()).
+ */
+export function checkOutDir(out: string, resume: string | undefined, overwrite: boolean): void {
+  const held = runContents(out);
+  if (!held.length) return;
+  const what = `${out} already holds a training run (${held.join(', ')})`;
+  if (!resume) {
+    const resumeHint = `--resume ${join(out, 'checkpoint')}`;
+    if (!overwrite) {
+      throw new WgptError(`${what}; continue it with ${resumeHint}, or pass --overwrite to start over (deletes them)`);
+    }
+    return;
+  }
+  const ck = checkpointDirOf(resume);
+  if (resolve(dirname(ck)) === resolve(out)) {
+    if (overwrite) {
+      throw new UsageError(`--overwrite would delete ${basename(ck)}, which --resume continues from; leave it out`);
+    }
+    return;
+  }
+  if (!overwrite) {
+    throw new WgptError(`${what}, not the run of ${ck}; choose another --out, or pass --overwrite to replace that run`);
+  }
+  rmSync(join(out, 'log.jsonl'), { force: true });
+  removeCheckpoints(join(out, 'checkpoint'));
 }
 
 export function register(program: Command): void {
@@ -75,13 +117,31 @@ export function register(program: Command): void {
     .option('--checkpoint-every <n>', 'checkpoint every N steps (always at the end)', int, 0)
     .option('--tokenizer <name|dir>', 'tokenizer for printing samples', 'r50k_base')
     .option('--out <dir>', 'run folder: log.jsonl, loss.svg, checkpoint/', 'out/train')
-    .option('--resume <dir>', 'continue from a checkpoint folder')
+    .option('--resume <dir>', 'continue from a checkpoint folder (after a crash: the newest complete one beside it)')
+    .option('--overwrite', 'start over in an --out folder that holds a run, deleting its log and checkpoints')
+    .option('--allow-change', 'resume even if settings that change the numbers (data, batch, schedule, seed...) differ')
     .option('--seed <n>', 'seed for init and data order', int, 42)
     .action(async (o, cmd: Command) => {
+      checkOutDir(o.out, o.resume, !!o.overwrite);
       const enc = pickEncoding(o.tokenizer);
       const shards = findShards(o.data);
       let init: ModelFile | null = o.initFrom ? loadModelFile(o.initFrom) : null;
       const config = init ? init.config : configFrom(o, enc.nVocab);
+      // The tokenizer prints samples; when it is used (or named), it must fit the model, checked before step 1.
+      if (o.sampleEvery > 0 || cmd.getOptionValueSource('tokenizer') === 'cli') {
+        if (enc.nVocab > config.V) {
+          throw new WgptError(
+            `tokenizer ${o.tokenizer} has ${enc.nVocab} tokens, more than the model's vocabulary V=${config.V}: ` +
+              `give the model the tokenizer's size (--vocab ${enc.nVocab}) or use the tokenizer the data was made with`,
+          );
+        }
+        if (o.sampleEvery > 0 && enc.eotToken < 0) {
+          throw new WgptError(
+            `tokenizer ${o.tokenizer} has no <|endoftext|> special token (it was trained without special tokens), and ` +
+              `samples start from it: train the tokenizer with it (the default of --special), or pass --sample-every 0`,
+          );
+        }
+      }
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
       let stop = false;
       const onInt = () => {
@@ -112,6 +172,7 @@ export function register(program: Command): void {
           checkpointEvery: o.checkpointEvery,
           outDir: o.out,
           resume: o.resume,
+          allowChange: !!o.allowChange,
           seed: o.seed,
           decode: (ids) => enc.decode(ids),
           eotToken: enc.eotToken,
@@ -145,12 +206,23 @@ export function register(program: Command): void {
       const enc = pickEncoding(o.tokenizer);
       const m = loadModelFile(o.checkpoint);
       const ids = (s: string) => s.split(',').map((x) => int(x.trim()));
+      if (!o.promptIds && o.prompt === undefined && enc.eotToken < 0) {
+        throw new WgptError(
+          `tokenizer ${o.tokenizer} has no <|endoftext|> special token (it was trained without special tokens), ` +
+            `which a sample without a prompt starts from: give --prompt or --prompt-ids`,
+        );
+      }
       const prompt = o.promptIds ? ids(o.promptIds) : o.prompt !== undefined ? enc.encode(o.prompt, { allowedSpecial: 'all' }) : [enc.eotToken];
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
       try {
         const model = new GPT2(gpu, m.config, m.params);
         const out: number[] = [];
-        const opts = { maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopTokens: o.stop ? ids(o.stop) : [enc.eotToken], kvCache: o.kvCache !== false };
+        // Without <|endoftext|> (a tokenizer trained without special tokens) a sample stops only at --max-tokens.
+        const stopTokens = o.stop ? ids(o.stop) : enc.eotToken >= 0 ? [enc.eotToken] : [];
+        const opts = {
+          ...{ maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed },
+          ...{ stopTokens, kvCache: o.kvCache !== false },
+        };
         let printed = '';
         // The prompt first (a document continues it), unless it is only <|endoftext|> (an unconditioned sample).
         if (!o.json && !(prompt.length === 1 && prompt[0] === enc.eotToken)) process.stdout.write(printable(enc.decode(prompt)));
@@ -183,7 +255,7 @@ export function register(program: Command): void {
     .option('--batches <n>', 'at most this many batches (default: the whole shard)', int)
     .action(async (o, cmd: Command) => {
       const m = loadModelFile(o.checkpoint);
-      const loader = new ShardLoader([o.tokens], o.batch, o.seq, { shuffle: false, seed: 0 });
+      const loader = new ShardLoader([o.tokens], o.batch, o.seq, { shuffle: false, seed: 0, vocab: m.config.V });
       const n = Math.min(o.batches ?? Infinity, loader.batchesPerEpoch);
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
       try {
@@ -196,7 +268,13 @@ export function register(program: Command): void {
             return loss!.item();
           });
         }
-        console.log(JSON.stringify({ checkpoint: o.checkpoint, tokens: o.tokens, batches: n, B: o.batch, T: o.seq, loss: sum / n }));
+        const loss = sum / n;
+        if (!Number.isFinite(loss)) {
+          const why = n ? 'the model holds NaN or infinite parameters' : 'no batches (--batches 0)';
+          throw new WgptError(`${o.checkpoint}: the loss on ${o.tokens} over ${n} batches is ${loss}: ${why}`);
+        }
+        const { checkpoint, tokens } = o;
+        console.log(JSON.stringify({ checkpoint, tokens, batches: n, B: o.batch, T: o.seq, loss }));
         model.dispose();
       } finally {
         gpu.destroy();
