@@ -65,6 +65,7 @@ export function runContents(dir: string): string[] {
  * that run's log and checkpoints when resuming from elsewhere (a fresh run clears them itself, in train()).
  */
 export function checkOutDir(out: string, resume: string | undefined, overwrite: boolean): void {
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a file, not a folder`);
   const held = runContents(out);
   if (!held.length) return;
   const what = `${out} already holds a training run (${held.join(', ')})`;
