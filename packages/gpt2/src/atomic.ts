@@ -24,9 +24,10 @@ export function setIoChunkBytes(n: number): number {
 }
 
 /**
- * Crash testing: every rename and removal of the checkpoint writer goes through faultPoint first. A hook set
- * here (or the environment variable WGPT_TEST_KILL_AT=N, which SIGKILLs the process at the Nth such operation) can
- * stop the process exactly between two file-system operations.
+ * Crash testing: every rename and removal made through this module (checkpoint writing, the log rewrite on resume,
+ * any writeFileAtomic) goes through faultPoint first. A hook set here (or the environment variable
+ * WGPT_TEST_KILL_AT=N, which SIGKILLs the process at the Nth such operation) can stop the process exactly between
+ * two file-system operations.
  */
 export type FaultHook = (op: 'rename' | 'remove', path: string) => void;
 let faultHook: FaultHook | null = null;
