@@ -1,7 +1,10 @@
 // Token shards in llm.c's format, and their reader (used by the GPT-2 trainer).
 //
 // Layout: a 1024-byte header of 256 little-endian int32, then the tokens.
-//   header[0] = magic, header[1] = version, header[2] = number of tokens, the rest 0.
+//   header[0] = magic, header[1] = version, header[2] = number of tokens, the rest 0, except (ours, since llm.c's
+//   readers look at header[0..2] only) header[3] = MAX_ID_TAG and header[4] = the largest token id in the shard, so
+//   a reader can check the shard against a model's vocabulary without reading the tokens. Shards without the tag
+//   are scanned once; the result is remembered in SHARD_MAX_IDS_FILE beside them (when the folder is writable).
 //   magic 20240520, version 1: uint16 tokens (llm.c's GPT-2 shards; vocabularies of ≤ 65,536 tokens).
 //   magic 20240520, version 2: uint32 tokens (wgpt's own, for larger vocabularies such as cl100k/o200k).
 //   magic 20240801, version 7: uint32 tokens (llm.c's Llama-3 shards; read, never written).
@@ -16,6 +19,10 @@ export const LLAMA3_MAGIC = 20240801;
 export const LLAMA3_VERSION = 7;
 export const HEADER_INTS = 256;
 export const HEADER_BYTES = HEADER_INTS * 4;
+/** header[3] holds this when header[4] is the largest token id (0x57475054, "WGPT"). */
+export const MAX_ID_TAG = 0x57475054;
+/** Per folder: the largest token id of shards written without it in their header (name, size, mtime, max id). */
+export const SHARD_MAX_IDS_FILE = '.wgpt-shard-max-ids.json';
 
 export class ShardFormatError extends Error {
   constructor(readonly file: string, problem: string) {
@@ -33,10 +40,14 @@ export interface ShardHeader {
 
 /** Reads and validates a shard header against the file size. Throws ShardFormatError naming the file and the problem. */
 export function readShardHeader(file: string): ShardHeader {
+  return readHeader(file).header;
+}
+
+function readHeader(file: string): { header: ShardHeader; ints: Int32Array; size: number; mtimeMs: number } {
   let fd: number;
   try { fd = fs.openSync(file, 'r'); } catch (e) { throw new ShardFormatError(file, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
   try {
-    const size = fs.fstatSync(fd).size;
+    const { size, mtimeMs } = fs.fstatSync(fd);
     if (size < HEADER_BYTES) throw new ShardFormatError(file, `file is ${size} bytes, shorter than the ${HEADER_BYTES}-byte header`);
     const b = Buffer.alloc(HEADER_BYTES);
     fs.readSync(fd, b, 0, HEADER_BYTES, 0);
@@ -57,7 +68,8 @@ export function readShardHeader(file: string): ShardHeader {
     if (size !== expected) {
       throw new ShardFormatError(file, `header[2] says ${tokens} tokens (${expected} bytes with the header) but the file is ${size} bytes${size < expected ? ' (truncated?)' : ''}`);
     }
-    return { magic, version, tokens, bytesPerToken };
+    const ints = new Int32Array(b.buffer, b.byteOffset, HEADER_INTS).slice();
+    return { header: { magic, version, tokens, bytesPerToken }, ints, size, mtimeMs };
   } finally {
     fs.closeSync(fd);
   }
@@ -69,6 +81,78 @@ export function readShard(file: string): Uint16Array | Uint32Array {
   const b = fs.readFileSync(file);
   const ab = b.buffer.slice(b.byteOffset + HEADER_BYTES, b.byteOffset + b.length);
   return h.bytesPerToken === 2 ? new Uint16Array(ab) : new Uint32Array(ab);
+}
+
+const maxIdMemo = new Map<string, { size: number; mtimeMs: number; maxTokenId: number }>();
+
+/**
+ * The largest token id in a shard (-1 when it has no tokens): from the header when the shard carries it, else
+ * from one scan of the tokens, remembered in memory and in the folder's SHARD_MAX_IDS_FILE.
+ */
+export function shardMaxTokenId(file: string): number {
+  const { header, ints, size, mtimeMs } = readHeader(file);
+  if (ints[3] === MAX_ID_TAG) {
+    const max = ints[4]!;
+    if (max < -1 || (header.bytesPerToken === 2 && max > 0xffff)) {
+      throw new ShardFormatError(file, `header[4] holds an impossible largest token id ${max}`);
+    }
+    return max;
+  }
+  const abs = path.resolve(file);
+  const known = (e: { size: number; mtimeMs: number } | undefined) => e && e.size === size && e.mtimeMs === mtimeMs;
+  const memo = maxIdMemo.get(abs);
+  if (known(memo)) return memo!.maxTokenId;
+  const manifestFile = path.join(path.dirname(abs), SHARD_MAX_IDS_FILE);
+  let manifest: Record<string, { size: number; mtimeMs: number; maxTokenId: number }> = {};
+  try {
+    const m = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as unknown;
+    if (typeof m === 'object' && m !== null && !Array.isArray(m)) manifest = m as typeof manifest;
+  } catch {
+    /* none yet, or unreadable: scan */
+  }
+  const entry = manifest[path.basename(abs)];
+  if (known(entry) && Number.isInteger(entry!.maxTokenId)) {
+    maxIdMemo.set(abs, entry!);
+    return entry!.maxTokenId;
+  }
+  const maxTokenId = scanMaxTokenId(file, header);
+  const rec = { size, mtimeMs, maxTokenId };
+  maxIdMemo.set(abs, rec);
+  manifest[path.basename(abs)] = rec;
+  const tmp = `${manifestFile}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(manifest, null, 1) + '\n');
+    fs.renameSync(tmp, manifestFile);
+  } catch {
+    fs.rmSync(tmp, { force: true }); // a read-only data folder: the scan is remembered for this process only
+  }
+  return maxTokenId;
+}
+
+function scanMaxTokenId(file: string, h: ShardHeader): number {
+  const fd = fs.openSync(file, 'r');
+  try {
+    let max = -1;
+    const perRead = 1 << 22; // tokens per read: a bounded buffer, whatever the shard's size
+    const buf = Buffer.alloc(perRead * h.bytesPerToken);
+    for (let done = 0; done < h.tokens; ) {
+      const n = Math.min(perRead, h.tokens - done);
+      const want = n * h.bytesPerToken;
+      let got = 0;
+      while (got < want) {
+        const r = fs.readSync(fd, buf, got, want - got, HEADER_BYTES + done * h.bytesPerToken + got);
+        if (r <= 0) throw new ShardFormatError(file, `unexpected end of file at token ${done + got / h.bytesPerToken}`);
+        got += r;
+      }
+      const Ids = h.bytesPerToken === 2 ? Uint16Array : Uint32Array;
+      const t = new Ids(buf.buffer, buf.byteOffset, n);
+      for (let i = 0; i < n; i++) if (t[i]! > max) max = t[i]!;
+      done += n;
+    }
+    return max;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export interface ShardInfo { file: string; split: string; tokens: number; docs: number }
@@ -93,6 +177,7 @@ export class ShardWriter {
   private tmp = '';
   private count = 0;
   private docs = 0;
+  private maxId = -1;
   private index = 0;
   private readonly shardTokens: number;
   constructor(readonly o: ShardWriterOptions) {
@@ -109,6 +194,7 @@ export class ShardWriter {
     fs.writeSync(this.fd, Buffer.alloc(HEADER_BYTES));
     this.count = 0;
     this.docs = 0;
+    this.maxId = -1;
   }
   /** Appends one document's tokens (the caller puts the end-of-text token first). */
   addDocument(tokens: ArrayLike<number>): void {
@@ -122,6 +208,7 @@ export class ShardWriter {
         const t = tokens[off + i];
         if (t < 0 || t >= this.o.nVocab || !Number.isInteger(t)) throw new Error(`token ${t} out of range for vocabulary of ${this.o.nVocab}`);
         arr[i] = t;
+        if (t > this.maxId) this.maxId = t;
       }
       fs.writeSync(this.fd!, new Uint8Array(arr.buffer));
       this.count += n;
@@ -136,6 +223,8 @@ export class ShardWriter {
     h.writeInt32LE(SHARD_MAGIC, 0);
     h.writeInt32LE(this.bytesPerToken === 2 ? SHARD_VERSION_U16 : SHARD_VERSION_U32, 4);
     h.writeInt32LE(this.count, 8);
+    h.writeInt32LE(MAX_ID_TAG, 12);
+    h.writeInt32LE(this.maxId, 16);
     fs.writeSync(this.fd, h, 0, HEADER_BYTES, 0);
     fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);

@@ -1,10 +1,11 @@
 // `wgpt train`, `wgpt sample`, `wgpt eval`.
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { intArg, intListArg, numArg, stopOnSignals, UsageError, withPath } from '@wgpt/base';
 import { Gpu, noGrad, tensor, tidyAsync, WgptError } from '@wgpt/runtime';
 import { getEncoding, isOpenAiEncodingName, loadTokenizer, type Encoding } from '@wgpt/tokenizer';
+import { checkpointDirOf, checkpointModelPath, removeCheckpoints } from './checkpoint.ts';
 import { makeConfig, PRESETS, type GPT2Config } from './config.ts';
 import { importHfGpt2 } from './hf.ts';
 import { initParams } from './init.ts';
@@ -32,11 +33,12 @@ export function pickEncoding(name: string): Encoding {
 
 /** A model from an llm.c .bin, a checkpoint folder, or a Hugging Face GPT-2 .safetensors file. */
 export function loadModelFile(path: string): ModelFile {
-  if (!existsSync(path)) throw new WgptError(`${path}: no such checkpoint`);
+  // A checkpoint folder: its model.bin, or after a crash the newest whole one beside it (checkpoint.old, .tmp-*).
   // A read error names no file on its own (a folder where a file should be gives a bare EISDIR).
-  if (statSync(path).isDirectory()) {
-    const file = join(path, 'model.bin');
-    return withPath(file, () => readLlmcModel(file));
+  if (!existsSync(path) || statSync(path).isDirectory()) {
+    const model = checkpointModelPath(path);
+    if (!existsSync(model)) throw new WgptError(`${path}: no such checkpoint`);
+    return withPath(model, () => readLlmcModel(model));
   }
   if (path.endsWith('.safetensors')) return withPath(path, () => importHfGpt2(path));
   return withPath(path, () => readLlmcModel(path));
@@ -76,6 +78,44 @@ function checkPrompt(prompt: number[], V: number, flag: string): void {
   }
 }
 
+/** What a run folder already holds of a training run (log, plot, checkpoint folders), by name. */
+export function runContents(dir: string): string[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
+  return readdirSync(dir)
+    .filter((n) => n === 'log.jsonl' || n === 'loss.svg' || n === 'checkpoint' || n.startsWith('checkpoint.'))
+    .sort();
+}
+
+/**
+ * Refuses to start over in (or resume into) a folder that holds another run, unless --overwrite; with it, clears
+ * that run's log and checkpoints when resuming from elsewhere (a fresh run clears them itself, in train()).
+ */
+export function checkOutDir(out: string, resume: string | undefined, overwrite: boolean): void {
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a file, not a folder`);
+  const held = runContents(out);
+  if (!held.length) return;
+  const what = `${out} already holds a training run (${held.join(', ')})`;
+  if (!resume) {
+    const resumeHint = `--resume ${join(out, 'checkpoint')}`;
+    if (!overwrite) {
+      throw new WgptError(`${what}; continue it with ${resumeHint}, or pass --overwrite to start over (deletes them)`);
+    }
+    return;
+  }
+  const ck = checkpointDirOf(resume);
+  if (resolve(dirname(ck)) === resolve(out)) {
+    if (overwrite) {
+      throw new UsageError(`--overwrite would delete ${basename(ck)}, which --resume continues from; leave it out`);
+    }
+    return;
+  }
+  if (!overwrite) {
+    throw new WgptError(`${what}, not the run of ${ck}; choose another --out, or pass --overwrite to replace that run`);
+  }
+  rmSync(join(out, 'log.jsonl'), { force: true });
+  removeCheckpoints(join(out, 'checkpoint'));
+}
+
 export function register(program: Command): void {
   program
     .command('train')
@@ -104,14 +144,32 @@ export function register(program: Command): void {
     .option('--checkpoint-every <n>', 'checkpoint every N steps, and at the end (0: only at the end)', count, 0)
     .option('--tokenizer <name|dir>', 'tokenizer for printing samples', 'r50k_base')
     .option('--out <dir>', 'run folder: log.jsonl, loss.svg, checkpoint/', 'out/train')
-    .option('--resume <dir>', 'continue from a checkpoint folder')
+    .option('--resume <dir>', 'continue from a checkpoint folder (after a crash: the newest complete one beside it)')
+    .option('--overwrite', 'start over in an --out folder that holds a run, deleting its log and checkpoints')
+    .option('--allow-change', 'resume even if settings that change the numbers (data, batch, schedule, seed...) differ')
     .option('--seed <n>', 'seed for init and data order', seed, 42)
     .action(async (o, cmd: Command) => {
+      checkOutDir(o.out, o.resume, !!o.overwrite);
       const enc = pickEncoding(o.tokenizer);
       const shards = findShards(o.data);
       let init: ModelFile | null = o.initFrom ? loadModelFile(o.initFrom) : null;
       const config = init ? init.config : configFrom(o, enc.nVocab);
       checkBatchFlags(o, config);
+      // The tokenizer prints samples; when it is used (or named), it must fit the model, checked before step 1.
+      if (o.sampleEvery > 0 || cmd.getOptionValueSource('tokenizer') === 'cli') {
+        if (enc.nVocab > config.V) {
+          throw new WgptError(
+            `tokenizer ${o.tokenizer} has ${enc.nVocab} tokens, more than the model's vocabulary V=${config.V}: ` +
+              `give the model the tokenizer's size (--vocab ${enc.nVocab}) or use the tokenizer the data was made with`,
+          );
+        }
+        if (o.sampleEvery > 0 && enc.eotToken < 0) {
+          throw new WgptError(
+            `tokenizer ${o.tokenizer} has no <|endoftext|> special token (it was trained without special tokens), and ` +
+              `samples start from it: train the tokenizer with it (the default of --special), or pass --sample-every 0`,
+          );
+        }
+      }
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
       // SIGINT and SIGTERM stop after the step in progress, with a checkpoint; the exit status then says which.
       const signals = stopOnSignals('finishing this step, writing a checkpoint, then exiting');
@@ -137,6 +195,7 @@ export function register(program: Command): void {
           checkpointEvery: o.checkpointEvery,
           outDir: o.out,
           resume: o.resume,
+          allowChange: !!o.allowChange,
           seed: o.seed,
           decode: (ids) => enc.decode(ids),
           eotToken: enc.eotToken,
@@ -169,6 +228,12 @@ export function register(program: Command): void {
     .action(async (o, cmd: Command) => {
       const enc = pickEncoding(o.tokenizer);
       const m = loadModelFile(o.checkpoint);
+      if (!o.promptIds && o.prompt === undefined && enc.eotToken < 0) {
+        throw new WgptError(
+          `tokenizer ${o.tokenizer} has no <|endoftext|> special token (it was trained without special tokens), ` +
+            `which a sample without a prompt starts from: give --prompt or --prompt-ids`,
+        );
+      }
       const hasText = o.prompt !== undefined;
       const prompt: number[] =
         o.promptIds ?? (hasText ? enc.encode(o.prompt, { allowedSpecial: 'all' }) : [enc.eotToken]);
@@ -177,13 +242,15 @@ export function register(program: Command): void {
       try {
         const model = new GPT2(gpu, m.config, m.params);
         const out: number[] = [];
+        // Without <|endoftext|> (a tokenizer trained without special tokens) a sample stops only at --max-tokens.
+        const stopTokens: number[] = o.stop ?? (enc.eotToken >= 0 ? [enc.eotToken] : []);
         const opts = {
           maxNewTokens: o.maxTokens,
           temperature: o.temperature,
           topK: o.topK,
           topP: o.topP,
           seed: o.seed,
-          stopTokens: o.stop ?? [enc.eotToken],
+          stopTokens,
           kvCache: o.kvCache !== false,
         };
         let printed = '';
@@ -221,7 +288,10 @@ export function register(program: Command): void {
       if (o.seq > m.config.maxT) {
         throw new UsageError(`-T, --seq ${o.seq} exceeds the model's context ${m.config.maxT}`);
       }
-      const loader = withPath(o.tokens, () => new ShardLoader([o.tokens], o.batch, o.seq, { shuffle: false, seed: 0 }));
+      const loader = withPath(
+        o.tokens,
+        () => new ShardLoader([o.tokens], o.batch, o.seq, { shuffle: false, seed: 0, vocab: m.config.V }),
+      );
       const n = Math.min(o.batches ?? Infinity, loader.batchesPerEpoch);
       const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
       try {
@@ -234,7 +304,13 @@ export function register(program: Command): void {
             return loss!.item();
           });
         }
-        console.log(JSON.stringify({ checkpoint: o.checkpoint, tokens: o.tokens, batches: n, B: o.batch, T: o.seq, loss: sum / n }));
+        const loss = sum / n;
+        if (!Number.isFinite(loss)) {
+          const why = n ? 'the model holds NaN or infinite parameters' : 'no batches (--batches 0)';
+          throw new WgptError(`${o.checkpoint}: the loss on ${o.tokens} over ${n} batches is ${loss}: ${why}`);
+        }
+        const { checkpoint, tokens } = o;
+        console.log(JSON.stringify({ checkpoint, tokens, batches: n, B: o.batch, T: o.seq, loss }));
         model.dispose();
       } finally {
         gpu.destroy();

@@ -2,7 +2,7 @@ export * from './config.ts';
 export * from './llmc.ts';
 export * from './safetensors.ts';
 export * from './hf.ts';
-export { writeFileAtomic } from './atomic.ts';
+export { writeFileAtomic, setFaultHook, setIoChunkBytes, ioChunkBytes, type FaultHook } from './atomic.ts';
 export * from './init.ts';
 export * from './model.ts';
 export * from './loader.ts';

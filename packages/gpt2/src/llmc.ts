@@ -1,9 +1,9 @@
 // llm.c's GPT-2 model file: 256 int32 header, then every parameter as fp32 in llm.c's order.
 // header[0] = 20240326 (magic), [1] = 3 (fp32; llm.c's 5 is bf16), [2] = maxT, [3] = V, [4] = L, [5] = NH,
 // [6] = C, [7] = Vp. A gpt2_124M.bin written by llm.c loads here, and ours loads there.
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { WgptError } from '@wgpt/runtime';
-import { writeFileAtomic } from './atomic.ts';
+import { readAt, writeFileAtomic } from './atomic.ts';
 import { paramCount, validateConfig, type GPT2Config } from './config.ts';
 
 export const LLMC_MODEL_MAGIC = 20240326;
@@ -16,7 +16,8 @@ export interface ModelFile {
   params: Float32Array;
 }
 
-export function readLlmcModel(path: string): ModelFile {
+/** Reads a model file in pieces (any size); `onPiece` sees the parameter bytes as they arrive (for hashing). */
+export function readLlmcModel(path: string, opts: { onPiece?: (piece: Uint8Array) => void } = {}): ModelFile {
   let size: number;
   try {
     size = statSync(path).size;
@@ -27,7 +28,7 @@ export function readLlmcModel(path: string): ModelFile {
   const fd = openSync(path, 'r');
   try {
     const header = new Int32Array(HEADER_INTS);
-    readSync(fd, header, 0, HEADER_INTS * 4, 0);
+    readAt(fd, header, 0, path);
     if (header[0] !== LLMC_MODEL_MAGIC) throw new WgptError(`${path}: bad magic ${header[0]} (an llm.c model file starts with ${LLMC_MODEL_MAGIC}; token shards use 20240520)`);
     if (header[1] !== LLMC_MODEL_FP32) {
       throw new WgptError(`${path}: model file version ${header[1]} is not supported (only ${LLMC_MODEL_FP32} = fp32; llm.c's version 5 is bf16)`);
@@ -42,13 +43,7 @@ export function readLlmcModel(path: string): ModelFile {
     const want = HEADER_INTS * 4 + n * 4;
     if (size !== want) throw new WgptError(`${path}: ${size} bytes, but the header's config (${JSON.stringify(config)}) needs ${want} (${n} parameters)`);
     const params = new Float32Array(n);
-    let off = 0;
-    const bytes = new Uint8Array(params.buffer);
-    while (off < bytes.byteLength) {
-      const got = readSync(fd, bytes, off, Math.min(bytes.byteLength - off, 1 << 30), HEADER_INTS * 4 + off);
-      if (got <= 0) throw new WgptError(`${path}: unexpected end of file at byte ${HEADER_INTS * 4 + off}`);
-      off += got;
-    }
+    readAt(fd, params, HEADER_INTS * 4, path, opts.onPiece);
     return { config, params };
   } finally {
     closeSync(fd);

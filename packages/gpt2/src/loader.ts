@@ -1,9 +1,11 @@
 // llm.c's data loader over token shards, with per-epoch shuffling: each epoch visits the shards in a shuffled
 // order and, within a shard, its B·T windows in a shuffled order (targets are the next tokens, so a window reads
 // B·T + 1). The position is a small state object, so a resumed run continues with exactly the next batch.
-import { readShard, readShardHeader } from '@wgpt/data';
-import { WgptError } from '@wgpt/runtime';
-import { mulberry32 } from '@wgpt/runtime';
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { basename } from 'node:path';
+import { readShard, readShardHeader, ShardFormatError, shardMaxTokenId } from '@wgpt/data';
+import { mulberry32, WgptError } from '@wgpt/runtime';
 
 export interface LoaderState {
   epoch: number;
@@ -29,20 +31,39 @@ export class ShardLoader {
   private readonly windows: number[];
   private st: LoaderState = { epoch: 0, shard: 0, window: 0 };
 
-  /** With shuffle false (validation) the shards and windows are read in order, and reset() starts over. */
+  /**
+   * With shuffle false (validation) the shards and windows are read in order, and reset() starts over. With `vocab`
+   * (the model's V) every shard is checked up front to hold only ids below it (from the shard header, cheaply).
+   */
   constructor(
     readonly files: string[],
     readonly B: number,
     readonly T: number,
-    readonly opts: { shuffle: boolean; seed: number },
+    readonly opts: { shuffle: boolean; seed: number; vocab?: number },
   ) {
     if (!files.length) throw new WgptError('ShardLoader: no shard files');
-    this.windows = files.map((f) => {
-      const h = readShardHeader(f);
-      const w = Math.floor((h.tokens - 1) / (B * T));
-      if (w < 1) throw new WgptError(`${f}: ${h.tokens} tokens is less than one batch of B·T + 1 = ${B * T + 1}; use a smaller batch (-B, -T)`);
-      return w;
-    });
+    this.windows = files.map((f) =>
+      asWgptError(() => {
+        const h = readShardHeader(f);
+        const w = Math.floor((h.tokens - 1) / (B * T));
+        if (w < 1) {
+          const one = `one batch of B·T + 1 = ${B * T + 1}`;
+          throw new WgptError(`${f}: ${h.tokens} tokens is less than ${one}; use a smaller batch (-B, -T)`);
+        }
+        const V = opts.vocab;
+        if (V !== undefined) {
+          const max = shardMaxTokenId(f);
+          if (max >= V) {
+            throw new WgptError(
+              `${f}: token id ${max} is outside the model's vocabulary V=${V} (ids 0..${V - 1}); the shards were ` +
+                `made with a larger tokenizer than this model's: use the model (or --vocab) of that tokenizer, or ` +
+                `re-tokenize the data`,
+            );
+          }
+        }
+        return w;
+      }),
+    );
   }
 
   get state(): LoaderState {
@@ -80,7 +101,7 @@ export class ShardLoader {
       idx = order[this.st.shard]!;
     }
     const file = this.files[idx]!;
-    if (this.cache?.file !== file) this.cache = { file, tokens: readShard(file) };
+    if (this.cache?.file !== file) this.cache = { file, tokens: asWgptError(() => readShard(file)) };
     const nw = this.windows[idx]!;
     let w = this.st.window;
     if (this.opts.shuffle) {
@@ -100,5 +121,42 @@ export class ShardLoader {
     const epoch = this.st.epoch;
     this.st.window++;
     return { inputs, targets, epoch };
+  }
+}
+
+/** A damaged shard is the user's to fix: its format error (which names the file) becomes a one-line WgptError. */
+function asWgptError<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof ShardFormatError) throw new WgptError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * A shard's identity for checking that a resumed run reads the same data: its name, token count, and a SHA-256
+ * of its first and last 64 KiB (cheap for any size, and catches data re-made under the same names).
+ */
+export function shardFingerprint(file: string): { name: string; tokens: number; sample: string } {
+  const tokens = asWgptError(() => readShardHeader(file)).tokens;
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const h = createHash('sha256');
+    const piece = 1 << 16;
+    const ranges = size > 2 * piece ? [[0, piece], [size - piece, piece]] : [[0, size]];
+    for (const [at, len] of ranges) {
+      const b = Buffer.alloc(len!);
+      for (let got = 0; got < len!; ) {
+        const r = readSync(fd, b, got, len! - got, at! + got);
+        if (r <= 0) throw new WgptError(`${file}: unexpected end of file at byte ${at! + got}`);
+        got += r;
+      }
+      h.update(b);
+    }
+    return { name: basename(file), tokens, sample: h.digest('hex').slice(0, 16) };
+  } finally {
+    closeSync(fd);
   }
 }

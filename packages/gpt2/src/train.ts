@@ -1,16 +1,17 @@
 // The GPT-2 training loop (llm.c's train_gpt2 on wgpt): AdamW with a cosine schedule after warmup, gradient
 // accumulation to a total batch in tokens, clipping at a global norm, validation every N steps, a sample every N
 // steps, one log line per step (+ JSONL), a loss plot at the end, atomic checkpoints and exact resume.
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { backward, noGrad, tensor, tidyAsync, WgptError, type Gpu } from '@wgpt/runtime';
 import { AdamW, gemm } from '@wgpt/kernels';
 import { paramCount, type GPT2Config } from './config.ts';
-import { ShardLoader } from './loader.ts';
+import { ShardLoader, shardFingerprint } from './loader.ts';
 import { GPT2 } from './model.ts';
 import { lossPlotSvg } from './plot.ts';
 import { generate, printable } from './sample.ts';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { loadCheckpoint, removeCheckpoints, saveCheckpoint, tidyCheckpoints } from './checkpoint.ts';
+import { writeFileAtomic } from './atomic.ts';
 
 export interface TrainOptions {
   config: GPT2Config;
@@ -34,9 +35,18 @@ export interface TrainOptions {
   sampleEvery: number;
   sampleTokens: number;
   checkpointEvery: number;
+  /**
+   * Run folder: log.jsonl, loss.svg, checkpoint/. A run that does not resume starts over there: it empties the log
+   * and removes earlier checkpoints (the CLI refuses an existing run folder unless --overwrite).
+   */
   outDir: string;
-  /** Continue from the checkpoint in this folder (model.bin + state.bin). */
+  /**
+   * Continue from the checkpoint in this folder (model.bin + state.bin), or from the newest complete one beside it
+   * after a crash. The run's settings must equal the checkpoint's (see RunSettings) unless `allowChange`.
+   */
   resume?: string;
+  /** Resume even though settings that change the numbers differ from the checkpoint's (each change is logged). */
+  allowChange?: boolean;
   /** Stop (with a checkpoint) after this step, as if interrupted; the schedule still runs to `steps`. */
   stopAfter?: number;
   /** Checked after every step: return true to stop with a checkpoint (e.g. on SIGINT). */
@@ -61,6 +71,99 @@ export interface StepLog {
   mfu: number;
   skipped?: boolean;
   valLoss?: number;
+}
+
+/**
+ * The settings a resumed run must share with its checkpoint to continue exactly (the same numbers as a run that
+ * was never stopped): the training data, batch shape, schedule, optimizer and seed. The model's shape is checked
+ * from model.bin. Everything else may change on resume: validation and sample frequency and size, checkpoint
+ * frequency, output folder, validation data, tokenizer (only used to print samples).
+ */
+export interface RunSettings {
+  data: { name: string; tokens: number; sample: string }[];
+  B: number;
+  T: number;
+  totalBatchTokens: number;
+  steps: number;
+  lr: number;
+  warmupSteps: number;
+  finalLrFrac: number;
+  weightDecay: number;
+  maxNorm: number;
+  seed: number;
+}
+
+/** The command-line flag of each setting, for messages. */
+const SETTING_FLAGS: Record<Exclude<keyof RunSettings, 'data'>, string> = {
+  B: '-B',
+  T: '-T',
+  totalBatchTokens: '--total-batch',
+  steps: '--steps',
+  lr: '--lr',
+  warmupSteps: '--warmup',
+  finalLrFrac: '--final-lr-frac',
+  weightDecay: '--weight-decay',
+  maxNorm: '--grad-clip',
+  seed: '--seed',
+};
+
+export function runSettings(o: TrainOptions): RunSettings {
+  return {
+    data: o.trainFiles.map(shardFingerprint),
+    B: o.B,
+    T: o.T,
+    totalBatchTokens: o.totalBatchTokens,
+    steps: o.steps,
+    lr: o.lr,
+    warmupSteps: o.warmupSteps,
+    finalLrFrac: o.finalLrFrac,
+    weightDecay: o.weightDecay,
+    maxNorm: o.maxNorm,
+    seed: o.seed,
+  };
+}
+
+/** What differs between a checkpoint's settings and this run's, one `flag old → new` per change. */
+export function settingsChanges(old: Record<string, unknown>, now: RunSettings): string[] {
+  const out: string[] = [];
+  for (const [k, flag] of Object.entries(SETTING_FLAGS)) {
+    const a = old[k];
+    const b = now[k as keyof typeof SETTING_FLAGS];
+    if (a !== b) out.push(`${flag} ${a === undefined ? '(not recorded)' : JSON.stringify(a)} → ${b}`);
+  }
+  const was = Array.isArray(old.data) ? (old.data as RunSettings['data']) : [];
+  const desc = (d: RunSettings['data']) => {
+    const tokens = d.reduce((a, s) => a + (Number(s?.tokens) || 0), 0);
+    const names = `${d[0]?.name ?? 'none'}${d.length > 1 ? ', …' : ''}`;
+    return `${d.length} shard${d.length === 1 ? '' : 's'} of ${tokens} tokens (${names})`;
+  };
+  if (was.length !== now.data.length || was.some((s, i) => s?.name !== now.data[i]!.name)) {
+    out.push(`--data: training shards ${desc(was)} → ${desc(now.data)}`);
+  } else {
+    for (let i = 0; i < was.length; i++) {
+      const a = was[i]!;
+      const b = now.data[i]!;
+      if (a.tokens !== b.tokens) out.push(`--data: ${b.name} holds ${a.tokens} → ${b.tokens} tokens`);
+      else if (a.sample !== b.sample) out.push(`--data: ${b.name} has the same size but different tokens`);
+    }
+  }
+  return out;
+}
+
+/** A run's log.jsonl, one entry per step: unreadable lines (a line torn by a crash) are skipped. */
+function readLog(file: string): StepLog[] {
+  if (!existsSync(file)) return [];
+  const out: StepLog[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line) as StepLog;
+      if (typeof e === 'object' && e !== null && Number.isInteger(e.step)) out.push(e);
+    } catch {
+      /* torn or foreign line */
+    }
+  }
+  return out;
 }
 
 export interface TrainResult {
@@ -130,20 +233,63 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   if (T > config.maxT) throw new WgptError(`sequence length T=${T} exceeds the model's context ${config.maxT}`);
   if (o.totalBatchTokens % (B * T)) throw new WgptError(`total batch ${o.totalBatchTokens} tokens is not a multiple of B·T = ${B * T}`);
   const accum = o.totalBatchTokens / (B * T);
-  mkdirSync(o.outDir, { recursive: true });
+  if (o.sampleEvery > 0 && !(Number.isInteger(o.eotToken) && o.eotToken >= 0 && o.eotToken < config.V)) {
+    throw new WgptError(
+      `samples start from the <|endoftext|> token, but its id ${o.eotToken} is not in the model's vocabulary ` +
+        `[0, ${config.V}); use the tokenizer the data was made with, or turn samples off (--sample-every 0)`,
+    );
+  }
 
   let params = o.init;
   let startStep = 0;
-  const trainLoader = new ShardLoader(o.trainFiles, B, T, { shuffle: true, seed: o.seed });
-  const valLoader = o.valFiles.length ? new ShardLoader(o.valFiles, B, T, { shuffle: false, seed: 0 }) : null;
-  let resumed: Awaited<ReturnType<typeof loadCheckpoint>> | null = null;
+  // Shards are checked against the model's vocabulary V (ids in V..Vp would silently train the padding rows).
+  const trainLoader = new ShardLoader(o.trainFiles, B, T, { shuffle: true, seed: o.seed, vocab: config.V });
+  const valOpts = { shuffle: false, seed: 0, vocab: config.V };
+  const valLoader = o.valFiles.length ? new ShardLoader(o.valFiles, B, T, valOpts) : null;
+  const settings = runSettings(o);
+  let resumed: ReturnType<typeof loadCheckpoint> | null = null;
+  let history: StepLog[] = [];
   if (o.resume) {
     resumed = loadCheckpoint(o.resume);
+    for (const s of resumed.skipped) log(`passed over a damaged checkpoint: ${s}`);
+    const from = resumed.dir;
+    if (/\.(old|tmp-[^/\\]*)$/.test(from)) {
+      log(`resuming from ${from}, the newest complete checkpoint (left by a crash)`);
+    }
+    const was = resumed.model.config;
     const keys = ['maxT', 'V', 'Vp', 'L', 'NH', 'C'] as const;
-    if (keys.some((k) => resumed!.model.config[k] !== config[k])) throw new WgptError(`${o.resume}: checkpoint config ${JSON.stringify(resumed.model.config)} differs from ${JSON.stringify(config)}`);
+    const diff = keys.filter((k) => was[k] !== config[k]).map((k) => `${k} ${was[k]} → ${config[k]}`);
+    if (diff.length) throw new WgptError(`${from}: the checkpoint's model has a different shape: ${diff.join(', ')}`);
+    if (!resumed.state.settings) {
+      const note = `${from} does not record its run's settings (an older wgpt wrote it)`;
+      log(`${note}: this resume cannot be checked to be exact`);
+    } else {
+      const changes = settingsChanges(resumed.state.settings, settings);
+      if (changes.length && !o.allowChange) {
+        throw new WgptError(
+          `${from}: resuming with other settings would not continue the run exactly: ${changes.join('; ')}. ` +
+            `Give the checkpoint's values, or pass --allow-change to continue with the new ones`,
+        );
+      }
+      for (const c of changes) log(`setting changed on resume (--allow-change): ${c}`);
+    }
     params = resumed.model.params;
     startStep = resumed.state.step;
     trainLoader.restore(resumed.state.loader);
+  }
+  mkdirSync(o.outDir, { recursive: true });
+  const logFile = join(o.outDir, 'log.jsonl');
+  if (resumed) {
+    // The log up to the checkpoint's step (later lines were written by the run that crashed and are redone now),
+    // from this folder or, when resuming into a new one, from the checkpoint's run folder.
+    const source = existsSync(logFile) ? logFile : join(dirname(resolve(resumed.dir)), 'log.jsonl');
+    const byStep = new Map<number, StepLog>();
+    for (const e of readLog(source)) if (e.step <= startStep) byStep.set(e.step, e);
+    history = [...byStep.values()].sort((a, b) => a.step - b.step);
+    writeFileAtomic(logFile, [Buffer.from(history.map((e) => JSON.stringify(e) + '\n').join(''), 'utf8')]);
+  } else {
+    removeCheckpoints(join(o.outDir, 'checkpoint')); // an earlier run's, which a later --resume must not pick up
+    writeFileSync(logFile, '');
   }
   const model = new GPT2(gpu, config, params);
   const opt = new AdamW(gpu, model.parameters(), { lr: o.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: o.weightDecay, maxNorm: o.maxNorm }, model.decayFlags());
@@ -157,13 +303,11 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     `GPT-2 L=${config.L} C=${config.C} NH=${config.NH} V=${config.V} (Vp ${config.Vp}), ${(paramCount(config) / 1e6).toFixed(2)}M parameters on ${gpu.describe()}; ` +
       `B=${B} T=${T}, ${accum} micro-batch(es) per step (${o.totalBatchTokens} tokens), ${o.steps} steps${startStep ? `, resuming after step ${startStep}` : ''}; MFU against ${peak >= 1 ? `${peak.toFixed(1)} TFLOP/s` : `${(peak * 1000).toFixed(2)} GFLOP/s`} (our matmul, measured now)`,
   );
-  const logFile = join(o.outDir, 'log.jsonl');
-  if (!resumed) writeFileSync(logFile, '');
   const steps: StepLog[] = [];
   const valLosses: { step: number; loss: number }[] = [];
   const scale = tensor(gpu, [1 / accum], [1], 'f32', { track: false });
   let badInARow = 0;
-  let lastCheckpoint = resumed ? o.resume! : '';
+  let lastCheckpoint = resumed ? resumed.dir : '';
   let stoppedEarly: string | undefined;
 
   const validate = async (): Promise<number> => {
@@ -190,10 +334,23 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
 
   const checkpoint = async (step: number) => {
     const dir = join(o.outDir, 'checkpoint');
-    await saveCheckpoint(dir, { config, params: await model.toFlat() }, { step, loader: trainLoader.state, optimizer: await (await import('@wgpt/kernels')).saveAdamW(opt), seed: o.seed });
+    await saveCheckpoint(dir, { config, params: await model.toFlat() }, {
+      step,
+      loader: trainLoader.state,
+      optimizer: await (await import('@wgpt/kernels')).saveAdamW(opt),
+      seed: o.seed,
+      settings: { ...settings },
+    });
     lastCheckpoint = dir;
   };
 
+  if (resumed) {
+    const own = join(o.outDir, 'checkpoint');
+    // What a crash left beside this run's checkpoint goes now, as the next save would remove it.
+    if (resolve(resumed.dir) === resolve(own)) tidyCheckpoints(own, startStep);
+    // A run resumed at its last step from a folder left by a crash (checkpoint.old, .tmp-*) puts it in place.
+    else if (startStep >= o.steps) await checkpoint(startStep);
+  }
   const tStart = performance.now();
   for (let step = startStep + 1; step <= o.steps; step++) {
     const t0 = performance.now();
@@ -251,7 +408,11 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     }
   }
   const plot = join(o.outDir, 'loss.svg');
-  writeFileSync(plot, lossPlotSvg(steps.map((s) => ({ step: s.step, loss: s.loss })), valLosses, `GPT-2 L=${config.L} C=${config.C}: loss`));
+  // The whole run: the steps before the checkpoint this run resumed from (read back from the log), then this run's.
+  const all = [...history, ...steps];
+  const allVal = all.filter((s) => Number.isFinite(s.valLoss)).map((s) => ({ step: s.step, loss: s.valLoss! }));
+  const title = `GPT-2 L=${config.L} C=${config.C}: loss`;
+  writeFileSync(plot, lossPlotSvg(all.map((s) => ({ step: s.step, loss: s.loss })), allVal, title));
   opt.dispose();
   model.dispose();
   scale.dispose();
