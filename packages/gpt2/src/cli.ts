@@ -37,7 +37,9 @@ export function loadModelFile(path: string): ModelFile {
   // A read error names no file on its own (a folder where a file should be gives a bare EISDIR).
   if (!existsSync(path) || statSync(path).isDirectory()) {
     const model = checkpointModelPath(path);
-    if (!existsSync(model)) throw new WgptError(`${path}: no such checkpoint`);
+    if (!existsSync(model)) {
+      throw new WgptError(`${path}: ${existsSync(path) ? 'no checkpoint there (no model.bin)' : 'no such checkpoint'}`);
+    }
     return withPath(model, () => readLlmcModel(model));
   }
   if (path.endsWith('.safetensors')) return withPath(path, () => importHfGpt2(path));
