@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { identifyLanguage, LanguageFilter } from '../src/langid.ts';
-import { GOOD } from './filters.test.ts';
+import { GOOD } from './texts.ts';
 
 describe('language id (fastText lid.176, offline)', () => {
   it('identifies English and French with scores', async () => {
