@@ -8,7 +8,7 @@ import { GopherRepetitionFilter } from './filters/gopher-repetition.ts';
 import { exactKey, MinHasher } from './dedup/minhash.ts';
 import { extractRecord } from './extract.ts';
 import { LanguageFilter } from './langid.ts';
-import type { PipelineConfig } from './pipeline.ts';
+import type { PipelineConfig } from './config.ts';
 import type { RawRecord } from './read.ts';
 import type { Doc, Verdict } from './types.ts';
 import { UrlFilter } from './urlfilter.ts';

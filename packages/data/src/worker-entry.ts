@@ -3,7 +3,7 @@
 // then bumps the shared signal so that a waiting main thread wakes up.
 import { workerData, parentPort, type MessagePort } from 'node:worker_threads';
 import { loadLidModel } from './langid.ts';
-import type { PipelineConfig } from './pipeline.ts';
+import type { PipelineConfig } from './config.ts';
 import { DocProcessor } from './process.ts';
 import type { RawRecord } from './read.ts';
 import { claim, CLAIM_SLOTS, QUEUED, TAKEN, type DocMessage, type Reply } from './worker-protocol.ts';

@@ -177,7 +177,7 @@ describe('pipeline end to end', () => {
 
   it('refuses to resume with different inputs or a different tokenizer', async () => {
     const out = path.join(dir, 'o-clean');
-    await expect(runPipeline({ inputs: [bad], output: out }, quiet)).rejects.toThrow(/inputs differ/);
+    await expect(runPipeline({ inputs: [bad], output: out }, quiet)).rejects.toThrow(/plan.json: this output was started with other settings: inputs: new .*bad.warc.gz; missing .*clean.warc.gz/);
     fs.rmSync(path.join(out, 'done', 'tokenize.00000'));
     await expect(runPipeline({ inputs: [clean], output: out }, { ...quiet, tokenizer: { ...byteEncoder, name: 'other' } })).rejects.toThrow(/was tokenized with/);
   });
@@ -185,7 +185,7 @@ describe('pipeline end to end', () => {
 
 describe('ByteSplitter', () => {
   it('gives each item to exactly one unit, the same way in every unit, with loads within one item of each other', async () => {
-    const { ByteSplitter } = await import('../src/pipeline.ts');
+    const { ByteSplitter } = await import('../src/process-step.ts');
     let s = 12345;
     const sizes = Array.from({ length: 500 }, () => { s = (s * 1103515245 + 12345) >>> 0; return s % 200_000; });
     const units = 3;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { htmlBenchmarkFiles } from '../src/corpus.ts';
-import type { PipelineConfig } from '../src/pipeline.ts';
+import type { PipelineConfig } from '../src/config.ts';
 import { DocProcessor, type DocResult } from '../src/process.ts';
 import type { RawRecord } from '../src/read.ts';
 import { closeWorkerPool, DocThreads } from '../src/workers.ts';

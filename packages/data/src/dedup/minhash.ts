@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { WgptError } from '@wgpt/base';
 import { writeAtomic } from '../outputs.ts';
 
 export interface MinHashOptions {
@@ -47,7 +48,10 @@ export class MinHasher {
   private readonly seeds: Uint32Array;
   constructor(opts: MinHashOptions = {}) {
     this.o = { ...MINHASH_DEFAULTS, ...opts };
-    if (this.o.hashesPerBucket < 1 || this.o.hashesPerBucket > 8) throw new Error(`hashesPerBucket must be 1..8 (signature files hold 8 words per bucket), got ${this.o.hashesPerBucket}`);
+    if (this.o.hashesPerBucket < 1 || this.o.hashesPerBucket > 8) {
+      throw new WgptError(`dedup.hashesPerBucket must be 1..8 (signature files hold 8 words per bucket), ` +
+        `got ${this.o.hashesPerBucket}`);
+    }
     this.nHashes = this.o.buckets * this.o.hashesPerBucket;
     this.seeds = new Uint32Array(this.nHashes);
     let s = (this.o.seed * 0x9e3779b9) >>> 0 || 1;
@@ -168,7 +172,10 @@ class SigCursor {
   constructor(readonly file: string, private readonly chunkRecords = 4096) {
     this.fd = fs.openSync(file, 'r');
     this.size = fs.fstatSync(this.fd).size;
-    if (this.size % REC !== 0) { this.close(); throw new Error(`${file}: size ${this.size} is not a multiple of ${REC}-byte records`); }
+    if (this.size % REC !== 0) {
+      this.close();
+      throw new WgptError(`${file}: size ${this.size} is not a multiple of ${REC}-byte records (damaged output?)`);
+    }
     this.fill();
   }
   private fill(): void {
@@ -332,7 +339,9 @@ export function runClusterStep(pairsDir: string, outDir: string, taskCount: numb
     if (r === id) continue;
     const task = Math.floor(id / 2 ** 32), doc = id % 2 ** 32;
     const isExact = exact.find(id) !== id;
-    if (task >= taskCount) throw new Error(`pair names task ${task} but task count is ${taskCount}`);
+    if (task >= taskCount) {
+      throw new WgptError(`${pairsDir}: a pair names unit ${task} but there are ${taskCount} units (damaged output?)`);
+    }
     perTask[task].push({ doc, reason: isExact ? 'exact_duplicate' : 'minhash_duplicate' });
     removed++;
     if (isExact) nExact++;
@@ -346,7 +355,7 @@ export function runClusterStep(pairsDir: string, outDir: string, taskCount: numb
 
 export function readRemoveList(outDir: string, task: number): Map<number, RemoveEntry['reason']> {
   const f = path.join(outDir, `${String(task).padStart(5, '0')}.remove`);
-  if (!fs.existsSync(f)) throw new Error(`${f}: missing; run the dedup cluster step first`);
+  if (!fs.existsSync(f)) throw new WgptError(`${f}: missing; run the dedup-cluster step first`);
   const entries = JSON.parse(fs.readFileSync(f, 'utf8')) as RemoveEntry[];
   return new Map(entries.map((e) => [e.doc, e.reason]));
 }
