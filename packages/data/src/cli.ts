@@ -23,8 +23,8 @@ export async function pickTokenizer(name: string): Promise<TokenEncoder> {
   if (name === 'bytes') return BYTE_TOKENIZER;
   if (fs.existsSync(name)) return loadTokenizer(name);
   if (!isOpenAiEncodingName(name)) {
-    throw new UsageError(`--tokenizer ${JSON.stringify(name)}: unknown; use bytes, ${OPENAI_ENCODING_NAMES.join(', ')}` +
-      ", or a trained tokenizer's directory");
+    throw new UsageError(`--tokenizer ${JSON.stringify(name)}: unknown; use bytes, ` +
+      `${OPENAI_ENCODING_NAMES.join(', ')}, or a trained tokenizer's directory`);
   }
   return getEncoding(name);
 }

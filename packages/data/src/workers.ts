@@ -103,6 +103,8 @@ interface Thread {
   config: string;
   /** Set when the thread died or reported an error outside a document. */
   failed: Error | null;
+  /** Settles when the thread has loaded its modules and the language model (or died trying). */
+  ready: Promise<void>;
 }
 
 /** Bumped by every thread after it posts a result; the main thread sleeps on it (Atomics.wait) when it has to wait. */
@@ -115,9 +117,13 @@ function startThread(script: string): Thread {
   const { port1, port2 } = new MessageChannel();
   const claims = new Int32Array(new SharedArrayBuffer(4 * CLAIM_SLOTS));
   const worker = new Worker(script, { workerData: { port: port2, signal, claims }, transferList: [port2] });
-  const t: Thread = { worker, port: port1, claims, queued: new Map(), config: '', failed: null };
-  worker.on('error', (e) => { t.failed = e; });
-  worker.on('exit', (code) => { t.failed ??= new Error(`worker thread exited with code ${code}`); });
+  let ready!: () => void;
+  const t: Thread = {
+    worker, port: port1, claims, queued: new Map(), config: '', failed: null, ready: new Promise((r) => { ready = r; }),
+  };
+  worker.once('message', ready); // worker-entry.ts says { ready: true } once it has loaded
+  worker.on('error', (e) => { t.failed = e; ready(); });
+  worker.on('exit', (code) => { t.failed ??= new Error(`worker thread exited with code ${code}`); ready(); });
   worker.unref();
   port1.unref();
   return t;
@@ -125,12 +131,15 @@ function startThread(script: string): Thread {
 
 /**
  * Starts worker threads now so that they load their modules and the language model while the caller does other
- * work; a later run in this process takes them from the pool instead of starting cold threads.
+ * work; a later run in this process takes them from the pool instead of starting cold threads. Resolves when the
+ * first n pool threads have loaded (a thread that failed to is reported when a run uses it).
  */
 export async function prestartWorkers(n: number): Promise<void> {
-  if (n <= idle.length) return;
-  const script = await workerScript();
-  while (idle.length < n) idle.push(startThread(script));
+  if (n > idle.length) {
+    const script = await workerScript();
+    while (idle.length < n) idle.push(startThread(script));
+  }
+  await Promise.all(idle.slice(0, n).map((t) => t.ready));
 }
 
 /** Terminates the idle worker threads. */
@@ -169,7 +178,9 @@ export class DocThreads {
   /** Sends the document to a thread with room in its queue; false when every queue is full. */
   trySubmit(seq: number, item: RawRecord): boolean {
     let best: Thread | null = null;
-    for (const t of this.threads) if (t.queued.size < QUEUE_DEPTH && (!best || t.queued.size < best.queued.size)) best = t;
+    for (const t of this.threads) {
+      if (t.queued.size < QUEUE_DEPTH && (!best || t.queued.size < best.queued.size)) best = t;
+    }
     if (!best) return false;
     this.check(best);
     const id = nextId++;
@@ -215,7 +226,8 @@ export class DocThreads {
     for (const t of this.threads) for (const id of t.queued.keys()) if (id > bestId) { bestId = id; best = t; }
     if (!best) return null;
     const q = claim(bestId, QUEUED);
-    if (Atomics.compareExchange(best.claims, bestId % CLAIM_SLOTS, q, claim(bestId, STOLEN)) !== q) return null; // started
+    // A thread has started on it already.
+    if (Atomics.compareExchange(best.claims, bestId % CLAIM_SLOTS, q, claim(bestId, STOLEN)) !== q) return null;
     const { seq, item } = best.queued.get(bestId)!;
     best.queued.delete(bestId);
     this.stolen++;

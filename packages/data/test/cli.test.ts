@@ -22,7 +22,8 @@ afterEach(() => { vi.restoreAllMocks(); process.exitCode = undefined; });
 describe('wgpt data CLI', () => {
   it('task index/count from flags, SLURM, or JOB_COMPLETION_INDEX', () => {
     expect(taskFromEnv(undefined, undefined, {})).toEqual({ taskIndex: 0, taskCount: 1 });
-    expect(taskFromEnv(undefined, undefined, { SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_COUNT: '8' })).toEqual({ taskIndex: 3, taskCount: 8 });
+    expect(taskFromEnv(undefined, undefined, { SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_COUNT: '8' }))
+      .toEqual({ taskIndex: 3, taskCount: 8 });
     expect(taskFromEnv(undefined, 4, { JOB_COMPLETION_INDEX: '2' })).toEqual({ taskIndex: 2, taskCount: 4 });
     expect(taskFromEnv(1, 2, { SLURM_ARRAY_TASK_ID: '3' })).toEqual({ taskIndex: 1, taskCount: 2 });
   });
@@ -36,7 +37,9 @@ describe('wgpt data CLI', () => {
     expect(io.out).toContain('12 records');
     vi.restoreAllMocks();
     const cfg = path.join(d, 'pipeline.json');
-    fs.writeFileSync(cfg, JSON.stringify({ inputs: [warc], output: path.join(d, 'out'), pii: { emailReplacement: '<EMAIL>' }, tokenize: { valFraction: 0.2 } }));
+    fs.writeFileSync(cfg, JSON.stringify({
+      inputs: [warc], output: path.join(d, 'out'), pii: { emailReplacement: '<EMAIL>' }, tokenize: { valFraction: 0.2 },
+    }));
     io = capture();
     await program().parseAsync(['node', 'wgpt', 'data', 'run', '--config', cfg, '--tokenizer', 'bytes']);
     expect(io.out).toMatch(/^stage\s+in\s+kept\s+removed/m);
@@ -104,11 +107,14 @@ describe('wgpt data run: numeric flags are checked (usage errors, exit code 2, n
 });
 
 describe('tokenizer selection', () => {
-  it("'bytes' is built in; other names go to @wgpt/tokenizer and fail clearly while it has no getEncoding", async () => {
+  it("'bytes' is built in; other names go to @wgpt/tokenizer and fail clearly while it has no getEncoding",
+    async () => {
     const { pickTokenizer } = await import('../src/cli.ts');
     expect((await pickTokenizer('bytes')).nVocab).toBe(257);
     const mod = (await import('@wgpt/tokenizer')) as unknown as Record<string, unknown>;
-    if (typeof mod.getEncoding !== 'function') await expect(pickTokenizer('r50k_base')).rejects.toThrow(/no getEncoding yet; use --tokenizer bytes/);
+    if (typeof mod.getEncoding !== 'function') {
+      await expect(pickTokenizer('r50k_base')).rejects.toThrow(/no getEncoding yet; use --tokenizer bytes/);
+    }
     else expect((await pickTokenizer('r50k_base')).eotToken).toBe(50256);
   });
 });

@@ -32,7 +32,8 @@ describe('pipeline config validation', () => {
     expect(fails({ ...base, tokenize: { shardToken: 5 } }))
       .toBe('p.json: tokenize.shardToken: unknown key (did you mean "shardTokens"?)');
     expect(fails({ ...base, dedupe: false })).toBe('p.json: dedupe: unknown key (did you mean "dedup"?)');
-    expect(fails({ ...base, c4: { filterLorem: true } })).toMatch(/^p\.json: c4\.filterLorem: unknown key \(known keys: /);
+    expect(fails({ ...base, c4: { filterLorem: true } }))
+      .toMatch(/^p\.json: c4\.filterLorem: unknown key \(known keys: /);
     expect(fails({ ...base, urlFilter: { extra: { domain: ['a.example'] } } }))
       .toBe('p.json: urlFilter.extra.domain: unknown key (did you mean "domains"?)');
   });
@@ -42,15 +43,18 @@ describe('pipeline config validation', () => {
       .toBe('p.json: tokenize.shardTokens: must be at least 1 (got 0)');
     expect(fails({ ...base, tokenize: { valFraction: 1 } }))
       .toBe('p.json: tokenize.valFraction: must be less than 1 (got 1)');
-    expect(fails({ ...base, tokenize: { shardTokens: 2 ** 31 } })).toMatch(/tokenize\.shardTokens: must be at most 2147483647/);
+    expect(fails({ ...base, tokenize: { shardTokens: 2 ** 31 } }))
+      .toMatch(/tokenize\.shardTokens: must be at most 2147483647/);
     expect(fails({ ...base, units: '4' })).toBe('p.json: units: expected number (got "4")');
     expect(fails({ ...base, units: 1.5 })).toBe('p.json: units: expected an integer (got 1.5)');
     expect(fails({ ...base, language: true }))
       .toBe('p.json: language: expected false (stage off) or an object of options (got true)');
-    expect(fails({ ...base, dedup: { hashesPerBucket: 9 } })).toBe('p.json: dedup.hashesPerBucket: must be at most 8 (got 9)');
+    expect(fails({ ...base, dedup: { hashesPerBucket: 9 } }))
+      .toBe('p.json: dedup.hashesPerBucket: must be at most 8 (got 9)');
     expect(fails({ ...base, gopherRepetition: { topNGrams: [[2, 'x']] } }))
       .toBe('p.json: gopherRepetition.topNGrams[0][1]: expected number (got "x")');
-    expect(fails({ ...base, tokenize: { prefix: '../x' } })).toMatch(/^p\.json: tokenize\.prefix: expected letters, digits/);
+    expect(fails({ ...base, tokenize: { prefix: '../x' } }))
+      .toMatch(/^p\.json: tokenize\.prefix: expected letters, digits/);
     expect(fails({ ...base, urlFilter: { listsDir: '/no/such/dir' } }))
       .toBe('p.json: urlFilter.listsDir: not a directory (got "/no/such/dir")');
     expect(fails({ inputs: ['a'] })).toMatch(/^p\.json: output: expected string/);
@@ -77,7 +81,8 @@ describe('re-run settings against the plan', () => {
     const planned = { tokenize: { valFraction: 0.2, shardTokens: 1000 }, dedup: false, c4: { minNumSentences: 3 } };
     expect(configDifferences({}, planned)).toEqual([]);
     expect(configDifferences({ tokenize: { valFraction: 0.2 }, dedup: false }, planned)).toEqual([]);
-    expect(configDifferences({ tokenize: { shardTokens: 5 } }, planned)).toEqual(['tokenize.shardTokens: 1000 there, 5 here']);
+    expect(configDifferences({ tokenize: { shardTokens: 5 } }, planned))
+      .toEqual(['tokenize.shardTokens: 1000 there, 5 here']);
     expect(configDifferences({ dedup: { buckets: 4 } }, planned)).toEqual(['dedup: false there, {"buckets":4} here']);
     expect(configDifferences({ pii: false }, planned)).toEqual(['pii: unset (the default) there, false here']);
     expect(configDifferences({ language: { languages: ['fr'] } }, planned))

@@ -98,7 +98,8 @@ describe('C4 (FineWeb settings)', () => {
     expect(c4.run(GOOD + '\nfunction f() { return 1; }').reason).toBe('c4_curly_bracket');
   });
   it('removes javascript, policy and short lines but keeps the document', () => {
-    const t = GOOD + '\nPlease enable JavaScript in your browser to continue.\nThis site uses cookies to improve your visit.\nMenu\nShare';
+    const t = GOOD + '\nPlease enable JavaScript in your browser to continue.\n' +
+      'This site uses cookies to improve your visit.\nMenu\nShare';
     const r = c4.run(t);
     expect(r.reason).toBeNull();
     expect(r.text).toBe(GOOD);
@@ -132,7 +133,9 @@ describe('FineWeb quality', () => {
     expect(fw.check([...l, l[3]].join('\n'))).toBe('fineweb_char_dup_ratio');
   });
   it('newlines per word > 0.3', () => {
-    const t = Array.from({ length: 30 }, (_, i) => `This is the longer item number ${i} in the list of many items.`).join('\n\n\n\n\n\n');
+    const items = Array.from({ length: 30 },
+      (_, i) => `This is the longer item number ${i} in the list of many items.`);
+    const t = items.join('\n\n\n\n\n\n');
     expect(fw.check(t)).toBe('fineweb_list_ratio');
   });
 });

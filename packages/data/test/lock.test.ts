@@ -29,7 +29,8 @@ describe('output lock', () => {
     const out = tmpDir();
     const a = OutputLock.acquire(out, 0, 1, 4);
     const f = path.join(out, 'locks', 'task-0-of-1.lock');
-    expect(JSON.parse(fs.readFileSync(f, 'utf8'))).toMatchObject({ pid: process.pid, host: os.hostname(), taskIndex: 0 });
+    expect(JSON.parse(fs.readFileSync(f, 'utf8')))
+      .toMatchObject({ pid: process.pid, host: os.hostname(), taskIndex: 0 });
     let err: unknown;
     try { OutputLock.acquire(out, 0, 1, 4); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(WgptError);
@@ -44,7 +45,8 @@ describe('output lock', () => {
     const out = tmpDir();
     const locks = [0, 1, 2, 3].map((i) => OutputLock.acquire(out, i, 4, 8));
     // task 0 of 2 owns units 0, 2, 4, 6: tasks 0 and 2 of 4 hold some of them
-    expect(() => OutputLock.acquire(out, 0, 2, 8)).toThrow(/a run owning some of the same units is running there already: task [02] of 4/);
+    expect(() => OutputLock.acquire(out, 0, 2, 8))
+      .toThrow(/a run owning some of the same units is running there already: task [02] of 4/);
     expect(() => OutputLock.acquire(out, 0, 1, 8)).toThrow(/running there already/);
     // and the refused run left no lock of its own behind
     expect(fs.readdirSync(path.join(out, 'locks')).sort()).toEqual([0, 1, 2, 3].map((i) => `task-${i}-of-4.lock`));

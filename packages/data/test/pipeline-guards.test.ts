@@ -27,7 +27,8 @@ beforeAll(() => {
 });
 
 describe('runPipeline guards', () => {
-  it('two runs of the same task on one output: the second is refused, the first finishes with every document', async () => {
+  it('two runs of the same task on one output: the second is refused, the first finishes with every document',
+    async () => {
     const out = path.join(d, 'o-twice');
     const cfg = { ...keepAll, inputs: [docs], output: out };
     const [a, b] = await Promise.allSettled([runPipeline(cfg, quiet), runPipeline(cfg, quiet)]);
@@ -35,7 +36,8 @@ describe('runPipeline guards', () => {
     expect(b.status).toBe('rejected');
     const err = (b as PromiseRejectedResult).reason as Error;
     expect(err).toBeInstanceOf(WgptError);
-    expect(err.message).toMatch(new RegExp(`^${out}: this task is running there already: task 0 of 1, pid ${process.pid} `));
+    expect(err.message)
+      .toMatch(new RegExp(`^${out}: this task is running there already: task 0 of 1, pid ${process.pid} `));
     const m = (a as PromiseFulfilledResult<Awaited<ReturnType<typeof runPipeline>>>).value.manifest!;
     expect(m.totals.train.docs + m.totals.val.docs).toBe(N);
     expect(fs.readdirSync(path.join(out, 'locks'))).toEqual([]);
@@ -44,7 +46,8 @@ describe('runPipeline guards', () => {
   it('the tasks of an array run at once on one output, and a later run makes the manifest', async () => {
     const out = path.join(d, 'o-array');
     const cfg = { ...keepAll, inputs: [docs], output: out, units: 2 };
-    const tasks = [0, 1].map((taskIndex) => runPipeline(cfg, { ...quiet, taskIndex, taskCount: 2, steps: ['process', 'tokenize'] }));
+    const tasks = [0, 1].map((taskIndex) =>
+      runPipeline(cfg, { ...quiet, taskIndex, taskCount: 2, steps: ['process', 'tokenize'] }));
     const rs = await Promise.all(tasks);
     expect(rs.map((r) => r.ran.process)).toEqual([[0], [1]]);
     const m = (await runPipeline({ output: out }, { ...quiet, steps: ['manifest'] })).manifest!;
@@ -61,8 +64,11 @@ describe('runPipeline guards', () => {
     expect(fs.readFileSync(path.join(out, 'stats.txt'), 'utf8')).toMatch(/^tokenize +1 +1 /m);
     // everything removed by the filters
     const out2 = path.join(d, 'o-removed');
-    const cfg: PipelineConfig = { inputs: [one], output: out2, language: false, gopherQuality: { minDocWords: 10_000 } };
-    await expect(runPipeline(cfg, quiet)).rejects.toThrow(/the train split is empty: the filters removed all 1 documents read/);
+    const cfg: PipelineConfig = {
+      inputs: [one], output: out2, language: false, gopherQuality: { minDocWords: 10_000 },
+    };
+    await expect(runPipeline(cfg, quiet))
+      .rejects.toThrow(/the train split is empty: the filters removed all 1 documents read/);
   });
 
   // (A shard size of 0, which used to run for ever, is tested through the CLI in a child process with a time limit.)
@@ -79,7 +85,9 @@ describe('runPipeline guards', () => {
   it('ShardSink refuses a shard size that would never fill (0) instead of writing empty shards', () => {
     const o = { dir: path.join(d, 'sink'), prefix: 'p', part: 0 };
     expect(() => new ShardSink(byteEncoder, { ...o, shardTokens: 0 })).toThrow(WgptError);
-    expect(() => new ShardSink(byteEncoder, { ...o, shardTokens: 0 })).toThrow('tokenize.shardTokens: must be a whole number');
-    expect(() => new ShardSink(byteEncoder, { ...o, valFraction: 1 })).toThrow('tokenize.valFraction: must be in [0, 1)');
+    expect(() => new ShardSink(byteEncoder, { ...o, shardTokens: 0 }))
+      .toThrow('tokenize.shardTokens: must be a whole number');
+    expect(() => new ShardSink(byteEncoder, { ...o, valFraction: 1 }))
+      .toThrow('tokenize.valFraction: must be in [0, 1)');
   });
 });

@@ -75,7 +75,11 @@ describe('WARC.gz reader', () => {
     const d = tmpDir();
     const big = new Uint8Array(50 * 1024 * 1024).fill(0x61);
     const file = path.join(d, 'big.warc.gz');
-    fs.writeFileSync(file, Buffer.concat([await warcMember('http://a.example/0', articleHtml(0)), await warcMember('http://a.example/big', big), await warcMember('http://a.example/2', articleHtml(2))]));
+    fs.writeFileSync(file, Buffer.concat([
+      await warcMember('http://a.example/0', articleHtml(0)),
+      await warcMember('http://a.example/big', big),
+      await warcMember('http://a.example/2', articleHtml(2)),
+    ]));
     const items = await collect(file);
     expect(good(items).map((x) => x.url)).toEqual(['http://a.example/0', 'http://a.example/2']);
     expect(errors(items)).toEqual(['too_large']);
@@ -86,7 +90,8 @@ describe('text, JSONL readers', () => {
   it('reads JSONL and counts bad lines', async () => {
     const d = tmpDir();
     const f = path.join(d, 'x.jsonl');
-    fs.writeFileSync(f, '{"id":"a","text":"hello"}\nnot json\n{"text":"second","url":"http://x.example/"}\n{"id":"c"}\n');
+    fs.writeFileSync(f,
+      '{"id":"a","text":"hello"}\nnot json\n{"text":"second","url":"http://x.example/"}\n{"id":"c"}\n');
     const items = await collect(f);
     expect(good(items).map((x) => x.id)).toEqual(['a', 'x.jsonl#2']);
     expect(errors(items)).toEqual(['bad_json', 'no_text_field']);
@@ -117,7 +122,10 @@ describe('parquet reader (FineWeb layout)', () => {
     fs.writeFileSync(f, Buffer.from(buf));
     const items = good(await collect(f));
     expect(items).toHaveLength(n);
-    expect(items[24]).toMatchObject({ id: '<urn:uuid:24>', url: 'https://site24.example/', kind: 'text', body: 'document number 24', meta: { language_score: 0.9 } });
+    expect(items[24]).toMatchObject({
+      id: '<urn:uuid:24>', url: 'https://site24.example/', kind: 'text', body: 'document number 24',
+      meta: { language_score: 0.9 },
+    });
   });
 });
 
@@ -128,7 +136,8 @@ describe('uncompressed WARC reader', () => {
     const plain = recs.map((r) => zlib.gunzipSync(r));
     const garbage = Buffer.from('WARC/1.1\r\nWARC-Type: response\r\nno length here\r\n\r\nsome body bytes\r\n\r\n');
     const f = path.join(d, 'x.warc');
-    fs.writeFileSync(f, Buffer.concat([plain[0], garbage, plain[1], Buffer.from('junk between records\n'), plain[2], plain[0].subarray(0, 900)]));
+    const junk = Buffer.from('junk between records\n');
+    fs.writeFileSync(f, Buffer.concat([plain[0], garbage, plain[1], junk, plain[2], plain[0].subarray(0, 900)]));
     const items = await collect(f);
     expect(good(items).map((x) => x.url)).toEqual(['http://u.example/0', 'http://u.example/1', 'http://u.example/2']);
     expect(errors(items)).toEqual(['malformed_warc_header', 'malformed_warc_header', 'truncated_record']);
@@ -151,7 +160,8 @@ describe('broken JSONL(.gz) and parquet files: skipped, counted and named; the r
     const gz = zlib.gzipSync(lines(200).join('\n') + '\n');
     fs.writeFileSync(f, gz.subarray(0, Math.floor(gz.length / 2)));
     // the reference: the complete lines in what a streaming gunzip gets out of the first half
-    const partial = zlib.gunzipSync(gz.subarray(0, Math.floor(gz.length / 2)), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    const half = gz.subarray(0, Math.floor(gz.length / 2));
+    const partial = zlib.gunzipSync(half, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
     const complete = partial.toString('utf8').split('\n').slice(0, -1).length;
     expect(complete).toBeGreaterThan(10);
     const items = await collect(f);

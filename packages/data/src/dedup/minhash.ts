@@ -114,7 +114,11 @@ class U32Vec {
   data = new Uint32Array(1024);
   length = 0;
   push(x: number): void {
-    if (this.length === this.data.length) { const d = new Uint32Array(this.data.length * 2); d.set(this.data); this.data = d; }
+    if (this.length === this.data.length) {
+      const d = new Uint32Array(this.data.length * 2);
+      d.set(this.data);
+      this.data = d;
+    }
     this.data[this.length++] = x;
   }
   view(): Uint32Array { return this.data.subarray(0, this.length); }
@@ -131,7 +135,9 @@ export class SignatureWriter {
   }
   /** Adds a signature computed elsewhere (another thread) with this writer's hasher settings. */
   addSignature(docIndex: number, sig: Uint32Array, exact: Uint32Array): void {
-    if (sig.length !== this.hasher.nHashes) throw new Error(`signature of ${sig.length} hashes, expected ${this.hasher.nHashes}`);
+    if (sig.length !== this.hasher.nHashes) {
+      throw new Error(`signature of ${sig.length} hashes, expected ${this.hasher.nHashes}`);
+    }
     const h = this.hasher.o.hashesPerBucket;
     for (let b = 0; b < this.hasher.o.buckets; b++) {
       const r = this.rows[b];
@@ -148,7 +154,8 @@ export class SignatureWriter {
   finish(): void {
     for (let b = 0; b < this.rows.length; b++) {
       const name = b === this.hasher.o.buckets ? EXACT_BUCKET : String(b).padStart(2, '0');
-      writeAtomic(path.join(this.dir, `bucket_${name}`, `${String(this.task).padStart(5, '0')}.sig`), sortRecords(this.rows[b].view()));
+      const file = path.join(this.dir, `bucket_${name}`, `${String(this.task).padStart(5, '0')}.sig`);
+      writeAtomic(file, sortRecords(this.rows[b].view()));
     }
   }
 }
@@ -156,7 +163,9 @@ export class SignatureWriter {
 function sortRecords(flat: Uint32Array): Uint8Array {
   const n = flat.length / (KEY + 2);
   const order = Array.from({ length: n }, (_, i) => i);
-  order.sort((x, y) => cmpKey(flat, x * (KEY + 2), flat, y * (KEY + 2)) || flat[x * (KEY + 2) + KEY] - flat[y * (KEY + 2) + KEY] || flat[x * (KEY + 2) + KEY + 1] - flat[y * (KEY + 2) + KEY + 1]);
+  const at = (i: number) => i * (KEY + 2);
+  order.sort((x, y) => cmpKey(flat, at(x), flat, at(y)) || flat[at(x) + KEY] - flat[at(y) + KEY] ||
+    flat[at(x) + KEY + 1] - flat[at(y) + KEY + 1]);
   const out = new Uint32Array(flat.length);
   order.forEach((src, dst) => out.set(flat.subarray(src * (KEY + 2), (src + 1) * (KEY + 2)), dst * (KEY + 2)));
   return new Uint8Array(out.buffer);
@@ -209,7 +218,8 @@ function cmpRec(a: SigCursor, b: SigCursor): number {
  * K-way merge of every task's sorted file of one bucket (memory: one chunk per file); equal keys give duplicate
  * pairs [first task, first doc, other task, other doc], the first being the smallest (task, doc) with that key.
  */
-export function findBucketDuplicates(bucketDir: string, onPair?: (p: [number, number, number, number]) => void, chunkRecords = 4096): Array<[number, number, number, number]> {
+export function findBucketDuplicates(bucketDir: string, onPair?: (p: [number, number, number, number]) => void,
+  chunkRecords = 4096): Array<[number, number, number, number]> {
   const files = fs.readdirSync(bucketDir).filter((f) => f.endsWith('.sig')).sort();
   const cursors: SigCursor[] = [];
   try {
@@ -255,7 +265,10 @@ export function findBucketDuplicates(bucketDir: string, onPair?: (p: [number, nu
   }
 }
 
-/** Merges one bucket and streams its pairs (uint32 quadruples) to `outFile`, written atomically. Returns the pair count. */
+/**
+ * Merges one bucket and streams its pairs (uint32 quadruples) to `outFile`, written atomically. Returns the pair
+ * count.
+ */
 export function writeBucketPairs(bucketDir: string, outFile: string): number {
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   const tmp = `${outFile}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
@@ -317,7 +330,8 @@ export interface RemoveEntry { doc: number; reason: 'exact_duplicate' | 'minhash
  * Union-find over every pair file; writes `<outDir>/<task>.remove` (JSON: sorted doc indices with reasons)
  * for each task in 0..taskCount-1, and returns cluster statistics.
  */
-export function runClusterStep(pairsDir: string, outDir: string, taskCount: number): { clusters: number; removed: number; exact: number } {
+export function runClusterStep(pairsDir: string, outDir: string, taskCount: number):
+  { clusters: number; removed: number; exact: number } {
   const all = new UnionFind();
   const exact = new UnionFind();
   for (const f of fs.readdirSync(pairsDir).filter((x) => x.endsWith('.pairs')).sort()) {
