@@ -8,6 +8,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { WgptError } from '@wgpt/base';
 
 export const SHARD_MAGIC = 20240520;
 export const SHARD_VERSION_U16 = 1;
@@ -17,7 +18,7 @@ export const LLAMA3_VERSION = 7;
 export const HEADER_INTS = 256;
 export const HEADER_BYTES = HEADER_INTS * 4;
 
-export class ShardFormatError extends Error {
+export class ShardFormatError extends WgptError {
   constructor(readonly file: string, problem: string) {
     super(`${file}: ${problem}`);
     this.name = 'ShardFormatError';

@@ -5,6 +5,7 @@ import { UsageError, WgptError } from '@wgpt/base';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineConfig } from '../src/config.ts';
 import { runPipeline } from '../src/pipeline.ts';
+import { readShardHeader, ShardFormatError } from '../src/shards.ts';
 import { ShardSink } from '../src/tokenize.ts';
 import { tmpDir } from './helpers.ts';
 import { GOOD } from './texts.ts';
@@ -89,5 +90,13 @@ describe('runPipeline guards', () => {
       .toThrow('tokenize.shardTokens: must be a whole number');
     expect(() => new ShardSink(byteEncoder, { ...o, valFraction: 1 }))
       .toThrow('tokenize.valFraction: must be in [0, 1)');
+  });
+
+  it('a shard that is not one is a user error (WgptError) naming the file', () => {
+    const f = path.join(d, 'not-a-shard.bin');
+    fs.writeFileSync(f, 'hello');
+    expect(() => readShardHeader(f)).toThrow(ShardFormatError);
+    expect(() => readShardHeader(f)).toThrow(WgptError);
+    expect(() => readShardHeader(f)).toThrow(`${f}: file is 5 bytes, shorter than the 1024-byte header`);
   });
 });
