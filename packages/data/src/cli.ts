@@ -1,13 +1,17 @@
 // `wgpt data ...` commands. Progress goes to stderr, results to stdout.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { intArg, numArg, UsageError, WgptError } from '@wgpt/base';
+import { getEncoding, isOpenAiEncodingName, loadTokenizer, OPENAI_ENCODING_NAMES } from '@wgpt/tokenizer';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readConfigFile, type PipelineConfig } from './config.ts';
 import { ensureCorpus, htmlBenchmarkFiles, packWarc, type CorpusName } from './corpus.ts';
-import { formatStatsTable, runPipeline, STEPS, type PipelineConfig, type Step } from './pipeline.ts';
-import { prestartWorkers } from './workers.ts';
+import { runPipeline, type Manifest } from './pipeline.ts';
+import { STEPS, type Step } from './plan.ts';
+import { formatStatsTable } from './report.ts';
 import { readShard, readShardHeader } from './shards.ts';
 import { BYTE_TOKENIZER, type TokenEncoder } from './tokenize.ts';
-import { getEncoding, isOpenAiEncodingName, loadTokenizer, OPENAI_ENCODING_NAMES } from '@wgpt/tokenizer';
+import { prestartWorkers } from './workers.ts';
 
 export { BYTE_TOKENIZER };
 
@@ -18,77 +22,177 @@ export { BYTE_TOKENIZER };
 export async function pickTokenizer(name: string): Promise<TokenEncoder> {
   if (name === 'bytes') return BYTE_TOKENIZER;
   if (fs.existsSync(name)) return loadTokenizer(name);
-  if (!isOpenAiEncodingName(name)) throw new Error(`unknown tokenizer "${name}": use bytes, ${OPENAI_ENCODING_NAMES.join(', ')}, or a trained tokenizer's directory`);
+  if (!isOpenAiEncodingName(name)) {
+    throw new UsageError(`--tokenizer ${JSON.stringify(name)}: unknown; use bytes, ` +
+      `${OPENAI_ENCODING_NAMES.join(', ')}, or a trained tokenizer's directory`);
+  }
   return getEncoding(name);
 }
 
-/** Task index/count from flags, else SLURM_ARRAY_TASK_ID/COUNT, else JOB_COMPLETION_INDEX (Kubernetes indexed jobs). */
-export function taskFromEnv(index: number | undefined, count: number | undefined, env = process.env): { taskIndex: number; taskCount: number } {
-  const num = (s: string | undefined) => (s !== undefined && s !== '' && !Number.isNaN(Number(s)) ? Number(s) : undefined);
-  const taskIndex = index ?? num(env.SLURM_ARRAY_TASK_ID) ?? num(env.JOB_COMPLETION_INDEX) ?? 0;
-  const taskCount = count ?? num(env.SLURM_ARRAY_TASK_COUNT) ?? 1;
+/**
+ * Task index/count from flags, else SLURM_ARRAY_TASK_ID/COUNT, else JOB_COMPLETION_INDEX (Kubernetes indexed
+ * jobs). A variable that is set but not a whole number is an error naming it.
+ */
+export function taskFromEnv(index: number | undefined, count: number | undefined, env = process.env):
+  { taskIndex: number; taskCount: number } {
+  const num = (name: string, min: number): number | undefined => {
+    const s = env[name];
+    if (s === undefined || s === '') return undefined;
+    const n = Number(s);
+    if (!Number.isSafeInteger(n) || n < min) {
+      throw new UsageError(`$${name}=${JSON.stringify(s)}: expected a whole number ≥ ${min}`);
+    }
+    return n;
+  };
+  const taskIndex = index ?? num('SLURM_ARRAY_TASK_ID', 0) ?? num('JOB_COMPLETION_INDEX', 0) ?? 0;
+  const taskCount = count ?? num('SLURM_ARRAY_TASK_COUNT', 1) ?? 1;
+  if (taskIndex >= taskCount) {
+    throw new UsageError(`task index ${taskIndex} is outside 0..${taskCount - 1} for a task count of ${taskCount} ` +
+      '(--task-index/--task-count, or $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT or $JOB_COMPLETION_INDEX)');
+  }
   return { taskIndex, taskCount };
 }
 
+/** A flag parser whose bad values end the command as usage errors: commander exits with the error's code, 2. */
+function usage<T>(parse: (value: string, previous: T) => T): (value: string, previous: T) => T {
+  return (value, previous) => {
+    try {
+      return parse(value, previous);
+    } catch (e) {
+      if (e instanceof InvalidArgumentError) e.exitCode = 2;
+      throw e;
+    }
+  };
+}
+
+/**
+ * A command's action whose UsageErrors (a flag or environment variable that does not fit) commander reports as it
+ * reports a bad flag value: `error: <message>` and exit code 2.
+ */
+function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void) {
+  return async function (this: Command, ...args: A): Promise<void> {
+    try {
+      await fn(...args);
+    } catch (e) {
+      if (e instanceof UsageError) {
+        this.error(`error: ${e.message}`, { exitCode: e.exitCode, code: 'wgpt.usage' });
+      }
+      throw e;
+    }
+  };
+}
+
+/** A fraction in [0, 1). */
+const belowOne = (value: string): number => {
+  const n = numArg({ min: 0 })(value);
+  if (n >= 1) throw new InvalidArgumentError(`${n} must be less than 1`);
+  return n;
+};
+
+/** One ISO 639 code of a variadic --languages. */
+const languageCode = (value: string, previous: string[] | undefined): string[] => {
+  if (!/^[a-z]{2,3}$/.test(value)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not an ISO 639 code`);
+  return [...(previous ?? []), value];
+};
+
 const CORPORA = ['htmlpages', 'sotu', 'moby-dick'];
-const int = (v: string) => { const n = Number.parseInt(v, 10); if (Number.isNaN(n)) throw new Error(`not an integer: ${v}`); return n; };
+
+/** The configuration this run gives: the config file's, with the flags on top of it. */
+async function runConfig(o: Record<string, unknown>): Promise<PipelineConfig> {
+  const file = typeof o.config === 'string' ? readConfigFile(o.config) : {};
+  const cfg: PipelineConfig = { ...file, output: (o.output as string | undefined) ?? file.output ?? 'out/data' };
+  if (o.input) cfg.inputs = o.input as string[];
+  // Corpus names stand for the cached corpora (fetched on first use).
+  if (cfg.inputs) {
+    cfg.inputs = await Promise.all(cfg.inputs.map(async (i) =>
+      (CORPORA.includes(i) && !fs.existsSync(i) ? ensureCorpus(i as CorpusName) : i)));
+  }
+  // No inputs: resume what the output was started with, or else use the embedded pages.
+  if (!cfg.inputs?.length && !fs.existsSync(path.join(cfg.output, 'plan.json'))) {
+    cfg.inputs = [await ensureCorpus('htmlpages')];
+  }
+  if (o.units !== undefined) cfg.units = o.units as number;
+  if (o.languages || o.minLanguageScore !== undefined) {
+    cfg.language = {
+      ...(cfg.language || {}),
+      ...(o.languages ? { languages: o.languages as string[] } : {}),
+      ...(o.minLanguageScore !== undefined ? { minScore: o.minLanguageScore as number } : {}),
+    };
+  }
+  if (o.valFraction !== undefined || o.shardTokens !== undefined) {
+    cfg.tokenize = {
+      ...(cfg.tokenize ?? {}),
+      ...(o.valFraction !== undefined ? { valFraction: o.valFraction as number } : {}),
+      ...(o.shardTokens !== undefined ? { shardTokens: o.shardTokens as number } : {}),
+    };
+  }
+  if (o.dedup === false) cfg.dedup = false;
+  if (o.pii === false) cfg.pii = false;
+  return cfg;
+}
+
+function printSummary(m: Manifest, output: string): void {
+  process.stdout.write(formatStatsTable(m.stages) + '\n\n');
+  const read = m.stages.find((st) => st.name === 'read');
+  const kept = m.totals.train.docs + m.totals.val.docs;
+  if (read && read.in > 0) {
+    process.stdout.write(`kept ${kept} of ${read.in} input documents (${((100 * kept) / read.in).toFixed(1)} %)\n`);
+  }
+  const { train, val } = m.totals;
+  process.stdout.write(`train: ${train.docs} docs, ${train.tokens} tokens in ${train.shards} shard(s); ` +
+    `val: ${val.docs} docs, ${val.tokens} tokens in ${val.shards} shard(s); ` +
+    `tokenizer ${m.tokenizer.name} (${m.format.dtype})\n`);
+  process.stdout.write(`manifest: ${path.join(output, 'manifest.json')}\n`);
+}
 
 export function register(program: Command): void {
-  const data = program.command('data').description('data pipeline: WARC/text → filters → dedup → token shards (FineWeb recipe)');
+  const data = program.command('data')
+    .description('data pipeline: WARC/text → filters → dedup → token shards (FineWeb recipe)');
 
   data.command('run')
     .description('run the pipeline (all steps this task can run; re-running resumes)')
     .option('--config <file>', 'pipeline.json (PipelineConfig); flags override it')
-    .option('-i, --input <paths...>', 'input files or directories, or corpus names htmlpages | sotu | moby-dick (default: htmlpages)')
+    .option('-i, --input <paths...>',
+      'input files or directories, or corpus names htmlpages | sotu | moby-dick (default: htmlpages; ' +
+      'when resuming, the inputs the output was started with)')
     .option('-o, --output <dir>', 'output directory (default out/data)')
-    .option('--workers <n>', 'threads for the process step (this thread + N-1 worker threads sharing the documents)', int, 1)
-    .option('--task-index <i>', 'this task (default $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX or 0)', int)
-    .option('--task-count <k>', 'number of tasks (default $SLURM_ARRAY_TASK_COUNT or 1)', int)
-    .option('--units <n>', 'work units, the resume granularity (fixed at the first run; default: the task count)', int)
+    .option('--workers <n>', 'threads for the process step (this thread + N-1 worker threads sharing the documents)',
+      usage(intArg({ min: 1 })), 1)
+    .option('--task-index <i>', 'this task (default $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX or 0)',
+      usage(intArg({ min: 0 })))
+    .option('--task-count <k>', 'number of tasks (default $SLURM_ARRAY_TASK_COUNT or 1)', usage(intArg({ min: 1 })))
+    .option('--units <n>', 'work units, the resume granularity (fixed at the first run; default: the task count)',
+      usage(intArg({ min: 1 })))
     .addOption(new Option('--step <steps...>', 'only these steps').choices([...STEPS]))
-    .option('--tokenizer <name>', "tokenizer: 'bytes', or an @wgpt/tokenizer encoding (r50k_base, cl100k_base, o200k_base)", 'r50k_base')
-    .option('--languages <codes...>', 'languages to keep (ISO 639-1)')
-    .option('--min-language-score <x>', 'fastText score threshold', Number.parseFloat)
-    .option('--val-fraction <x>', 'fraction of documents in the validation split', Number.parseFloat)
-    .option('--shard-tokens <n>', 'tokens per shard', int)
+    .option('--tokenizer <name>',
+      "tokenizer: 'bytes', or an @wgpt/tokenizer encoding (r50k_base, cl100k_base, o200k_base)", 'r50k_base')
+    .option('--languages <codes...>', 'languages to keep (ISO 639-1)', usage(languageCode))
+    .option('--min-language-score <x>', 'fastText score threshold, 0..1', usage(numArg({ min: 0, max: 1 })))
+    .option('--val-fraction <x>', 'fraction of documents in the validation split, [0, 1)', usage(belowOne))
+    .option('--shard-tokens <n>', 'tokens per shard', usage(intArg({ min: 1, max: 2 ** 31 - 1 })))
     .option('--no-dedup', 'skip MinHash and exact deduplication')
     .option('--no-pii', 'skip e-mail/IP replacement')
     .option('--json', 'print the stats as JSON instead of a table')
-    .action(async (o) => {
+    .action(action(async (o: Record<string, any>) => {
       // Worker threads load their modules and the language model while this thread reads the config, fetches the
       // corpus and loads the tokenizer. Errors surface again (and are reported) when the run uses them.
       if (o.workers > 1) prestartWorkers(o.workers - 1).catch(() => {});
-      const cfg: PipelineConfig = o.config ? JSON.parse(fs.readFileSync(o.config, 'utf8')) : { inputs: [], output: o.output };
-      if (o.input) cfg.inputs = o.input;
-      // Corpus names stand for the cached corpora (fetched on first use).
-      cfg.inputs = await Promise.all((cfg.inputs ?? []).map(async (i) => (CORPORA.includes(i) && !fs.existsSync(i) ? ensureCorpus(i as CorpusName) : i)));
-      if (!cfg.inputs || cfg.inputs.length === 0) cfg.inputs = [await ensureCorpus('htmlpages')];
-      cfg.output = o.output ?? cfg.output ?? 'out/data';
-      if (o.units) cfg.units = o.units;
-      if (o.languages || o.minLanguageScore !== undefined) cfg.language = { ...(cfg.language || {}), ...(o.languages ? { languages: o.languages } : {}), ...(o.minLanguageScore !== undefined ? { minScore: o.minLanguageScore } : {}) };
-      if (o.valFraction !== undefined || o.shardTokens !== undefined) cfg.tokenize = { ...(cfg.tokenize ?? {}), ...(o.valFraction !== undefined ? { valFraction: o.valFraction } : {}), ...(o.shardTokens !== undefined ? { shardTokens: o.shardTokens } : {}) };
-      if (o.dedup === false) cfg.dedup = false;
-      if (o.pii === false) cfg.pii = false;
       const { taskIndex, taskCount } = taskFromEnv(o.taskIndex, o.taskCount);
+      const cfg = await runConfig(o);
       const tokenizer = await pickTokenizer(o.tokenizer);
-      const r = await runPipeline(cfg, { workers: o.workers, taskIndex, taskCount, steps: o.step as Step[] | undefined, tokenizer });
-      for (const [step, units] of Object.entries(r.skipped)) process.stderr.write(`[data] ${step}: ${units.length} unit(s) already done, skipped\n`);
-      if (r.manifest) {
-        const m = r.manifest;
-        if (o.json) process.stdout.write(JSON.stringify(m.stages, null, 2) + '\n');
-        else {
-          process.stdout.write(formatStatsTable(m.stages) + '\n\n');
-          const read = m.stages.find((st) => st.name === 'read');
-          const kept = m.totals.train.docs + m.totals.val.docs;
-          if (read && read.in > 0) process.stdout.write(`kept ${kept} of ${read.in} input documents (${((100 * kept) / read.in).toFixed(1)} %)\n`);
-          process.stdout.write(`train: ${m.totals.train.docs} docs, ${m.totals.train.tokens} tokens in ${m.totals.train.shards} shard(s); ` +
-            `val: ${m.totals.val.docs} docs, ${m.totals.val.tokens} tokens in ${m.totals.val.shards} shard(s); tokenizer ${m.tokenizer.name} (${m.format.dtype})\n`);
-          process.stdout.write(`manifest: ${path.join(cfg.output, 'manifest.json')}\n`);
-        }
-      } else {
-        process.stdout.write(`task ${taskIndex}/${taskCount}: ran ${JSON.stringify(r.ran)}; other steps wait for the remaining tasks\n`);
+      const steps = o.step as Step[] | undefined;
+      const r = await runPipeline(cfg, { workers: o.workers, taskIndex, taskCount, steps, tokenizer });
+      for (const [step, units] of Object.entries(r.skipped)) {
+        process.stderr.write(`[data] ${step}: ${units.length} unit(s) already done, skipped\n`);
       }
-    });
+      if (r.manifest) {
+        if (o.json) process.stdout.write(JSON.stringify(r.manifest.stages, null, 2) + '\n');
+        else printSummary(r.manifest, cfg.output);
+      } else {
+        process.stdout.write(`task ${taskIndex}/${taskCount}: ran ${JSON.stringify(r.ran)}; ` +
+          'other steps wait for the remaining tasks\n');
+      }
+    }));
 
   data.command('pack-warc')
     .description('pack HTML files into a WARC.gz (default: the ~258 htmlparser-benchmark pages)')
@@ -103,10 +207,12 @@ export function register(program: Command): void {
   data.command('fetch')
     .description('fetch and cache a corpus (sotu, moby-dick, htmlpages); prints its path')
     .argument('<name>', 'sotu | moby-dick | htmlpages')
-    .action(async (name: string) => {
-      if (!CORPORA.includes(name)) throw new Error(`unknown corpus ${name}`);
+    .action(action(async (name: string) => {
+      if (!CORPORA.includes(name)) {
+        throw new UsageError(`unknown corpus ${JSON.stringify(name)}: use ${CORPORA.join(', ')}`);
+      }
       process.stdout.write((await ensureCorpus(name as CorpusName)) + '\n');
-    });
+    }));
 
   data.command('inspect')
     .description('check token shards: header, token count, first tokens')
@@ -117,7 +223,9 @@ export function register(program: Command): void {
         try {
           const h = readShardHeader(f);
           const t = readShard(f);
-          process.stdout.write(`${f}: magic ${h.magic} version ${h.version} ${h.bytesPerToken === 2 ? 'uint16' : 'uint32'} ${h.tokens} tokens; first: ${[...t.subarray(0, 12)].join(' ')}\n`);
+          const dtype = h.bytesPerToken === 2 ? 'uint16' : 'uint32';
+          process.stdout.write(`${f}: magic ${h.magic} version ${h.version} ${dtype} ${h.tokens} tokens; ` +
+            `first: ${[...t.subarray(0, 12)].join(' ')}\n`);
         } catch (e) {
           bad++;
           process.stderr.write(`${(e as Error).message}\n`);
@@ -131,7 +239,7 @@ export function register(program: Command): void {
     .argument('<output>', 'output directory of `wgpt data run`')
     .action((dir: string) => {
       const f = path.join(dir, 'stats.json');
-      if (!fs.existsSync(f)) throw new Error(`${f} not found: the run has not finished`);
+      if (!fs.existsSync(f)) throw new WgptError(`${f} not found: the run has not finished`);
       process.stdout.write(formatStatsTable(JSON.parse(fs.readFileSync(f, 'utf8'))) + '\n');
     });
 }

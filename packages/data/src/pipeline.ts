@@ -7,42 +7,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import type { C4Options } from './filters/c4.ts';
-import type { FineWebQualityOptions } from './filters/fineweb.ts';
-import type { GopherQualityOptions } from './filters/gopher-quality.ts';
-import type { GopherRepetitionOptions } from './filters/gopher-repetition.ts';
-import { readRemoveList, runBucketStep, runClusterStep, type MinHashOptions, EXACT_BUCKET, writeBucketPairs } from './dedup/minhash.ts';
-import type { ExtractOptions } from './extract.ts';
-import type { LangIdOptions } from './langid.ts';
-import { isDone, markDone, pad, RemovedLog, writeAtomic } from './outputs.ts';
-import { PiiFormatter, type PiiOptions } from './pii.ts';
+import { UsageError, WgptError } from '@wgpt/base';
+import { validateConfig, type PipelineConfig } from './config.ts';
+import { readRemoveList, runClusterStep, writeBucketPairs } from './dedup/minhash.ts';
+import { OutputLock } from './lock.ts';
+import { createExclusive, isDone, makeDirs, markDone, pad, RemovedLog, writeAtomic } from './outputs.ts';
+import { PiiFormatter } from './pii.ts';
+import { loadOrCreatePlan, STEPS, type Plan, type Step } from './plan.ts';
 import { processUnit } from './process-step.ts';
-import type { ReadOptions } from './read.ts';
 import { collectStats, formatStatsTable } from './report.ts';
 import type { ShardInfo } from './shards.ts';
 import { ShardSink, type TokenEncoder } from './tokenize.ts';
 import { countRemoved, newStats, type Doc, type StageStats } from './types.ts';
-import type { UrlFilterOptions } from './urlfilter.ts';
-
-export interface PipelineConfig {
-  /** Input files or directories (.warc.gz, .warc, .jsonl, .parquet, anything else read as text). */
-  inputs: string[];
-  /** Output directory. */
-  output: string;
-  /** Number of work units the input is split into; fixed at the first run (plan.json). Default: taskCount (worker threads share the documents of a unit). */
-  units?: number;
-  read?: ReadOptions;
-  urlFilter?: UrlFilterOptions | false;
-  extract?: ExtractOptions;
-  language?: LangIdOptions | false;
-  gopherRepetition?: GopherRepetitionOptions | false;
-  gopherQuality?: GopherQualityOptions | false;
-  c4?: C4Options | false;
-  fineweb?: FineWebQualityOptions | false;
-  dedup?: MinHashOptions | false;
-  pii?: PiiOptions | false;
-  tokenize?: { prefix?: string; valFraction?: number; shardTokens?: number };
-}
 
 export interface RunOptions {
   workers?: number;
@@ -56,64 +32,32 @@ export interface RunOptions {
   log?: (line: string) => void;
 }
 
-export const STEPS = ['process', 'dedup-buckets', 'dedup-cluster', 'tokenize', 'manifest'] as const;
-export type Step = (typeof STEPS)[number];
-
-export interface Plan {
-  units: number;
-  files: string[];
-  config: PipelineConfig;
-  /**
-   * How the items of a file shared by several units are divided: 'bytes' (plans made by this version) gives each
-   * item to the unit with the fewest bytes so far, balancing the units' work; 'position' (older plans, kept so that
-   * they resume the same way) gives item p of file f to unit (f + p) mod units.
-   */
-  split?: 'bytes' | 'position';
-}
-
-export function expandInputs(inputs: string[]): string[] {
-  const out: string[] = [];
-  const walk = (p: string) => {
-    const st = fs.statSync(p);
-    if (st.isDirectory()) for (const e of fs.readdirSync(p).sort()) walk(path.join(p, e));
-    else out.push(path.resolve(p));
-  };
-  for (const i of inputs) walk(i);
-  return out;
-}
-
-/** Loads plan.json or creates it; a resumed run must use the same units and inputs. */
-export function loadOrCreatePlan(config: PipelineConfig, units: number): Plan {
-  const file = path.join(config.output, 'plan.json');
-  const files = expandInputs(config.inputs);
-  if (fs.existsSync(file)) {
-    const plan = JSON.parse(fs.readFileSync(file, 'utf8')) as Plan;
-    if (JSON.stringify(plan.files) !== JSON.stringify(files)) throw new Error(`${file}: the inputs differ from the ones this output was started with; use a new --output`);
-    return plan;
-  }
-  const plan: Plan = { units, files, config, split: 'bytes' };
-  writeAtomic(file, JSON.stringify(plan, null, 2));
-  return plan;
-}
-
 async function* readDocs(file: string): AsyncGenerator<Doc> {
   const rl = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
   for await (const line of rl) if (line) yield JSON.parse(line) as Doc;
 }
 
 /** The tokenize step for one unit: drop dedup removals, PII, shards. */
-export async function tokenizeUnit(plan: Plan, out: string, unit: number, enc: TokenEncoder): Promise<{ stats: StageStats[]; shards: ShardInfo[] }> {
+export async function tokenizeUnit(plan: Plan, out: string, unit: number, enc: TokenEncoder):
+  Promise<{ stats: StageStats[]; shards: ShardInfo[] }> {
   const c = plan.config;
   const shardDir = path.join(out, 'shards');
   const prefix = c.tokenize?.prefix ?? 'wgpt';
   // An interrupted earlier attempt may have left complete shards of this unit: remove them before rewriting.
-  if (fs.existsSync(shardDir)) for (const f of fs.readdirSync(shardDir)) if (new RegExp(`^${prefix}_(train|val)_${pad(unit)}_`).test(f)) fs.rmSync(path.join(shardDir, f));
-  const remove = c.dedup === false ? new Map<number, string>() : readRemoveList(path.join(out, 'dedup', 'remove'), unit);
+  const mine = [`${prefix}_train_${pad(unit)}_`, `${prefix}_val_${pad(unit)}_`];
+  if (fs.existsSync(shardDir)) {
+    for (const f of fs.readdirSync(shardDir)) if (mine.some((m) => f.startsWith(m))) fs.rmSync(path.join(shardDir, f));
+  }
+  const remove = c.dedup === false
+    ? new Map<number, string>()
+    : readRemoveList(path.join(out, 'dedup', 'remove'), unit);
   const dedupSt = newStats('dedup');
   const piiSt = newStats('pii');
   const tokSt = newStats('tokenize');
   const pii = c.pii === false ? null : new PiiFormatter(c.pii || {});
-  const sink = new ShardSink(enc, { dir: shardDir, prefix, part: unit, valFraction: c.tokenize?.valFraction, shardTokens: c.tokenize?.shardTokens });
+  const sink = new ShardSink(enc, {
+    dir: shardDir, prefix, part: unit, valFraction: c.tokenize?.valFraction, shardTokens: c.tokenize?.shardTokens,
+  });
   let i = 0;
   const now = () => performance.now() / 1000;
   const removed = new RemovedLog(path.join(out, 'removed', `dedup.${pad(unit)}.jsonl`));
@@ -143,22 +87,40 @@ export async function tokenizeUnit(plan: Plan, out: string, unit: number, enc: T
   }
   const shards = sink.close();
   removed.finish();
-  const stats = [...(c.dedup === false ? [] : [dedupSt]), ...(pii ? [{ ...piiSt, replaced: { ...pii.counts } }] : []), { ...tokSt, tokens: sink.counts }];
-  writeAtomic(path.join(out, 'stats', 'tokenize', `${pad(unit)}.json`), JSON.stringify({ unit, stats, shards }, null, 1));
+  const stats = [
+    ...(c.dedup === false ? [] : [dedupSt]),
+    ...(pii ? [{ ...piiSt, replaced: { ...pii.counts } }] : []),
+    { ...tokSt, tokens: sink.counts },
+  ];
+  const statsFile = path.join(out, 'stats', 'tokenize', `${pad(unit)}.json`);
+  writeAtomic(statsFile, JSON.stringify({ unit, stats, shards }, null, 1));
   markDone(out, 'tokenize', unit);
   return { stats, shards };
 }
+
+export interface SplitTotals { docs: number; tokens: number; shards: number }
 
 export interface Manifest {
   tokenizer: { name: string; nVocab: number; eotToken: number };
   format: { magic: number; version: number; dtype: 'uint16' | 'uint32'; headerBytes: 1024 };
   units: number;
   inputs: string[];
-  totals: { train: { docs: number; tokens: number; shards: number }; val: { docs: number; tokens: number; shards: number } };
+  totals: { train: SplitTotals; val: SplitTotals };
   shards: ShardInfo[];
   stages: StageStats[];
   dedup?: { clusters: number; removed: number; exact: number };
   createdAt: string;
+}
+
+/** Why the train split is empty, for the error that ends such a run. */
+function emptyTrainReason(plan: Plan, stages: StageStats[], val: SplitTotals): string {
+  const read = stages.find((st) => st.name === 'read');
+  const files = `${plan.files.length} input file(s)`;
+  if (!read || read.in === 0) return `no documents were read from the ${files}`;
+  if (val.docs === 0) return `the filters removed all ${read.in} documents read (see the "removed by" column)`;
+  return `the ${val.docs} document(s) kept all went to the validation split (a work unit gives validation its ` +
+    'first document when none of its documents hashes into it); give more documents (in a text file, separate ' +
+    'them with lines holding <|endoftext|>), or set --val-fraction 0';
 }
 
 function writeManifest(plan: Plan, out: string, enc: TokenEncoder): Manifest {
@@ -168,10 +130,19 @@ function writeManifest(plan: Plan, out: string, enc: TokenEncoder): Manifest {
     shards.push(...(JSON.parse(fs.readFileSync(f, 'utf8')) as { shards: ShardInfo[] }).shards);
   }
   const stages = collectStats(out, plan.units);
-  const tot = (split: string) => {
+  const tot = (split: string): SplitTotals => {
     const s = shards.filter((x) => x.split === split);
     return { docs: s.reduce((a, x) => a + x.docs, 0), tokens: s.reduce((a, x) => a + x.tokens, 0), shards: s.length };
   };
+  // The stats first: they say where the documents went, also when the run fails below.
+  writeAtomic(path.join(out, 'stats.json'), JSON.stringify(stages, null, 2));
+  writeAtomic(path.join(out, 'stats.txt'), formatStatsTable(stages) + '\n');
+  const totals = { train: tot('train'), val: tot('val') };
+  // Nothing can train on an empty train split: no manifest, and an error that says why.
+  if (totals.train.tokens === 0) {
+    throw new WgptError(`${out}: the train split is empty: ${emptyTrainReason(plan, stages, totals.val)}. ` +
+      `The per-stage counts: wgpt data stats ${out}`);
+  }
   const clusterFile = path.join(out, 'dedup', 'cluster.json');
   const u16 = enc.nVocab <= 65536;
   const m: Manifest = {
@@ -179,15 +150,13 @@ function writeManifest(plan: Plan, out: string, enc: TokenEncoder): Manifest {
     format: { magic: 20240520, version: u16 ? 1 : 2, dtype: u16 ? 'uint16' : 'uint32', headerBytes: 1024 },
     units: plan.units,
     inputs: plan.files,
-    totals: { train: tot('train'), val: tot('val') },
+    totals,
     shards,
     stages,
     dedup: fs.existsSync(clusterFile) ? JSON.parse(fs.readFileSync(clusterFile, 'utf8')) : undefined,
     createdAt: new Date().toISOString(),
   };
   writeAtomic(path.join(out, 'manifest.json'), JSON.stringify(m, null, 2));
-  writeAtomic(path.join(out, 'stats.json'), JSON.stringify(stages, null, 2));
-  writeAtomic(path.join(out, 'stats.txt'), formatStatsTable(stages) + '\n');
   return m;
 }
 
@@ -207,7 +176,8 @@ class Progress {
   seconds(): number { return (performance.now() - this.t0) / 1000; }
   print(final = false): void {
     const s = (performance.now() - this.t0) / 1000;
-    this.log(`[data] ${this.step}: ${this.docs} docs, ${(this.docs / s).toFixed(1)} docs/s, ${(this.bytes / 1e6 / s).toFixed(2)} MB/s${final ? `, ${s.toFixed(1)} s` : ''}`);
+    const rate = `${(this.docs / s).toFixed(1)} docs/s, ${(this.bytes / 1e6 / s).toFixed(2)} MB/s`;
+    this.log(`[data] ${this.step}: ${this.docs} docs, ${rate}${final ? `, ${s.toFixed(1)} s` : ''}`);
   }
 }
 
@@ -220,31 +190,70 @@ export interface RunResult {
   threadDocs: number;
 }
 
-/** Runs the pipeline steps this task owns, skipping work whose completion marker exists. */
+/** Every output of one tokenizer: tokenizer.json is written by the first task to tokenize and checked by the rest. */
+function checkTokenizer(out: string, enc: TokenEncoder): void {
+  const tokFile = path.join(out, 'tokenizer.json');
+  const desc = JSON.stringify({ name: enc.name, nVocab: enc.nVocab, eotToken: enc.eotToken });
+  if (createExclusive(tokFile, desc)) return;
+  const prev = fs.readFileSync(tokFile, 'utf8');
+  if (prev !== desc) {
+    throw new WgptError(`${out} was tokenized with ${prev}; this run has ${desc}. ` +
+      'Use the same --tokenizer, or a new --output');
+  }
+}
+
+/**
+ * Runs the pipeline steps this task owns, skipping work whose completion marker exists. Throws a WgptError for a
+ * bad configuration, an output that cannot be written, a run of this task already going on there, and an empty
+ * train split.
+ */
 export async function runPipeline(config: PipelineConfig, opts: RunOptions = {}): Promise<RunResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const workers = Math.max(1, opts.workers ?? 1);
-  const taskCount = Math.max(1, opts.taskCount ?? 1);
+  const workers = opts.workers ?? 1;
+  const taskCount = opts.taskCount ?? 1;
   const taskIndex = opts.taskIndex ?? 0;
-  if (taskIndex < 0 || taskIndex >= taskCount) throw new Error(`task index ${taskIndex} is outside 0..${taskCount - 1}`);
-  fs.mkdirSync(config.output, { recursive: true });
-  const plan = loadOrCreatePlan(config, config.units ?? taskCount);
-  const out = config.output;
+  if (!Number.isSafeInteger(workers) || workers < 1) throw new UsageError(`--workers ${workers}: must be at least 1`);
+  if (!Number.isSafeInteger(taskCount) || taskCount < 1) {
+    throw new UsageError(`--task-count ${taskCount}: must be at least 1`);
+  }
+  if (!Number.isSafeInteger(taskIndex) || taskIndex < 0 || taskIndex >= taskCount) {
+    throw new UsageError(`--task-index ${taskIndex} is outside 0..${taskCount - 1} (--task-count ${taskCount})`);
+  }
+  validateConfig(config);
+  makeDirs(config.output);
+  const plan = loadOrCreatePlan(config, taskCount, log);
+  const lock = OutputLock.acquire(config.output, taskIndex, taskCount, plan.units, log);
+  try {
+    return await runSteps(plan, config.output, opts, { workers, taskIndex, taskCount, log });
+  } finally {
+    lock.release();
+  }
+}
+
+async function runSteps(plan: Plan, out: string, opts: RunOptions,
+  o: { workers: number; taskIndex: number; taskCount: number; log: (line: string) => void }): Promise<RunResult> {
+  const { workers, taskIndex, taskCount, log } = o;
   const steps = new Set(opts.steps ?? STEPS);
-  const mine = Array.from({ length: plan.units }, (_, u) => u).filter((u) => u % taskCount === taskIndex);
+  const units = Array.from({ length: plan.units }, (_, u) => u);
+  const mine = units.filter((u) => u % taskCount === taskIndex);
   const ran: Record<string, number[]> = {};
   const skipped: Record<string, number[]> = {};
   const note = (rec: Record<string, number[]>, step: string, u: number) => (rec[step] ??= []).push(u);
   let threadDocs = 0;
-  const allDone = (step: string) => Array.from({ length: plan.units }, (_, u) => u).every((u) => isDone(out, step, u));
+  const allDone = (step: string) => units.every((u) => isDone(out, step, u));
 
   if (steps.has('process')) {
-    const todo = mine.filter((u) => { if (isDone(out, 'process', u)) { note(skipped, 'process', u); return false; } return true; });
+    const todo = mine.filter((u) => {
+      if (isDone(out, 'process', u)) { note(skipped, 'process', u); return false; }
+      return true;
+    });
     if (todo.length) {
       const prog = new Progress('process', log);
-      const threads = workers > 1 ? await (await import('./workers.ts')).DocThreads.acquire(workers - 1, plan.config) : undefined;
+      const threads = workers > 1
+        ? await (await import('./workers.ts')).DocThreads.acquire(workers - 1, plan.config)
+        : undefined;
       try {
-        for (const u of todo) await processUnit(plan, out, u, (b) => prog.tick(b), threads);
+        for (const u of todo) await processUnit(plan, out, u, (b) => prog.tick(b), threads, log);
       } finally {
         await threads?.release();
       }
@@ -252,7 +261,9 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       if (threads) {
         threadDocs = threads.sent - threads.stolen;
         const busy = threads.busySeconds / threads.size / prog.seconds();
-        log(`[data] process: ${threadDocs} document(s) ran on ${threads.size} worker thread(s), busy ${(100 * busy).toFixed(0)}% of the step (${threads.stolen} more were queued there and taken back at the end); the rest ran on this thread`);
+        log(`[data] process: ${threadDocs} document(s) ran on ${threads.size} worker thread(s), ` +
+          `busy ${(100 * busy).toFixed(0)}% of the step (${threads.stolen} more were queued there and taken back ` +
+          'at the end); the rest ran on this thread');
       }
       for (const u of todo) note(ran, 'process', u);
     }
@@ -290,14 +301,8 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     const todo = mine.filter((u) => isDone(out, 'process', u) && !isDone(out, 'tokenize', u));
     mine.filter((u) => isDone(out, 'tokenize', u)).forEach((u) => note(skipped, 'tokenize', u));
     if (todo.length) {
-      if (!opts.tokenizer) throw new Error('the tokenize step needs a tokenizer');
-      // Every unit of one output must use the same tokenizer.
-      const tokFile = path.join(out, 'tokenizer.json');
-      const desc = { name: opts.tokenizer.name, nVocab: opts.tokenizer.nVocab, eotToken: opts.tokenizer.eotToken };
-      if (fs.existsSync(tokFile)) {
-        const prev = JSON.parse(fs.readFileSync(tokFile, 'utf8'));
-        if (JSON.stringify(prev) !== JSON.stringify(desc)) throw new Error(`${out} was tokenized with ${JSON.stringify(prev)}; got ${JSON.stringify(desc)}. Use a new --output or the same tokenizer`);
-      } else writeAtomic(tokFile, JSON.stringify(desc));
+      if (!opts.tokenizer) throw new WgptError('the tokenize step needs a tokenizer (RunOptions.tokenizer)');
+      checkTokenizer(out, opts.tokenizer);
       const prog = new Progress('tokenize', log);
       for (const u of todo) {
         const r = await tokenizeUnit(plan, out, u, opts.tokenizer);
@@ -309,22 +314,23 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     }
   }
   // Say why a step that was asked for did not run.
-  const missing = (step: string) => Array.from({ length: plan.units }, (_, u) => u).filter((u) => !isDone(out, step, u)).length;
+  const missing = (step: string) => units.filter((u) => !isDone(out, step, u)).length;
   if (opts.steps) {
-    if (dedup && (steps.has('dedup-buckets') || steps.has('dedup-cluster')) && !allDone('process')) log(`[data] dedup waits for ${missing('process')} unit(s) of the process step`);
-    else if (dedup && steps.has('dedup-cluster') && taskIndex === 0 && !bucketsDone()) log('[data] dedup-cluster waits for the dedup-buckets step of every bucket');
+    const dedupAsked = steps.has('dedup-buckets') || steps.has('dedup-cluster');
+    if (dedup && dedupAsked && !allDone('process')) {
+      log(`[data] dedup waits for ${missing('process')} unit(s) of the process step`);
+    } else if (dedup && steps.has('dedup-cluster') && taskIndex === 0 && !bucketsDone()) {
+      log('[data] dedup-cluster waits for the dedup-buckets step of every bucket');
+    }
     if (steps.has('tokenize') && !clusterReady) log('[data] tokenize waits for the dedup-cluster step');
-    if (steps.has('manifest') && !allDone('tokenize')) log(`[data] manifest waits for ${missing('tokenize')} unit(s) of the tokenize step`);
+    if (steps.has('manifest') && !allDone('tokenize')) {
+      log(`[data] manifest waits for ${missing('tokenize')} unit(s) of the tokenize step`);
+    }
   }
   let manifest: Manifest | undefined;
   if (steps.has('manifest') && allDone('tokenize')) {
-    if (!opts.tokenizer) throw new Error('the manifest step needs the tokenizer description');
+    if (!opts.tokenizer) throw new WgptError('the manifest step needs the tokenizer (RunOptions.tokenizer)');
     manifest = writeManifest(plan, out, opts.tokenizer);
   }
   return { plan, manifest, ran, skipped, threadDocs };
 }
-
-export { runBucketStep, EXACT_BUCKET };
-export { ByteSplitter, processUnit, type UnitResult } from './process-step.ts';
-export { collectStats, formatStatsTable } from './report.ts';
-export { isDone } from './outputs.ts';

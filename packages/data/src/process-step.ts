@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MinHasher, SignatureWriter } from './dedup/minhash.ts';
 import { markDone, pad, RemovedLog, writeAtomic } from './outputs.ts';
-import type { Plan } from './pipeline.ts';
+import type { Plan } from './plan.ts';
 import { DocProcessor, type DocResult } from './process.ts';
-import { readFile, type RawRecord } from './read.ts';
+import { readFile, type RawRecord, type ReadError } from './read.ts';
 import { countRemoved, newStats, type StageStats } from './types.ts';
 import type { DocThreads } from './workers.ts';
 
@@ -34,9 +34,11 @@ export interface UnitResult { unit: number; stats: StageStats[]; docsOut: number
 /**
  * The process step for one unit. `onDoc` is called after each input record (progress). With `threads`, documents
  * are shared between this thread and the worker threads; results are applied in input order either way, so the
- * outputs do not depend on the number of threads.
+ * outputs do not depend on the number of threads. Input that cannot be read is counted in the read stage by
+ * reason and logged in removed/; a failure that skips a whole file or a block of it is also reported to `log`.
  */
-export async function processUnit(plan: Plan, out: string, unit: number, onDoc?: (bytes: number) => void, threads?: DocThreads): Promise<UnitResult> {
+export async function processUnit(plan: Plan, out: string, unit: number, onDoc?: (bytes: number) => void,
+  threads?: DocThreads, log: (line: string) => void = () => {}): Promise<UnitResult> {
   const c = plan.config;
   const byFile = plan.files.length >= plan.units;
   const readSt = newStats('read');
@@ -44,11 +46,15 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   const stats = new Map(proc.stageNames.map((name) => [name, newStats(name)]));
   // Time spent on MinHash signatures; merged into the 'dedup' row, whose counts come from the tokenize step.
   const sigSt = newStats('dedup');
-  const sigs = c.dedup === false ? null : new SignatureWriter(path.join(out, 'dedup', 'sigs'), unit, new MinHasher(c.dedup || {}));
+  const sigs = c.dedup === false
+    ? null
+    : new SignatureWriter(path.join(out, 'dedup', 'sigs'), unit, new MinHasher(c.dedup || {}));
   const docsFile = path.join(out, 'filtered', `${pad(unit)}.jsonl`);
   fs.mkdirSync(path.dirname(docsFile), { recursive: true });
-  // Leftovers of an interrupted attempt at this unit.
-  for (const f of fs.readdirSync(path.dirname(docsFile))) if (f.startsWith(`${pad(unit)}.jsonl.tmp-`)) fs.rmSync(path.join(path.dirname(docsFile), f), { force: true });
+  // Leftovers of an interrupted attempt at this unit (the output lock keeps two runs of one unit apart).
+  for (const f of fs.readdirSync(path.dirname(docsFile))) {
+    if (f.startsWith(`${pad(unit)}.jsonl.tmp-`)) fs.rmSync(path.join(path.dirname(docsFile), f), { force: true });
+  }
   const tmp = `${docsFile}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, 'w');
   let pending: string[] = [];
@@ -60,7 +66,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   const startedAt = Date.now();
 
   // Results by input sequence number, applied strictly in order.
-  type Outcome = { error: string; id: string; detail?: string } | { size: number; result: DocResult };
+  type Outcome = ReadError | { size: number; result: DocResult };
   const outcomes = new Map<number, Outcome>();
   let nextSeq = 0;
   let nextApply = 0;
@@ -76,7 +82,12 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
     if (r.removed) removed.add(r.removed.id, r.removed.url, r.trace[r.trace.length - 1].stage, r.removed.reason);
     else if (r.doc) {
       const doc = r.doc;
-      if (sigs && r.sig) { const t = now(); sigs.addSignature(outIndex, r.sig.minhash, r.sig.exact); sigSt.seconds += now() - t + r.sig.seconds; sigSt.bytes += r.sig.bytes; }
+      if (sigs && r.sig) {
+        const t = now();
+        sigs.addSignature(outIndex, r.sig.minhash, r.sig.exact);
+        sigSt.seconds += now() - t + r.sig.seconds;
+        sigSt.bytes += r.sig.bytes;
+      }
       pending.push(JSON.stringify({ id: doc.id, url: doc.url, text: doc.text, meta: doc.meta }) + '\n');
       pendingBytes += doc.text.length;
       if (pendingBytes > 1 << 20) flush();
@@ -106,6 +117,7 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
         const seq = nextSeq++;
         if ('error' in item) {
           countRemoved(readSt, item.error);
+          if (item.warn) log(`[data] warning: ${item.detail} (counted as ${item.error})`);
           outcomes.set(seq, item);
         } else {
           readSt.kept++;
@@ -140,7 +152,8 @@ export async function processUnit(plan: Plan, out: string, unit: number, onDoc?:
   removed.finish();
   fs.renameSync(tmp, docsFile);
   const allStats = [readSt, ...stats.values(), ...(sigs ? [sigSt] : [])];
-  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify({ unit, docsOut: outIndex, startedAt, finishedAt: Date.now(), stats: allStats }, null, 1));
+  const unitStats = { unit, docsOut: outIndex, startedAt, finishedAt: Date.now(), stats: allStats };
+  writeAtomic(path.join(out, 'stats', 'process', `${pad(unit)}.json`), JSON.stringify(unitStats, null, 1));
   markDone(out, 'process', unit);
   return { unit, stats: allStats, docsOut: outIndex };
 }

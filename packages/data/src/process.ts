@@ -8,7 +8,7 @@ import { GopherRepetitionFilter } from './filters/gopher-repetition.ts';
 import { exactKey, MinHasher } from './dedup/minhash.ts';
 import { extractRecord } from './extract.ts';
 import { LanguageFilter } from './langid.ts';
-import type { PipelineConfig } from './pipeline.ts';
+import type { PipelineConfig } from './config.ts';
 import type { RawRecord } from './read.ts';
 import type { Doc, Verdict } from './types.ts';
 import { UrlFilter } from './urlfilter.ts';
@@ -30,11 +30,12 @@ type DocStage = { name: string; apply: (d: Doc) => Verdict | Promise<Verdict> };
 
 function buildStages(c: PipelineConfig): DocStage[] {
   const s: DocStage[] = [];
-  if (c.language !== false) { const f = new LanguageFilter(c.language || {}); s.push({ name: 'language', apply: (d) => f.apply(d) }); }
-  if (c.gopherRepetition !== false) { const f = new GopherRepetitionFilter(c.gopherRepetition || {}); s.push({ name: 'gopher_repetition', apply: (d) => f.apply(d) }); }
-  if (c.gopherQuality !== false) { const f = new GopherQualityFilter(c.gopherQuality || {}); s.push({ name: 'gopher_quality', apply: (d) => f.apply(d) }); }
-  if (c.c4 !== false) { const f = new C4QualityFilter(c.c4 || {}); s.push({ name: 'c4', apply: (d) => f.apply(d) }); }
-  if (c.fineweb !== false) { const f = new FineWebQualityFilter(c.fineweb || {}); s.push({ name: 'fineweb_quality', apply: (d) => f.apply(d) }); }
+  const add = (name: string, f: { apply: DocStage['apply'] }) => s.push({ name, apply: (d) => f.apply(d) });
+  if (c.language !== false) add('language', new LanguageFilter(c.language || {}));
+  if (c.gopherRepetition !== false) add('gopher_repetition', new GopherRepetitionFilter(c.gopherRepetition || {}));
+  if (c.gopherQuality !== false) add('gopher_quality', new GopherQualityFilter(c.gopherQuality || {}));
+  if (c.c4 !== false) add('c4', new C4QualityFilter(c.c4 || {}));
+  if (c.fineweb !== false) add('fineweb_quality', new FineWebQualityFilter(c.fineweb || {}));
   return s;
 }
 
@@ -56,7 +57,8 @@ export class DocProcessor {
   async process(item: RawRecord): Promise<DocResult> {
     const trace: StageTrace[] = [];
     const size = typeof item.body === 'string' ? item.body.length : item.body.length;
-    const removed = (reason: string, id = item.id, url = item.url): DocResult => ({ trace, removed: { reason, id, url } });
+    const removed = (reason: string, id = item.id, url = item.url): DocResult =>
+      ({ trace, removed: { reason, id, url } });
     // URL filter (before extraction: it needs only the URL)
     if (this.urlFilter) {
       const t = now();

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import stream from 'node:stream';
 import zlib from 'node:zlib';
 import { WARCParser } from 'warcio';
 
@@ -17,7 +18,12 @@ export interface RawRecord {
   contentType?: string;
   meta?: Record<string, unknown>;
 }
-export type ReadItem = RawRecord | { error: string; id: string; detail?: string };
+/**
+ * Input that could not be read: a reason (counted in the read stage's stats), the position's id and what went wrong.
+ * `warn` marks a failure that skipped a whole file or a block of it, which the caller also reports on stderr.
+ */
+export interface ReadError { error: string; id: string; detail?: string; warn?: boolean }
+export type ReadItem = RawRecord | ReadError;
 
 export interface ReadOptions {
   /** Records whose body is larger than this are skipped with reason `too_large` (default 10 MB). */
@@ -83,7 +89,9 @@ function openWindow(file: string): { size: number; read: (at: number, len: numbe
   let cache: Buffer = Buffer.alloc(0);
   const read = (at: number, len: number): Buffer => {
     const want = Math.max(0, Math.min(len, size - at));
-    if (at >= cacheStart && at + want <= cacheStart + cache.length) return cache.subarray(at - cacheStart, at - cacheStart + want);
+    if (at >= cacheStart && at + want <= cacheStart + cache.length) {
+      return cache.subarray(at - cacheStart, at - cacheStart + want);
+    }
     cache = readRaw(at, Math.max(len, 4 << 20));
     cacheStart = at;
     return cache.subarray(0, want);
@@ -99,7 +107,14 @@ function openWindow(file: string): { size: number; read: (at: number, len: numbe
 export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const maxBytes = opts.maxRecordBytes ?? DEFAULT_MAX;
   const base = path.basename(file);
-  const { size, read, close } = openWindow(file);
+  let win: ReturnType<typeof openWindow>;
+  try {
+    win = openWindow(file);
+  } catch (e) {
+    yield* fileFailure(file, 0, 'unreadable_file', `cannot open it (${(e as Error).message})`, opts);
+    return;
+  }
+  const { size, read, close } = win;
   const maxWindow = Math.max(2 * maxBytes, 1 << 20);
   let pos = 0;
   let member0 = 0;
@@ -129,7 +144,8 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
         const hl = gzipHeaderLength(buf);
         if (hl <= 0) { err = 'bad_gzip_header'; break; }
         try {
-          const r = zlib.inflateRawSync(buf.subarray(hl), { info: true, maxOutputLength: maxBytes + 65536 }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+          const r = zlib.inflateRawSync(buf.subarray(hl), { info: true, maxOutputLength: maxBytes + 65536 }) as
+            unknown as { buffer: Buffer; engine: { bytesWritten: number } };
           member = r.buffer;
           consumed = hl + r.engine.bytesWritten + 8;
           // gzip trailer: CRC-32 and length of the uncompressed data
@@ -156,7 +172,9 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
       if (err !== null || member === null) {
         if (!resyncing) {
           member0++;
-          if (!opts.select || opts.select(m, 0)) yield { error: err ?? 'corrupt_gzip_member', id: `${base}#${m}`, detail: `${detail} at byte ${pos}` };
+          if (!opts.select || opts.select(m, 0)) {
+            yield { error: err ?? 'corrupt_gzip_member', id: `${base}#${m}`, detail: `${detail} at byte ${pos}` };
+          }
         }
         resyncing = true;
         pos = resync(pos + 1);
@@ -175,8 +193,12 @@ export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGe
 }
 
 /** Parses the records in one decompressed chunk (normally one record) with warcio. */
-async function* parseWarcBytes(bytes: Uint8Array, base: string, nextIndex: () => string, maxBytes: number): AsyncGenerator<ReadItem> {
-  if (!startsWithWarc(bytes)) { yield { error: 'malformed_warc_header', id: `${base}#${nextIndex()}`, detail: 'record does not start with WARC/' }; return; }
+async function* parseWarcBytes(bytes: Uint8Array, base: string, nextIndex: () => string, maxBytes: number):
+  AsyncGenerator<ReadItem> {
+  if (!startsWithWarc(bytes)) {
+    yield { error: 'malformed_warc_header', id: `${base}#${nextIndex()}`, detail: 'record does not start with WARC/' };
+    return;
+  }
   const parser = new WARCParser([bytes]);
   for (;;) {
     let rec;
@@ -203,7 +225,10 @@ function startsWithWarc(b: Uint8Array): boolean {
 
 type WarcRec = Awaited<ReturnType<WARCParser['parse']>> & object;
 
-/** Only HTTP responses with an HTML content type become documents; other records (warcinfo, request) are skipped silently. */
+/**
+ * Only HTTP responses with an HTML content type become documents; other records (warcinfo, request) are skipped
+ * silently.
+ */
 async function toRaw(rec: WarcRec, id: string, maxBytes: number): Promise<ReadItem | null> {
   if (rec.warcType !== 'response' && rec.warcType !== 'resource' && rec.warcType !== 'conversion') return null;
   const url = rec.warcTargetURI ?? undefined;
@@ -227,7 +252,14 @@ async function toRaw(rec: WarcRec, id: string, maxBytes: number): Promise<ReadIt
 export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const maxBytes = opts.maxRecordBytes ?? DEFAULT_MAX;
   const base = path.basename(file);
-  const { size, read, close } = openWindow(file);
+  let win: ReturnType<typeof openWindow>;
+  try {
+    win = openWindow(file);
+  } catch (e) {
+    yield* fileFailure(file, 0, 'unreadable_file', `cannot open it (${(e as Error).message})`, opts);
+    return;
+  }
+  const { size, read, close } = win;
   const resync = (from: number): number => {
     const chunk = 1 << 16;
     for (let at = from; at < size; at += chunk - 8) {
@@ -255,7 +287,8 @@ export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGene
       if (!text.startsWith('WARC/') || end < 0 || !len) {
         if (!resyncing) {
           index++;
-          if (!opts.select || opts.select(i, 0)) yield { error: 'malformed_warc_header', id: `${base}#${i}`, detail: `no valid WARC header at byte ${pos}` };
+          const detail = `no valid WARC header at byte ${pos}`;
+          if (!opts.select || opts.select(i, 0)) yield { error: 'malformed_warc_header', id: `${base}#${i}`, detail };
         }
         resyncing = true;
         pos = resync(pos + 1);
@@ -265,10 +298,13 @@ export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGene
       index++;
       const total = end + 4 + Number(len[1]);
       const selected = !opts.select || opts.select(i, total);
-      if (selected && Number(len[1]) > maxBytes) yield { error: 'too_large', id: `${base}#${i}`, detail: `${len[1]} bytes` };
-      else if (selected) {
-        if (pos + total > size) yield { error: 'truncated_record', id: `${base}#${i}`, detail: `record at byte ${pos} needs ${total} bytes, file ends first` };
-        else yield* parseWarcBytes(read(pos, total + 4), base, () => String(i), maxBytes);
+      if (selected && Number(len[1]) > maxBytes) {
+        yield { error: 'too_large', id: `${base}#${i}`, detail: `${len[1]} bytes` };
+      } else if (selected) {
+        if (pos + total > size) {
+          const detail = `record at byte ${pos} needs ${total} bytes, file ends first`;
+          yield { error: 'truncated_record', id: `${base}#${i}`, detail };
+        } else yield* parseWarcBytes(read(pos, total + 4), base, () => String(i), maxBytes);
       }
       pos += total;
     }
@@ -277,64 +313,146 @@ export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGene
   }
 }
 
-/** JSONL: one object per line with a `text` field (and optional `id`, `url`). */
+/** The reason a gzip stream failed, from zlib's error. */
+function gzipReason(e: NodeJS.ErrnoException): string {
+  if (e.code === 'Z_BUF_ERROR') return 'truncated_gzip_member';
+  if (e.code === 'Z_DATA_ERROR' && /header/i.test(e.message)) return 'bad_gzip_header';
+  if (e.code?.startsWith('Z_')) return 'corrupt_gzip_member';
+  return 'unreadable_file';
+}
+
+/**
+ * A file that stopped being readable at item `position` (nothing before it is lost): one error item, given to the
+ * unit that `select` picks for that position, like any other item.
+ */
+function fileFailure(file: string, position: number, reason: string, what: string, opts: ReadOptions): ReadError[] {
+  if (opts.select && !opts.select(position, 0)) return [];
+  const detail = `${file}: ${what}; ${position === 0 ? 'the file' : 'the rest of the file'} is skipped`;
+  return [{ error: reason, id: `${path.basename(file)}#${position}`, detail, warn: true }];
+}
+
+/**
+ * Lines of a text file, gunzipped when the name ends in .gz; a read or decompression error ends the lines and is
+ * returned as `failure` (with the lines read before it).
+ */
+async function* readLines(file: string, failure: { error?: NodeJS.ErrnoException }): AsyncGenerator<string> {
+  // An empty file has no lines (gunzip would call it truncated; the plan already warned that it is empty).
+  try {
+    if (fs.statSync(file).size === 0) return;
+  } catch (e) {
+    failure.error = e as NodeJS.ErrnoException;
+    return;
+  }
+  const src = fs.createReadStream(file);
+  // pipeline() passes an error of the file stream on to gunzip, and so to readline.
+  const input = file.toLowerCase().endsWith('.gz') ? stream.pipeline(src, zlib.createGunzip(), () => {}) : src;
+  const rl = readline.createInterface({ input, crlfDelay: Infinity });
+  try {
+    for await (const line of rl) yield line;
+  } catch (e) {
+    failure.error = e as NodeJS.ErrnoException;
+  } finally {
+    rl.close();
+    src.destroy();
+  }
+}
+
+/** JSONL: one object per line with a `text` field (and optional `id`, `url`). Positions are line numbers − 1. */
 export async function* readJsonl(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const base = path.basename(file);
-  let input: NodeJS.ReadableStream = fs.createReadStream(file);
-  if (file.endsWith('.gz')) input = input.pipe(zlib.createGunzip());
-  const rl = readline.createInterface({ input, crlfDelay: Infinity });
+  const failure: { error?: NodeJS.ErrnoException } = {};
   let n = 0;
-  for await (const line of rl) {
+  for await (const line of readLines(file, failure)) {
     const i = n++;
     if (!line.trim() || (opts.select && !opts.select(i, Buffer.byteLength(line)))) continue;
+    let o: unknown;
     try {
-      const o = JSON.parse(line) as Record<string, unknown>;
-      if (typeof o.text !== 'string') { yield { error: 'no_text_field', id: `${base}#${i}` }; continue; }
-      const { text, id, url, ...rest } = o;
-      yield { id: typeof id === 'string' || typeof id === 'number' ? String(id) : `${base}#${i}`, url: typeof url === 'string' ? url : undefined, kind: 'text', body: text, meta: rest };
+      o = JSON.parse(line);
     } catch (e) {
-      yield { error: 'bad_json', id: `${base}#${i}`, detail: (e as Error).message };
+      yield { error: 'bad_json', id: `${base}#${i}`, detail: `line ${i + 1}: ${(e as Error).message}` };
+      continue;
     }
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+      yield { error: 'bad_json', id: `${base}#${i}`, detail: `line ${i + 1}: not a JSON object` };
+      continue;
+    }
+    const { text, id, url, ...rest } = o as Record<string, unknown>;
+    if (typeof text !== 'string') {
+      yield { error: 'no_text_field', id: `${base}#${i}`, detail: `line ${i + 1}: no string "text" field` };
+      continue;
+    }
+    const docId = typeof id === 'string' || typeof id === 'number' ? String(id) : `${base}#${i}`;
+    yield { id: docId, url: typeof url === 'string' ? url : undefined, kind: 'text', body: text, meta: rest };
+  }
+  if (failure.error) {
+    const reason = gzipReason(failure.error);
+    yield* fileFailure(file, n, reason, `${failure.error.message} at line ${n + 1}`, opts);
   }
 }
 
 /** Plain text: documents separated by a line holding only `<|endoftext|>` or by form feeds; else the whole file. */
 export async function* readText(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const base = path.basename(file);
-  const rl = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  const failure: { error?: NodeJS.ErrnoException } = {};
   let cur: string[] = [];
   let n = 0;
+  let line0 = 0;
   const emit = (): ReadItem | null => {
     if (!cur.join('').trim()) return null;
     const i = n++;
     const body = cur.join('\n');
     return opts.select && !opts.select(i, Buffer.byteLength(body)) ? null : { id: `${base}#${i}`, kind: 'text', body };
   };
-  for await (const line of rl) {
+  for await (const line of readLines(file, failure)) {
+    line0++;
     if (line.trim() === '<|endoftext|>' || line === '\f') {
       const d = emit();
       if (d) yield d;
       cur = [];
     } else cur.push(line);
   }
+  // After a read error the last document may be cut short: it is dropped with the error.
+  if (failure.error) {
+    yield* fileFailure(file, n, 'unreadable_file', `${failure.error.message} at line ${line0 + 1}`, opts);
+    return;
+  }
   const d = emit();
   if (d) yield d;
 }
 
-/** FineWeb-style parquet (columns text, id, url, ...), one row group at a time. */
+/** FineWeb-style parquet (columns text, id, url, ...), one row group at a time. A damaged row group is skipped. */
 export async function* readParquet(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
   const base = path.basename(file);
-  const buf = await asyncBufferFromFile(file);
-  const metadata = await parquetMetadataAsync(buf);
+  let buf: Awaited<ReturnType<typeof asyncBufferFromFile>>;
+  let metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>;
+  try {
+    buf = await asyncBufferFromFile(file);
+    metadata = await parquetMetadataAsync(buf);
+  } catch (e) {
+    const reason = (e as NodeJS.ErrnoException).code ? 'unreadable_file' : 'bad_parquet';
+    yield* fileFailure(file, 0, reason, `not a readable parquet file (${(e as Error).message})`, opts);
+    return;
+  }
   const names = new Set(metadata.schema.map((s) => s.name));
   const columns = ['text', 'id', 'url', 'language', 'language_score', 'dump'].filter((c) => names.has(c));
   let start = 0;
-  for (const rg of metadata.row_groups) {
+  for (const [g, rg] of metadata.row_groups.entries()) {
     const end = start + Number(rg.num_rows);
-    const rows = await parquetReadObjects({ file: buf, metadata, rowStart: start, rowEnd: end, columns });
+    let rows: Record<string, unknown>[];
+    try {
+      rows = await parquetReadObjects({ file: buf, metadata, rowStart: start, rowEnd: end, columns });
+    } catch (e) {
+      // Rows of a group that cannot be decoded: one error for the group, at its first row's position.
+      if (!opts.select || opts.select(start, 0)) {
+        const detail = `${file}: row group ${g} (rows ${start}..${end - 1}): ${(e as Error).message}; skipped`;
+        yield { error: 'bad_parquet', id: `${base}#${start}`, detail, warn: true };
+      }
+      start = end;
+      continue;
+    }
     for (let i = 0; i < rows.length; i++) {
-      const r = rows[i] as Record<string, unknown>;
+      const r = rows[i];
       if (opts.select && !opts.select(start + i, typeof r.text === 'string' ? Buffer.byteLength(r.text) : 0)) continue;
       const id = r.id != null ? String(r.id) : `${base}#${start + i}`;
       if (typeof r.text !== 'string') { yield { error: 'no_text_field', id }; continue; }

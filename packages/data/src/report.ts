@@ -29,7 +29,10 @@ export function collectStats(out: string, units: number): StageStats[] {
 function sumInto(a: Record<string, unknown>, b: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(b)) {
     if (typeof v === 'number') a[k] = ((a[k] as number) ?? 0) + v;
-    else if (v && typeof v === 'object') { a[k] ??= {}; sumInto(a[k] as Record<string, unknown>, v as Record<string, unknown>); }
+    else if (v && typeof v === 'object') {
+      a[k] ??= {};
+      sumInto(a[k] as Record<string, unknown>, v as Record<string, unknown>);
+    }
   }
 }
 
@@ -44,7 +47,8 @@ export function formatStatsTable(stages: StageStats[]): string {
   }
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r, ri) => {
-    const line = r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+    const cell = (c: string, i: number) => (i === 0 || i === r.length - 1 ? c.padEnd(w[i]) : c.padStart(w[i]));
+    const line = r.map(cell).join('  ').trimEnd();
     return ri === 0 ? `${line}\n${'-'.repeat(Math.min(line.length, 100))}` : line;
   }).join('\n');
 }

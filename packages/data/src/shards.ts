@@ -11,6 +11,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { WgptError } from '@wgpt/base';
 
 export const SHARD_MAGIC = 20240520;
 export const SHARD_VERSION_U16 = 1;
@@ -24,7 +25,7 @@ export const MAX_ID_TAG = 0x57475054;
 /** Per folder: the largest token id of shards written without it in their header (name, size, mtime, max id). */
 export const SHARD_MAX_IDS_FILE = '.wgpt-shard-max-ids.json';
 
-export class ShardFormatError extends Error {
+export class ShardFormatError extends WgptError {
   constructor(readonly file: string, problem: string) {
     super(`${file}: ${problem}`);
     this.name = 'ShardFormatError';

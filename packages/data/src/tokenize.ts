@@ -1,5 +1,6 @@
 // Stage 8: tokenization into shards. The tokenizer is injected (any object of this shape; the CLI passes
 // @wgpt/tokenizer's encodings), so this stage does not depend on a particular implementation.
+import { WgptError } from '@wgpt/base';
 import type { Doc } from './types.ts';
 import { ShardWriter, type ShardInfo } from './shards.ts';
 
@@ -50,6 +51,15 @@ export class ShardSink {
   private readonly val: ShardWriter;
   readonly counts = { train: { docs: 0, tokens: 0 }, val: { docs: 0, tokens: 0 } };
   constructor(readonly enc: TokenEncoder, readonly o: TokenizeOptions) {
+    // A shard of no tokens never fills up: the writer would open empty shards for ever.
+    const st = o.shardTokens;
+    if (st !== undefined && !(Number.isSafeInteger(st) && st >= 1 && st < 2 ** 31)) {
+      throw new WgptError(`tokenize.shardTokens: must be a whole number in 1 … 2^31 − 1 (got ${st})`);
+    }
+    const vf = o.valFraction;
+    if (vf !== undefined && !(vf >= 0 && vf < 1)) {
+      throw new WgptError(`tokenize.valFraction: must be in [0, 1) (got ${vf})`);
+    }
     const base = { dir: o.dir, prefix: o.prefix, part: o.part, nVocab: enc.nVocab, shardTokens: o.shardTokens };
     this.train = new ShardWriter({ ...base, split: 'train' });
     this.val = new ShardWriter({ ...base, split: 'val' });
@@ -71,7 +81,10 @@ export class ShardSink {
     this.counts[split].tokens += toks.length;
   }
   close(): ShardInfo[] {
-    if (this.heldBack) { this.write(this.counts.val.docs === 0 ? 'val' : 'train', this.heldBack); this.heldBack = null; }
+    if (this.heldBack) {
+      this.write(this.counts.val.docs === 0 ? 'val' : 'train', this.heldBack);
+      this.heldBack = null;
+    }
     return [...this.train.close(), ...this.val.close()];
   }
   abort(): void {

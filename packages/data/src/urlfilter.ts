@@ -61,7 +61,9 @@ export class UrlFilter {
     try { host = new URL(url).hostname.toLowerCase(); } catch { host = normUrl(url).split('/')[0]; }
     host = host.replace(/^www\./, '');
     const parts = host.split('.');
-    for (let i = 0; i < parts.length - 1; i++) if (this.lists.domains.has(parts.slice(i).join('.'))) return 'url_blocked_domain';
+    for (let i = 0; i < parts.length - 1; i++) {
+      if (this.lists.domains.has(parts.slice(i).join('.'))) return 'url_blocked_domain';
+    }
     if (this.lists.urls.has(normUrl(url))) return 'url_blocked_url';
     const lower = url.toLowerCase();
     const tokens = lower.split(/[^\p{L}\p{N}]+/u).filter(Boolean);

@@ -3,14 +3,17 @@
 // then bumps the shared signal so that a waiting main thread wakes up.
 import { workerData, parentPort, type MessagePort } from 'node:worker_threads';
 import { loadLidModel } from './langid.ts';
-import type { PipelineConfig } from './pipeline.ts';
+import type { PipelineConfig } from './config.ts';
 import { DocProcessor } from './process.ts';
 import type { RawRecord } from './read.ts';
 import { claim, CLAIM_SLOTS, QUEUED, TAKEN, type DocMessage, type Reply } from './worker-protocol.ts';
 
 const { port, signal, claims } = workerData as { port: MessagePort; signal: Int32Array; claims: Int32Array };
 // Load the language model at start-up, while the first document may still be on its way: default configs need it.
-loadLidModel().catch(() => { /* reported by the first document that needs it */ });
+// Then tell the pool that this thread is ready (prestartWorkers waits for that).
+loadLidModel()
+  .catch(() => { /* reported by the first document that needs it */ })
+  .finally(() => parentPort!.postMessage({ ready: true }));
 let proc: DocProcessor | null = null;
 let configError: Error | null = null;
 let chain: Promise<void> = Promise.resolve();
@@ -24,7 +27,13 @@ function reply(msg: Reply): void {
 parentPort!.on('message', (msg: { config: PipelineConfig } | DocMessage<RawRecord>) => {
   chain = chain.then(async () => {
     if ('config' in msg) {
-      try { proc = new DocProcessor(msg.config); configError = null; } catch (e) { proc = null; configError = e as Error; }
+      try {
+        proc = new DocProcessor(msg.config);
+        configError = null;
+      } catch (e) {
+        proc = null;
+        configError = e as Error;
+      }
       return;
     }
     // Taken back by the main thread before we got to it: nothing to do, nothing to report.

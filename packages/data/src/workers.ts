@@ -2,15 +2,16 @@
 // thread sends them. The main thread reads the input once, hands each document to a thread with room in its queue
 // or else processes it itself, and puts the results back in input order, so the output is the same for any number
 // of threads and the work is shared document by document (no thread waits while another has a long unit left).
-// The worker's TypeScript entry is bundled once with esbuild (packages kept external) into packages/data/.cache/,
-// next to node_modules, so plain Node can run it in a thread.
+// The worker's TypeScript entry is bundled once with esbuild (registry packages kept external, workspace packages
+// bundled) into packages/data/.cache/, next to node_modules, so plain Node can run it in a thread.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
-import type { PipelineConfig } from './pipeline.ts';
+import { WgptError } from '@wgpt/base';
+import type { PipelineConfig } from './config.ts';
 import type { DocResult } from './process.ts';
 import type { RawRecord } from './read.ts';
 import { claim, CLAIM_SLOTS, QUEUED, STOLEN, type Reply } from './worker-protocol.ts';
@@ -31,7 +32,20 @@ function findEntry(): string {
       if (fs.existsSync(f)) return f;
     } catch { /* not resolvable from there */ }
   }
-  throw new Error(`worker entry not found (tried ${tried.join(', ')}); run with --workers 1`);
+  throw new WgptError(`worker entry not found (tried ${tried.join(', ')}); run with --workers 1`);
+}
+
+/**
+ * The source folders the worker bundle is made from: this package's and those of the workspace packages it
+ * depends on (TypeScript sources, which plain Node cannot load, so they are bundled in).
+ */
+function bundleSources(entry: string): string[] {
+  const pkgDir = path.join(path.dirname(entry), '..');
+  const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as
+    { dependencies?: Record<string, string> };
+  const workspace = Object.keys(pkg.dependencies ?? {}).filter((d) => d.startsWith('@wgpt/'));
+  const srcOf = (d: string) => path.join(fs.realpathSync(path.join(pkgDir, 'node_modules', d)), 'src');
+  return [path.dirname(entry), ...workspace.map(srcOf)];
 }
 
 async function workerScript(): Promise<string> {
@@ -39,7 +53,6 @@ async function workerScript(): Promise<string> {
     const entry = findEntry();
     const outDir = path.join(path.dirname(entry), '..', '.cache');
     // Cached by the content of the sources, so only the first run after an edit pays for the bundle.
-    const srcDir = path.dirname(entry);
     const h = crypto.createHash('sha256');
     const walk = (d: string): void => {
       for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -48,12 +61,23 @@ async function workerScript(): Promise<string> {
         else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) h.update(p).update(fs.readFileSync(p));
       }
     };
-    walk(srcDir);
+    for (const d of bundleSources(entry)) if (fs.existsSync(d)) walk(d);
     const outfile = path.join(outDir, `worker-${h.digest('hex').slice(0, 16)}.mjs`);
     if (fs.existsSync(outfile)) return outfile;
     const esbuild = await import('esbuild');
     const tmp = `${outfile}.tmp-${process.pid}.mjs`;
-    await esbuild.build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile: tmp, logLevel: 'warning' });
+    // Packages from the registry stay imports (resolved from this package's node_modules at run time); the
+    // workspace's @wgpt/* packages are bundled.
+    const registryExternal = {
+      name: 'registry-packages-external',
+      setup(b: import('esbuild').PluginBuild) {
+        b.onResolve({ filter: /^[^./]/ }, (a) => (a.path.startsWith('@wgpt/') ? undefined : { external: true }));
+      },
+    };
+    await esbuild.build({
+      entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: tmp, logLevel: 'warning',
+      plugins: [registryExternal],
+    });
     fs.renameSync(tmp, outfile);
     return outfile;
   })();
@@ -79,6 +103,8 @@ interface Thread {
   config: string;
   /** Set when the thread died or reported an error outside a document. */
   failed: Error | null;
+  /** Settles when the thread has loaded its modules and the language model (or died trying). */
+  ready: Promise<void>;
 }
 
 /** Bumped by every thread after it posts a result; the main thread sleeps on it (Atomics.wait) when it has to wait. */
@@ -91,9 +117,13 @@ function startThread(script: string): Thread {
   const { port1, port2 } = new MessageChannel();
   const claims = new Int32Array(new SharedArrayBuffer(4 * CLAIM_SLOTS));
   const worker = new Worker(script, { workerData: { port: port2, signal, claims }, transferList: [port2] });
-  const t: Thread = { worker, port: port1, claims, queued: new Map(), config: '', failed: null };
-  worker.on('error', (e) => { t.failed = e; });
-  worker.on('exit', (code) => { t.failed ??= new Error(`worker thread exited with code ${code}`); });
+  let ready!: () => void;
+  const t: Thread = {
+    worker, port: port1, claims, queued: new Map(), config: '', failed: null, ready: new Promise((r) => { ready = r; }),
+  };
+  worker.once('message', ready); // worker-entry.ts says { ready: true } once it has loaded
+  worker.on('error', (e) => { t.failed = e; ready(); });
+  worker.on('exit', (code) => { t.failed ??= new Error(`worker thread exited with code ${code}`); ready(); });
   worker.unref();
   port1.unref();
   return t;
@@ -101,12 +131,15 @@ function startThread(script: string): Thread {
 
 /**
  * Starts worker threads now so that they load their modules and the language model while the caller does other
- * work; a later run in this process takes them from the pool instead of starting cold threads.
+ * work; a later run in this process takes them from the pool instead of starting cold threads. Resolves when the
+ * first n pool threads have loaded (a thread that failed to is reported when a run uses it).
  */
 export async function prestartWorkers(n: number): Promise<void> {
-  if (n <= idle.length) return;
-  const script = await workerScript();
-  while (idle.length < n) idle.push(startThread(script));
+  if (n > idle.length) {
+    const script = await workerScript();
+    while (idle.length < n) idle.push(startThread(script));
+  }
+  await Promise.all(idle.slice(0, n).map((t) => t.ready));
 }
 
 /** Terminates the idle worker threads. */
@@ -145,7 +178,9 @@ export class DocThreads {
   /** Sends the document to a thread with room in its queue; false when every queue is full. */
   trySubmit(seq: number, item: RawRecord): boolean {
     let best: Thread | null = null;
-    for (const t of this.threads) if (t.queued.size < QUEUE_DEPTH && (!best || t.queued.size < best.queued.size)) best = t;
+    for (const t of this.threads) {
+      if (t.queued.size < QUEUE_DEPTH && (!best || t.queued.size < best.queued.size)) best = t;
+    }
     if (!best) return false;
     this.check(best);
     const id = nextId++;
@@ -191,7 +226,8 @@ export class DocThreads {
     for (const t of this.threads) for (const id of t.queued.keys()) if (id > bestId) { bestId = id; best = t; }
     if (!best) return null;
     const q = claim(bestId, QUEUED);
-    if (Atomics.compareExchange(best.claims, bestId % CLAIM_SLOTS, q, claim(bestId, STOLEN)) !== q) return null; // started
+    // A thread has started on it already.
+    if (Atomics.compareExchange(best.claims, bestId % CLAIM_SLOTS, q, claim(bestId, STOLEN)) !== q) return null;
     const { seq, item } = best.queued.get(bestId)!;
     best.queued.delete(bestId);
     this.stolen++;

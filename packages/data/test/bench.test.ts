@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import suite from '../src/data.bench.ts';
 
+// The quick bench as a correctness check: every row is reported and both end-to-end runs keep the same documents.
+// How fast it runs is the benchmark's business (bench/RESULTS.md), not a test's.
 describe('data bench (quick)', () => {
   it('reports every stage and end to end with 1 and 2 workers, same documents kept', async () => {
-    const t = performance.now();
     const rows = await suite.run({ quick: true, log: () => {} });
     expect(suite.gpu).toBeUndefined();
     expect(rows.length).toBe(12);
@@ -13,6 +14,5 @@ describe('data bench (quick)', () => {
       expect(r.check).not.toBe('fail');
     }
     expect(rows.filter((r) => r.name.startsWith('end to end')).map((r) => r.check)).toEqual(['pass', 'pass']);
-    expect(performance.now() - t).toBeLessThan(60_000);
   });
 });

@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { htmlBenchmarkFiles } from '../src/corpus.ts';
-import { estimateJaccard, findBucketDuplicates, MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter } from '../src/dedup/minhash.ts';
+import {
+  estimateJaccard, findBucketDuplicates, MinHasher, readRemoveList, runBucketStep, runClusterStep, SignatureWriter,
+} from '../src/dedup/minhash.ts';
 import { extractRecord } from '../src/extract.ts';
 import { tmpDir } from './helpers.ts';
 
@@ -34,7 +36,8 @@ describe('MinHash', () => {
   it('finds planted near-duplicates and exact duplicates across tasks and keeps distinct pages', () => {
     const texts = realTexts(24);
     expect(texts.length).toBe(24);
-    // task 0: texts 0..11; task 1: texts 12..23 + near-dups of 0, 5, 13 + exact copy of 7 + exact copy within task 1 of 20
+    // task 0: texts 0..11; task 1: texts 12..23 + near-dups of 0, 5, 13 + exact copy of 7 + exact copy within
+    // task 1 of 20
     const task0 = texts.slice(0, 12);
     const task1 = [...texts.slice(12), perturb(texts[0]), perturb(texts[5]), perturb(texts[13]), texts[7], texts[20]];
     const d = tmpDir();
@@ -49,7 +52,8 @@ describe('MinHash', () => {
     expect(readRemoveList(path.join(d, 'remove'), 0).size).toBe(0); // originals come first and are kept
     const r1 = readRemoveList(path.join(d, 'remove'), 1);
     expect([...r1.entries()].sort((x, y) => x[0] - y[0])).toEqual([
-      [12, 'minhash_duplicate'], [13, 'minhash_duplicate'], [14, 'minhash_duplicate'], [15, 'exact_duplicate'], [16, 'exact_duplicate'],
+      [12, 'minhash_duplicate'], [13, 'minhash_duplicate'], [14, 'minhash_duplicate'], [15, 'exact_duplicate'],
+      [16, 'exact_duplicate'],
     ]);
     expect(c.removed).toBe(5);
     expect(c.exact).toBe(2);

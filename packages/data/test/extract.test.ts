@@ -4,7 +4,13 @@ import { describe, expect, it, vi } from 'vitest';
 // Simulate a page that makes the HTML parser throw: linkedom is wrapped so a marker in the page throws.
 vi.mock('linkedom', async (orig) => {
   const real = (await orig()) as typeof import('linkedom');
-  return { ...real, parseHTML: (html: string) => { if (html.includes('__THROW_IN_PARSER__')) throw new Error('parser exploded'); return real.parseHTML(html); } };
+  return {
+    ...real,
+    parseHTML: (html: string) => {
+      if (html.includes('__THROW_IN_PARSER__')) throw new Error('parser exploded');
+      return real.parseHTML(html);
+    },
+  };
 });
 
 const { extractRecord, decodeBody, extractMainText } = await import('../src/extract.ts');
@@ -21,7 +27,8 @@ describe('extraction', () => {
     expect(r!.text.split('\n').length).toBeGreaterThanOrEqual(6); // one line per paragraph
   });
   it('counts a parser exception as parse_error', () => {
-    const v = extractRecord({ id: 'x', kind: 'html', body: new TextEncoder().encode('<html>__THROW_IN_PARSER__</html>') });
+    const body = new TextEncoder().encode('<html>__THROW_IN_PARSER__</html>');
+    const v = extractRecord({ id: 'x', kind: 'html', body });
     expect(v).toEqual({ keep: false, reason: 'parse_error' });
   });
   it('non-UTF-8 bytes: decoded with a declared charset, dropped without one', () => {
@@ -32,7 +39,8 @@ describe('extraction', () => {
     expect(v.keep && v.doc.text).toContain('décrit');
   });
   it('a page without an article is no_main_content', () => {
-    expect(extractRecord({ id: 'x', kind: 'html', body: '<html><body><script>var a = 1;</script>  </body></html>' })).toEqual({ keep: false, reason: 'no_main_content' });
+    const body = '<html><body><script>var a = 1;</script>  </body></html>';
+    expect(extractRecord({ id: 'x', kind: 'html', body })).toEqual({ keep: false, reason: 'no_main_content' });
   });
   it('extracts text from most real pages of htmlparser-benchmark', () => {
     const files = htmlBenchmarkFiles().slice(0, 40);
@@ -43,9 +51,11 @@ describe('extraction', () => {
 });
 
 describe('linkedom as patched here (patches/linkedom@0.18.15.patch: listener maps made on first use)', () => {
-  it('still adds, dispatches and removes event listeners, and nodes without listeners dispatch and remove safely', async () => {
+  it('still adds, dispatches and removes event listeners, and nodes without listeners dispatch and remove safely',
+    async () => {
     const { parseHTML } = await import('linkedom');
-    const { document, Event } = parseHTML('<html><body><div id="a"><p id="b">x</p></div></body></html>') as unknown as { document: Document; Event: typeof globalThis.Event };
+    const { document, Event } = parseHTML('<html><body><div id="a"><p id="b">x</p></div></body></html>') as
+      unknown as { document: Document; Event: typeof globalThis.Event };
     const a = document.getElementById('a')!, b = document.getElementById('b')!;
     const seen: string[] = [];
     const onA = (e: Event) => seen.push(`a:${(e.target as Element).id}`);

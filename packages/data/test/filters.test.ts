@@ -4,16 +4,7 @@ import { FineWebQualityFilter } from '../src/filters/fineweb.ts';
 import { GopherQualityFilter } from '../src/filters/gopher-quality.ts';
 import { dupNGramChars, GopherRepetitionFilter, topNGramChars } from '../src/filters/gopher-repetition.ts';
 import { splitWords } from '../src/filters/text.ts';
-
-// A clean English document: varied sentences, one paragraph per line, terminal punctuation, stop words.
-export const GOOD = [
-  'The harbor town grew slowly during the nineteenth century, and most of its families made a living from fishing and trade.',
-  'In the winter of 1851 a storm destroyed half of the wooden piers, so the council borrowed money to build new ones of stone.',
-  'Merchants from the capital arrived with the railway a decade later, bringing cloth, tools and newspapers that changed daily life.',
-  'Teachers opened the first public school near the church, and within twenty years almost every child in the district could read.',
-  'Today the old warehouses hold a museum, a library and several workshops where visitors can watch boats being repaired by hand.',
-  'Historians who study the region argue that its story shows how small communities adapted to new technology without losing their character.',
-].join('\n');
+import { GOOD } from './texts.ts';
 
 const gr = new GopherRepetitionFilter();
 const gq = new GopherQualityFilter();
@@ -107,7 +98,8 @@ describe('C4 (FineWeb settings)', () => {
     expect(c4.run(GOOD + '\nfunction f() { return 1; }').reason).toBe('c4_curly_bracket');
   });
   it('removes javascript, policy and short lines but keeps the document', () => {
-    const t = GOOD + '\nPlease enable JavaScript in your browser to continue.\nThis site uses cookies to improve your visit.\nMenu\nShare';
+    const t = GOOD + '\nPlease enable JavaScript in your browser to continue.\n' +
+      'This site uses cookies to improve your visit.\nMenu\nShare';
     const r = c4.run(t);
     expect(r.reason).toBeNull();
     expect(r.text).toBe(GOOD);
@@ -141,7 +133,9 @@ describe('FineWeb quality', () => {
     expect(fw.check([...l, l[3]].join('\n'))).toBe('fineweb_char_dup_ratio');
   });
   it('newlines per word > 0.3', () => {
-    const t = Array.from({ length: 30 }, (_, i) => `This is the longer item number ${i} in the list of many items.`).join('\n\n\n\n\n\n');
+    const items = Array.from({ length: 30 },
+      (_, i) => `This is the longer item number ${i} in the list of many items.`);
+    const t = items.join('\n\n\n\n\n\n');
     expect(fw.check(t)).toBe('fineweb_list_ratio');
   });
 });

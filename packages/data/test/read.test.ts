@@ -75,7 +75,11 @@ describe('WARC.gz reader', () => {
     const d = tmpDir();
     const big = new Uint8Array(50 * 1024 * 1024).fill(0x61);
     const file = path.join(d, 'big.warc.gz');
-    fs.writeFileSync(file, Buffer.concat([await warcMember('http://a.example/0', articleHtml(0)), await warcMember('http://a.example/big', big), await warcMember('http://a.example/2', articleHtml(2))]));
+    fs.writeFileSync(file, Buffer.concat([
+      await warcMember('http://a.example/0', articleHtml(0)),
+      await warcMember('http://a.example/big', big),
+      await warcMember('http://a.example/2', articleHtml(2)),
+    ]));
     const items = await collect(file);
     expect(good(items).map((x) => x.url)).toEqual(['http://a.example/0', 'http://a.example/2']);
     expect(errors(items)).toEqual(['too_large']);
@@ -86,7 +90,8 @@ describe('text, JSONL readers', () => {
   it('reads JSONL and counts bad lines', async () => {
     const d = tmpDir();
     const f = path.join(d, 'x.jsonl');
-    fs.writeFileSync(f, '{"id":"a","text":"hello"}\nnot json\n{"text":"second","url":"http://x.example/"}\n{"id":"c"}\n');
+    fs.writeFileSync(f,
+      '{"id":"a","text":"hello"}\nnot json\n{"text":"second","url":"http://x.example/"}\n{"id":"c"}\n');
     const items = await collect(f);
     expect(good(items).map((x) => x.id)).toEqual(['a', 'x.jsonl#2']);
     expect(errors(items)).toEqual(['bad_json', 'no_text_field']);
@@ -117,7 +122,10 @@ describe('parquet reader (FineWeb layout)', () => {
     fs.writeFileSync(f, Buffer.from(buf));
     const items = good(await collect(f));
     expect(items).toHaveLength(n);
-    expect(items[24]).toMatchObject({ id: '<urn:uuid:24>', url: 'https://site24.example/', kind: 'text', body: 'document number 24', meta: { language_score: 0.9 } });
+    expect(items[24]).toMatchObject({
+      id: '<urn:uuid:24>', url: 'https://site24.example/', kind: 'text', body: 'document number 24',
+      meta: { language_score: 0.9 },
+    });
   });
 });
 
@@ -128,9 +136,98 @@ describe('uncompressed WARC reader', () => {
     const plain = recs.map((r) => zlib.gunzipSync(r));
     const garbage = Buffer.from('WARC/1.1\r\nWARC-Type: response\r\nno length here\r\n\r\nsome body bytes\r\n\r\n');
     const f = path.join(d, 'x.warc');
-    fs.writeFileSync(f, Buffer.concat([plain[0], garbage, plain[1], Buffer.from('junk between records\n'), plain[2], plain[0].subarray(0, 900)]));
+    const junk = Buffer.from('junk between records\n');
+    fs.writeFileSync(f, Buffer.concat([plain[0], garbage, plain[1], junk, plain[2], plain[0].subarray(0, 900)]));
     const items = await collect(f);
     expect(good(items).map((x) => x.url)).toEqual(['http://u.example/0', 'http://u.example/1', 'http://u.example/2']);
     expect(errors(items)).toEqual(['malformed_warc_header', 'malformed_warc_header', 'truncated_record']);
+  });
+});
+
+describe('broken JSONL(.gz) and parquet files: skipped, counted and named; the rest is read', () => {
+  const lines = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ id: `d${i}`, text: `text ${i}` }));
+  const ids = (xs: ReadItem[]) => good(xs).map((x) => x.id);
+  const errs = (xs: ReadItem[]) => xs.filter((x) => 'error' in x) as Extract<ReadItem, { error: string }>[];
+  /** Every item exactly once over `units` units that split by position (as the pipeline's units do). */
+  async function overUnits(f: string, units: number): Promise<ReadItem[]> {
+    const all: ReadItem[] = [];
+    for (let u = 0; u < units; u++) all.push(...(await collect(f, { select: (p: number) => p % units === u })));
+    return all;
+  }
+
+  it('a truncated .jsonl.gz keeps the lines before the cut and counts one truncated_gzip_member', async () => {
+    const f = path.join(tmpDir(), 'cut.jsonl.gz');
+    const gz = zlib.gzipSync(lines(200).join('\n') + '\n');
+    fs.writeFileSync(f, gz.subarray(0, Math.floor(gz.length / 2)));
+    // the reference: the complete lines in what a streaming gunzip gets out of the first half
+    const half = gz.subarray(0, Math.floor(gz.length / 2));
+    const partial = zlib.gunzipSync(half, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    const complete = partial.toString('utf8').split('\n').slice(0, -1).length;
+    expect(complete).toBeGreaterThan(10);
+    const items = await collect(f);
+    expect(ids(items)).toEqual(Array.from({ length: complete }, (_, i) => `d${i}`));
+    expect(errs(items)).toEqual([{ error: 'truncated_gzip_member', id: `cut.jsonl.gz#${complete}`, warn: true,
+      detail: `${f}: unexpected end of file at line ${complete + 1}; the rest of the file is skipped` }]);
+    // split between 3 units: every line and the error exactly once
+    const split = await overUnits(f, 3);
+    expect(ids(split).sort()).toEqual(ids(items).sort());
+    expect(errs(split)).toHaveLength(1);
+  });
+
+  it('a .jsonl.gz that is not gzip, and an empty one', async () => {
+    const d = tmpDir();
+    const f = path.join(d, 'plain.jsonl.gz');
+    fs.writeFileSync(f, lines(3).join('\n'));
+    expect(await collect(f)).toEqual([{ error: 'bad_gzip_header', id: 'plain.jsonl.gz#0', warn: true,
+      detail: `${f}: incorrect header check at line 1; the file is skipped` }]);
+    const e = path.join(d, 'empty.jsonl.gz');
+    fs.writeFileSync(e, '');
+    expect(await collect(e)).toEqual([]);
+  });
+
+  it('bad JSON lines are counted one by one, naming the line, between good ones', async () => {
+    const f = path.join(tmpDir(), 'x.jsonl');
+    fs.writeFileSync(f, [lines(1)[0], '{"text": "cut', 'null', '[1]', '{"id": 5}', lines(3)[2]].join('\n'));
+    const items = await collect(f);
+    expect(ids(items)).toEqual(['d0', 'd2']);
+    expect(errs(items).map((e) => [e.error, e.id, e.detail])).toEqual([
+      ['bad_json', 'x.jsonl#1', expect.stringMatching(/^line 2: Unterminated string in JSON/)],
+      ['bad_json', 'x.jsonl#2', 'line 3: not a JSON object'],
+      ['bad_json', 'x.jsonl#3', 'line 4: not a JSON object'],
+      ['no_text_field', 'x.jsonl#4', 'line 5: no string "text" field'],
+    ]);
+  });
+
+  it('a parquet file that is not one (or lost its footer), and a damaged row group', async () => {
+    const { parquetWriteBuffer } = await import('hyparquet-writer');
+    const { parquetMetadata } = await import('hyparquet');
+    const n = 25;
+    const buf = Buffer.from(parquetWriteBuffer({
+      columnData: [
+        { name: 'text', data: Array.from({ length: n }, (_, i) => `document number ${i}`), type: 'STRING' },
+        { name: 'id', data: Array.from({ length: n }, (_, i) => `d${i}`), type: 'STRING' },
+      ],
+      rowGroupSize: 10,
+    }));
+    const d = tmpDir();
+    const cut = path.join(d, 'cut.parquet');
+    fs.writeFileSync(cut, buf.subarray(0, buf.length - 30));
+    expect(await collect(cut)).toEqual([{ error: 'bad_parquet', id: 'cut.parquet#0', warn: true,
+      detail: `${cut}: not a readable parquet file (parquet file invalid (footer != PAR1)); the file is skipped` }]);
+    // the page header of the second row group's text column overwritten: that group (rows 10..19) is lost
+    const md = parquetMetadata(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+    const at = Number(md.row_groups[1].columns[0].meta_data!.data_page_offset);
+    const bad = Buffer.from(buf);
+    bad.fill(0xff, at, at + 12);
+    const mid = path.join(d, 'mid.parquet');
+    fs.writeFileSync(mid, bad);
+    const items = await collect(mid);
+    const kept = [...Array.from({ length: 10 }, (_, i) => i), ...Array.from({ length: 5 }, (_, i) => 20 + i)];
+    expect(ids(items)).toEqual(kept.map((i) => `d${i}`));
+    expect(errs(items).map((e) => [e.error, e.id, e.warn])).toEqual([['bad_parquet', 'mid.parquet#10', true]]);
+    expect(errs(items)[0].detail).toMatch(new RegExp(`^${mid}: row group 1 \\(rows 10\\.\\.19\\): .*; skipped$`));
+    const split = await overUnits(mid, 2);
+    expect(ids(split).sort()).toEqual(ids(items).sort());
+    expect(errs(split)).toHaveLength(1);
   });
 });

@@ -7,7 +7,9 @@ import { tmpDir } from './helpers.ts';
 describe('URL filter', () => {
   const f = new UrlFilter();
   it('passes ordinary URLs', () => {
-    for (const u of ['https://en.wikipedia.org/wiki/Harbor', 'http://example.com/essex/sussex-news', undefined]) expect(f.check(u)).toBeNull();
+    for (const u of ['https://en.wikipedia.org/wiki/Harbor', 'http://example.com/essex/sussex-news', undefined]) {
+      expect(f.check(u)).toBeNull();
+    }
   });
   it('blocks listed domains and their subdomains', () => {
     expect(f.check('https://www.pornhub.com/x')).toBe('url_blocked_domain');

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { htmlBenchmarkFiles } from '../src/corpus.ts';
-import type { PipelineConfig } from '../src/pipeline.ts';
+import type { PipelineConfig } from '../src/config.ts';
 import { DocProcessor, type DocResult } from '../src/process.ts';
 import type { RawRecord } from '../src/read.ts';
 import { closeWorkerPool, DocThreads } from '../src/workers.ts';
@@ -9,14 +9,20 @@ import { closeWorkerPool, DocThreads } from '../src/workers.ts';
 afterAll(() => closeWorkerPool());
 
 const pages = htmlBenchmarkFiles().slice(0, 6);
-const items = (): RawRecord[] => pages.map((f, i) => ({ id: `p#${i}`, url: `https://pages.example/${i}`, kind: 'html', body: fs.readFileSync(f) }));
+const items = (): RawRecord[] =>
+  pages.map((f, i) => ({ id: `p#${i}`, url: `https://pages.example/${i}`, kind: 'html', body: fs.readFileSync(f) }));
 const cfg: PipelineConfig = { inputs: [], output: '' };
 
 /** Everything but the timings. */
-const strip = (r: DocResult) => ({ ...r, trace: r.trace.map((t) => ({ stage: t.stage, bytes: t.bytes })), sig: r.sig && { minhash: [...r.sig.minhash], exact: [...r.sig.exact] } });
+const strip = (r: DocResult) => ({
+  ...r,
+  trace: r.trace.map((t) => ({ stage: t.stage, bytes: t.bytes })),
+  sig: r.sig && { minhash: [...r.sig.minhash], exact: [...r.sig.exact] },
+});
 
 describe('DocThreads', () => {
-  it('a worker thread returns what DocProcessor returns here, for every document, without touching the caller buffers', async () => {
+  it('a worker thread returns what DocProcessor returns here, for every document, without touching the caller buffers',
+    async () => {
     const local = new DocProcessor(cfg);
     const want = await Promise.all(items().map((it) => local.process(it)));
     const threads = await DocThreads.acquire(1, cfg);
@@ -45,7 +51,8 @@ describe('DocThreads', () => {
     }
   });
 
-  it('steal() takes back queued documents the thread has not started; the thread skips them and returns the rest', async () => {
+  it('steal() takes back queued documents the thread has not started; the thread skips them and returns the rest',
+    async () => {
     const local = new DocProcessor(cfg);
     const todo = items();
     const want = await Promise.all(todo.map((it) => local.process(it)));
@@ -61,7 +68,12 @@ describe('DocThreads', () => {
       expect(back![1]).toBe(todo[todo.length - 1]);
       const got = new Map<number, DocResult>([[back![0], await local.process(back![1])]]);
       for (let b = threads.steal(); b; b = threads.steal()) got.set(b[0], await local.process(b[1]));
-      while (threads.inflight > 0) for (const [s, r] of await threads.wait()) { expect(got.has(s), `document ${s} returned twice`).toBe(false); got.set(s, r); }
+      while (threads.inflight > 0) {
+        for (const [s, r] of await threads.wait()) {
+          expect(got.has(s), `document ${s} returned twice`).toBe(false);
+          got.set(s, r);
+        }
+      }
       expect([...got.keys()].sort((a, b) => a - b)).toEqual(todo.map((_, i) => i));
       for (let i = 0; i < todo.length; i++) expect(strip(got.get(i)!), `document ${i}`).toEqual(strip(want[i]));
       expect(threads.stolen).toBeGreaterThan(0);
@@ -74,14 +86,17 @@ describe('DocThreads', () => {
     }
   });
 
-  it('documents taken back leave no trace: sequence numbers used again (as the next unit does) get their own documents', async () => {
+  it('documents taken back leave no trace: sequence numbers used again (as the next unit does) get their own documents',
+    async () => {
     // The largest page keeps the thread busy while the others are taken back and their sequence numbers sent again
     // with other pages; the stale messages still queued in the thread must be skipped, not answered for the new ones.
     const all = htmlBenchmarkFiles();
     const bySize = [...all].sort((a, b) => fs.statSync(b).size - fs.statSync(a).size);
-    const rec = (f: string, i: number): RawRecord => ({ id: `q#${i}`, url: `https://pages.example/q${i}`, kind: 'html', body: fs.readFileSync(f) });
+    const rec = (f: string, i: number): RawRecord =>
+      ({ id: `q#${i}`, url: `https://pages.example/q${i}`, kind: 'html', body: fs.readFileSync(f) });
     // About 1.6 MB of real HTML: a few hundred ms of work here, far longer than the steps below take.
-    const big: RawRecord = { ...rec(bySize[0], 0), body: Buffer.concat(Array.from({ length: 4 }, () => fs.readFileSync(bySize[0]))) };
+    const fourTimes = Buffer.concat(Array.from({ length: 4 }, () => fs.readFileSync(bySize[0])));
+    const big: RawRecord = { ...rec(bySize[0], 0), body: fourTimes };
     const first = all.slice(0, 5).map((f, i) => rec(f, 100 + i));
     const second = all.slice(5, 10).map((f, i) => rec(f, 200 + i));
     const local = new DocProcessor(cfg);
@@ -99,10 +114,17 @@ describe('DocThreads', () => {
       expect(back).toEqual([5, 4, 3, 2, 1]); // the big page is still being processed
       second.forEach((it, i) => expect(threads.trySubmit(i + 1, it)).toBe(true));
       const got = new Map<number, DocResult>();
-      while (threads.inflight > 0) for (const [s, r] of await threads.wait()) { expect(got.has(s), `sequence ${s} answered twice`).toBe(false); got.set(s, r); }
+      while (threads.inflight > 0) {
+        for (const [s, r] of await threads.wait()) {
+          expect(got.has(s), `sequence ${s} answered twice`).toBe(false);
+          got.set(s, r);
+        }
+      }
       expect([...got.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5]);
       expect(strip(got.get(0)!)).toEqual(strip(await local.process(big)));
-      for (let i = 0; i < second.length; i++) expect(strip(got.get(i + 1)!), `sequence ${i + 1}`).toEqual(strip(await local.process(second[i])));
+      for (let i = 0; i < second.length; i++) {
+        expect(strip(got.get(i + 1)!), `sequence ${i + 1}`).toEqual(strip(await local.process(second[i])));
+      }
     } finally {
       await threads.release();
     }

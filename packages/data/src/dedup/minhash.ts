@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { WgptError } from '@wgpt/base';
 import { writeAtomic } from '../outputs.ts';
 
 export interface MinHashOptions {
@@ -47,7 +48,10 @@ export class MinHasher {
   private readonly seeds: Uint32Array;
   constructor(opts: MinHashOptions = {}) {
     this.o = { ...MINHASH_DEFAULTS, ...opts };
-    if (this.o.hashesPerBucket < 1 || this.o.hashesPerBucket > 8) throw new Error(`hashesPerBucket must be 1..8 (signature files hold 8 words per bucket), got ${this.o.hashesPerBucket}`);
+    if (this.o.hashesPerBucket < 1 || this.o.hashesPerBucket > 8) {
+      throw new WgptError(`dedup.hashesPerBucket must be 1..8 (signature files hold 8 words per bucket), ` +
+        `got ${this.o.hashesPerBucket}`);
+    }
     this.nHashes = this.o.buckets * this.o.hashesPerBucket;
     this.seeds = new Uint32Array(this.nHashes);
     let s = (this.o.seed * 0x9e3779b9) >>> 0 || 1;
@@ -110,7 +114,11 @@ class U32Vec {
   data = new Uint32Array(1024);
   length = 0;
   push(x: number): void {
-    if (this.length === this.data.length) { const d = new Uint32Array(this.data.length * 2); d.set(this.data); this.data = d; }
+    if (this.length === this.data.length) {
+      const d = new Uint32Array(this.data.length * 2);
+      d.set(this.data);
+      this.data = d;
+    }
     this.data[this.length++] = x;
   }
   view(): Uint32Array { return this.data.subarray(0, this.length); }
@@ -127,7 +135,9 @@ export class SignatureWriter {
   }
   /** Adds a signature computed elsewhere (another thread) with this writer's hasher settings. */
   addSignature(docIndex: number, sig: Uint32Array, exact: Uint32Array): void {
-    if (sig.length !== this.hasher.nHashes) throw new Error(`signature of ${sig.length} hashes, expected ${this.hasher.nHashes}`);
+    if (sig.length !== this.hasher.nHashes) {
+      throw new Error(`signature of ${sig.length} hashes, expected ${this.hasher.nHashes}`);
+    }
     const h = this.hasher.o.hashesPerBucket;
     for (let b = 0; b < this.hasher.o.buckets; b++) {
       const r = this.rows[b];
@@ -144,7 +154,8 @@ export class SignatureWriter {
   finish(): void {
     for (let b = 0; b < this.rows.length; b++) {
       const name = b === this.hasher.o.buckets ? EXACT_BUCKET : String(b).padStart(2, '0');
-      writeAtomic(path.join(this.dir, `bucket_${name}`, `${String(this.task).padStart(5, '0')}.sig`), sortRecords(this.rows[b].view()));
+      const file = path.join(this.dir, `bucket_${name}`, `${String(this.task).padStart(5, '0')}.sig`);
+      writeAtomic(file, sortRecords(this.rows[b].view()));
     }
   }
 }
@@ -152,7 +163,9 @@ export class SignatureWriter {
 function sortRecords(flat: Uint32Array): Uint8Array {
   const n = flat.length / (KEY + 2);
   const order = Array.from({ length: n }, (_, i) => i);
-  order.sort((x, y) => cmpKey(flat, x * (KEY + 2), flat, y * (KEY + 2)) || flat[x * (KEY + 2) + KEY] - flat[y * (KEY + 2) + KEY] || flat[x * (KEY + 2) + KEY + 1] - flat[y * (KEY + 2) + KEY + 1]);
+  const at = (i: number) => i * (KEY + 2);
+  order.sort((x, y) => cmpKey(flat, at(x), flat, at(y)) || flat[at(x) + KEY] - flat[at(y) + KEY] ||
+    flat[at(x) + KEY + 1] - flat[at(y) + KEY + 1]);
   const out = new Uint32Array(flat.length);
   order.forEach((src, dst) => out.set(flat.subarray(src * (KEY + 2), (src + 1) * (KEY + 2)), dst * (KEY + 2)));
   return new Uint8Array(out.buffer);
@@ -168,7 +181,10 @@ class SigCursor {
   constructor(readonly file: string, private readonly chunkRecords = 4096) {
     this.fd = fs.openSync(file, 'r');
     this.size = fs.fstatSync(this.fd).size;
-    if (this.size % REC !== 0) { this.close(); throw new Error(`${file}: size ${this.size} is not a multiple of ${REC}-byte records`); }
+    if (this.size % REC !== 0) {
+      this.close();
+      throw new WgptError(`${file}: size ${this.size} is not a multiple of ${REC}-byte records (damaged output?)`);
+    }
     this.fill();
   }
   private fill(): void {
@@ -202,7 +218,8 @@ function cmpRec(a: SigCursor, b: SigCursor): number {
  * K-way merge of every task's sorted file of one bucket (memory: one chunk per file); equal keys give duplicate
  * pairs [first task, first doc, other task, other doc], the first being the smallest (task, doc) with that key.
  */
-export function findBucketDuplicates(bucketDir: string, onPair?: (p: [number, number, number, number]) => void, chunkRecords = 4096): Array<[number, number, number, number]> {
+export function findBucketDuplicates(bucketDir: string, onPair?: (p: [number, number, number, number]) => void,
+  chunkRecords = 4096): Array<[number, number, number, number]> {
   const files = fs.readdirSync(bucketDir).filter((f) => f.endsWith('.sig')).sort();
   const cursors: SigCursor[] = [];
   try {
@@ -248,7 +265,10 @@ export function findBucketDuplicates(bucketDir: string, onPair?: (p: [number, nu
   }
 }
 
-/** Merges one bucket and streams its pairs (uint32 quadruples) to `outFile`, written atomically. Returns the pair count. */
+/**
+ * Merges one bucket and streams its pairs (uint32 quadruples) to `outFile`, written atomically. Returns the pair
+ * count.
+ */
 export function writeBucketPairs(bucketDir: string, outFile: string): number {
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   const tmp = `${outFile}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
@@ -310,7 +330,8 @@ export interface RemoveEntry { doc: number; reason: 'exact_duplicate' | 'minhash
  * Union-find over every pair file; writes `<outDir>/<task>.remove` (JSON: sorted doc indices with reasons)
  * for each task in 0..taskCount-1, and returns cluster statistics.
  */
-export function runClusterStep(pairsDir: string, outDir: string, taskCount: number): { clusters: number; removed: number; exact: number } {
+export function runClusterStep(pairsDir: string, outDir: string, taskCount: number):
+  { clusters: number; removed: number; exact: number } {
   const all = new UnionFind();
   const exact = new UnionFind();
   for (const f of fs.readdirSync(pairsDir).filter((x) => x.endsWith('.pairs')).sort()) {
@@ -332,7 +353,9 @@ export function runClusterStep(pairsDir: string, outDir: string, taskCount: numb
     if (r === id) continue;
     const task = Math.floor(id / 2 ** 32), doc = id % 2 ** 32;
     const isExact = exact.find(id) !== id;
-    if (task >= taskCount) throw new Error(`pair names task ${task} but task count is ${taskCount}`);
+    if (task >= taskCount) {
+      throw new WgptError(`${pairsDir}: a pair names unit ${task} but there are ${taskCount} units (damaged output?)`);
+    }
     perTask[task].push({ doc, reason: isExact ? 'exact_duplicate' : 'minhash_duplicate' });
     removed++;
     if (isExact) nExact++;
@@ -346,7 +369,7 @@ export function runClusterStep(pairsDir: string, outDir: string, taskCount: numb
 
 export function readRemoveList(outDir: string, task: number): Map<number, RemoveEntry['reason']> {
   const f = path.join(outDir, `${String(task).padStart(5, '0')}.remove`);
-  if (!fs.existsSync(f)) throw new Error(`${f}: missing; run the dedup cluster step first`);
+  if (!fs.existsSync(f)) throw new WgptError(`${f}: missing; run the dedup-cluster step first`);
   const entries = JSON.parse(fs.readFileSync(f, 'utf8')) as RemoveEntry[];
   return new Map(entries.map((e) => [e.doc, e.reason]));
 }

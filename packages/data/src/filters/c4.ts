@@ -57,7 +57,10 @@ export class C4QualityFilter {
       const words = line.split(/\s+/).filter(Boolean);
       if (words.some((w) => w.length > o.maxWordLength)) { drop('too_long_word'); continue; }
       if (o.removeCitations) line = line.replace(CITATION, '');
-      if (o.filterNoTerminalPunct && (!END_PUNCT.some((p) => line.endsWith(p)) || line.endsWith('...'))) { drop('no_terminal_punct'); continue; }
+      if (o.filterNoTerminalPunct && (!END_PUNCT.some((p) => line.endsWith(p)) || line.endsWith('...'))) {
+        drop('no_terminal_punct');
+        continue;
+      }
       if (words.length < o.minWordsPerLine) { drop('too_few_words'); continue; }
       const lower = line.toLowerCase();
       if (o.filterLoremIpsum && lower.includes('lorem ipsum')) return { reason: 'c4_lorem_ipsum', text, linesRemoved };
@@ -67,7 +70,9 @@ export class C4QualityFilter {
       kept.push(line);
     }
     const out = kept.join('\n');
-    if (o.minNumSentences > 0 && splitSentences(out).length < o.minNumSentences) return { reason: 'c4_too_few_sentences', text: out, linesRemoved };
+    if (o.minNumSentences > 0 && splitSentences(out).length < o.minNumSentences) {
+      return { reason: 'c4_too_few_sentences', text: out, linesRemoved };
+    }
     return { reason: null, text: out, linesRemoved };
   }
   apply(doc: Doc): Verdict {
