@@ -50,13 +50,11 @@ const RULES: Rules = {
 };
 
 /**
- * Violations on main that other branches are removing. An entry excuses every violation whose importer matches
- * `from` and whose target (file, package, or cycle) matches `to`; an entry that excuses nothing fails the test.
+ * Temporary exceptions, for a violation that a branch in progress removes (none today). An entry excuses every
+ * violation whose importer matches `from` and whose target (file, package, or cycle) matches `to`; an entry that
+ * excuses nothing fails the test.
  */
-const KNOWN: { from: RegExp; to: RegExp }[] = [
-  // TODO(lead): the data package's bench imports bench/types.ts by a relative path; remove when the data branch lands.
-  { from: /^packages\/data\/src\/\w+\.bench\.ts$/, to: /^bench\/types\.ts$/ },
-];
+const KNOWN: { from: RegExp; to: RegExp }[] = [];
 
 /** Type-only imports that close a cycle between files, each with why it is there. Any other one fails the test. */
 const TYPE_CYCLES: { from: string; to: string; why: string }[] = [
@@ -75,19 +73,6 @@ const TYPE_CYCLES: { from: string; to: string; why: string }[] = [
     to: 'packages/runtime/src/tensor.ts',
     why: 'a tidy scope is a set of Tensors; a new Tensor joins the current scope',
   },
-  // TODO(lead): remove these six when the data branch lands (pipeline.ts cycles).
-  ...[
-    ['process-step.ts', 'pipeline.ts'],
-    ['process-step.ts', 'workers.ts'],
-    ['process.ts', 'pipeline.ts'],
-    ['worker-protocol.ts', 'process.ts'],
-    ['workers.ts', 'pipeline.ts'],
-    ['workers.ts', 'process.ts'],
-  ].map(([from, to]) => ({
-    from: `packages/data/src/${from}`,
-    to: `packages/data/src/${to}`,
-    why: 'the pipeline, its process step and the worker threads share types both ways',
-  })),
 ];
 
 /** Files with import()/require() calls whose specifier is computed, so the checks cannot see where they go. */

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BenchContext, BenchRow, BenchSuite } from '../../../bench/types.ts';
+import type { BenchContext, BenchRow, BenchSuite } from '@wgpt/bench';
 import { ensureCorpus } from './corpus.ts';
 import { MinHasher } from './dedup/minhash.ts';
 import { extractRecord } from './extract.ts';
