@@ -9,12 +9,15 @@ export interface Range {
   max?: number;
   /** The value must be strictly greater than this. */
   above?: number;
+  /** The value must be strictly less than this. */
+  below?: number;
 }
 
 function inRange(n: number, r: Range): string | null {
   if (r.min !== undefined && n < r.min) return `must be at least ${r.min}`;
   if (r.above !== undefined && n <= r.above) return `must be greater than ${r.above}`;
   if (r.max !== undefined && n > r.max) return `must be at most ${r.max}`;
+  if (r.below !== undefined && n >= r.below) return `must be less than ${r.below}`;
   return null;
 }
 

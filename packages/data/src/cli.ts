@@ -53,42 +53,6 @@ export function taskFromEnv(index: number | undefined, count: number | undefined
   return { taskIndex, taskCount };
 }
 
-/** A flag parser whose bad values end the command as usage errors: commander exits with the error's code, 2. */
-function usage<T>(parse: (value: string, previous: T) => T): (value: string, previous: T) => T {
-  return (value, previous) => {
-    try {
-      return parse(value, previous);
-    } catch (e) {
-      if (e instanceof InvalidArgumentError) e.exitCode = 2;
-      throw e;
-    }
-  };
-}
-
-/**
- * A command's action whose UsageErrors (a flag or environment variable that does not fit) commander reports as it
- * reports a bad flag value: `error: <message>` and exit code 2.
- */
-function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void) {
-  return async function (this: Command, ...args: A): Promise<void> {
-    try {
-      await fn(...args);
-    } catch (e) {
-      if (e instanceof UsageError) {
-        this.error(`error: ${e.message}`, { exitCode: e.exitCode, code: 'wgpt.usage' });
-      }
-      throw e;
-    }
-  };
-}
-
-/** A fraction in [0, 1). */
-const belowOne = (value: string): number => {
-  const n = numArg({ min: 0 })(value);
-  if (n >= 1) throw new InvalidArgumentError(`${n} must be less than 1`);
-  return n;
-};
-
 /** One ISO 639 code of a variadic --languages. */
 const languageCode = (value: string, previous: string[] | undefined): string[] => {
   if (!/^[a-z]{2,3}$/.test(value)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not an ISO 639 code`);
@@ -157,23 +121,23 @@ export function register(program: Command): void {
       'when resuming, the inputs the output was started with)')
     .option('-o, --output <dir>', 'output directory (default out/data)')
     .option('--workers <n>', 'threads for the process step (this thread + N-1 worker threads sharing the documents)',
-      usage(intArg({ min: 1 })), 1)
+      intArg({ min: 1 }), 1)
     .option('--task-index <i>', 'this task (default $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX or 0)',
-      usage(intArg({ min: 0 })))
-    .option('--task-count <k>', 'number of tasks (default $SLURM_ARRAY_TASK_COUNT or 1)', usage(intArg({ min: 1 })))
+      intArg({ min: 0 }))
+    .option('--task-count <k>', 'number of tasks (default $SLURM_ARRAY_TASK_COUNT or 1)', intArg({ min: 1 }))
     .option('--units <n>', 'work units, the resume granularity (fixed at the first run; default: the task count)',
-      usage(intArg({ min: 1 })))
+      intArg({ min: 1 }))
     .addOption(new Option('--step <steps...>', 'only these steps').choices([...STEPS]))
     .option('--tokenizer <name>',
       "tokenizer: 'bytes', or an @wgpt/tokenizer encoding (r50k_base, cl100k_base, o200k_base)", 'r50k_base')
-    .option('--languages <codes...>', 'languages to keep (ISO 639-1)', usage(languageCode))
-    .option('--min-language-score <x>', 'fastText score threshold, 0..1', usage(numArg({ min: 0, max: 1 })))
-    .option('--val-fraction <x>', 'fraction of documents in the validation split, [0, 1)', usage(belowOne))
-    .option('--shard-tokens <n>', 'tokens per shard', usage(intArg({ min: 1, max: 2 ** 31 - 1 })))
+    .option('--languages <codes...>', 'languages to keep (ISO 639-1)', languageCode)
+    .option('--min-language-score <x>', 'fastText score threshold, 0..1', numArg({ min: 0, max: 1 }))
+    .option('--val-fraction <x>', 'fraction of documents in the validation split, [0, 1)', numArg({ min: 0, below: 1 }))
+    .option('--shard-tokens <n>', 'tokens per shard', intArg({ min: 1, max: 2 ** 31 - 1 }))
     .option('--no-dedup', 'skip MinHash and exact deduplication')
     .option('--no-pii', 'skip e-mail/IP replacement')
     .option('--json', 'print the stats as JSON instead of a table')
-    .action(action(async (o: Record<string, any>) => {
+    .action(async (o: Record<string, any>) => {
       // Worker threads load their modules and the language model while this thread reads the config, fetches the
       // corpus and loads the tokenizer. Errors surface again (and are reported) when the run uses them.
       if (o.workers > 1) prestartWorkers(o.workers - 1).catch(() => {});
@@ -192,7 +156,7 @@ export function register(program: Command): void {
         process.stdout.write(`task ${taskIndex}/${taskCount}: ran ${JSON.stringify(r.ran)}; ` +
           'other steps wait for the remaining tasks\n');
       }
-    }));
+    });
 
   data.command('pack-warc')
     .description('pack HTML files into a WARC.gz (default: the ~258 htmlparser-benchmark pages)')
@@ -207,12 +171,12 @@ export function register(program: Command): void {
   data.command('fetch')
     .description('fetch and cache a corpus (sotu, moby-dick, htmlpages); prints its path')
     .argument('<name>', 'sotu | moby-dick | htmlpages')
-    .action(action(async (name: string) => {
+    .action(async (name: string) => {
       if (!CORPORA.includes(name)) {
         throw new UsageError(`unknown corpus ${JSON.stringify(name)}: use ${CORPORA.join(', ')}`);
       }
       process.stdout.write((await ensureCorpus(name as CorpusName)) + '\n');
-    }));
+    });
 
   data.command('inspect')
     .description('check token shards: header, token count, first tokens')

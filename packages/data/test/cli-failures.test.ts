@@ -50,7 +50,7 @@ describe('wgpt data run: values that never let a run finish are refused at once'
     expect(r.signal).toBeNull();
     expect(r.rc).toBe(2);
     expect(r.err.split('\n')[0])
-      .toBe("error: option '--shard-tokens <n>' argument '0' is invalid. 0 must be at least 1");
+      .toBe("wgpt: option '--shard-tokens <n>' argument '0' is invalid. 0 must be at least 1");
     expect(fs.existsSync(path.join(out, 'shards'))).toBe(false);
   });
 
@@ -82,7 +82,7 @@ describe('wgpt data run: values that never let a run finish are refused at once'
     const env = { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_COUNT: '4' };
     const r = wgpt(run('-i', docs, '-o', path.join(d, 'o-slurm')), env);
     expect(r.rc).toBe(2);
-    expect(r.err.split('\n')[0]).toMatch(/^error: task index 4 is outside 0\.\.3 for a task count of 4 /);
+    expect(r.err.split('\n')[0]).toMatch(/^wgpt: task index 4 is outside 0\.\.3 for a task count of 4 /);
   });
 });
 
