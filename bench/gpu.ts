@@ -2,6 +2,7 @@
 // timestamp queries the kernel time comes from them, otherwise from the wall clock around submit + wait.
 import { Bench } from 'tinybench';
 import { empty, type Gpu } from '@wgpt/runtime';
+import type { BenchRow } from './types.ts';
 import { copyKernel } from './copy.ts';
 
 export interface GpuTiming {
@@ -76,4 +77,25 @@ export function copyBandwidth(gpu: Gpu, quick: boolean): Promise<number> {
     bandwidthCache.set(gpu, p);
   }
   return p;
+}
+
+/**
+ * The row of a memory-bound kernel: `bytes` moved per call at `t`, as GB/s and as a fraction of the copy kernel's
+ * `copyGBs` measured in the same run; the line is logged too.
+ */
+export function bandwidthRow(
+  o: { name: string; shape: string; t: GpuTiming; bytes: number; copyGBs: number; check: BenchRow['check'] },
+  log: (message: string) => void,
+): BenchRow {
+  const gbs = o.bytes / (o.t.ms * 1e6);
+  log(`${o.name}: ${o.t.ms.toFixed(3)} ms, ${gbs.toFixed(1)} GB/s`);
+  return {
+    name: o.name,
+    shape: o.shape,
+    medianMs: o.t.ms,
+    rate: { value: gbs, unit: 'GB/s' },
+    ofBaseline: { fraction: gbs / o.copyGBs, baseline: 'copy' },
+    check: o.check,
+    note: `${o.t.timer} timer`,
+  };
 }

@@ -19,6 +19,7 @@ import {
   readLlmcModel,
   saveCheckpoint,
   writeLlmcModel,
+  HF_LAYER_MAP,
   importHfGpt2,
   type GPT2Config,
 } from '@wgpt/gpt2';
@@ -44,27 +45,13 @@ interface HfTensor {
 }
 
 function hfLayout(c: GPT2Config): HfTensor[] {
-  const per: [string, string, boolean][] = [
-    ['ln_1.weight', 'ln1w', false],
-    ['ln_1.bias', 'ln1b', false],
-    ['attn.c_attn.weight', 'qkvw', true],
-    ['attn.c_attn.bias', 'qkvb', false],
-    ['attn.c_proj.weight', 'attprojw', true],
-    ['attn.c_proj.bias', 'attprojb', false],
-    ['ln_2.weight', 'ln2w', false],
-    ['ln_2.bias', 'ln2b', false],
-    ['mlp.c_fc.weight', 'fcw', true],
-    ['mlp.c_fc.bias', 'fcb', false],
-    ['mlp.c_proj.weight', 'fcprojw', true],
-    ['mlp.c_proj.bias', 'fcprojb', false],
-  ];
   const offs = paramOffsets(c);
   const out: HfTensor[] = [
     { name: 'wte.weight', ours: 'wte', shape: [c.V, c.C], trans: false },
     { name: 'wpe.weight', ours: 'wpe', shape: [c.maxT, c.C], trans: false },
   ];
   for (let l = 0; l < c.L; l++) {
-    for (const [suffix, ours, trans] of per) {
+    for (const [suffix, ours, trans] of HF_LAYER_MAP) {
       const s = offs[ours]!.shape.slice(1);
       out.push({ name: `h.${l}.${suffix}`, ours, layer: l, shape: trans ? [s[1]!, s[0]!] : s, trans });
     }

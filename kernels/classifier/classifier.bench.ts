@@ -3,7 +3,7 @@
 // hardware (the full B·T = 8192 rows would need 1.6 GB each for logits and dlogits).
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, rng } from '@wgpt/runtime/testing';
-import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
+import { bandwidthRow, copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { fusedClassifierInto } from './classifier.ts';
 import { classifierLossesRef } from './classifier.ref.ts';
 
@@ -43,19 +43,16 @@ const suite: BenchSuite = {
     const ref = classifierLossesRef(logits, targets, null, n, V, Vp);
     const tol = (Math.ceil(V / 256) + 36) * EPS32 * 8;
     const ok = Array.from(ref).every((x, i) => Math.abs(got[i]! - x) <= tol * Math.abs(x));
-    const gbs = (8 * R * Vp) / (t.ms * 1e6);
-    log(`fused classifier: ${t.ms.toFixed(3)} ms, ${gbs.toFixed(1)} GB/s`);
     const rows: BenchRow[] = [
       { name: 'copy v1 (baseline)', shape: '', medianMs: NaN, rate: { value: copyGBs, unit: 'GB/s' }, check: 'n/a' },
-      {
-        name: 'fused classifier v2 (losses + dlogits)',
-        shape: `R=${R} V=${V} Vp=${Vp}`,
-        medianMs: t.ms,
-        rate: { value: gbs, unit: 'GB/s' },
-        ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' },
-        check: ok ? 'pass' : 'fail',
-        note: `${t.timer} timer`,
-      },
+      bandwidthRow(
+        {
+          name: 'fused classifier v2 (losses + dlogits)',
+          shape: `R=${R} V=${V} Vp=${Vp}`,
+          ...{ t, bytes: 8 * R * Vp, copyGBs, check: ok ? 'pass' : 'fail' },
+        },
+        log,
+      ),
     ];
     for (const x of [L, T, losses, D, count]) x.dispose();
     return rows;

@@ -2,7 +2,7 @@
 // measured in the same run.
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { randomF32 } from '@wgpt/runtime/testing';
-import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
+import { bandwidthRow, copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise.ts';
 import { geluRef } from './elementwise.ref.ts';
 import { grid1d } from '../common.ts';
@@ -59,22 +59,13 @@ const suite: BenchSuite = {
     ];
     for (const c of cases) {
       const t = await timeGpu(gpu, c.rec, { quick });
-      const gbs = c.bytes / (t.ms * 1e6);
       let check: BenchRow['check'] = 'n/a';
       if (c.name.startsWith('gelu forward')) {
         const out = await O.read();
         const ref = geluRef(x.subarray(0, 4096));
         check = ref.every((r, i) => Math.abs(out[i]! - r) <= 1e-6 * (1 + Math.abs(r))) ? 'pass' : 'fail';
       }
-      rows.push({
-        name: c.name,
-        shape: `n=${n}`,
-        medianMs: t.ms,
-        rate: { value: gbs, unit: 'GB/s' },
-        ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' },
-        check,
-        note: `${t.timer} timer`,
-      });
+      rows.push(bandwidthRow({ name: c.name, shape: `n=${n}`, t, bytes: c.bytes, copyGBs, check }, log));
     }
     for (const t of [X, Y, O]) t.dispose();
     return rows;

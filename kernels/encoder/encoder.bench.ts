@@ -2,7 +2,7 @@
 // same run. GPT-2 124M's shapes on hardware (B·T = 8192, C = 768, V = 50257, maxT = 1024).
 import { empty, grid1d, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr, rng } from '@wgpt/runtime/testing';
-import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
+import { bandwidthRow, copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { encoderBackwardWpeSpec, encoderBackwardWte, encoderForwardSpec } from './encoder.ts';
 
 const suite: BenchSuite = {
@@ -94,17 +94,7 @@ const suite: BenchSuite = {
         okB ? 'pass' : 'fail',
       ],
     ] as const) {
-      const gbs = bytes / (t.ms * 1e6);
-      log(`${name}: ${t.ms.toFixed(3)} ms, ${gbs.toFixed(1)} GB/s`);
-      rows.push({
-        name,
-        shape,
-        medianMs: t.ms,
-        rate: { value: gbs, unit: 'GB/s' },
-        ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' },
-        check,
-        note: `${t.timer} timer`,
-      });
+      rows.push(bandwidthRow({ name, shape, t, bytes, copyGBs, check }, log));
     }
     for (const x of [TOK, WTE, WPE, OUT, DOUT, DWTE, DWPE]) x.dispose();
     return rows;

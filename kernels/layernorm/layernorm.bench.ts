@@ -2,7 +2,7 @@
 // the copy kernel's bandwidth measured in the same run. GPT-2 124M's shape (N = B·T = 8192, C = 768) on hardware.
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr } from '@wgpt/runtime/testing';
-import { copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
+import { bandwidthRow, copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
 import { layernormBackwardInto, layernormForwardInto } from './layernorm.ts';
 import { layernormRef } from './layernorm.ref.ts';
 
@@ -100,17 +100,7 @@ const suite: BenchSuite = {
       ['layernorm forward v1', tf, fwdBytes, ok ? 'pass' : 'fail'],
       ['layernorm backward v1 (fused dx + partials, then reduce)', tb, bwdBytes, okB ? 'pass' : 'fail'],
     ] as const) {
-      const gbs = bytes / (t.ms * 1e6);
-      log(`${name}: ${t.ms.toFixed(3)} ms, ${gbs.toFixed(1)} GB/s`);
-      out.push({
-        name,
-        shape,
-        medianMs: t.ms,
-        rate: { value: gbs, unit: 'GB/s' },
-        ofBaseline: { fraction: gbs / copyGBs, baseline: 'copy' },
-        check,
-        note: `${t.timer} timer`,
-      });
+      out.push(bandwidthRow({ name, shape, t, bytes, copyGBs, check }, log));
     }
     for (const t of [X, W, Bi, O, M, R, D, DX, DW, DB]) t.dispose();
     return out;

@@ -107,13 +107,8 @@ function openWindow(file: string): { size: number; read: (at: number, len: numbe
 export async function* readWarcGz(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const maxBytes = opts.maxRecordBytes ?? DEFAULT_MAX;
   const base = path.basename(file);
-  let win: ReturnType<typeof openWindow>;
-  try {
-    win = openWindow(file);
-  } catch (e) {
-    yield* fileFailure(file, 0, 'unreadable_file', `cannot open it (${(e as Error).message})`, opts);
-    return;
-  }
+  const win = yield* openOrFail(file, opts);
+  if (!win) return;
   const { size, read, close } = win;
   const maxWindow = Math.max(2 * maxBytes, 1 << 20);
   let pos = 0;
@@ -252,13 +247,8 @@ async function toRaw(rec: WarcRec, id: string, maxBytes: number): Promise<ReadIt
 export async function* readWarc(file: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   const maxBytes = opts.maxRecordBytes ?? DEFAULT_MAX;
   const base = path.basename(file);
-  let win: ReturnType<typeof openWindow>;
-  try {
-    win = openWindow(file);
-  } catch (e) {
-    yield* fileFailure(file, 0, 'unreadable_file', `cannot open it (${(e as Error).message})`, opts);
-    return;
-  }
+  const win = yield* openOrFail(file, opts);
+  if (!win) return;
   const { size, read, close } = win;
   const resync = (from: number): number => {
     const chunk = 1 << 16;
@@ -319,6 +309,16 @@ function gzipReason(e: NodeJS.ErrnoException): string {
   if (e.code === 'Z_DATA_ERROR' && /header/i.test(e.message)) return 'bad_gzip_header';
   if (e.code?.startsWith('Z_')) return 'corrupt_gzip_member';
   return 'unreadable_file';
+}
+
+/** Opens `file` for positioned reads; a file that cannot be opened is yielded as a read error and gives null. */
+function* openOrFail(file: string, opts: ReadOptions): Generator<ReadError, ReturnType<typeof openWindow> | null> {
+  try {
+    return openWindow(file);
+  } catch (e) {
+    yield* fileFailure(file, 0, 'unreadable_file', `cannot open it (${(e as Error).message})`, opts);
+    return null;
+  }
 }
 
 /**

@@ -12,7 +12,7 @@ function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
 }
 
 /** Per layer: HF name suffix, our tensor, and whether HF stores it transposed. */
-const LAYER_MAP: [string, string, boolean][] = [
+export const HF_LAYER_MAP: readonly (readonly [string, string, boolean])[] = [
   ['ln_1.weight', 'ln1w', false],
   ['ln_1.bias', 'ln1b', false],
   ['attn.c_attn.weight', 'qkvw', true],
@@ -41,7 +41,7 @@ export function exportHfGpt2(path: string, m: ModelFile): void {
   out.set('wte.weight', { shape: [c.V, c.C], data: slice('wte').subarray(0, c.V * c.C) });
   out.set('wpe.weight', { shape: [c.maxT, c.C], data: slice('wpe') });
   for (let l = 0; l < c.L; l++) {
-    for (const [suffix, ours, trans] of LAYER_MAP) {
+    for (const [suffix, ours, trans] of HF_LAYER_MAP) {
       const shape = offs[ours]!.shape.slice(1);
       const [rows, cols] = shape as [number, number];
       if (trans) out.set(`h.${l}.${suffix}`, { shape: [cols, rows], data: () => transpose(slice(ours, l), rows, cols) });
@@ -101,7 +101,7 @@ function importOpen(file: ReturnType<typeof openSafetensors>, path: string, opts
     { hf: 'wpe.weight', ours: 'wpe', trans: false },
   ];
   for (let l = 0; l < L; l++) {
-    for (const [suffix, ours, trans] of LAYER_MAP) plan.push({ hf: `h.${l}.${suffix}`, ours, layer: l, trans });
+    for (const [suffix, ours, trans] of HF_LAYER_MAP) plan.push({ hf: `h.${l}.${suffix}`, ours, layer: l, trans });
   }
   plan.push({ hf: 'ln_f.weight', ours: 'lnfw', trans: false }, { hf: 'ln_f.bias', ours: 'lnfb', trans: false });
   for (const p of plan) {

@@ -15,7 +15,7 @@ import { writeFileAtomic } from './atomic.ts';
 
 export interface TrainOptions {
   config: GPT2Config;
-  /** Initial parameters (llm.c order); random GPT-2 init when absent. */
+  /** Initial parameters (llm.c order): initParams() for a fresh model, or a model file's. */
   init: Float32Array;
   trainFiles: string[];
   valFiles: string[];
@@ -79,19 +79,10 @@ export interface StepLog {
  * from model.bin. Everything else may change on resume: validation and sample frequency and size, checkpoint
  * frequency, output folder, validation data, tokenizer (only used to print samples).
  */
-export interface RunSettings {
-  data: { name: string; tokens: number; sample: string }[];
-  B: number;
-  T: number;
-  totalBatchTokens: number;
-  steps: number;
-  lr: number;
-  warmupSteps: number;
-  finalLrFrac: number;
-  weightDecay: number;
-  maxNorm: number;
-  seed: number;
-}
+export type RunSettings = { data: { name: string; tokens: number; sample: string }[] } & Pick<
+  TrainOptions,
+  'B' | 'T' | 'totalBatchTokens' | 'steps' | 'lr' | 'warmupSteps' | 'finalLrFrac' | 'weightDecay' | 'maxNorm' | 'seed'
+>;
 
 /** The command-line flag of each setting, for messages. */
 const SETTING_FLAGS: Record<Exclude<keyof RunSettings, 'data'>, string> = {
