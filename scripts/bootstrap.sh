@@ -10,7 +10,8 @@ say() { echo "[bootstrap] $*" >&2; }
 
 if ! command -v pnpm >/dev/null 2>&1; then
   say "installing pnpm@$PNPM_VERSION with npm"
-  npm install -g "pnpm@$PNPM_VERSION" >/dev/null 2>&1 || { say "npm install -g pnpm@$PNPM_VERSION failed; install pnpm and retry"; exit 1; }
+  npm install -g "pnpm@$PNPM_VERSION" >/dev/null 2>&1 ||
+    { say "npm install -g pnpm@$PNPM_VERSION failed; install pnpm and retry"; exit 1; }
 fi
 
 # Reinstall when the lockfile is newer than the last install.
@@ -26,7 +27,9 @@ fi
 need=()
 [ -f /usr/lib/chromium/vk_swiftshader_icd.json ] || need+=(chromium)
 ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1 ' || need+=(libvulkan1)
-if [ "${1:-}" = --with-torch ] && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then need+=(python3-torch libopenblas0-pthread); fi
+if [ "${1:-}" = --with-torch ] && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+  need+=(python3-torch libopenblas0-pthread)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "apt-get install ${need[*]}"

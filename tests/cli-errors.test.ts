@@ -52,9 +52,36 @@ interface Row {
 type Cmd = Row['command'];
 const row = (command: Cmd, flag: string, bad: string[], good: Row['good']): Row => ({ command, flag, bad, good });
 // Sizes are integers of at least 1; counts where 0 is off integers of at least 0; seeds fit in 32 bits.
-const size = (command: Cmd, flag: string) => row(command, flag, ['0', '-1', '2.5', 'x', ''], [['1', 1], ['64', 64]]);
-const count = (command: Cmd, flag: string) => row(command, flag, ['-1', '1.5', 'x'], [['0', 0], ['25', 25]]);
-const seed = (command: Cmd) => row(command, '--seed', ['-1', '4294967296', '1.5'], [['0', 0], ['4294967295', 4294967295]]);
+const size = (command: Cmd, flag: string) =>
+  row(
+    command,
+    flag,
+    ['0', '-1', '2.5', 'x', ''],
+    [
+      ['1', 1],
+      ['64', 64],
+    ],
+  );
+const count = (command: Cmd, flag: string) =>
+  row(
+    command,
+    flag,
+    ['-1', '1.5', 'x'],
+    [
+      ['0', 0],
+      ['25', 25],
+    ],
+  );
+const seed = (command: Cmd) =>
+  row(
+    command,
+    '--seed',
+    ['-1', '4294967296', '1.5'],
+    [
+      ['0', 0],
+      ['4294967295', 4294967295],
+    ],
+  );
 const TRAIN_SIZES = ['--depth', '--channels', '--heads', '--vocab', '--context', '--batch', '--seq', '--total-batch'];
 
 const TABLE: Row[] = [
@@ -149,7 +176,10 @@ describe('flags checked against each other before any work starts', () => {
   it.each([
     [['--channels', '10', '--heads', '3'], /^wgpt: --channels 10 is not a multiple of --heads 3\n$/],
     [['--context', '16', '-T', '32'], /^wgpt: -T, --seq 32 exceeds the model's context 16 \(--context\)\n$/],
-    [['-B', '2', '-T', '8', '--total-batch', '100'], /^wgpt: --total-batch 100 is not a multiple of B·T = 2·8 = 16 tokens/],
+    [
+      ['-B', '2', '-T', '8', '--total-batch', '100'],
+      /^wgpt: --total-batch 100 is not a multiple of B·T = 2·8 = 16 tokens/,
+    ],
     [['--tokenizer', 'no-such-tokenizer'], /^wgpt: --tokenizer: unknown tokenizer "no-such-tokenizer": /],
     [['--preset', 'd13'], /^wgpt: option '--preset <name>' argument 'd13' is invalid\. Allowed choices are d12, d24, /],
   ])('train %j', async (extra, message) => {

@@ -54,7 +54,10 @@ describe('stopOnSignals', () => {
     await c.waitFor('stdout', /\{.*\}\n/);
     expect(JSON.parse(c.stdout.split('\n')[1]!)).toEqual({ signal: 'SIGTERM', exitCode: 143 });
     c.proc.kill('SIGINT');
-    await c.waitFor('stderr', /\nwgpt: SIGINT again: already stopping, .* a third signal ends it at once, without saving\n/);
+    await c.waitFor(
+      'stderr',
+      /\nwgpt: SIGINT again: already stopping, .* a third signal ends it at once, without saving\n/,
+    );
     c.proc.kill('SIGINT');
     expect(await c.exited).toEqual({ code: null, signal: 'SIGINT' });
   });
@@ -72,10 +75,26 @@ describe('wgpt train stopped by a signal', () => {
     w.close();
   }
   const quiet = ['--val-every', '1000', '--sample-every', '0'];
-  const model = ['--depth', '1', '--channels', '16', '--heads', '2', '--vocab', '61', '--context', '16', '-B', '2', '-T', '8'];
+  const model = [
+    '--depth',
+    '1',
+    '--channels',
+    '16',
+    '--heads',
+    '2',
+    '--vocab',
+    '61',
+    '--context',
+    '16',
+    '-B',
+    '2',
+    '-T',
+    '8',
+  ];
   const train = (out: string) =>
     new Child(['scripts/wgpt.mjs', 'train', '--data', dir, '--out', out, ...model, '--steps', '100000', ...quiet]);
-  const lastStep = (stdout: string) => Math.max(...[...stdout.matchAll(/^step +(\d+)\/100000 \|/gm)].map((m) => +m[1]!));
+  const lastStep = (stdout: string) =>
+    Math.max(...[...stdout.matchAll(/^step +(\d+)\/100000 \|/gm)].map((m) => +m[1]!));
 
   it.each([
     ['SIGTERM', 1, 143],
@@ -85,7 +104,8 @@ describe('wgpt train stopped by a signal', () => {
     const c = train(out);
     await c.waitFor('stdout', /^step +3\/100000 \|/m);
     c.proc.kill(signal);
-    const notice = `\nwgpt: ${signal}: finishing this step, writing a checkpoint, then exiting \\(exit status ${status}\\)`;
+    const notice =
+      `\nwgpt: ${signal}: finishing this step, writing a checkpoint, ` + `then exiting \\(exit status ${status}\\)`;
     await c.waitFor('stderr', new RegExp(notice));
     if (times === 2) {
       c.proc.kill(signal);

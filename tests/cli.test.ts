@@ -74,7 +74,20 @@ describe('wgpt CLI', () => {
   });
 
   it('sample gives the same greedy ids with and without --no-kv-cache', async () => {
-    const args = ['sample', '--checkpoint', 'tests/fixtures/gpt2-tiny/model.bin', '--prompt-ids', '5,9,2', '--max-tokens', '20', '--temperature', '0', '--stop', '61', '--json'];
+    const args = [
+      'sample',
+      '--checkpoint',
+      'tests/fixtures/gpt2-tiny/model.bin',
+      '--prompt-ids',
+      '5,9,2',
+      '--max-tokens',
+      '20',
+      '--temperature',
+      '0',
+      '--stop',
+      '61',
+      '--json',
+    ];
     const [a, b] = [await wgpt(...args), await wgpt(...args, '--no-kv-cache')];
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
@@ -139,7 +152,19 @@ describe('wgpt sample and eval on the tiny GPT-2 fixture', () => {
 
   it('sample --json: greedy is deterministic, different seeds differ at temperature 1', async () => {
     const run = async (...extra: string[]) => {
-      const r = await wgpt('sample', '--checkpoint', model, '--prompt-ids', '3,10,17', '--max-tokens', '12', '--stop', '9999', '--json', ...extra);
+      const r = await wgpt(
+        'sample',
+        '--checkpoint',
+        model,
+        '--prompt-ids',
+        '3,10,17',
+        '--max-tokens',
+        '12',
+        '--stop',
+        '9999',
+        '--json',
+        ...extra,
+      );
       expect(r.code, r.stderr).toBe(0);
       return JSON.parse(r.stdout) as { prompt: number[]; ids: number[]; text: string };
     };

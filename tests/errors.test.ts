@@ -5,7 +5,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemErrorMessage, UsageError, WgptError, withPath } from '@wgpt/base';
 import { reportError } from '@wgpt/cli';
 import * as runtime from '@wgpt/runtime';
-import { DeviceLostError, fillSpec, Gpu, GpuValidationError, KernelCompileError, NoAdapterError, pickAdapter, tensor, type KernelSpec } from '@wgpt/runtime';
+import {
+  DeviceLostError,
+  fillSpec,
+  Gpu,
+  GpuValidationError,
+  KernelCompileError,
+  NoAdapterError,
+  pickAdapter,
+  tensor,
+  type KernelSpec,
+} from '@wgpt/runtime';
 import { testGpu } from '@wgpt/runtime/testing';
 import * as tokenizer from '@wgpt/tokenizer';
 
@@ -18,7 +28,14 @@ afterAll(() => gpu.destroy());
 const broken: KernelSpec = {
   name: 'broken_for_test',
   version: 'v1',
-  source: 'struct Params { n: u32 }\n@group(0) @binding(0) var<storage, read_write> out: array<f32>;\n@group(0) @binding(1) var<uniform> params: Params;\n@compute @workgroup_size(64)\nfn main(@builtin(global_invocation_id) g: vec3<u32>) {\n  out[g.x] = undefined_thing;\n}\n',
+  source:
+    'struct Params { n: u32 }\n' +
+    '@group(0) @binding(0) var<storage, read_write> out: array<f32>;\n' +
+    '@group(0) @binding(1) var<uniform> params: Params;\n' +
+    '@compute @workgroup_size(64)\n' +
+    'fn main(@builtin(global_invocation_id) g: vec3<u32>) {\n' +
+    '  out[g.x] = undefined_thing;\n' +
+    '}\n',
   file: 'tests/broken.wgsl',
   bindings: [
     { name: 'out', kind: 'storage' },
@@ -40,14 +57,21 @@ describe('adapter selection', () => {
   });
   it('an unknown name lists the adapters', () => {
     expect(() => pickAdapter(list, 'radeon')).toThrow(NoAdapterError);
-    expect(() => pickAdapter(list, 'radeon')).toThrow(/No adapter named "radeon"\. Adapters:\n {2}\[0\] NVIDIA H100 \(vulkan\)\n {2}\[1\] SwiftShader Device \(Subzero\) \(vulkan, software\)/);
+    expect(() => pickAdapter(list, 'radeon')).toThrow(
+      new RegExp(
+        'No adapter named "radeon"\\. Adapters:\\n {2}\\[0\\] NVIDIA H100 \\(vulkan\\)\\n ' +
+          '{2}\\[1\\] SwiftShader Device \\(Subzero\\) \\(vulkan, software\\)',
+      ),
+    );
     expect(() => pickAdapter(list, 7)).toThrow(/No adapter with index 7/);
   });
   it('no adapter at all says what to install', () => {
     expect(() => pickAdapter([], undefined)).toThrow(/apt-get install .*libvulkan1/);
   });
   it('Gpu.open with an unknown adapter fails with the list', async () => {
-    await expect(Gpu.open({ adapter: 'no-such-gpu' })).rejects.toThrow(/No adapter named "no-such-gpu"\. Adapters:\n.*SwiftShader/);
+    await expect(Gpu.open({ adapter: 'no-such-gpu' })).rejects.toThrow(
+      /No adapter named "no-such-gpu"\. Adapters:\n.*SwiftShader/,
+    );
   });
 });
 
@@ -62,10 +86,17 @@ describe('kernel errors', () => {
   it('a dispatch WebGPU rejects names the kernel and the shapes at the next sync', async () => {
     // A buffer without STORAGE usage bound as storage: a validation error inside the dispatch's error scope.
     const bad = gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.COPY_DST });
-    gpu.dispatch(fillSpec, { buffers: { out: bad }, uniforms: { n: 64, bits: 0 }, workgroups: [1], context: 'n=64 (test)' });
+    gpu.dispatch(fillSpec, {
+      buffers: { out: bad },
+      uniforms: { n: 64, bits: 0 },
+      workgroups: [1],
+      context: 'n=64 (test)',
+    });
     const err = await gpu.sync().catch((e: Error) => e);
     expect(err).toBeInstanceOf(GpuValidationError);
-    expect((err as Error).message).toMatch(/dispatching fill@v1 \(packages\/runtime\/src\/builtin\/fill\.wgsl\) workgroups \(1, 1, 1\) \[n=64 \(test\)\]/);
+    expect((err as Error).message).toMatch(
+      /dispatching fill@v1 \(packages\/runtime\/src\/builtin\/fill\.wgsl\) workgroups \(1, 1, 1\) \[n=64 \(test\)\]/,
+    );
     bad.destroy();
     // The device stays usable afterwards.
     const t = tensor(gpu, [1, 2, 3], [3]);
@@ -75,9 +106,20 @@ describe('kernel errors', () => {
 
   it('missing uniforms and unknown overrides are refused before anything is recorded', () => {
     const t = tensor(gpu, [0], [1]);
-    expect(() => gpu.dispatch(fillSpec, { buffers: { out: t.buffer }, uniforms: { n: 1 }, workgroups: [1] })).toThrow(/uniform "bits" not given/);
-    expect(() => gpu.dispatch(fillSpec, { buffers: { out: t.buffer }, uniforms: { n: 1, bits: 0 }, overrides: { TILE: 8 }, workgroups: [1] })).toThrow(/no override "TILE"/);
-    expect(() => gpu.dispatch(fillSpec, { buffers: {}, uniforms: { n: 1, bits: 0 }, workgroups: [1] })).toThrow(/no buffer given for binding "out"/);
+    expect(() => gpu.dispatch(fillSpec, { buffers: { out: t.buffer }, uniforms: { n: 1 }, workgroups: [1] })).toThrow(
+      /uniform "bits" not given/,
+    );
+    expect(() =>
+      gpu.dispatch(fillSpec, {
+        buffers: { out: t.buffer },
+        uniforms: { n: 1, bits: 0 },
+        overrides: { TILE: 8 },
+        workgroups: [1],
+      }),
+    ).toThrow(/no override "TILE"/);
+    expect(() => gpu.dispatch(fillSpec, { buffers: {}, uniforms: { n: 1, bits: 0 }, workgroups: [1] })).toThrow(
+      /no buffer given for binding "out"/,
+    );
     t.dispose();
   });
 });
@@ -114,7 +156,11 @@ describe('error classes', () => {
     for (const [name, cls] of classes) expect(cls === WgptError || cls.prototype instanceof WgptError, name).toBe(true);
     const special = new tokenizer.DisallowedSpecialError('<|endoftext|>', 3);
     expect(special).toMatchObject({ name: 'DisallowedSpecialError', exitCode: 1 });
-    expect(new tokenizer.RankFileError('f:1: bad', 'f', 1)).toMatchObject({ name: 'RankFileError', exitCode: 1, line: 1 });
+    expect(new tokenizer.RankFileError('f:1: bad', 'f', 1)).toMatchObject({
+      name: 'RankFileError',
+      exitCode: 1,
+      line: 1,
+    });
     expect(new UsageError('x').exitCode).toBe(2);
   });
 });
@@ -152,9 +198,14 @@ describe('how the CLI reports an error', () => {
   });
 
   it('WgptErrors are their message and exit code; a stack only with --debug', () => {
-    expect(reportError(new WgptError('data/x: not a shard'), false)).toEqual({ text: 'wgpt: data/x: not a shard', exitCode: 1 });
+    expect(reportError(new WgptError('data/x: not a shard'), false)).toEqual({
+      text: 'wgpt: data/x: not a shard',
+      exitCode: 1,
+    });
     expect(reportError(new UsageError('--steps: bad'), false)).toEqual({ text: 'wgpt: --steps: bad', exitCode: 2 });
-    expect(reportError(new NoAdapterError('no adapter'), true).text).toMatch(/^wgpt: NoAdapterError: no adapter\n\s+at /);
+    expect(reportError(new NoAdapterError('no adapter'), true).text).toMatch(
+      /^wgpt: NoAdapterError: no adapter\n\s+at /,
+    );
   });
 
   it("commander's errors were printed by commander: exit status 2, or 0 for --help and --version", () => {

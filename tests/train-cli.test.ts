@@ -71,7 +71,15 @@ describe('wgpt train: crashes, run folders, resume checks', () => {
     const folders = readdirSync(out).filter((f) => f.startsWith('checkpoint'));
     expect(folders.map((f) => f.replace(/tmp-.*/, 'tmp-'))).toEqual(['checkpoint.old', 'checkpoint.tmp-']);
     // Sampling the run folder's checkpoint works meanwhile (the newest whole model.bin beside it).
-    const s = await wgpt(['sample', '--checkpoint', join(out, 'checkpoint'), '--prompt-ids', '1,2', '--max-tokens', '2']);
+    const s = await wgpt([
+      'sample',
+      '--checkpoint',
+      join(out, 'checkpoint'),
+      '--prompt-ids',
+      '1,2',
+      '--max-tokens',
+      '2',
+    ]);
     expect(s.code, s.stderr).toBe(0);
     // The resumed run: 1 rewrite of the log, then its checkpoint's files; killed before its folder is in place.
     const b = await wgpt(trainArgs(out, '--resume', join(out, 'checkpoint')), { WGPT_TEST_KILL_AT: '4' });
@@ -96,13 +104,19 @@ describe('wgpt train: crashes, run folders, resume checks', () => {
     expect(readFileSync(join(out, 'log.jsonl')).equals(before)).toBe(true);
     const o = await wgpt(trainArgs(out, '--overwrite', '--steps', '2'));
     expect(o.code, o.stderr).toBe(0);
-    expect(losses(out)).toEqual(losses(reference).slice(0, 2).map(([s]) => [s, expect.any(Number), expect.any(Number)]));
+    expect(losses(out)).toEqual(
+      losses(reference)
+        .slice(0, 2)
+        .map(([s]) => [s, expect.any(Number), expect.any(Number)]),
+    );
   });
 
   it('refuses a resume with a changed setting, naming old → new, unless --allow-change', async () => {
     const out = tmp('wgpt-cli-change-');
     cpSync(reference, out, { recursive: true });
-    const r = await wgpt(trainArgs(out, '--resume', join(out, 'checkpoint'), '-B', '1', '--lr', '0.001', '--steps', '4'));
+    const r = await wgpt(
+      trainArgs(out, '--resume', join(out, 'checkpoint'), '-B', '1', '--lr', '0.001', '--steps', '4'),
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
       'resuming with other settings would not continue the run exactly: ' +
@@ -122,7 +136,9 @@ describe('tokenizers and shards that do not fit the model', () => {
     const out = tmp('wgpt-cli-tok-');
     const big = await wgpt(trainArgs(join(out, 'a'), '--sample-every', '2'));
     expect(big.code).toBe(1);
-    expect(big.stderr.trim()).toMatch(/^wgpt: tokenizer r50k_base has 50257 tokens, more than the model's vocabulary V=61/);
+    expect(big.stderr.trim()).toMatch(
+      /^wgpt: tokenizer r50k_base has 50257 tokens, more than the model's vocabulary V=61/,
+    );
     expect(big.stdout).not.toMatch(/^step /m);
     // A tokenizer trained without special tokens.
     const text = join(out, 'text.txt');
@@ -133,15 +149,28 @@ describe('tokenizers and shards that do not fit the model', () => {
       ...['train', '--data', data, '--depth', '1', '--channels', '16', '--heads', '2', '--vocab', '320'],
       ...['--context', '16', '-B', '2', '-T', '8', '--steps', '2'],
     ];
-    const noEot = await wgpt([...args, '--tokenizer', join(out, 'tok'), '--sample-every', '1', '--out', join(out, 'b')]);
+    const noEot = await wgpt([
+      ...args,
+      '--tokenizer',
+      join(out, 'tok'),
+      '--sample-every',
+      '1',
+      '--out',
+      join(out, 'b'),
+    ]);
     expect(noEot.code).toBe(1);
     expect(noEot.stderr.trim()).toMatch(
-      /^wgpt: tokenizer \S+tok has no <\|endoftext\|> special token \(it was trained without special tokens\), and samples/,
+      new RegExp(
+        '^wgpt: tokenizer \\S+tok has no <\\|endoftext\\|> special token ' +
+          '\\(it was trained without special tokens\\), and samples',
+      ),
     );
     const fixture = 'tests/fixtures/gpt2-tiny/model.bin';
     const s = await wgpt(['sample', '--checkpoint', fixture, '--tokenizer', join(out, 'tok'), '--max-tokens', '2']);
     expect(s.code).toBe(1);
-    expect(s.stderr.trim()).toMatch(/^wgpt: tokenizer \S+tok has no <\|endoftext\|> special token .*--prompt or --prompt-ids$/);
+    expect(s.stderr.trim()).toMatch(
+      /^wgpt: tokenizer \S+tok has no <\|endoftext\|> special token .*--prompt or --prompt-ids$/,
+    );
   });
 
   it('eval refuses a shard with ids ≥ V and a model whose loss is not finite', async () => {

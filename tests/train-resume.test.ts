@@ -6,7 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ShardWriter, SHARD_MAX_IDS_FILE } from '@wgpt/data';
-import { initParams, loadCheckpoint, makeConfig, setFaultHook, train, type StepLog, type TrainOptions } from '@wgpt/gpt2';
+import {
+  initParams,
+  loadCheckpoint,
+  makeConfig,
+  setFaultHook,
+  train,
+  type StepLog,
+  type TrainOptions,
+} from '@wgpt/gpt2';
 import { WgptError, type Gpu } from '@wgpt/runtime';
 import { testGpu } from '@wgpt/runtime/testing';
 
@@ -150,6 +158,7 @@ describe('resume after crashes in checkpoint writing', () => {
 
   // For every fault point of a run, a crash there; then for every fault point of the resumed run, a crash there
   // too (the last try of each row has no second crash); then a resume to the end.
+  // long-line: prettier keeps a test's title on its it( line; splitting it would re-indent the whole test
   it('a crash, a crash in the resumed run and a resume give the uninterrupted run, for all pairs of points', async () => {
     expect(points).toBe(15); // 3 for the first checkpoint, 6 for each later one
     expect(reference.map((s) => s.step)).toEqual([1, 2, 3]);
@@ -292,7 +301,8 @@ describe('inputs checked against the model before the first step', () => {
       const lines: string[] = [];
       const err = await attempt(options(join(dir, 'run'), { trainFiles: s.train, log: (l) => lines.push(l) }));
       expect(err).toBeInstanceOf(WgptError);
-      const want = `t_train_00000_0000\\.bin: token id ${bad} is outside the model's vocabulary V=61 \\(ids 0\\.\\.60\\)`;
+      const want =
+        `t_train_00000_0000\\.bin: token id ${bad} is outside the model's vocabulary V=61 ` + `\\(ids 0\\.\\.60\\)`;
       expect((err as Error).message).toMatch(new RegExp(want));
       expect(lines).toEqual([]);
     }

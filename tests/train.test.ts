@@ -66,7 +66,10 @@ describe('GPT-2 trainer', () => {
   it('the loss falls, validation and samples run, and a checkpoint and plot are written', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
     const lines: string[] = [];
-    const r = await train(gpu, options(dir, { steps: 30, lr: 3e-2, valEvery: 10, sampleEvery: 15, log: (l) => lines.push(l) }));
+    const r = await train(
+      gpu,
+      options(dir, { steps: 30, lr: 3e-2, valEvery: 10, sampleEvery: 15, log: (l) => lines.push(l) }),
+    );
     expect(r.steps.length).toBe(30);
     const first = r.steps.slice(0, 3).reduce((a, s) => a + s.loss, 0) / 3;
     const last = r.steps.slice(-3).reduce((a, s) => a + s.loss, 0) / 3;

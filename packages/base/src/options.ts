@@ -25,18 +25,23 @@ function inRange(n: number, r: Range): string | null {
 export function intArg(r: Range = {}): (value: string) => number {
   return (value: string) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`not an integer: ${JSON.stringify(value)}`);
+    if (value.trim() === '' || !Number.isSafeInteger(n))
+      throw new InvalidArgumentError(`not an integer: ${JSON.stringify(value)}`);
     const bad = inRange(n, r);
     if (bad) throw new InvalidArgumentError(`${n} ${bad}`);
     return n;
   };
 }
 
-/** A finite number in a range: `numArg({ above: 0 })` for a learning rate, `numArg({ min: 0, max: 1 })` for a fraction. */
+/**
+ * A finite number in a range: `numArg({ above: 0 })` for a learning rate, `numArg({ min: 0, max: 1 })` for a
+ * fraction.
+ */
 export function numArg(r: Range = {}): (value: string) => number {
   return (value: string) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`not a number: ${JSON.stringify(value)}`);
+    if (value.trim() === '' || !Number.isFinite(n))
+      throw new InvalidArgumentError(`not a number: ${JSON.stringify(value)}`);
     const bad = inRange(n, r);
     if (bad) throw new InvalidArgumentError(`${n} ${bad}`);
     return n;

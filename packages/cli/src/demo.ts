@@ -17,7 +17,9 @@ export interface DemoOptions {
   log?: (s: string) => void;
 }
 
-export async function runDemo(o: DemoOptions): Promise<{ valLoss: number; firstLoss: number; lastLoss: number; checkpoint: string; plot: string }> {
+export async function runDemo(
+  o: DemoOptions,
+): Promise<{ valLoss: number; firstLoss: number; lastLoss: number; checkpoint: string; plot: string }> {
   const log = o.log ?? ((s: string) => console.log(s));
   const t0 = performance.now();
   const secs = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
@@ -61,12 +63,17 @@ export async function runDemo(o: DemoOptions): Promise<{ valLoss: number; firstL
     }
     files[split] = w.close().map((s) => join(shardDir, s.file));
   }
-  log(`   ${tokens} tokens (${(chars / tokens).toFixed(2)} characters per token) in ${files.train.length + files.val.length} shards (${secs()})`);
+  log(
+    `   ${tokens} tokens (${(chars / tokens).toFixed(2)} characters per token) ` +
+      `in ${files.train.length + files.val.length} shards (${secs()})`,
+  );
 
   const gpu = await Gpu.open({ adapter: o.adapter });
   try {
     const big = !gpu.software;
-    const config = big ? makeConfig({ L: 6, C: 384, NH: 6, V: enc.nVocab, maxT: 256 }) : makeConfig({ L: 2, C: 64, NH: 4, V: enc.nVocab, maxT: 64 });
+    const config = big
+      ? makeConfig({ L: 6, C: 384, NH: 6, V: enc.nVocab, maxT: 256 })
+      : makeConfig({ L: 2, C: 64, NH: 4, V: enc.nVocab, maxT: 64 });
     const B = big ? 8 : 4;
     const T = config.maxT;
     const steps = o.steps ?? (big ? 500 : 200);
@@ -99,8 +106,14 @@ export async function runDemo(o: DemoOptions): Promise<{ valLoss: number; firstL
     const valLoss = r.valLosses.at(-1)?.loss ?? NaN;
     const firstLoss = r.steps[0]!.loss;
     const lastLoss = r.steps.at(-1)!.loss;
-    log(`== done in ${secs()}: train loss ${firstLoss.toFixed(3)} -> ${lastLoss.toFixed(3)}, final validation loss ${valLoss.toFixed(3)}`);
-    log(`   checkpoint: ${r.checkpoint}\n   loss plot:  ${r.plot}\n   sample it:  pnpm wgpt sample --checkpoint ${r.checkpoint} --tokenizer ${tokDir} --prompt "Fellow citizens"`);
+    log(
+      `== done in ${secs()}: train loss ${firstLoss.toFixed(3)} -> ${lastLoss.toFixed(3)}, ` +
+        `final validation loss ${valLoss.toFixed(3)}`,
+    );
+    log(
+      `   checkpoint: ${r.checkpoint}\n   loss plot:  ${r.plot}\n` +
+        `   sample it:  pnpm wgpt sample --checkpoint ${r.checkpoint} --tokenizer ${tokDir} --prompt "Fellow citizens"`,
+    );
     return { valLoss, firstLoss, lastLoss, checkpoint: r.checkpoint, plot: r.plot };
   } finally {
     gpu.destroy();

@@ -23,7 +23,11 @@ export function buildProgram(): Command {
     .name('wgpt')
     .description('A WebGPU-first LLM stack: data, tokenizer, GPT-2 training and sampling on hand-written WGSL kernels.')
     .version(VERSION, '-V, --version', 'print the version')
-    .option('--adapter <name|index>', 'WebGPU adapter to use (see `wgpt gpus`); default: env WGPT_ADAPTER, else the first hardware adapter, else SwiftShader')
+    .option(
+      '--adapter <name|index>',
+      'WebGPU adapter to use (see `wgpt gpus`); default: env WGPT_ADAPTER, else the first hardware adapter, ' +
+        'else SwiftShader',
+    )
     .option('--debug', 'print the stack trace of every error, not only of unexpected ones')
     .configureHelp({ sortSubcommands: true })
     // Commander's own errors (unknown option, invalid value...) are thrown instead of exiting with 1, so that main

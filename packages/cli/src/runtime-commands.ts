@@ -44,12 +44,19 @@ export function registerRuntimeCommands(program: Command): void {
         gpu.destroy();
       }
       if (opts.json) return void console.log(JSON.stringify(rows, null, 2));
-      if (!rows.length) return void console.log('No WebGPU adapters found. On a machine without a GPU: sudo apt-get install chromium libvulkan1');
+      if (!rows.length)
+        return void console.log(
+          'No WebGPU adapters found. On a machine without a GPU: sudo apt-get install chromium libvulkan1',
+        );
       for (const r of rows) {
-        console.log(`[${r.index}] ${r.name}  (${r.backend}${r.software ? ', software' : ''}${r.vendor ? `, ${r.vendor}` : ''})`);
         console.log(
-          `    max binding ${formatBytes(r.maxStorageBufferBindingSize)}, max buffer ${formatBytes(r.maxBufferSize)}, ` +
-            `${r.maxComputeInvocationsPerWorkgroup} invocations/workgroup, ${formatBytes(r.maxComputeWorkgroupStorageSize)} workgroup memory`,
+          `[${r.index}] ${r.name}  (${r.backend}${r.software ? ', software' : ''}${r.vendor ? `, ${r.vendor}` : ''})`,
+        );
+        console.log(
+          `    max binding ${formatBytes(r.maxStorageBufferBindingSize)}, ` +
+            `max buffer ${formatBytes(r.maxBufferSize)}, ` +
+            `${r.maxComputeInvocationsPerWorkgroup} invocations/workgroup, ` +
+            `${formatBytes(r.maxComputeWorkgroupStorageSize)} workgroup memory`,
         );
         console.log(`    features used by wgpt: ${r.features.join(', ') || 'none'}`);
       }
@@ -69,7 +76,10 @@ export function registerRuntimeCommands(program: Command): void {
 
   program
     .command('demo')
-    .description('the whole path on the embedded default: prose → BPE tokenizer → token shards → GPT-2 pre-training with samples')
+    .description(
+      'the whole path on the embedded default: prose → BPE tokenizer → token shards → ' +
+        'GPT-2 pre-training with samples',
+    )
     .option('--out <dir>', 'output folder', 'out/demo')
     // The demo fails unless the last step's loss is below the first's: that takes two steps.
     .option('--steps <n>', 'training steps, at least 2 (default: 200 on SwiftShader, 500 on a GPU)', intArg({ min: 2 }))

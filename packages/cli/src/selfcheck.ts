@@ -111,7 +111,11 @@ export async function selfCheck(opts: SelfCheckOptions): Promise<SelfCheckResult
       const times = await gpu.profiler.collect();
       gpu.profiler.enabled = false;
       log('GPU time per kernel (timestamp queries):');
-      for (const t of times) log(`  ${t.label.padEnd(28)} ${String(t.count).padStart(6)} calls  ${t.totalMs.toFixed(2).padStart(9)} ms  ${((1000 * t.totalMs) / t.count).toFixed(1).padStart(8)} us/call`);
+      for (const t of times)
+        log(
+          `  ${t.label.padEnd(28)} ${String(t.count).padStart(6)} calls  ${t.totalMs.toFixed(2).padStart(9)} ms  ` +
+            `${((1000 * t.totalMs) / t.count).toFixed(1).padStart(8)} us/call`,
+        );
     }
     const logits = noGrad(() => forward());
     const l = await logits.read();
@@ -125,10 +129,15 @@ export async function selfCheck(opts: SelfCheckOptions): Promise<SelfCheckResult
     const accuracy = correct / N;
     const ok = Number.isFinite(lastLoss) && lastLoss < 0.5 * firstLoss;
     log(
-      `${opts.steps} steps in ${(trainMs / 1000).toFixed(2)} s (${(trainMs / opts.steps).toFixed(1)} ms/step, ${dispatchesPerStep.toFixed(0)} dispatches/step), ` +
-        `accuracy ${(100 * accuracy).toFixed(1)}%, peak GPU memory in use ${(gpu.pool.stats.peakBytesInUse / 1024).toFixed(0)} KiB`,
+      `${opts.steps} steps in ${(trainMs / 1000).toFixed(2)} s (${(trainMs / opts.steps).toFixed(1)} ms/step, ` +
+        `${dispatchesPerStep.toFixed(0)} dispatches/step), accuracy ${(100 * accuracy).toFixed(1)}%, ` +
+        `peak GPU memory in use ${(gpu.pool.stats.peakBytesInUse / 1024).toFixed(0)} KiB`,
     );
-    log(ok ? `PASS: loss fell from ${firstLoss.toFixed(4)} to ${lastLoss.toFixed(4)}` : `FAIL: loss went from ${firstLoss.toFixed(4)} to ${lastLoss.toFixed(4)} (expected to halve)`);
+    log(
+      ok
+        ? `PASS: loss fell from ${firstLoss.toFixed(4)} to ${lastLoss.toFixed(4)}`
+        : `FAIL: loss went from ${firstLoss.toFixed(4)} to ${lastLoss.toFixed(4)} (expected to halve)`,
+    );
     opt.dispose();
     for (const t of [...plist, x, y] as Tensor[]) t.dispose();
     return { ok, firstLoss, lastLoss, accuracy, msPerStep: trainMs / opts.steps, adapter: gpu.adapterName };

@@ -39,17 +39,25 @@ export interface ShardHeader {
   bytesPerToken: 2 | 4;
 }
 
-/** Reads and validates a shard header against the file size. Throws ShardFormatError naming the file and the problem. */
+/**
+ * Reads and validates a shard header against the file size. Throws ShardFormatError naming the file and the
+ * problem.
+ */
 export function readShardHeader(file: string): ShardHeader {
   return readHeader(file).header;
 }
 
 function readHeader(file: string): { header: ShardHeader; ints: Int32Array; size: number; mtimeMs: number } {
   let fd: number;
-  try { fd = fs.openSync(file, 'r'); } catch (e) { throw new ShardFormatError(file, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new ShardFormatError(file, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   try {
     const { size, mtimeMs } = fs.fstatSync(fd);
-    if (size < HEADER_BYTES) throw new ShardFormatError(file, `file is ${size} bytes, shorter than the ${HEADER_BYTES}-byte header`);
+    if (size < HEADER_BYTES)
+      throw new ShardFormatError(file, `file is ${size} bytes, shorter than the ${HEADER_BYTES}-byte header`);
     const b = Buffer.alloc(HEADER_BYTES);
     fs.readSync(fd, b, 0, HEADER_BYTES, 0);
     const magic = b.readInt32LE(0), version = b.readInt32LE(4), tokens = b.readInt32LE(8);
@@ -57,17 +65,33 @@ function readHeader(file: string): { header: ShardHeader; ints: Int32Array; size
     if (magic === SHARD_MAGIC) {
       if (version === SHARD_VERSION_U16) bytesPerToken = 2;
       else if (version === SHARD_VERSION_U32) bytesPerToken = 4;
-      else throw new ShardFormatError(file, `unsupported version ${version} (expected ${SHARD_VERSION_U16} for uint16 or ${SHARD_VERSION_U32} for uint32 tokens)`);
+      else
+        throw new ShardFormatError(
+          file,
+          `unsupported version ${version} ` +
+            `(expected ${SHARD_VERSION_U16} for uint16 or ${SHARD_VERSION_U32} for uint32 tokens)`,
+        );
     } else if (magic === LLAMA3_MAGIC) {
-      if (version !== LLAMA3_VERSION) throw new ShardFormatError(file, `unsupported version ${version} for magic ${LLAMA3_MAGIC} (expected ${LLAMA3_VERSION})`);
+      if (version !== LLAMA3_VERSION)
+        throw new ShardFormatError(
+          file,
+          `unsupported version ${version} for magic ${LLAMA3_MAGIC} (expected ${LLAMA3_VERSION})`,
+        );
       bytesPerToken = 4;
     } else {
-      throw new ShardFormatError(file, `bad magic number ${magic} in header[0] (expected ${SHARD_MAGIC}); not an llm.c token shard`);
+      throw new ShardFormatError(
+        file,
+        `bad magic number ${magic} in header[0] (expected ${SHARD_MAGIC}); not an llm.c token shard`,
+      );
     }
     if (tokens < 0) throw new ShardFormatError(file, `negative token count ${tokens} in header[2]`);
     const expected = HEADER_BYTES + tokens * bytesPerToken;
     if (size !== expected) {
-      throw new ShardFormatError(file, `header[2] says ${tokens} tokens (${expected} bytes with the header) but the file is ${size} bytes${size < expected ? ' (truncated?)' : ''}`);
+      throw new ShardFormatError(
+        file,
+        `header[2] says ${tokens} tokens (${expected} bytes with the header) ` +
+          `but the file is ${size} bytes${size < expected ? ' (truncated?)' : ''}`,
+      );
     }
     const ints = new Int32Array(b.buffer, b.byteOffset, HEADER_INTS).slice();
     return { header: { magic, version, tokens, bytesPerToken }, ints, size, mtimeMs };
@@ -187,7 +211,10 @@ export class ShardWriter {
     fs.mkdirSync(o.dir, { recursive: true });
   }
   private fileName(i: number): string {
-    return path.join(this.o.dir, `${this.o.prefix}_${this.o.split}_${String(this.o.part).padStart(5, '0')}_${String(i).padStart(4, '0')}.bin`);
+    return path.join(
+      this.o.dir,
+      `${this.o.prefix}_${this.o.split}_${String(this.o.part).padStart(5, '0')}_${String(i).padStart(4, '0')}.bin`,
+    );
   }
   private open(): void {
     this.tmp = `${this.fileName(this.index)}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
@@ -207,7 +234,8 @@ export class ShardWriter {
       const arr = this.bytesPerToken === 2 ? new Uint16Array(n) : new Uint32Array(n);
       for (let i = 0; i < n; i++) {
         const t = tokens[off + i];
-        if (t < 0 || t >= this.o.nVocab || !Number.isInteger(t)) throw new Error(`token ${t} out of range for vocabulary of ${this.o.nVocab}`);
+        if (t < 0 || t >= this.o.nVocab || !Number.isInteger(t))
+          throw new Error(`token ${t} out of range for vocabulary of ${this.o.nVocab}`);
         arr[i] = t;
         if (t > this.maxId) this.maxId = t;
       }
@@ -258,7 +286,8 @@ export class TokenDataLoader {
     if (files.length === 0) throw new Error('TokenDataLoader: no shard files');
     for (const f of files) {
       const h = readShardHeader(f);
-      if (h.tokens < B * T + 1) throw new ShardFormatError(f, `has ${h.tokens} tokens, fewer than one batch of B*T+1 = ${B * T + 1}`);
+      if (h.tokens < B * T + 1)
+        throw new ShardFormatError(f, `has ${h.tokens} tokens, fewer than one batch of B*T+1 = ${B * T + 1}`);
     }
     this.tokens = readShard(files[0]);
   }

@@ -13,7 +13,10 @@ describe('llm.c shards', () => {
     w.addDocument([256, 1, 2, 3, 4, 5, 6]);
     w.addDocument([256, 7, 8, 9, 10, 11]);
     const shards = w.close();
-    expect(shards.map((s) => [s.file, s.tokens])).toEqual([['x_train_00000_0000.bin', 10], ['x_train_00000_0001.bin', 3]]);
+    expect(shards.map((s) => [s.file, s.tokens])).toEqual([
+      ['x_train_00000_0000.bin', 10],
+      ['x_train_00000_0001.bin', 3],
+    ]);
     const b = fs.readFileSync(path.join(d, shards[0].file));
     expect([b.readInt32LE(0), b.readInt32LE(4), b.readInt32LE(8)]).toEqual([20240520, 1, 10]);
     expect(b.length).toBe(HEADER_BYTES + 20);
@@ -40,11 +43,38 @@ describe('llm.c shards', () => {
     w.addDocument([256, 1, 2, 3]);
     const f = path.join(d, w.close()[0].file);
     const good = fs.readFileSync(f);
-    const bad = (mut: (b: Buffer) => Buffer) => { const g = path.join(d, 'bad.bin'); fs.writeFileSync(g, mut(Buffer.from(good))); return g; };
-    expect(() => readShardHeader(bad((b) => { b.writeInt32LE(123, 0); return b; }))).toThrow(/bad\.bin: bad magic number 123 in header\[0\]/);
-    expect(() => readShardHeader(bad((b) => { b.writeInt32LE(9, 4); return b; }))).toThrow(/bad\.bin: unsupported version 9/);
-    expect(() => readShardHeader(bad((b) => { b.writeInt32LE(99, 8); return b; }))).toThrow(/bad\.bin: header\[2\] says 99 tokens .*truncated/);
-    expect(() => readShardHeader(bad((b) => b.subarray(0, 100)))).toThrow(/bad\.bin: file is 100 bytes, shorter than the 1024-byte header/);
+    const bad = (mut: (b: Buffer) => Buffer) => {
+      const g = path.join(d, 'bad.bin');
+      fs.writeFileSync(g, mut(Buffer.from(good)));
+      return g;
+    };
+    expect(() =>
+      readShardHeader(
+        bad((b) => {
+          b.writeInt32LE(123, 0);
+          return b;
+        }),
+      ),
+    ).toThrow(/bad\.bin: bad magic number 123 in header\[0\]/);
+    expect(() =>
+      readShardHeader(
+        bad((b) => {
+          b.writeInt32LE(9, 4);
+          return b;
+        }),
+      ),
+    ).toThrow(/bad\.bin: unsupported version 9/);
+    expect(() =>
+      readShardHeader(
+        bad((b) => {
+          b.writeInt32LE(99, 8);
+          return b;
+        }),
+      ),
+    ).toThrow(/bad\.bin: header\[2\] says 99 tokens .*truncated/);
+    expect(() => readShardHeader(bad((b) => b.subarray(0, 100)))).toThrow(
+      /bad\.bin: file is 100 bytes, shorter than the 1024-byte header/,
+    );
     expect(() => readShardHeader(path.join(d, 'missing.bin'))).toThrow(/missing\.bin: cannot open \(ENOENT\)/);
   });
   it('TokenDataLoader yields shifted input/target batches', () => {

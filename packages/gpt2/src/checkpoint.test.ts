@@ -2,7 +2,18 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exportHfGpt2, importHfGpt2, makeConfig, paramCount, paramOffsets, PRESETS, readLlmcModel, readSafetensors, writeLlmcModel, writeSafetensors } from './index.ts';
+import {
+  exportHfGpt2,
+  importHfGpt2,
+  makeConfig,
+  paramCount,
+  paramOffsets,
+  PRESETS,
+  readLlmcModel,
+  readSafetensors,
+  writeLlmcModel,
+  writeSafetensors,
+} from './index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgpt-gpt2-'));
 const tiny = makeConfig({ maxT: 16, V: 50, L: 2, NH: 2, C: 8 });

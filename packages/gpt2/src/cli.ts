@@ -46,7 +46,10 @@ export function loadModelFile(path: string): ModelFile {
   return withPath(path, () => readLlmcModel(path));
 }
 
-function configFrom(o: { preset?: string; depth?: number; channels?: number; heads?: number; vocab?: number; context?: number }, vocabDefault: number): GPT2Config {
+function configFrom(
+  o: { preset?: string; depth?: number; channels?: number; heads?: number; vocab?: number; context?: number },
+  vocabDefault: number,
+): GPT2Config {
   if (o.preset) {
     const p = PRESETS[o.preset]!;
     return makeConfig({ ...p, V: o.vocab ?? p.V, maxT: o.context ?? p.maxT });
@@ -129,7 +132,10 @@ export function register(program: Command): void {
     .option('--heads <n>', 'attention heads', size)
     .option('--vocab <n>', "vocabulary size (default: the tokenizer's)", size)
     .option('--context <n>', 'context length (maxT)', size)
-    .option('--init-from <file>', 'start from a model file (llm.c .bin or Hugging Face .safetensors) instead of random init')
+    .option(
+      '--init-from <file>',
+      'start from a model file (llm.c .bin or Hugging Face .safetensors) instead of random init',
+    )
     .option('-B, --batch <n>', 'micro-batch size', size, 4)
     .option('-T, --seq <n>', 'sequence length (at most the context)', size, 64)
     .option('--total-batch <tokens>', 'tokens per optimizer step (multiple of B·T)', size)
@@ -167,7 +173,8 @@ export function register(program: Command): void {
         }
         if (o.sampleEvery > 0 && enc.eotToken < 0) {
           throw new WgptError(
-            `tokenizer ${o.tokenizer} has no <|endoftext|> special token (it was trained without special tokens), and ` +
+            `tokenizer ${o.tokenizer} has no <|endoftext|> special token ` +
+              `(it was trained without special tokens), and ` +
               `samples start from it: train the tokenizer with it (the default of --special), or pass --sample-every 0`,
           );
         }
@@ -257,7 +264,8 @@ export function register(program: Command): void {
         };
         let printed = '';
         // The prompt first (a document continues it), unless it is only <|endoftext|> (an unconditioned sample).
-        if (!o.json && !(prompt.length === 1 && prompt[0] === enc.eotToken)) process.stdout.write(printable(enc.decode(prompt)));
+        if (!o.json && !(prompt.length === 1 && prompt[0] === enc.eotToken))
+          process.stdout.write(printable(enc.decode(prompt)));
         for await (const t of generate(model, prompt, opts)) {
           out.push(t);
           if (!o.json) {
@@ -302,7 +310,12 @@ export function register(program: Command): void {
         for (let i = 0; i < n; i++) {
           const b = loader.next();
           sum += await tidyAsync(async () => {
-            const { loss } = noGrad(() => model.forward(tensor(gpu, b.inputs, [o.batch, o.seq], 'i32'), tensor(gpu, b.targets, [o.batch, o.seq], 'i32')));
+            const { loss } = noGrad(() =>
+              model.forward(
+                tensor(gpu, b.inputs, [o.batch, o.seq], 'i32'),
+                tensor(gpu, b.targets, [o.batch, o.seq], 'i32'),
+              ),
+            );
             return loss!.item();
           });
         }

@@ -18,7 +18,14 @@ export interface GPT2Config {
 
 export const padVocab = (V: number): number => Math.ceil(V / 64) * 64;
 
-export function makeConfig(c: { maxT?: number; V?: number; L: number; NH: number; C: number; Vp?: number }): GPT2Config {
+export function makeConfig(c: {
+  maxT?: number;
+  V?: number;
+  L: number;
+  NH: number;
+  C: number;
+  Vp?: number;
+}): GPT2Config {
   const V = c.V ?? 50257;
   const cfg: GPT2Config = { maxT: c.maxT ?? 1024, V, Vp: c.Vp ?? padVocab(V), L: c.L, NH: c.NH, C: c.C };
   validateConfig(cfg);
@@ -35,7 +42,8 @@ export const PRESETS: Record<string, GPT2Config> = {
 
 export function validateConfig(c: GPT2Config): void {
   for (const k of ['maxT', 'V', 'Vp', 'L', 'NH', 'C'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new WgptError(`GPT-2 config: ${k}=${c[k]} must be a positive integer`);
+    if (!Number.isInteger(c[k]) || c[k] <= 0)
+      throw new WgptError(`GPT-2 config: ${k}=${c[k]} must be a positive integer`);
   }
   if (c.C % c.NH) throw new WgptError(`GPT-2 config: channels C=${c.C} must be divisible by heads NH=${c.NH}`);
   if (c.Vp < c.V) throw new WgptError(`GPT-2 config: padded vocabulary Vp=${c.Vp} is smaller than V=${c.V}`);

@@ -44,13 +44,20 @@ export function exportHfGpt2(path: string, m: ModelFile): void {
     for (const [suffix, ours, trans] of HF_LAYER_MAP) {
       const shape = offs[ours]!.shape.slice(1);
       const [rows, cols] = shape as [number, number];
-      if (trans) out.set(`h.${l}.${suffix}`, { shape: [cols, rows], data: () => transpose(slice(ours, l), rows, cols) });
+      if (trans)
+        out.set(`h.${l}.${suffix}`, { shape: [cols, rows], data: () => transpose(slice(ours, l), rows, cols) });
       else out.set(`h.${l}.${suffix}`, { shape, data: slice(ours, l) });
     }
   }
   out.set('ln_f.weight', { shape: [c.C], data: slice('lnfw') });
   out.set('ln_f.bias', { shape: [c.C], data: slice('lnfb') });
-  writeSafetensors(path, out, { format: 'pt', producer: 'wgpt', n_head: String(c.NH), n_positions: String(c.maxT), vocab_size: String(c.V) });
+  writeSafetensors(path, out, {
+    format: 'pt',
+    producer: 'wgpt',
+    n_head: String(c.NH),
+    n_positions: String(c.maxT),
+    vocab_size: String(c.V),
+  });
 }
 
 /**

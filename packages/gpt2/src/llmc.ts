@@ -29,11 +29,25 @@ export function readLlmcModel(path: string, opts: { onPiece?: (piece: Uint8Array
   try {
     const header = new Int32Array(HEADER_INTS);
     readAt(fd, header, 0, path);
-    if (header[0] !== LLMC_MODEL_MAGIC) throw new WgptError(`${path}: bad magic ${header[0]} (an llm.c model file starts with ${LLMC_MODEL_MAGIC}; token shards use 20240520)`);
+    if (header[0] !== LLMC_MODEL_MAGIC)
+      throw new WgptError(
+        `${path}: bad magic ${header[0]} ` +
+          `(an llm.c model file starts with ${LLMC_MODEL_MAGIC}; token shards use 20240520)`,
+      );
     if (header[1] !== LLMC_MODEL_FP32) {
-      throw new WgptError(`${path}: model file version ${header[1]} is not supported (only ${LLMC_MODEL_FP32} = fp32; llm.c's version 5 is bf16)`);
+      throw new WgptError(
+        `${path}: model file version ${header[1]} is not supported ` +
+          `(only ${LLMC_MODEL_FP32} = fp32; llm.c's version 5 is bf16)`,
+      );
     }
-    const config: GPT2Config = { maxT: header[2]!, V: header[3]!, L: header[4]!, NH: header[5]!, C: header[6]!, Vp: header[7]! };
+    const config: GPT2Config = {
+      maxT: header[2]!,
+      V: header[3]!,
+      L: header[4]!,
+      NH: header[5]!,
+      C: header[6]!,
+      Vp: header[7]!,
+    };
     try {
       validateConfig(config);
     } catch (e) {
@@ -41,7 +55,10 @@ export function readLlmcModel(path: string, opts: { onPiece?: (piece: Uint8Array
     }
     const n = paramCount(config);
     const want = HEADER_INTS * 4 + n * 4;
-    if (size !== want) throw new WgptError(`${path}: ${size} bytes, but the header's config (${JSON.stringify(config)}) needs ${want} (${n} parameters)`);
+    if (size !== want)
+      throw new WgptError(
+        `${path}: ${size} bytes, but the header's config (${JSON.stringify(config)}) needs ${want} (${n} parameters)`,
+      );
     const params = new Float32Array(n);
     readAt(fd, params, HEADER_INTS * 4, path, opts.onPiece);
     return { config, params };
@@ -53,7 +70,8 @@ export function readLlmcModel(path: string, opts: { onPiece?: (piece: Uint8Array
 export function writeLlmcModel(path: string, m: ModelFile): void {
   validateConfig(m.config);
   const n = paramCount(m.config);
-  if (m.params.length !== n) throw new WgptError(`writeLlmcModel: ${m.params.length} parameters given, the config needs ${n}`);
+  if (m.params.length !== n)
+    throw new WgptError(`writeLlmcModel: ${m.params.length} parameters given, the config needs ${n}`);
   const header = new Int32Array(HEADER_INTS);
   const c = m.config;
   header.set([LLMC_MODEL_MAGIC, LLMC_MODEL_FP32, c.maxT, c.V, c.L, c.NH, c.C, c.Vp]);

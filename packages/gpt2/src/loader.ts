@@ -84,7 +84,9 @@ export class ShardLoader {
   }
 
   private shardOrder(epoch: number): number[] {
-    return this.opts.shuffle ? permutation(this.files.length, this.opts.seed * 1000003 + epoch) : this.files.map((_, i) => i);
+    return this.opts.shuffle
+      ? permutation(this.files.length, this.opts.seed * 1000003 + epoch)
+      : this.files.map((_, i) => i);
   }
 
   next(): { inputs: Int32Array; targets: Int32Array; epoch: number } {
@@ -106,7 +108,8 @@ export class ShardLoader {
     let w = this.st.window;
     if (this.opts.shuffle) {
       const key = `${this.st.epoch}:${idx}`;
-      if (this.windowOrder?.key !== key) this.windowOrder = { key, order: permutation(nw, this.opts.seed * 7919 + this.st.epoch * 31 + idx) };
+      if (this.windowOrder?.key !== key)
+        this.windowOrder = { key, order: permutation(nw, this.opts.seed * 7919 + this.st.epoch * 31 + idx) };
       w = this.windowOrder.order[this.st.window]!;
     }
     const n = this.B * this.T;

@@ -10,7 +10,12 @@ import { initParams } from './init.ts';
 import { GPT2 } from './model.ts';
 import { generate } from './sample.ts';
 
-async function run(model: GPT2, prompt: number[], maxNewTokens: number, kvCache: boolean): Promise<{ ids: number[]; ms: number }> {
+async function run(
+  model: GPT2,
+  prompt: number[],
+  maxNewTokens: number,
+  kvCache: boolean,
+): Promise<{ ids: number[]; ms: number }> {
   const ids: number[] = [];
   const t0 = performance.now();
   for await (const t of generate(model, prompt, { maxNewTokens, temperature: 0, kvCache })) ids.push(t);
@@ -28,7 +33,9 @@ const suite: BenchSuite = {
     const config = small ? makeConfig({ L: 2, C: 64, NH: 4, maxT: 64, V: 512 }) : PRESETS.d12!;
     const [P, N] = small ? [16, quick ? 16 : 48] : [64, 256];
     const reps = quick ? 1 : 3;
-    const label = small ? `L=${config.L} C=${config.C} NH=${config.NH} maxT=${config.maxT} V=${config.V}` : `GPT-2 124M (d12, maxT=${config.maxT})`;
+    const label = small
+      ? `L=${config.L} C=${config.C} NH=${config.NH} maxT=${config.maxT} V=${config.V}`
+      : `GPT-2 124M (d12, maxT=${config.maxT})`;
     log(`${label}: prompt ${P}, ${N} new tokens, ${reps} runs per path`);
     const model = new GPT2(gpu, config, initParams(config, 1));
     try {

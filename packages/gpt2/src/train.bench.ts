@@ -44,10 +44,15 @@ const suite: BenchSuite = {
     const tps = (B * T * 1000) / ms;
     const mfu = (tps * flopsPerToken(config, T)) / (peak * 1e12);
     const peakBytes = gpu.pool.stats.peakBytesInUse;
-    log(`L=${config.L} C=${config.C} B=${B} T=${T}: ${ms.toFixed(1)} ms/step, ${tps.toFixed(0)} tok/s, MFU ${(100 * mfu).toFixed(1)}%, peak ${(peakBytes / 2 ** 20).toFixed(1)} MiB`);
+    log(
+      `L=${config.L} C=${config.C} B=${B} T=${T}: ${ms.toFixed(1)} ms/step, ${tps.toFixed(0)} tok/s, ` +
+        `MFU ${(100 * mfu).toFixed(1)}%, peak ${(peakBytes / 2 ** 20).toFixed(1)} MiB`,
+    );
     const row: BenchRow = {
       name: 'train step (fwd+bwd+AdamW)',
-      shape: `L=${config.L} C=${config.C} NH=${config.NH} Vp=${config.Vp} B=${B} T=${T} (${(paramCount(config) / 1e6).toFixed(2)}M params)`,
+      shape:
+        `L=${config.L} C=${config.C} NH=${config.NH} Vp=${config.Vp} B=${B} T=${T} ` +
+        `(${(paramCount(config) / 1e6).toFixed(2)}M params)`,
       medianMs: ms,
       rate: { value: tps, unit: 'tokens/s' },
       ofBaseline: { fraction: mfu, baseline: `matmul peak ${(peak * 1000).toFixed(2)} GFLOP/s (MFU)` },

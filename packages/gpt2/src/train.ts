@@ -170,11 +170,17 @@ function progressBar(step: number, steps: number, etaMs: number): void {
   if (!process.stderr.isTTY) return;
   const width = 30;
   const done = Math.round((width * step) / steps);
-  process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${step}/${steps}, eta ${(etaMs / 1000).toFixed(0)} s ${step === steps ? '\n' : ''}`);
+  process.stderr.write(
+    `\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${step}/${steps}, ` +
+      `eta ${(etaMs / 1000).toFixed(0)} s ${step === steps ? '\n' : ''}`,
+  );
 }
 
 /** llm.c's schedule: linear warmup to lr, then cosine from lr down to lr·finalLrFrac at the last step. */
-export function learningRate(step: number, o: Pick<TrainOptions, 'lr' | 'warmupSteps' | 'finalLrFrac' | 'steps'>): number {
+export function learningRate(
+  step: number,
+  o: Pick<TrainOptions, 'lr' | 'warmupSteps' | 'finalLrFrac' | 'steps'>,
+): number {
   if (step <= o.warmupSteps) return (o.lr * step) / Math.max(1, o.warmupSteps);
   const decay = (step - o.warmupSteps) / Math.max(1, o.steps - o.warmupSteps);
   const coeff = 0.5 * (1 + Math.cos(Math.PI * Math.min(1, decay)));
@@ -210,7 +216,8 @@ export async function measurePeakTflops(gpu: Gpu): Promise<number> {
 
 /** Train and validation shards of a data folder (names with _train_ / _val_, as `wgpt data run` writes them). */
 export function findShards(dir: string): { train: string[]; val: string[] } {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new WgptError(`${dir}: not a folder of token shards (run \`wgpt data run\` first)`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new WgptError(`${dir}: not a folder of token shards (run \`wgpt data run\` first)`);
   const files = readdirSync(dir).filter((f) => f.endsWith('.bin')).sort();
   const train = files.filter((f) => /(^|_)train(_|\.)/.test(f)).map((f) => join(dir, f));
   const val = files.filter((f) => /(^|_)val(_|\.)/.test(f)).map((f) => join(dir, f));
@@ -222,7 +229,8 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const log = o.log ?? ((s: string) => console.log(s));
   const { config, B, T } = o;
   if (T > config.maxT) throw new WgptError(`sequence length T=${T} exceeds the model's context ${config.maxT}`);
-  if (o.totalBatchTokens % (B * T)) throw new WgptError(`total batch ${o.totalBatchTokens} tokens is not a multiple of B·T = ${B * T}`);
+  if (o.totalBatchTokens % (B * T))
+    throw new WgptError(`total batch ${o.totalBatchTokens} tokens is not a multiple of B·T = ${B * T}`);
   const accum = o.totalBatchTokens / (B * T);
   if (o.sampleEvery > 0 && !(Number.isInteger(o.eotToken) && o.eotToken >= 0 && o.eotToken < config.V)) {
     throw new WgptError(
@@ -283,7 +291,12 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     writeFileSync(logFile, '');
   }
   const model = new GPT2(gpu, config, params);
-  const opt = new AdamW(gpu, model.parameters(), { lr: o.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: o.weightDecay, maxNorm: o.maxNorm }, model.decayFlags());
+  const opt = new AdamW(
+    gpu,
+    model.parameters(),
+    { lr: o.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: o.weightDecay, maxNorm: o.maxNorm },
+    model.decayFlags(),
+  );
   if (resumed) {
     const { loadAdamW } = await import('@wgpt/kernels');
     loadAdamW(opt, resumed.state.optimizer);
@@ -291,8 +304,12 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const peak = o.peakTflops ?? (await measurePeakTflops(gpu));
   const fpt = flopsPerToken(config, T);
   log(
-    `GPT-2 L=${config.L} C=${config.C} NH=${config.NH} V=${config.V} (Vp ${config.Vp}), ${(paramCount(config) / 1e6).toFixed(2)}M parameters on ${gpu.describe()}; ` +
-      `B=${B} T=${T}, ${accum} micro-batch(es) per step (${o.totalBatchTokens} tokens), ${o.steps} steps${startStep ? `, resuming after step ${startStep}` : ''}; MFU against ${peak >= 1 ? `${peak.toFixed(1)} TFLOP/s` : `${(peak * 1000).toFixed(2)} GFLOP/s`} (our matmul, measured now)`,
+    `GPT-2 L=${config.L} C=${config.C} NH=${config.NH} V=${config.V} (Vp ${config.Vp}), ` +
+      `${(paramCount(config) / 1e6).toFixed(2)}M parameters on ${gpu.describe()}; ` +
+      `B=${B} T=${T}, ${accum} micro-batch(es) per step (${o.totalBatchTokens} tokens), ` +
+      `${o.steps} steps${startStep ? `, resuming after step ${startStep}` : ''}; ` +
+      `MFU against ${peak >= 1 ? `${peak.toFixed(1)} TFLOP/s` : `${(peak * 1000).toFixed(2)} GFLOP/s`} ` +
+      `(our matmul, measured now)`,
   );
   const steps: StepLog[] = [];
   const valLosses: { step: number; loss: number }[] = [];
@@ -309,7 +326,9 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     for (let i = 0; i < n; i++) {
       const b = valLoader.next();
       sum += await tidyAsync(async () => {
-        const { loss } = noGrad(() => model.forward(tensor(gpu, b.inputs, [B, T], 'i32'), tensor(gpu, b.targets, [B, T], 'i32')));
+        const { loss } = noGrad(() =>
+          model.forward(tensor(gpu, b.inputs, [B, T], 'i32'), tensor(gpu, b.targets, [B, T], 'i32')),
+        );
         return loss!.item();
       });
     }
@@ -318,7 +337,13 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
 
   const sample = async (step: number) => {
     const ids: number[] = [];
-    for await (const t of generate(model, [o.eotToken], { maxNewTokens: o.sampleTokens, temperature: 1, seed: o.seed + step, stopTokens: [o.eotToken] })) ids.push(t);
+    for await (const t of generate(model, [o.eotToken], {
+      maxNewTokens: o.sampleTokens,
+      temperature: 1,
+      seed: o.seed + step,
+      stopTokens: [o.eotToken],
+    }))
+      ids.push(t);
     const text = o.decode ? o.decode(ids.filter((t) => t !== o.eotToken)) : ids.join(' ');
     log(`--- sample at step ${step} ---\n${printable(text)}\n---`);
   };
@@ -364,7 +389,9 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
       badInARow++;
       log(`step ${step}: loss ${loss} / grad norm ${gradNorm} is not finite: update skipped (${badInARow} in a row)`);
       if (badInARow >= 3) {
-        stoppedEarly = `3 non-finite steps in a row at step ${step}; the last good checkpoint is ${lastCheckpoint || '(none yet)'}`;
+        stoppedEarly =
+          `3 non-finite steps in a row at step ${step}; ` +
+          `the last good checkpoint is ${lastCheckpoint || '(none yet)'}`;
         log(`stopping: ${stoppedEarly}`);
         break;
       }
@@ -375,12 +402,23 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     await gpu.sync();
     const ms = performance.now() - t0;
     const tps = (o.totalBatchTokens * 1000) / ms;
-    const entry: StepLog = { step, loss, lr, gradNorm, ms, tokensPerSec: tps, mfu: (tps * fpt) / (peak * 1e12), ...(skipped ? { skipped } : {}) };
+    const entry: StepLog = {
+      step,
+      loss,
+      lr,
+      gradNorm,
+      ms,
+      tokensPerSec: tps,
+      mfu: (tps * fpt) / (peak * 1e12),
+      ...(skipped ? { skipped } : {}),
+    };
     const eta = ((performance.now() - tStart) / (step - startStep)) * (o.steps - step);
     progressBar(step, o.steps, eta);
     log(
-      `step ${String(step).padStart(String(o.steps).length)}/${o.steps} | loss ${loss.toFixed(6)} | lr ${lr.toExponential(2)} | norm ${gradNorm.toFixed(4)} | ` +
-        `${ms.toFixed(1)} ms | ${Math.round(tps)} tok/s | MFU ${(100 * entry.mfu).toFixed(1)}% | eta ${(eta / 1000).toFixed(0)} s`,
+      `step ${String(step).padStart(String(o.steps).length)}/${o.steps} | loss ${loss.toFixed(6)} | ` +
+        `lr ${lr.toExponential(2)} | norm ${gradNorm.toFixed(4)} | ` +
+        `${ms.toFixed(1)} ms | ${Math.round(tps)} tok/s | MFU ${(100 * entry.mfu).toFixed(1)}% | ` +
+        `eta ${(eta / 1000).toFixed(0)} s`,
     );
     if (valLoader && (step % o.valEvery === 0 || step === o.steps)) {
       entry.valLoss = await validate();
@@ -391,7 +429,8 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     steps.push(entry);
     if (o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps)) await sample(step);
     const stopNow = step === o.stopAfter || !!o.shouldStop?.();
-    if ((o.checkpointEvery > 0 && step % o.checkpointEvery === 0) || step === o.steps || stopNow) await checkpoint(step);
+    if ((o.checkpointEvery > 0 && step % o.checkpointEvery === 0) || step === o.steps || stopNow)
+      await checkpoint(step);
     if (stopNow && step < o.steps) {
       stoppedEarly = `stopped after step ${step}; resume with the checkpoint ${lastCheckpoint}`;
       log(stoppedEarly);

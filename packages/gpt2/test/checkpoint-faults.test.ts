@@ -27,7 +27,10 @@ function saved(step: number): { model: ModelFile; state: TrainState } {
   const moment = (k: number, j: number, s: number) =>
     Float32Array.from({ length: s }, (_, i) => Math.cos(step * 77 + k * 13 + j * 5 + i));
   const optimizer = { step, m: sizes.map((s, j) => moment(1, j, s)), v: sizes.map((s, j) => moment(2, j, s)) };
-  return { model: { config, params }, state: { step, loader: { epoch: 0, shard: 1, window: step }, optimizer, seed: 9 } };
+  return {
+    model: { config, params },
+    state: { step, loader: { epoch: 0, shard: 1, window: step }, optimizer, seed: 9 },
+  };
 }
 
 class Crash extends Error {}
@@ -162,7 +165,8 @@ describe('checkpoint writing under crashes', () => {
     const root = mkdtempSync(join(tmpdir(), 'wgpt-cknewer-'));
     const dir = join(root, 'checkpoint');
     await saveCheckpoint(dir, saved(5).model, saved(5).state);
-    const other = `${dir}.tmp-${process.pid}-feedbeef`; // as a crashed writer leaves it (the pid is not alive elsewhere)
+    // as a crashed writer leaves it (the pid is not alive elsewhere)
+    const other = `${dir}.tmp-${process.pid}-feedbeef`;
     cpSync(dir, other, { recursive: true });
     await saveCheckpoint(dir, saved(2).model, saved(2).state);
     expect(existsSync(other)).toBe(true);

@@ -35,7 +35,8 @@ vi.mock('node:fs', async (importOriginal) => {
     return (fs.readFileSync as (...a: unknown[]) => unknown)(p, ...rest);
   }) as typeof fs.readFileSync;
   const readSync = ((fd: number, buf: NodeJS.ArrayBufferView, off: number, len: number, pos: number | null) => {
-    if (typeof len === 'number' && len > 4096) throw new RangeError(`read of ${len} bytes over the (scaled-down) limit`);
+    if (typeof len === 'number' && len > 4096)
+      throw new RangeError(`read of ${len} bytes over the (scaled-down) limit`);
     return fs.readSync(fd, buf, off, len, pos);
   }) as typeof fs.readSync;
   return { ...fs, default: { ...fs, readFileSync, readSync }, readFileSync, readSync };
@@ -165,7 +166,11 @@ describe('damaged training state', () => {
     ['null', () => null, /state\.bin: its JSON header is null, not an object/],
     ['an array', () => [1, 2], /state\.bin: its JSON header is \[1,2\], not an object/],
     ['a string', () => 'x', /state\.bin: its JSON header is "x", not an object/],
-    ['no step', (m: Meta) => ({ ...m, step: undefined }), /state\.bin: field "step" is missing, expected a non-negative/],
+    [
+      'no step',
+      (m: Meta) => ({ ...m, step: undefined }),
+      /state\.bin: field "step" is missing, expected a non-negative/,
+    ],
     ['a string step', (m: Record<string, unknown>) => ({ ...m, step: '7' }), /field "step" is "7"/],
     ['sizes not a list', (m: Meta) => ({ ...m, sizes: 5 }), /field "sizes" is 5, expected a list of tensor sizes/],
     ['a negative size', (m: Record<string, unknown>) => ({ ...m, sizes: [-1, 2] }), /field "sizes" is \[-1,2\]/],
@@ -187,7 +192,9 @@ describe('damaged training state', () => {
     const raw = real.readFileSync(file);
     raw.writeUInt32LE(0x7fffffff, 8);
     writeFileSync(file, raw);
-    expect(userError(() => loadCheckpoint(ck))).toMatch(/state\.bin: its JSON header length 2147483647 exceeds the file/);
+    expect(userError(() => loadCheckpoint(ck))).toMatch(
+      /state\.bin: its JSON header length 2147483647 exceeds the file/,
+    );
     raw.write('NOTSTATE', 0, 'ascii');
     writeFileSync(file, raw);
     expect(userError(() => loadCheckpoint(ck))).toMatch(/state\.bin: not a wgpt training state \(bad magic\)/);

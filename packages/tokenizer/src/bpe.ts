@@ -61,7 +61,8 @@ export class BpeCore {
         const t = tokens[r];
         const s = latin1Of(t, 0, t.length);
         this.latin1[r] = s;
-        if (this.byBytes.has(s)) throw new Error(`duplicate token: ranks ${this.byBytes.get(s)} and ${r} have the same bytes`);
+        if (this.byBytes.has(s))
+          throw new Error(`duplicate token: ranks ${this.byBytes.get(s)} and ${r} have the same bytes`);
         this.byBytes.set(s, r);
         if (t.length === 1) this.byteRank[t[0]] = r;
       }
@@ -177,7 +178,11 @@ export class BpeCore {
     // Insert (start over when the table is half full or a pool has no room).
     const idNeed = nIds > 1 ? nIds + 1 : 0;
     if (len > pool.length || idNeed > this.idPool.length) return; // never fits (only with a tiny cache)
-    if ((this.cCount + 1) * 2 > cLen.length || this.keyUsed + len > pool.length || this.idUsed + idNeed > this.idPool.length) {
+    if (
+      (this.cCount + 1) * 2 > cLen.length ||
+      this.keyUsed + len > pool.length ||
+      this.idUsed + idNeed > this.idPool.length
+    ) {
       this.clearCache();
       slot = h & mask;
     }

@@ -34,8 +34,12 @@ describe('wgpt tokenize', () => {
     expect(out).toBe('hello world\n');
     const j = await run('tokenize', '-e', 'cl100k_base', '--decode', '--json', '--text', '[15339, 1917]');
     expect(JSON.parse(j.out)).toBe('hello world');
-    await expect(run('tokenize', '-e', 'r50k_base', '--decode', '--text', '1 2 x3')).rejects.toThrow('--text:1: "x3" is not a token id');
-    await expect(run('tokenize', '-e', 'r50k_base', '--decode', '--text', '1\n99999')).rejects.toThrow('--text:2: token id 99999 is out of range');
+    await expect(run('tokenize', '-e', 'r50k_base', '--decode', '--text', '1 2 x3')).rejects.toThrow(
+      '--text:1: "x3" is not a token id',
+    );
+    await expect(run('tokenize', '-e', 'r50k_base', '--decode', '--text', '1\n99999')).rejects.toThrow(
+      '--text:2: token id 99999 is out of range',
+    );
   });
 
   it('encodes files byte-exactly, invalid UTF-8 included', async () => {
@@ -72,7 +76,12 @@ describe('wgpt tokenize', () => {
       expect(out).toMatch(new RegExp(`${n}\\s+${getEncoding(n).encodeOrdinary(text).length}\\s`));
     }
     const j = JSON.parse((await run('tokenize', '--stats', '--json', '--text', 'héllo')).out);
-    expect(j).toEqual({ characters: 5, utf8Bytes: 6, bits: 48, tokens: expect.objectContaining({ cl100k_base: expect.any(Number) }) });
+    expect(j).toEqual({
+      characters: 5,
+      utf8Bytes: 6,
+      bits: 48,
+      tokens: expect.objectContaining({ cl100k_base: expect.any(Number) }),
+    });
   });
 
   it('clear errors', async () => {
@@ -88,7 +97,9 @@ describe('wgpt tokenize', () => {
     await expect(missing).rejects.toThrow(expect.objectContaining({ name: 'CliError', exitCode: 1 }));
     await expect(run('tokenize', '-e', 'r50k_base', '--decode', '--text', 'x')).rejects.toThrow(CliError);
     await expect(run('tokenize', '--tokenizer', dir, '--text', 'x')).rejects.toThrow(TokenizerConfigError);
-    await expect(run('tokenize', '-e', 'r50k_base', '--file', dir)).rejects.toThrow(/: not a file \(--file takes a file/);
+    await expect(run('tokenize', '-e', 'r50k_base', '--file', dir)).rejects.toThrow(
+      /: not a file \(--file takes a file/,
+    );
   });
 });
 
@@ -99,7 +110,22 @@ describe('wgpt tokenizer train', () => {
     writeFileSync(f1, proseText(100_000));
     writeFileSync(f2, englishText(50_000));
     const out = join(dir, 'tok');
-    const r = await run('tokenizer', 'train', '--input', f1, f2, '--vocab-size', '1000', '--pattern', 'gpt4', '--out', out, '--special', '<|endoftext|>', '<|im_start|>');
+    const r = await run(
+      'tokenizer',
+      'train',
+      '--input',
+      f1,
+      f2,
+      '--vocab-size',
+      '1000',
+      '--pattern',
+      'gpt4',
+      '--out',
+      out,
+      '--special',
+      '<|endoftext|>',
+      '<|im_start|>',
+    );
     expect(r.out).toMatch(/trained tok: vocab 1000/);
     expect(r.err).toMatch(/merges 742\/742/);
     const cfg = JSON.parse(readFileSync(join(out, 'tokenizer.json'), 'utf8'));
@@ -115,8 +141,12 @@ describe('wgpt tokenizer train', () => {
   it('rejects a too-small vocab size and bad patterns', async () => {
     const f = join(dir, 'a.txt');
     const train = (...args: string[]) => run('tokenizer', 'train', '-o', join(dir, 'x'), ...args);
-    await expect(train('-i', f, '-n', '200')).rejects.toThrow(/'-n, --vocab-size <n>' argument '200' is invalid\. 200 must be at least 256/);
-    await expect(train('-i', f, '-n', '300.5')).rejects.toThrow(/'-n, --vocab-size <n>' argument '300\.5' is invalid\. not an integer/);
+    await expect(train('-i', f, '-n', '200')).rejects.toThrow(
+      /'-n, --vocab-size <n>' argument '200' is invalid\. 200 must be at least 256/,
+    );
+    await expect(train('-i', f, '-n', '300.5')).rejects.toThrow(
+      /'-n, --vocab-size <n>' argument '300\.5' is invalid\. not an integer/,
+    );
     // 256 bytes + the default <|endoftext|> need 257: the trainer's own check, reported against the flag.
     await expect(train('-i', f, '-n', '256')).rejects.toThrow(/^--vocab-size: vocab size 256 is too small.*257$/);
     await expect(train('-i', f, '-n', '300', '-s', 'a', 'b', 'a')).rejects.toThrow(/^--special: "a" is given twice$/);
@@ -124,6 +154,8 @@ describe('wgpt tokenizer train', () => {
       /'-p, --pattern <name>' argument 'bert' is invalid\. Allowed choices are gpt2, gpt4, gpt4o/,
     );
     await expect(train('-i', dir, '-n', '300')).rejects.toThrow(/: not a file \(--input takes text files\)$/);
-    await expect(run('tokenizer', 'train', '-i', join(dir, 'missing.txt'), '-n', '300', '-o', join(dir, 'x'))).rejects.toThrow(/missing\.txt: cannot read/);
+    await expect(
+      run('tokenizer', 'train', '-i', join(dir, 'missing.txt'), '-n', '300', '-o', join(dir, 'x')),
+    ).rejects.toThrow(/missing\.txt: cannot read/);
   });
 });

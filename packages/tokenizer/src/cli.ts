@@ -31,7 +31,9 @@ function pickEncoding(name: string | undefined, dir: string | undefined): Encodi
   const n = name ?? 'cl100k_base';
   if (!isOpenAiEncodingName(n)) {
     const names = OPENAI_ENCODING_NAMES.join(', ');
-    throw new UsageError(`--encoding: unknown encoding ${JSON.stringify(n)}: expected one of ${names} or --tokenizer DIR`);
+    throw new UsageError(
+      `--encoding: unknown encoding ${JSON.stringify(n)}: expected one of ${names} or --tokenizer DIR`,
+    );
   }
   return getEncoding(n);
 }
@@ -58,7 +60,8 @@ export function parseIds(text: string, source: string, enc: Encoding): number[] 
     const line = text.slice(0, m.index).split('\n').length;
     if (!/^\d+$/.test(v)) throw new CliError(`${source}:${line}: ${JSON.stringify(v)} is not a token id`);
     const id = Number(v);
-    if (id >= enc.nVocab) throw new CliError(`${source}:${line}: token id ${id} is out of range for ${enc.name} (n_vocab ${enc.nVocab})`);
+    if (id >= enc.nVocab)
+      throw new CliError(`${source}:${line}: token id ${id} is out of range for ${enc.name} (n_vocab ${enc.nVocab})`);
     try {
       enc.tokenBytes(id);
     } catch {
@@ -105,10 +108,22 @@ async function tokenize(o: TokenizeOpts, io: CliIo): Promise<void> {
     const bytes = o.text !== undefined ? new TextEncoder().encode(o.text) : readInputBytes(o.file!);
     const text = new TextDecoder().decode(bytes);
     const chars = countCodePoints(text);
-    const encs: Encoding[] = o.tokenizer !== undefined ? [loadTokenizer(o.tokenizer)] : o.encoding ? [pickEncoding(o.encoding, undefined)] : OPENAI_ENCODING_NAMES.map((n) => getEncoding(n));
+    const encs: Encoding[] =
+      o.tokenizer !== undefined
+        ? [loadTokenizer(o.tokenizer)]
+        : o.encoding
+          ? [pickEncoding(o.encoding, undefined)]
+          : OPENAI_ENCODING_NAMES.map((n) => getEncoding(n));
     const rows = encs.map((e) => ({ encoding: e.name, tokens: e.encodeBytes(bytes).length }));
     if (o.json) {
-      io.out(`${JSON.stringify({ characters: chars, utf8Bytes: bytes.length, bits: bytes.length * 8, tokens: Object.fromEntries(rows.map((r) => [r.encoding, r.tokens])) })}\n`);
+      io.out(
+        `${JSON.stringify({
+          characters: chars,
+          utf8Bytes: bytes.length,
+          bits: bytes.length * 8,
+          tokens: Object.fromEntries(rows.map((r) => [r.encoding, r.tokens])),
+        })}\n`,
+      );
       return;
     }
     const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
@@ -118,7 +133,9 @@ async function tokenize(o: TokenizeOpts, io: CliIo): Promise<void> {
     s += `bits         ${bytes.length * 8}\n`;
     s += `${'encoding'.padEnd(14)}${'tokens'.padStart(10)}${'chars/token'.padStart(13)}${'bytes/token'.padStart(13)}\n`;
     for (const r of rows) {
-      s += `${r.encoding.padEnd(14)}${String(r.tokens).padStart(10)}${fmt(chars / r.tokens).padStart(13)}${fmt(bytes.length / r.tokens).padStart(13)}\n`;
+      s +=
+        `${r.encoding.padEnd(14)}${String(r.tokens).padStart(10)}` +
+        `${fmt(chars / r.tokens).padStart(13)}${fmt(bytes.length / r.tokens).padStart(13)}\n`;
     }
     io.out(s);
     return;
@@ -220,7 +237,10 @@ async function trainCommand(o: TrainCliOpts, io: CliIo): Promise<void> {
     io.err('\n');
   }
   const tRead = performance.now();
-  io.err(`${counter.counts.size} unique chunks in ${(totalBytes / 1e6).toFixed(1)} MB (${((tRead - t0) / 1000).toFixed(1)} s)\n`);
+  io.err(
+    `${counter.counts.size} unique chunks in ${(totalBytes / 1e6).toFixed(1)} MB ` +
+      `(${((tRead - t0) / 1000).toFixed(1)} s)\n`,
+  );
   const trained = trainFromCounts(counter.counts, {
     vocabSize,
     pattern: o.pattern,
@@ -230,9 +250,11 @@ async function trainCommand(o: TrainCliOpts, io: CliIo): Promise<void> {
   io.err('\n');
   const cfg = saveTokenizer(o.out, trained, o.name ?? basename(o.out));
   const secs = (performance.now() - t0) / 1000;
-  if (trained.vocabSize < vocabSize) io.err(`note: the corpus ran out of pairs; vocabulary is ${trained.vocabSize} < ${vocabSize}\n`);
+  if (trained.vocabSize < vocabSize)
+    io.err(`note: the corpus ran out of pairs; vocabulary is ${trained.vocabSize} < ${vocabSize}\n`);
   io.out(
-    `trained ${cfg.name}: vocab ${trained.vocabSize} (${trained.tokens.length - 256} merges + 256 bytes + ${specials.length} special), ` +
+    `trained ${cfg.name}: vocab ${trained.vocabSize} ` +
+      `(${trained.tokens.length - 256} merges + 256 bytes + ${specials.length} special), ` +
       `pattern ${o.pattern}, ${(totalBytes / 1e6).toFixed(2)} MB in ${secs.toFixed(1)} s\n` +
       `wrote ${o.out}/tokenizer.tiktoken and ${o.out}/tokenizer.json\n`,
   );
@@ -243,14 +265,22 @@ export function register(program: Command, io: CliIo = processIo): void {
   program
     .command('tokenize')
     .description('encode text to token ids (or --decode ids, or --stats for all encodings)')
-    .addOption(new Option('-e, --encoding <name>', 'encoding (cl100k_base if none is given)').choices(OPENAI_ENCODING_NAMES))
+    .addOption(
+      new Option('-e, --encoding <name>', 'encoding (cl100k_base if none is given)').choices(OPENAI_ENCODING_NAMES),
+    )
     .option('--tokenizer <dir>', 'a tokenizer trained with `wgpt tokenizer train` instead of --encoding')
     .option('-t, --text <text>', 'the input text (or ids with --decode)')
-    .option('-f, --file <path>', 'read the input from a file (- for stdin); bytes are encoded exactly, invalid UTF-8 included')
+    .option(
+      '-f, --file <path>',
+      'read the input from a file (- for stdin); bytes are encoded exactly, invalid UTF-8 included',
+    )
     .option('--json', 'print JSON')
     .option('--decode', 'the input is token ids; print the text')
     .option('--stats', 'print characters, UTF-8 bytes, bits and tokens per encoding')
-    .option('--allow-special', 'encode special-token text such as <|endoftext|> as special tokens (default: as plain text)')
+    .option(
+      '--allow-special',
+      'encode special-token text such as <|endoftext|> as special tokens (default: as plain text)',
+    )
     .action(async (opts: TokenizeOpts) => tokenize(opts, io));
 
   const tok = program.command('tokenizer').description('train byte-level BPE vocabularies');

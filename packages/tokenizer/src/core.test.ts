@@ -20,7 +20,12 @@ it('core.ts bundles for the browser (no Node APIs)', async () => {
 
 it('an encoding built from fetched rank bytes equals getEncoding', () => {
   const tokens = parseRankBytes(readFileSync(rankFilePath('cl100k_base')), 'cl100k_base.tiktoken');
-  const enc = new BpeEncoding({ name: 'cl100k (browser)', pattern: 'gpt4', tokens, specialTokens: getEncoding('cl100k_base').specialTokens });
+  const enc = new BpeEncoding({
+    name: 'cl100k (browser)',
+    pattern: 'gpt4',
+    tokens,
+    specialTokens: getEncoding('cl100k_base').specialTokens,
+  });
   const text = proseText(50_000);
   expect(enc.encode(text)).toEqual(getEncoding('cl100k_base').encode(text));
 });

@@ -3,7 +3,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BpeEncoding, DisallowedSpecialError, getEncoding, OPENAI_ENCODING_NAMES, rankFilePath, readRankFile, RankFileError } from './index.ts';
+import {
+  BpeEncoding,
+  DisallowedSpecialError,
+  getEncoding,
+  OPENAI_ENCODING_NAMES,
+  rankFilePath,
+  readRankFile,
+  RankFileError,
+} from './index.ts';
 import { fuzzText, generatedText, mixedCorpus, proseText, rng } from './testing/corpus.ts';
 
 const require = createRequire(import.meta.url);
@@ -37,7 +45,8 @@ function expectSameIds(got: number[], want: Uint32Array, what: string, decode: (
   if (at >= 0) {
     const ctx = decode(got.slice(Math.max(0, at - 5), at + 5));
     throw new Error(
-      `${what}: ids differ at index ${at}: got ${JSON.stringify(got.slice(at, at + 8))}, want ${JSON.stringify(Array.from(want.slice(at, at + 8)))} near ${JSON.stringify(ctx)}`,
+      `${what}: ids differ at index ${at}: got ${JSON.stringify(got.slice(at, at + 8))}, ` +
+        `want ${JSON.stringify(Array.from(want.slice(at, at + 8)))} near ${JSON.stringify(ctx)}`,
     );
   }
 }
@@ -69,7 +78,9 @@ describe.each(OPENAI_ENCODING_NAMES)('%s matches tiktoken', (name) => {
   it('lone surrogates are encoded as U+FFFD, like tiktoken', () => {
     for (let seed = 1; seed <= 10; seed++) {
       const s = fuzzText(300, 1000 + seed, true);
-      expectSameIds(enc.encodeOrdinary(s), ref.encode_ordinary(s), `${name} surrogates ${seed}`, (ids) => enc.decode(ids));
+      expectSameIds(enc.encodeOrdinary(s), ref.encode_ordinary(s), `${name} surrogates ${seed}`, (ids) =>
+        enc.decode(ids),
+      );
     }
   });
 
@@ -77,7 +88,9 @@ describe.each(OPENAI_ENCODING_NAMES)('%s matches tiktoken', (name) => {
     for (const c of [' ', '\n', 'a', '0', '=', '日', '😀', 'ab', ' \t', '\u3000']) {
       for (const n of [1, 2, 3, 127, 128, 129, 1000, 5000]) {
         const s = c.repeat(n) + 'x';
-        expectSameIds(enc.encodeOrdinary(s), ref.encode_ordinary(s), `${name} run ${JSON.stringify(c)}x${n}`, (ids) => enc.decode(ids));
+        expectSameIds(enc.encodeOrdinary(s), ref.encode_ordinary(s), `${name} run ${JSON.stringify(c)}x${n}`, (ids) =>
+          enc.decode(ids),
+        );
       }
     }
   });
@@ -86,18 +99,29 @@ describe.each(OPENAI_ENCODING_NAMES)('%s matches tiktoken', (name) => {
     const eot = '<|endoftext|>';
     expect(enc.specialTokens[eot]).toBe(enc.eotToken);
     const text = `hello ${eot} world <|endofprompt|>!`;
-    const known = Object.keys(enc.specialTokens).filter((t) => t === eot || t === '<|endofprompt|>' || t.startsWith('<|fim'));
+    const known = Object.keys(enc.specialTokens).filter(
+      (t) => t === eot || t === '<|endofprompt|>' || t.startsWith('<|fim'),
+    );
     const usable = known.filter((t) => text.includes(t));
     // Refused by default, naming the token.
     expect(() => enc.encode(text)).toThrow(DisallowedSpecialError);
     expect(() => enc.encode(text)).toThrow(/<\|endoftext\|>/);
     // Allowed: same as tiktoken.
-    expectSameIds(enc.encode(text, { allowedSpecial: 'all' }), ref.encode(text, 'all'), `${name} allowed all`, (ids) => enc.decode(ids));
+    expectSameIds(enc.encode(text, { allowedSpecial: 'all' }), ref.encode(text, 'all'), `${name} allowed all`, (ids) =>
+      enc.decode(ids),
+    );
     if (usable.length === 2) {
-      expectSameIds(enc.encode(text, { allowedSpecial: [eot], disallowedSpecial: [] }), ref.encode(text, [eot], []), `${name} eot only`, (ids) => enc.decode(ids));
+      expectSameIds(
+        enc.encode(text, { allowedSpecial: [eot], disallowedSpecial: [] }),
+        ref.encode(text, [eot], []),
+        `${name} eot only`,
+        (ids) => enc.decode(ids),
+      );
     }
     // Encoded as text when not disallowed, and by encodeOrdinary.
-    expectSameIds(enc.encode(text, { disallowedSpecial: [] }), ref.encode(text, [], []), `${name} as text`, (ids) => enc.decode(ids));
+    expectSameIds(enc.encode(text, { disallowedSpecial: [] }), ref.encode(text, [], []), `${name} as text`, (ids) =>
+      enc.decode(ids),
+    );
     expect(enc.encode(text, { disallowedSpecial: [] })).toEqual(enc.encodeOrdinary(text));
     // Allowing one still refuses the others.
     if (name !== 'r50k_base') expect(() => enc.encode(text, { allowedSpecial: [eot] })).toThrow(/endofprompt/);
@@ -105,7 +129,9 @@ describe.each(OPENAI_ENCODING_NAMES)('%s matches tiktoken', (name) => {
     expect(enc.decode(enc.encode(text, { allowedSpecial: 'all' }))).toBe(text);
     expect(enc.decode([enc.eotToken])).toBe(eot);
     // As tiktoken: unknown allowed names are ignored, any disallowed string is refused.
-    expect(enc.encode('a <|im_start|>', { allowedSpecial: ['<|nope|>'], disallowedSpecial: [] })).toEqual(enc.encodeOrdinary('a <|im_start|>'));
+    expect(enc.encode('a <|im_start|>', { allowedSpecial: ['<|nope|>'], disallowedSpecial: [] })).toEqual(
+      enc.encodeOrdinary('a <|im_start|>'),
+    );
     expect(() => enc.encode('hello world', { disallowedSpecial: ['world'] })).toThrow(DisallowedSpecialError);
     expect(() => ref.encode('hello world', [], ['world'])).toThrow();
     expect(enc.encode('toString', { allowedSpecial: ['toString'] })).toEqual(enc.encodeOrdinary('toString'));
@@ -119,9 +145,13 @@ describe.each(OPENAI_ENCODING_NAMES)('%s matches tiktoken', (name) => {
 describe('chat markers', () => {
   it('have the standard ids for cl100k_base and o200k_base', () => {
     const o = getEncoding('o200k_base');
-    expect([o.specialTokens['<|im_start|>'], o.specialTokens['<|im_end|>'], o.specialTokens['<|im_sep|>']]).toEqual([200264, 200265, 200266]);
+    expect([o.specialTokens['<|im_start|>'], o.specialTokens['<|im_end|>'], o.specialTokens['<|im_sep|>']]).toEqual([
+      200264, 200265, 200266,
+    ]);
     const c = getEncoding('cl100k_base');
-    expect([c.specialTokens['<|im_start|>'], c.specialTokens['<|im_end|>'], c.specialTokens['<|im_sep|>']]).toEqual([100264, 100265, 100266]);
+    expect([c.specialTokens['<|im_start|>'], c.specialTokens['<|im_end|>'], c.specialTokens['<|im_sep|>']]).toEqual([
+      100264, 100265, 100266,
+    ]);
     expect(o.eotToken).toBe(199999);
     expect(c.eotToken).toBe(100257);
     expect(getEncoding('r50k_base').eotToken).toBe(50256);
@@ -148,8 +178,15 @@ describe('chat markers', () => {
 describe('chunk cache', () => {
   it('gives the same ids when it is tiny and keeps starting over', () => {
     const big = getEncoding('cl100k_base');
-    const small = new BpeEncoding({ name: 'small-cache', pattern: 'gpt4', tokens: readRankFile(rankFilePath('cl100k_base')), specialTokens: {}, cacheBits: 4 });
-    for (const text of [generatedText(100_000, 17), proseText(100_000)]) expect(small.encodeOrdinary(text)).toEqual(big.encodeOrdinary(text));
+    const small = new BpeEncoding({
+      name: 'small-cache',
+      pattern: 'gpt4',
+      tokens: readRankFile(rankFilePath('cl100k_base')),
+      specialTokens: {},
+      cacheBits: 4,
+    });
+    for (const text of [generatedText(100_000, 17), proseText(100_000)])
+      expect(small.encodeOrdinary(text)).toEqual(big.encodeOrdinary(text));
   });
 });
 
@@ -172,7 +209,14 @@ describe('bytes', () => {
       const s = generatedText(5000, 3);
       expect(enc.encodeBytes(new TextEncoder().encode(s))).toEqual(enc.encodeOrdinary(s));
       // Truncated multi-byte sequences and overlong / surrogate encodings are kept.
-      for (const bad of [[0xe6, 0x97], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xff], [0x61, 0x80, 0x62]]) {
+      for (const bad of [
+        [0xe6, 0x97],
+        [0xc0, 0xaf],
+        [0xed, 0xa0, 0x80],
+        [0xf8, 0x88, 0x80, 0x80, 0x80],
+        [0xff],
+        [0x61, 0x80, 0x62],
+      ]) {
         const u = new Uint8Array(bad);
         expect(enc.decodeBytes(enc.encodeBytes(u))).toEqual(u);
       }

@@ -55,8 +55,9 @@ export class DisallowedSpecialError extends WgptError {
     readonly index: number,
   ) {
     super(
-      `encountered the special token ${JSON.stringify(token)} at character ${index} of the input, which is not allowed; ` +
-        `pass allowedSpecial to encode it as a special token, or disallowedSpecial: [] (or encodeOrdinary) to encode it as text`,
+      `encountered the special token ${JSON.stringify(token)} at character ${index} of the input, ` +
+        `which is not allowed; pass allowedSpecial to encode it as a special token, ` +
+        `or disallowedSpecial: [] (or encodeOrdinary) to encode it as text`,
     );
   }
 }
@@ -99,9 +100,13 @@ export class BpeEncoding implements Encoding {
     const enc = new TextEncoder();
     this.decoder = spec.tokens.slice();
     for (const [text, id] of Object.entries(this.specialTokens)) {
-      if (!Number.isInteger(id) || id < 0) throw new Error(`special token ${JSON.stringify(text)} has invalid id ${id}`);
+      if (!Number.isInteger(id) || id < 0)
+        throw new Error(`special token ${JSON.stringify(text)} has invalid id ${id}`);
       if (id < spec.tokens.length) {
-        throw new Error(`special token ${JSON.stringify(text)} id ${id} collides with a mergeable token (0..${spec.tokens.length - 1})`);
+        throw new Error(
+          `special token ${JSON.stringify(text)} id ${id} collides with a mergeable token ` +
+            `(0..${spec.tokens.length - 1})`,
+        );
       }
       if (this.specialIds.has(id)) throw new Error(`special token ${JSON.stringify(text)} reuses id ${id}`);
       if (text.length === 0) throw new Error('special token text must not be empty');
@@ -174,7 +179,8 @@ export class BpeEncoding implements Encoding {
     if (set === 'all') return new Set(this.allSpecialNames);
     const s = new Set<string>();
     for (const t of set) {
-      if (typeof t !== 'string' || t.length === 0) throw new TypeError(`${kind}Special: ${JSON.stringify(t)} is not a non-empty string`);
+      if (typeof t !== 'string' || t.length === 0)
+        throw new TypeError(`${kind}Special: ${JSON.stringify(t)} is not a non-empty string`);
       if (kind === 'disallowed' || Object.hasOwn(this.specialTokens, t)) s.add(t);
     }
     return s;
@@ -182,7 +188,8 @@ export class BpeEncoding implements Encoding {
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
     text = wellFormed(text);
-    const allowed = opts.allowedSpecial === undefined ? new Set<string>() : this.resolve(opts.allowedSpecial, 'allowed');
+    const allowed =
+      opts.allowedSpecial === undefined ? new Set<string>() : this.resolve(opts.allowedSpecial, 'allowed');
     let disallowed: Set<string>;
     if (opts.disallowedSpecial === undefined || opts.disallowedSpecial === 'all') {
       disallowed = new Set(this.allSpecialNames.filter((t) => !allowed.has(t)));

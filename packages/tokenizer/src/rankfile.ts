@@ -16,7 +16,8 @@ export class RankFileError extends WgptError {
 }
 
 const B64_VALUE = new Int8Array(256).fill(-1);
-for (let i = 0; i < 64; i++) B64_VALUE['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+for (let i = 0; i < 64; i++)
+  B64_VALUE['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
 
 /**
  * Parse rank-file content into the bytes of each rank (index = rank). `file` names the source in errors.
@@ -40,7 +41,11 @@ export function parseRankBytes(content: Uint8Array | string, file: string): Uint
     let start = i;
     while (start > 0 && buf[start - 1] !== 10) start--;
     const line = latin1Of(buf, start, Math.min(end, start + 80));
-    throw new RankFileError(`${file}:${lineNo}: ${why} in line ${JSON.stringify(line)} (expected "<base64 bytes> <rank>")`, file, lineNo);
+    throw new RankFileError(
+      `${file}:${lineNo}: ${why} in line ${JSON.stringify(line)} (expected "<base64 bytes> <rank>")`,
+      file,
+      lineNo,
+    );
   };
   while (i < n) {
     lineNo++;

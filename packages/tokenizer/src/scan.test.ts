@@ -15,7 +15,10 @@ function expectSameSplit(name: (typeof PATTERN_NAMES)[number], text: string, wha
   const n = Math.min(got.length, want.length);
   for (let i = 0; i < n; i++) {
     if (got[i] !== want[i]) {
-      throw new Error(`${name} ${what}: chunk ${i} is ${JSON.stringify(got[i])}, regex gives ${JSON.stringify(want[i])}; context ${JSON.stringify(want.slice(Math.max(0, i - 3), i + 3))}`);
+      throw new Error(
+        `${name} ${what}: chunk ${i} is ${JSON.stringify(got[i])}, regex gives ${JSON.stringify(want[i])}; ` +
+          `context ${JSON.stringify(want.slice(Math.max(0, i - 3), i + 3))}`,
+      );
     }
   }
   expect(got.length, `${name} ${what}`).toBe(want.length);
@@ -25,8 +28,8 @@ function expectSameSplit(name: (typeof PATTERN_NAMES)[number], text: string, wha
 // incl. U+0085 / U+FEFF / U+3000, newlines, apostrophes and contraction letters (with U+017F), slash, astral.
 const ALPHABET = [
   ...'aAzZsStTrReEvVmMlLdDſ\'\'\'/ \n\r\t\v\f0123456789.,!?-_()[]{}<>"#',
-  'ǅ', 'ʰ', 'ª', '中', 'ん', '\u0301', '\u0308', '\u093f', '٣', 'Ⅻ', '½', '\u00a0', '\u0085', '\ufeff', '\u3000', '\u2028', '\u200b',
-  '😀', '𝐀', '𝐚', '𝟏', '\ud800', '\udc80', 'İ', 'ß', 'Σ', 'ς',
+  'ǅ', 'ʰ', 'ª', '中', 'ん', '\u0301', '\u0308', '\u093f', '٣', 'Ⅻ', '½', '\u00a0', '\u0085', '\ufeff', '\u3000',
+  '\u2028', '\u200b', '😀', '𝐀', '𝐚', '𝟏', '\ud800', '\udc80', 'İ', 'ß', 'Σ', 'ς',
 ];
 
 describe.each(PATTERN_NAMES)('scanner %s agrees with the regex', (name) => {

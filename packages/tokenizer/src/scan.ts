@@ -87,13 +87,17 @@ function makeCls(T: Uint8Array) {
 
 const w = (k: number) => (k & WIDE ? 2 : 1);
 
-/** Case-insensitive contraction after an apostrophe at i ('s 't 're 've 'm 'll 'd; s also matches U+017F): its length or 0. */
+/**
+ * Case-insensitive contraction after an apostrophe at i ('s 't 're 've 'm 'll 'd; s also matches U+017F): its length
+ * or 0.
+ */
 function contractionCI(text: string, i: number): number {
   const a = text.charCodeAt(i + 1) | 0x20;
   if (a === 0x73 || a === 0x74 || a === 0x6d || a === 0x64) {
     // s t m d (0x73|0x20 etc.); exclude chars that only alias after |0x20
     const r = text.charCodeAt(i + 1);
-    if (r === 0x73 || r === 0x53 || r === 0x74 || r === 0x54 || r === 0x6d || r === 0x4d || r === 0x64 || r === 0x44) return 2;
+    if (r === 0x73 || r === 0x53 || r === 0x74 || r === 0x54 || r === 0x6d || r === 0x4d || r === 0x64 || r === 0x44)
+      return 2;
     return 0;
   }
   const r = text.charCodeAt(i + 1);
@@ -164,7 +168,10 @@ function scanGpt2(text: string, emit: (start: number, end: number) => void): voi
   }
 }
 
-/** gpt4: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+/**
+ * gpt4:
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ */
 function scanGpt4(text: string, emit: (start: number, end: number) => void): void {
   const cls = makeCls(bmpTable());
   const n = text.length;

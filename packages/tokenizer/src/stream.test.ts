@@ -49,7 +49,8 @@ describe('encodeStream', () => {
     const enc = getEncoding('o200k_base');
     const r = rng(5);
     const bytes = new Uint8Array(50_000);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = r() < 0.7 ? [0x61, 0x20, 0x0a, 0x62][Math.floor(r() * 4)] : Math.floor(r() * 256);
+    for (let i = 0; i < bytes.length; i++)
+      bytes[i] = r() < 0.7 ? [0x61, 0x20, 0x0a, 0x62][Math.floor(r() * 4)] : Math.floor(r() * 256);
     const s = await collect(encodeStream(enc, randomPieces(bytes, 3, 333), { minBatchChars: 200 }));
     expect(s.ids).toEqual(enc.encodeBytes(bytes));
     expect(enc.decodeBytes(s.ids)).toEqual(bytes);

@@ -31,7 +31,8 @@ export async function* encodeStream(
     kind === 'string' ? enc.encodeOrdinary(text) : encodeEscaped(enc, text);
   for await (const piece of source) {
     const k = typeof piece === 'string' ? 'string' : 'bytes';
-    if (kind !== undefined && k !== kind) throw new Error('encodeStream: a stream must be all strings or all byte chunks');
+    if (kind !== undefined && k !== kind)
+      throw new Error('encodeStream: a stream must be all strings or all byte chunks');
     kind = k;
     carry += typeof piece === 'string' ? piece : dec.decode(piece);
     if (carry.length < minBatch) continue;

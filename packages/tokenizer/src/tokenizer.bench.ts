@@ -85,7 +85,9 @@ const suite: BenchSuite = {
       medianMs: tms,
       rate: { value: tmb / (tms / 1000), unit: 'MB/s' },
       check: trained.vocabSize === vocabSize ? 'pass' : 'fail',
-      note: `peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB (+${((peakRss - base.rss) / 2 ** 20).toFixed(0)}), peak heap ${(peakHeap / 2 ** 20).toFixed(0)} MiB; 1 run`,
+      note:
+        `peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB (+${((peakRss - base.rss) / 2 ** 20).toFixed(0)}), ` +
+        `peak heap ${(peakHeap / 2 ** 20).toFixed(0)} MiB; 1 run`,
     });
 
     const text = benchText(quick);
@@ -118,7 +120,11 @@ const suite: BenchSuite = {
         });
       }
       const ms = median(oursMs);
-      const base = others.map((o, k) => ({ label: o.label, ms: median(theirMs[k]), ok: sameIds(o.encode(text), want) }));
+      const base = others.map((o, k) => ({
+        label: o.label,
+        ms: median(theirMs[k]),
+        ok: sameIds(o.encode(text), want),
+      }));
       const fastestJs = base.filter((b) => b.label !== 'tiktoken (wasm)').reduce((a, b) => (a.ms < b.ms ? a : b));
       rows.push({
         name: `encode ${name} (wgpt)`,
@@ -140,7 +146,13 @@ const suite: BenchSuite = {
         });
       }
       const dms = time(() => enc.decodeBytes(got), iters);
-      rows.push({ name: `decodeBytes ${name} (wgpt)`, shape: `${got.length} tokens`, medianMs: dms, rate: { value: mb / (dms / 1000), unit: 'MB/s' }, check: Buffer.from(enc.decodeBytes(got)).toString() === text ? 'pass' : 'fail' });
+      rows.push({
+        name: `decodeBytes ${name} (wgpt)`,
+        shape: `${got.length} tokens`,
+        medianMs: dms,
+        rate: { value: mb / (dms / 1000), unit: 'MB/s' },
+        check: Buffer.from(enc.decodeBytes(got)).toString() === text ? 'pass' : 'fail',
+      });
       for (const o of others) o.free?.();
     }
 

@@ -3,7 +3,15 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ChunkCounter, loadTokenizer, saveTokenizer, trainBpe, trainBpeStream, trainedEncoding, VocabSizeError } from './index.ts';
+import {
+  ChunkCounter,
+  loadTokenizer,
+  saveTokenizer,
+  trainBpe,
+  trainBpeStream,
+  trainedEncoding,
+  VocabSizeError,
+} from './index.ts';
 import { PATTERN_NAMES } from './patterns.ts';
 import { naiveTrain } from './testing/naive-train.ts';
 import { codeText, englishText, generatedText, proseText } from './testing/corpus.ts';
@@ -32,12 +40,17 @@ describe('trainBpe', () => {
     const d2 = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
     saveTokenizer(d1, trainBpe(text, { vocabSize: 600, pattern: 'gpt4' }));
     saveTokenizer(d2, trainBpe(text, { vocabSize: 600, pattern: 'gpt4' }));
-    for (const f of ['tokenizer.tiktoken', 'tokenizer.json']) expect(readFileSync(join(d1, f))).toEqual(readFileSync(join(d2, f)));
+    for (const f of ['tokenizer.tiktoken', 'tokenizer.json'])
+      expect(readFileSync(join(d1, f))).toEqual(readFileSync(join(d2, f)));
   });
 
   it('saves and loads; the loaded tokenizer encodes like the trained one and round-trips', () => {
     const text = proseText(60_000);
-    const t = trainBpe(text, { vocabSize: 800, pattern: 'gpt4o', specialTokens: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] });
+    const t = trainBpe(text, {
+      vocabSize: 800,
+      pattern: 'gpt4o',
+      specialTokens: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
+    });
     expect(t.vocabSize).toBe(800);
     expect(t.specialTokens).toEqual({ '<|endoftext|>': 797, '<|im_start|>': 798, '<|im_end|>': 799 });
     const dir = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
@@ -51,18 +64,30 @@ describe('trainBpe', () => {
     expect(ids).toEqual(trainedEncoding(t).encodeOrdinary(sample));
     expect(enc.decode(ids)).toBe(sample);
     expect(ids.length).toBeLessThan(new TextEncoder().encode(sample).length);
-    expect(enc.encode('<|im_start|>hi<|im_end|>', { allowedSpecial: 'all' })).toEqual([798, ...enc.encodeOrdinary('hi'), 799]);
+    expect(enc.encode('<|im_start|>hi<|im_end|>', { allowedSpecial: 'all' })).toEqual([
+      798,
+      ...enc.encodeOrdinary('hi'),
+      799,
+    ]);
     expect(() => enc.encode('<|endoftext|>')).toThrow(/endoftext/);
   });
 
   it.each(PATTERN_NAMES)('a saved vocabulary (%s) encodes like tiktoken loaded with the same files', (pattern) => {
     const { Tiktoken } = createRequire(import.meta.url)('tiktoken') as typeof import('tiktoken');
     const dir = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
-    const cfg = saveTokenizer(dir, trainBpe(englishText(400_000), { vocabSize: 3000, pattern, specialTokens: ['<|endoftext|>', '<|im_start|>'] }));
-    const ref = new Tiktoken(readFileSync(join(dir, 'tokenizer.tiktoken'), 'utf8'), cfg.specialTokens, cfg.patternRegex);
+    const cfg = saveTokenizer(
+      dir,
+      trainBpe(englishText(400_000), { vocabSize: 3000, pattern, specialTokens: ['<|endoftext|>', '<|im_start|>'] }),
+    );
+    const ref = new Tiktoken(
+      readFileSync(join(dir, 'tokenizer.tiktoken'), 'utf8'),
+      cfg.specialTokens,
+      cfg.patternRegex,
+    );
     try {
       const enc = loadTokenizer(dir);
-      const sample = `${codeText(60_000)}\n${generatedText(60_000, 21)}\n${proseText(60_000)}<|im_start|>x<|endoftext|>`;
+      const sample =
+        `${codeText(60_000)}\n${generatedText(60_000, 21)}\n` + `${proseText(60_000)}<|im_start|>x<|endoftext|>`;
       expect(enc.encode(sample, { allowedSpecial: 'all' })).toEqual(Array.from(ref.encode(sample, 'all')));
     } finally {
       ref.free();
@@ -74,12 +99,23 @@ describe('trainBpe', () => {
     const { rankFilePath, sha256Hex, getEncoding } = await import('./index.ts');
     const dir = mkdtempSync(join(tmpdir(), 'wgpt-train-'));
     copyFileSync(rankFilePath('r50k_base'), join(dir, 'tokenizer.tiktoken'));
-    const cfg = { format: 'wgpt-bpe', version: 1, name: 'gpt2-copy', pattern: 'gpt2', specialTokens: { '<|endoftext|>': 50256 }, eot: '<|endoftext|>', rankFile: 'tokenizer.tiktoken', rankFileSha256: sha256Hex(readFileSync(join(dir, 'tokenizer.tiktoken'))) };
+    const cfg = {
+      format: 'wgpt-bpe',
+      version: 1,
+      name: 'gpt2-copy',
+      pattern: 'gpt2',
+      specialTokens: { '<|endoftext|>': 50256 },
+      eot: '<|endoftext|>',
+      rankFile: 'tokenizer.tiktoken',
+      rankFileSha256: sha256Hex(readFileSync(join(dir, 'tokenizer.tiktoken'))),
+    };
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(cfg));
     const s = proseText(20_000);
     expect(loadTokenizer(dir).encodeOrdinary(s)).toEqual(getEncoding('r50k_base').encodeOrdinary(s));
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...cfg, specialTokens: { '<|endoftext|>': 7 } }));
-    expect(() => loadTokenizer(dir)).toThrow(`${dir}: special token "<|endoftext|>" id 7 collides with a mergeable token`);
+    expect(() => loadTokenizer(dir)).toThrow(
+      `${dir}: special token "<|endoftext|>" id 7 collides with a mergeable token`,
+    );
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...cfg, pattern: 'bert' }));
     expect(() => loadTokenizer(dir)).toThrow(/tokenizer\.json: unknown "pattern" "bert"/);
   });
@@ -121,7 +157,10 @@ describe('trainBpe', () => {
     bytes.set(good);
     for (let i = 0; i < bytes.length; i += 97) bytes[i] = 0xff; // sprinkle invalid bytes
     for (let i = 5; i < bytes.length; i += 211) bytes[i] = 0x80;
-    const t = await trainBpeStream([bytes.subarray(0, 7000), bytes.subarray(7000)], { vocabSize: 500, pattern: 'gpt4' });
+    const t = await trainBpeStream([bytes.subarray(0, 7000), bytes.subarray(7000)], {
+      vocabSize: 500,
+      pattern: 'gpt4',
+    });
     expect(t.tokens.some((tok) => tok.includes(0xff) && tok.length > 1)).toBe(true);
     const enc = trainedEncoding(t);
     expect(enc.decodeBytes(enc.encodeBytes(bytes))).toEqual(bytes);

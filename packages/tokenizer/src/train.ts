@@ -53,7 +53,8 @@ export const MAX_VOCAB_SIZE = 2 ** 21;
 export function checkVocabSize(vocabSize: number, nSpecials: number): void {
   if (!Number.isInteger(vocabSize) || vocabSize < 256 + nSpecials) {
     throw new VocabSizeError(
-      `vocab size ${vocabSize} is too small: it must be an integer of at least 256 (the byte tokens) + ${nSpecials} (special tokens) = ${256 + nSpecials}`,
+      `vocab size ${vocabSize} is too small: it must be an integer of at least ` +
+        `256 (the byte tokens) + ${nSpecials} (special tokens) = ${256 + nSpecials}`,
     );
   }
   if (vocabSize > MAX_VOCAB_SIZE) {

@@ -122,7 +122,11 @@ export function localizedText(maxChars: number): string {
     .filter((d) => d.isDirectory())
     .map((d) => d.name)
     .sort();
-  const lists = langs.map((l) => Object.values(JSON.parse(readFileSync(join(lib, l, 'diagnosticMessages.generated.json'), 'utf8')) as Record<string, string>));
+  const lists = langs.map((l) =>
+    Object.values(
+      JSON.parse(readFileSync(join(lib, l, 'diagnosticMessages.generated.json'), 'utf8')) as Record<string, string>,
+    ),
+  );
   const lines: string[] = [];
   let n = 0;
   for (let i = 0; n < maxChars; i++) {
@@ -167,7 +171,10 @@ const SCRIPTS: [number, number][] = [
   [0x00b2, 0x00be], // superscripts, fractions (No)
 ];
 const EMOJI = ['😀', '🎉', '👩‍👩‍👧', '👍🏽', '🇫🇷', '❤️', '🧑‍💻', '🏳️‍🌈', '✨', '🐍', '1️⃣', '🫠'];
-const SPACES = [' ', '  ', '\t', '\n', '\r\n', '\n\n', '\u00a0', '\u3000', '\u2003', '\u0085', '\ufeff', '\u200b', '\u2028', '\v', '\f'];
+const SPACES = [
+  ' ', '  ', '\t', '\n', '\r\n', '\n\n', '\u00a0', '\u3000', '\u2003', '\u0085', '\ufeff', '\u200b', '\u2028',
+  '\v', '\f',
+];
 const WORDS = [
   "don't", "I'M", "she'll", "THEY'RE", "we've", "it'S", "'s", "'ſ", "Ǆemal", "ǅemal", 'camelCaseWord', 'HTTPServer',
   'x/y', '.../', '?!\n', '))\r\n', 'ﬁ', 'İstanbul', 'straße', 'ΣΊΣΥΦΟΣ', '日本語', 'ok', 'http://example.com/a/b?c=d',
@@ -201,7 +208,10 @@ export function generatedText(maxChars: number, seed = 1): string {
       s = c.repeat(len);
     } else if (k < 0.8) s = String(Math.floor(r() * 1e12));
     else if (k < 0.9) s = pick(r, [' the', ' of', ' and', ' To', ' a', ' in', ' IS', ' that']);
-    else s = pick(r, ['.', ',', ';', ':', '!', '?', '"', "'", '(', ')', '/', '<', '>', '{', '}', '...', '—', '«', '»', '–']);
+    else
+      s = pick(r, [
+        '.', ',', ';', ':', '!', '?', '"', "'", '(', ')', '/', '<', '>', '{', '}', '...', '—', '«', '»', '–',
+      ]);
     parts.push(s);
     n += s.length;
   }

@@ -3,7 +3,11 @@
 // to the smallest (left id, right id), merges applied left to right, existing bytes reuse their id.
 import { regexSplit, type PatternName } from '../patterns.ts';
 
-export function naiveTrain(text: string, pattern: PatternName, nMerges: number): { tokens: number[][]; merges: [number, number, number][] } {
+export function naiveTrain(
+  text: string,
+  pattern: PatternName,
+  nMerges: number,
+): { tokens: number[][]; merges: [number, number, number][] } {
   const freq = new Map<string, number>();
   for (const c of regexSplit(pattern, text)) freq.set(c, (freq.get(c) ?? 0) + 1);
   const words: { ids: number[]; f: number }[] = [];
