@@ -158,8 +158,7 @@ describe('resume after crashes in checkpoint writing', () => {
 
   // For every fault point of a run, a crash there; then for every fault point of the resumed run, a crash there
   // too (the last try of each row has no second crash); then a resume to the end.
-  // long-line: prettier keeps a test's title on its it( line; splitting it would re-indent the whole test
-  it('a crash, a crash in the resumed run and a resume give the uninterrupted run, for all pairs of points', async () => {
+  it('a crash, a crash in the resumed run and a resume give the uninterrupted run, at all pairs of points', async () => {
     expect(points).toBe(15); // 3 for the first checkpoint, 6 for each later one
     expect(reference.map((s) => s.step)).toEqual([1, 2, 3]);
     let pairs = 0;
