@@ -158,7 +158,7 @@ describe('resume after crashes in checkpoint writing', () => {
 
   // For every fault point of a run, a crash there; then for every fault point of the resumed run, a crash there
   // too (the last try of each row has no second crash); then a resume to the end.
-  it('a crash, a crash in the resumed run and a resume give the uninterrupted run, at all pairs of points', async () => {
+  it('two crashes (any pair of points) and a resume give the uninterrupted run (losses, log)', async () => {
     expect(points).toBe(15); // 3 for the first checkpoint, 6 for each later one
     expect(reference.map((s) => s.step)).toEqual([1, 2, 3]);
     let pairs = 0;
