@@ -44,10 +44,28 @@ function targetsFor(R: number, V: number, seed: number): Int32Array {
 
 // Each of WG threads sums ceil(V/WG) exps in sequence (in vec4 groups; exp within a few ulps), then 16 merges and WG/16
 // merges: the sum carries ≤ (ceil(V/WG) + 16 + WG/16 + 4)·ε relative error, which log turns into that much absolute
-// error in the loss and which every p = exp(l − max)/sum inherits. 8× that leaves margin; a wrong max, index or column
-// is off by ≫ 1e-3.
+// error in the loss and which every p = exp(l − max)/sum inherits.
+// The ×8 turns absolute into relative error, which is what checkOp measures (‖got − want‖ / ‖want‖ over all rows;
+// a row's mask weight scales its error and its value alike, and masked rows are 0 in both): the forward divides by
+// the loss, the gradient row w·g·(p − onehot(t)) by ‖p − onehot(t)‖ ≥ 1 − p_t = 1 − exp(−loss). For every loss ≥
+// 1/7 both factors are below 8 (7 and 1/(1 − e^(−1/7)) = 7.5); each case checks that premise on its unmasked rows.
+// A wrong max, index or column is off by ≫ 1e-3.
+const MIN_LOSS = 1 / 7;
 const tolWG = (V: number, WG: number) => (Math.ceil(V / WG) + 16 + WG / 16 + 4) * EPS32 * 8;
 const tol = (V: number) => tolWG(V, 256);
+
+/** The smallest per-row loss (unweighted) over the rows whose mask weight is not 0. */
+function minUnmaskedLoss(
+  logits: Float32Array,
+  t: Int32Array,
+  mask: Float32Array | null,
+  R: number,
+  V: number,
+  Vp: number,
+): number {
+  const losses = classifierLossesRef(logits, t, null, R, V, Vp);
+  return Math.min(...Array.from(losses).filter((_, r) => !mask || mask[r] !== 0));
+}
 
 describe('fused_classifier', () => {
   for (const s of [fusedClassifierSpec, fusedClassifierBackwardSpec])
@@ -69,6 +87,7 @@ describe('fused_classifier', () => {
       const logits = makeLogits(R, V, Vp, R * 100 + V, pad);
       const t = targetsFor(R, V, R + V);
       const mask = masked ? Float32Array.from({ length: R }, (_, r) => (r % 3 === 1 ? 0 : 1)) : null;
+      expect(minUnmaskedLoss(logits, t, mask, R, V, Vp), 'the premise of tol').toBeGreaterThanOrEqual(MIN_LOSS);
       const inputs = [
         { data: logits, shape: [R, Vp] },
         { data: t, shape: [R], dtype: 'i32' as const },
@@ -97,6 +116,7 @@ describe('fused_classifier', () => {
     const logits = makeLogits(R, V, Vp, 5, 1e30);
     const t = targetsFor(R, V, 6);
     const mask = Float32Array.from([0.5, 2, 0, 1]);
+    expect(minUnmaskedLoss(logits, t, mask, R, V, Vp), 'the premise of tol').toBeGreaterThanOrEqual(MIN_LOSS);
     const r = await checkOp(
       gpu,
       (l, tt, m) => fusedClassifier(l!, tt!, { V, mask: m }),
@@ -176,6 +196,7 @@ describe('fused_classifier', () => {
       const logits = makeLogits(R, V, Vp, 42, -1e30);
       const t = targetsFor(R, V, 43);
       const mask = Float32Array.from([1, 0, 1, 1, 0, 0, 1]);
+      expect(minUnmaskedLoss(logits, t, mask, R, V, Vp), 'the premise of tol').toBeGreaterThanOrEqual(MIN_LOSS);
       const got = await tidyAsync(async () => {
         const [l, tt, m, losses, dl, count] = [
           tensor(gpu, logits, [R, Vp]),

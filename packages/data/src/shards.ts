@@ -208,6 +208,11 @@ export class ShardWriter {
   constructor(readonly o: ShardWriterOptions) {
     this.bytesPerToken = o.nVocab <= 65536 ? 2 : 4;
     this.shardTokens = o.shardTokens ?? 100_000_000;
+    // A shard holds at least one token (else a document would open empty shards for ever) and at most what the
+    // header's int32 count can say.
+    if (!Number.isSafeInteger(this.shardTokens) || this.shardTokens < 1 || this.shardTokens > 2 ** 31 - 1) {
+      throw new WgptError(`shard size ${this.shardTokens} tokens: it must be an integer from 1 to ${2 ** 31 - 1}`);
+    }
     fs.mkdirSync(o.dir, { recursive: true });
   }
   private fileName(i: number): string {

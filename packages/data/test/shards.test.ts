@@ -23,6 +23,14 @@ describe('llm.c shards', () => {
     expect([...readShard(path.join(d, shards[0].file))]).toEqual([256, 1, 2, 3, 4, 5, 6, 256, 7, 8]);
     expect(fs.readdirSync(d).filter((f) => f.includes('.tmp'))).toEqual([]);
   });
+  it('refuses a shard size that is not a whole number of tokens from 1 to 2^31 - 1, and writes nothing', () => {
+    for (const shardTokens of [0, -5, 2.5, 2 ** 31, NaN]) {
+      const d = path.join(tmpDir(), 'shards');
+      const make = () => new ShardWriter({ dir: d, prefix: 'x', split: 'train', part: 0, nVocab: 257, shardTokens });
+      expect(make, String(shardTokens)).toThrow(`shard size ${shardTokens} tokens: it must be an integer from 1 to`);
+      expect(fs.existsSync(d)).toBe(false);
+    }
+  });
   it('uses uint32 tokens with version 2 when the vocabulary exceeds 65,536', () => {
     const d = tmpDir();
     const w = new ShardWriter({ dir: d, prefix: 'x', split: 'val', part: 3, nVocab: 100_000 });
