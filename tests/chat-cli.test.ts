@@ -82,6 +82,7 @@ describe('wgpt chat render', () => {
     ],
     [['-e', 'r50k_base', '-f', file('broken.json', '{"messages": [')], 1, /^wgpt: .*broken\.json: invalid JSON \(/],
     [['-e', 'r50k_base', '-f', file('list.json', '[]')], 1, /^wgpt: .*list\.json: expected \{"messages": \[\{"role"/],
+    [['-e', 'r50k_base', '-f', file('empty.json', '{"messages": []}')], 1, /^wgpt: .*empty\.json: "messages" is empty/],
     [
       ['-e', 'r50k_base', '-f', file('tool.json', '{"messages": [{"role": "tool", "content": "x"}]}')],
       1,

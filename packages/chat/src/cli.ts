@@ -65,6 +65,7 @@ function render(o: RenderOpts, io: ChatCliIo): void {
     throw new WgptError(`${o.file}: expected {"messages": [{"role": ..., "content": ...}, ...]}`);
   }
   const messages = doc.messages as ChatMessage[];
+  if (messages.length === 0 && !o.prompt) throw new WgptError(`${o.file}: "messages" is empty: nothing to render`);
   checkMessages(messages, o.file);
   const r = renderConversation(cf, messages, { prompt: o.prompt });
   if (o.json) {

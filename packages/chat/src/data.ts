@@ -278,8 +278,10 @@ export async function* readConversations(file: string, opts: ReadOptions = {}): 
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
   let lineNo = 0;
   try {
-    for await (const text of lines) {
+    for await (const line of lines) {
       lineNo++;
+      // A byte-order mark (some editors write one) is not part of the first line's JSON.
+      const text = lineNo === 1 && line.startsWith('\uFEFF') ? line.slice(1) : line;
       stats.lines++;
       if (text.trim() === '') {
         stats.blankLines++;

@@ -199,6 +199,12 @@ describe('unusable lines', () => {
     expect(stats.conversations).toBe(BAD.length + 2);
   });
 
+  it('a byte-order mark before the first line is not part of its JSON', async () => {
+    const f = join(dir, 'bom.jsonl');
+    writeFileSync(f, `\uFEFF${JSON.stringify({ messages: [u('q'), a('r')] })}\n`);
+    expect((await readConversationFile(f)).conversations.map((c) => c.messages)).toEqual([[u('q'), a('r')]]);
+  });
+
   it('a file that cannot be read is one line naming it', async () => {
     const missing = join(dir, 'missing.jsonl');
     await expect(readConversationFile(missing)).rejects.toThrow(
