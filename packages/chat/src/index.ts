@@ -1,1 +1,46 @@
-export {};
+// Post-training on conversations: the ChatML format and its vocabulary, rendering with loss masks, conversation
+// data (JSONL readers, synthetic data), rows for training (packing and padding), and new embedding rows.
+export {
+  CHAT_FORMAT_FILE,
+  CHATML_MARKERS,
+  ChatFormat,
+  chatFormat,
+  chatFormatJson,
+  checkChatFormat,
+  IM_END,
+  IM_SEP,
+  IM_START,
+  readChatFormatInfo,
+  resolveChatFormat,
+  writeChatFormat,
+} from './format.ts';
+export type { ChatFormatInfo } from './format.ts';
+export {
+  CHAT_ROLES,
+  chatmlText,
+  checkMessages,
+  isChatRole,
+  renderConversation,
+  renderPrompt,
+  trainingExample,
+} from './render.ts';
+export type { ChatMessage, ChatRole, RenderedConversation, TrainingExample } from './render.ts';
+export {
+  CONVERSATION_FORMATS,
+  ConversationDataError,
+  detectFormat,
+  INVALID_REASONS,
+  newReadStats,
+  parseConversationLine,
+  readConversationFile,
+  readConversations,
+  SPECIAL_TEXT,
+} from './data.ts';
+export type { Conversation, ConversationFormat, InvalidReason, ReadOptions, ReadStats } from './data.ts';
+export { conversationJsonl, synthConversation, synthConversations, synthCountries, writeSynthJsonl } from './synth.ts';
+export { newRowBatch, packRows, planRows, writeRows } from './pack.ts';
+export type { PackMode, PackOptions, PackStats, RowBatch, RowPlan } from './pack.ts';
+export { initNewEmbeddingRows, NEW_ROW_NOISE, prepareModelForChat } from './embed.ts';
+export { Rng } from './rng.ts';
+export { register, tokenLabel } from './cli.ts';
+export type { ChatCliIo } from './cli.ts';

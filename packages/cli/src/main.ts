@@ -1,6 +1,7 @@
 // `wgpt`: one binary, subcommands registered by the packages (each exports register(program) from its cli.ts).
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { register as registerChat } from '@wgpt/chat';
 import { register as registerData } from '@wgpt/data';
 import { register as registerGpt2 } from '@wgpt/gpt2';
 import { register as registerTokenizer } from '@wgpt/tokenizer';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerTokenizer(program);
   registerData(program);
   registerGpt2(program);
+  registerChat(program);
   return program;
 }
 

@@ -1,0 +1,195 @@
+// `wgpt chat render`, `wgpt chat synth` and `wgpt chat stats`. Results go to stdout.
+import { readFileSync } from 'node:fs';
+import { intArg } from '@wgpt/base';
+import { systemErrorReason, WgptError } from '@wgpt/base/errors';
+import { type Command, Option } from 'commander';
+import { CONVERSATION_FORMATS, type ConversationFormat, newReadStats, readConversations } from './data.ts';
+import { type ChatFormat, resolveChatFormat } from './format.ts';
+import { type PackStats, planRows } from './pack.ts';
+import { checkMessages, type ChatMessage, type RenderedConversation, renderConversation } from './render.ts';
+import { writeSynthJsonl } from './synth.ts';
+
+export interface ChatCliIo {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+const processIo: ChatCliIo = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+};
+
+const MAX_SEED = 2 ** 32 - 1;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A token as text: a special token by its name, else its text as a JSON string (bytes that are not UTF-8 as \xNN). */
+export function tokenLabel(cf: ChatFormat, id: number): string {
+  const enc = cf.encoding;
+  const bytes = enc.tokenBytes(id);
+  if (enc.isSpecial(id)) return new TextDecoder().decode(bytes);
+  try {
+    return JSON.stringify(utf8.decode(bytes));
+  } catch {
+    // A piece of a character (an emoji split over tokens): its bytes.
+    const byte = (b: number) =>
+      b < 0x80 ? JSON.stringify(String.fromCharCode(b)).slice(1, -1) : `\\x${b.toString(16).padStart(2, '0')}`;
+    return `"${[...bytes].map(byte).join('')}"`;
+  }
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    throw new WgptError(`${file}: cannot read (${systemErrorReason(e) ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new WgptError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+interface RenderOpts {
+  encoding: string;
+  file: string;
+  prompt?: boolean;
+  json?: boolean;
+}
+
+function render(o: RenderOpts, io: ChatCliIo): void {
+  const cf = resolveChatFormat(o.encoding);
+  const doc = readJson(o.file) as { messages?: unknown } | null;
+  if (typeof doc !== 'object' || doc === null || !Array.isArray(doc.messages)) {
+    throw new WgptError(`${o.file}: expected {"messages": [{"role": ..., "content": ...}, ...]}`);
+  }
+  const messages = doc.messages as ChatMessage[];
+  if (messages.length === 0 && !o.prompt) throw new WgptError(`${o.file}: "messages" is empty: nothing to render`);
+  checkMessages(messages, o.file);
+  const r = renderConversation(cf, messages, { prompt: o.prompt });
+  if (o.json) {
+    io.out(`${JSON.stringify({ encoding: cf.encoding.name, ids: [...r.ids], mask: [...r.mask] })}\n`);
+    return;
+  }
+  let s = `${[...r.ids].join(' ')}\n`;
+  // One line per message, each starting at its <|im_start|>.
+  let line: string[] = [];
+  for (const id of r.ids) {
+    if (id === cf.imStart && line.length > 0) {
+      s += `${line.join(' ')}\n`;
+      line = [];
+    }
+    line.push(tokenLabel(cf, id));
+  }
+  if (line.length > 0) s += `${line.join(' ')}\n`;
+  const trained = r.mask.reduce((a, b) => a + b, 0);
+  s +=
+    `${r.ids.length} tokens (${cf.encoding.name}, vocabulary ${cf.vocabSize}); ${trained} trained: ` +
+    "the assistant's content and <|im_end|>\n";
+  io.out(s);
+}
+
+interface SynthOpts {
+  out: string;
+  count: number;
+  seed: number;
+  overwrite?: boolean;
+}
+
+function synth(o: SynthOpts, io: ChatCliIo): void {
+  const r = writeSynthJsonl(o.out, o.count, o.seed, o.overwrite);
+  io.out(`wrote ${r.conversations} conversations (${r.messages} messages, ${r.bytes} bytes) to ${o.out}\n`);
+}
+
+interface StatsOpts {
+  file: string;
+  encoding: string;
+  seq: number;
+  format: ConversationFormat | 'auto';
+  skipInvalid?: boolean;
+  truncate?: boolean;
+  seed: number;
+  json?: boolean;
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+async function stats(o: StatsOpts, io: ChatCliIo): Promise<void> {
+  const cf = resolveChatFormat(o.encoding);
+  const read = newReadStats();
+  const items: RenderedConversation[] = [];
+  const where: string[] = [];
+  for await (const c of readConversations(o.file, { format: o.format, skipInvalid: o.skipInvalid, stats: read })) {
+    items.push(renderConversation(cf, c.messages));
+    where.push(c.path > 0 ? `${c.file}:${c.line} (path ${c.path + 1})` : `${c.file}:${c.line}`);
+  }
+  if (items.length === 0) throw new WgptError(`${o.file}: no conversations (${read.lines} lines)`);
+  const opts = { T: o.seq, seed: o.seed, truncate: o.truncate, describe: (i: number) => where[i] };
+  const packed: PackStats[] = (['pack', 'pad'] as const).map((mode) => planRows(items, { ...opts, mode }).stats);
+  const lengths = items.map((r) => r.ids.length);
+  const tokens = lengths.reduce((a, b) => a + b, 0);
+  if (o.json) {
+    io.out(`${JSON.stringify({ read, tokens, maxTokens: Math.max(...lengths), pack: packed[0], pad: packed[1] })}\n`);
+    return;
+  }
+  const skipped = Object.entries(read.skipped).filter(([, n]) => n > 0);
+  const formats = Object.entries(read.formats).filter(([, n]) => n > 0);
+  let s =
+    `${o.file}: ${read.lines} lines, ${read.conversations} conversations ` +
+    `(${formats.map(([f, n]) => `${f} ${n}`).join(', ')})`;
+  s += skipped.length > 0 ? `; skipped ${skipped.map(([r, n]) => `${r} ${n}`).join(', ')}` : '; none skipped';
+  if (read.blankLines > 0) s += `; ${read.blankLines} blank lines`;
+  if (read.unansweredDropped + read.deletedDropped > 0) {
+    s += `; left out of trees: ${read.unansweredDropped} unanswered prompts, ${read.deletedDropped} deleted messages`;
+  }
+  s += `\ntokens (${cf.encoding.name}): ${tokens}, ${(tokens / items.length).toFixed(1)} per conversation, `;
+  s += `at most ${Math.max(...lengths)}\n`;
+  for (const p of packed) {
+    s +=
+      `T=${p.T} ${p.mode}: ${p.rows} rows, ${p.padding} padding tokens, wasted ${pct(p.wastedShare)}, ` +
+      `loss on ${p.lossTokens} tokens (${pct(p.lossTokens / (p.rows * p.T))} of the rows)`;
+    s += p.truncated > 0 ? `, ${p.truncated} truncated (${p.truncatedTokens} tokens cut)\n` : '\n';
+  }
+  io.out(s);
+}
+
+/** Registers `chat render`, `chat synth` and `chat stats`. */
+export function register(program: Command, io: ChatCliIo = processIo): void {
+  const chat = program.command('chat').description('conversations in ChatML: render, synthetic data, packing stats');
+  const encoding = () =>
+    new Option(
+      '-e, --encoding <name|dir>',
+      'o200k_base, cl100k_base, r50k_base (GPT-2; the ChatML markers get ids 50257-50259) or a tokenizer folder',
+    ).makeOptionMandatory();
+  chat
+    .command('render')
+    .description('print the token ids of a conversation in ChatML ({"messages": [{"role", "content"}, ...]})')
+    .addOption(encoding())
+    .requiredOption('-f, --file <path>', 'the conversation as JSON (- for stdin)')
+    .option('--prompt', "end with the assistant's opener <|im_start|>assistant<|im_sep|>")
+    .option('--json', 'print {"encoding", "ids", "mask"} (mask: 1 on the tokens the loss trains)')
+    .action((opts: RenderOpts) => render(opts, io));
+  chat
+    .command('synth')
+    .description('write synthetic conversations (arithmetic, country facts) as JSONL in the messages format')
+    .requiredOption('-o, --out <file>', 'the JSONL file to write')
+    .option('-n, --count <n>', 'number of conversations', intArg({ min: 1 }), 1000)
+    .option('--seed <n>', 'random seed (the same seed writes the same bytes)', intArg({ min: 0, max: MAX_SEED }), 0)
+    .option('--overwrite', 'replace --out if it exists')
+    .action((opts: SynthOpts) => synth(opts, io));
+  chat
+    .command('stats')
+    .description('read a conversation JSONL file; print its counts and the wasted share of packing and padding')
+    .requiredOption('-f, --file <path>', 'JSONL: openai messages, ShareGPT, or oasst message trees')
+    .addOption(encoding())
+    .option('-T, --seq <n>', 'tokens per row', intArg({ min: 2 }), 1024)
+    .addOption(
+      new Option('--format <name>', "the lines' format").choices(['auto', ...CONVERSATION_FORMATS]).default('auto'),
+    )
+    .option('--skip-invalid', 'skip and count unusable lines instead of stopping at the first')
+    .option('--truncate', 'cut conversations longer than -T to their first T tokens (counted) instead of stopping')
+    .option('--seed <n>', 'seed of the order of conversations', intArg({ min: 0, max: MAX_SEED }), 0)
+    .option('--json', 'print the counts as JSON')
+    .action(async (opts: StatsOpts) => stats(opts, io));
+}
