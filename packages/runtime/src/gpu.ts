@@ -4,7 +4,7 @@
 // Errors: each pipeline creation and dispatch runs inside a validation error scope whose result is checked at the
 // next sync point (read, sync, flush with check); the exception names the kernel, its file and the shapes.
 // Device loss is recorded and turned into a DeviceLostError on every later call, never a silent hang.
-import { BufferPool } from './buffers.ts';
+import { BufferPool, BufferSlice, bufferRange } from './buffers.ts';
 import { openDevice, type OpenOptions } from './device.ts';
 import { DeviceLostError, GpuValidationError, KernelCompileError } from './errors.ts';
 import {
@@ -18,7 +18,10 @@ import {
 import { Profiler } from './profiler.ts';
 
 export interface DispatchArgs {
-  /** Buffers by binding name (the spec's names). The uniform binding is filled from `uniforms`. */
+  /**
+   * Buffers by binding name (the spec's names). The uniform binding is filled from `uniforms`. A BufferSlice binds
+   * its range only (its offset must be a multiple of minStorageBufferOffsetAlignment).
+   */
   buffers: Readonly<Record<string, GPUBuffer>>;
   uniforms?: Readonly<Record<string, number>>;
   overrides?: Readonly<Record<string, number>>;
@@ -47,6 +50,8 @@ export class Gpu {
   poisonNew = false;
   dispatchCount = 0;
   submitCount = 0;
+  /** Host reads (read(): flush, wait for the queue, map): what a step should need once, at its end. */
+  readCount = 0;
 
   private pipelines = new Map<
     string,
@@ -222,7 +227,15 @@ export class Gpu {
           `Kernel ${kernelId(spec)}: no buffer given for binding "${b.name}"` +
             (args.context ? ` [${args.context}]` : ''),
         );
-      return { binding: i, resource: { buffer } };
+      if (!(buffer instanceof BufferSlice)) return { binding: i, resource: { buffer } };
+      const align = this.limits.minStorageBufferOffsetAlignment;
+      if (buffer.offset % align)
+        throw new GpuValidationError(
+          `Kernel ${kernelId(spec)}: binding "${b.name}" starts at byte ${buffer.offset} of its buffer, not a ` +
+            `multiple of minStorageBufferOffsetAlignment ${align}` +
+            (args.context ? ` [${args.context}]` : ''),
+        );
+      return { binding: i, resource: { buffer: buffer.root, offset: buffer.offset, size: buffer.size } };
     });
     const check = this.checkDispatches;
     if (check) this.device.pushErrorScope('validation');
@@ -247,13 +260,20 @@ export class Gpu {
   /** Records a buffer-to-buffer copy into the pending encoder. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.assertAlive();
-    this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    const s = within(src, srcOffset, bytes, 'copy from');
+    const d = within(dst, dstOffset, bytes, 'copy to');
+    if (s.buffer === d.buffer)
+      throw new GpuValidationError(
+        `copy from "${src.label}" to "${dst.label}": both lie in one buffer, and WebGPU copies only between two`,
+      );
+    this.getEncoder().copyBufferToBuffer(s.buffer, s.offset, d.buffer, d.offset, bytes);
   }
 
-  /** Records a zero fill into the pending encoder. */
+  /** Records a zero fill into the pending encoder (to the end of `buf` without `bytes`). */
   clear(buf: GPUBuffer, offset = 0, bytes?: number): void {
     this.assertAlive();
-    this.getEncoder().clearBuffer(buf, offset, bytes);
+    const r = within(buf, offset, bytes ?? buf.size - offset, 'clear of');
+    this.getEncoder().clearBuffer(r.buffer, r.offset, bytes ?? buf.size - offset);
   }
 
   /** Submits the pending encoder (if any). Uniforms for its dispatches are uploaded just before, in queue order. */
@@ -273,8 +293,9 @@ export class Gpu {
    * buffer written now could otherwise change under a dispatch recorded earlier.
    */
   write(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    const r = within(buf, offset, data.byteLength, 'write to');
     this.flush();
-    this.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(r.buffer, r.offset, data.buffer, data.byteOffset, data.byteLength);
   }
 
   /** Flushes, waits for the queue, and throws the first validation error of anything recorded since the last check. */
@@ -311,9 +332,11 @@ export class Gpu {
   /** Copies `bytes` from a buffer back to the host. */
   async read(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     this.assertAlive();
+    const r = within(buf, offset, Math.ceil(bytes / 4) * 4, 'read of');
+    this.readCount++;
     const staging = this.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
     try {
-      this.getEncoder().copyBufferToBuffer(buf, offset, staging, 0, Math.ceil(bytes / 4) * 4);
+      this.getEncoder().copyBufferToBuffer(r.buffer, r.offset, staging, 0, Math.ceil(bytes / 4) * 4);
       await this.check();
       await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(bytes / 4) * 4), this.lostRejection]);
       const out = staging.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
@@ -341,4 +364,14 @@ export class Gpu {
     this.profiler?.destroy();
     this.device.destroy();
   }
+}
+
+/** The real buffer and offset for `bytes` at `offset` of `buf` (a slice adds its own offset), checked to fit. */
+function within(buf: GPUBuffer, offset: number, bytes: number, what: string): { buffer: GPUBuffer; offset: number } {
+  const r = bufferRange(buf);
+  if (offset < 0 || bytes < 0 || offset + bytes > r.size)
+    throw new GpuValidationError(
+      `${what} "${buf.label}": bytes [${offset}, ${offset + bytes}) do not lie in its ${r.size} bytes`,
+    );
+  return { buffer: r.buffer, offset: r.offset + offset };
 }
