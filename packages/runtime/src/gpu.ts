@@ -15,7 +15,7 @@ import {
   uniformBindingIndex,
   type KernelSpec,
 } from './kernel.ts';
-import { Profiler } from './profiler.ts';
+import { Profiler, WallProfiler, type KernelTime } from './profiler.ts';
 
 export interface DispatchArgs {
   /**
@@ -43,7 +43,10 @@ const ARENA_BYTES = 1 << 20;
 export class Gpu {
   readonly pool: BufferPool;
   readonly limits: GPUSupportedLimits;
+  /** Timestamp queries, where the adapter has them. */
   readonly profiler: Profiler | null;
+  /** Wall time per dispatch: the fallback of profile() (see profiler.ts). */
+  readonly wallProfiler = new WallProfiler();
   /** Check every dispatch with an error scope (default). Off only for benchmarks of proven kernels. */
   checkDispatches = true;
   /** Fill every new tensor with a NaN sentinel (tests): an element a kernel never writes then fails loudly. */
@@ -65,6 +68,8 @@ export class Gpu {
   >();
   private sourceById = new Map<string, KernelSpec>();
   private encoder: GPUCommandEncoder | null = null;
+  /** With the wall profiler on: each dispatch's own command buffer, submitted one at a time at the next read. */
+  private serial: { label: string; commands: GPUCommandBuffer }[] = [];
   private pending: Pending[] = [];
   private arena: GPUBuffer;
   private arenaData = new Uint8Array(ARENA_BYTES);
@@ -212,7 +217,7 @@ export class Gpu {
     // Empty problem: nothing to do (a zero dispatch is legal but pointless).
     if (x === 0 || y === 0 || z === 0) return;
     const uIndex = uniformBindingIndex(spec);
-    if (uIndex >= 0 && this.arenaUsed + UNIFORM_ALIGN > ARENA_BYTES) this.flush();
+    if ((uIndex >= 0 && this.arenaUsed + UNIFORM_ALIGN > ARENA_BYTES) || this.profiler?.full) this.flush();
     const entries: GPUBindGroupEntry[] = spec.bindings.map((b, i) => {
       if (i === uIndex) {
         const data = new Uint8Array(packUniforms(spec, args.uniforms ?? {}));
@@ -245,6 +250,10 @@ export class Gpu {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
+    if (this.wallProfiler.enabled) {
+      this.serial.push({ label: kernelId(spec), commands: this.encoder!.finish() });
+      this.encoder = null;
+    }
     if (check) {
       const promise = this.device.popErrorScope();
       this.pending.push({
@@ -279,13 +288,57 @@ export class Gpu {
   /** Submits the pending encoder (if any). Uniforms for its dispatches are uploaded just before, in queue order. */
   flush(): void {
     this.assertAlive();
-    if (!this.encoder) return;
+    if (!this.encoder && !this.serial.length) return;
     if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed);
-    this.profiler?.resolve(this.encoder);
-    this.device.queue.submit([this.encoder.finish()]);
+    const commands = this.serial.splice(0).map((s) => s.commands);
+    if (this.encoder) {
+      this.profiler?.resolve(this.encoder);
+      commands.push(this.encoder.finish());
+    }
+    this.device.queue.submit(commands);
     this.submitCount++;
     this.encoder = null;
     this.arenaUsed = 0;
+  }
+
+  /** Submits the dispatches held for the wall profiler one at a time, timing each from submit to done. */
+  private async flushTimed(): Promise<void> {
+    if (!this.serial.length) return;
+    if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed);
+    this.arenaUsed = 0;
+    await this.device.queue.onSubmittedWorkDone();
+    for (const s of this.serial.splice(0)) {
+      const t0 = performance.now();
+      this.device.queue.submit([s.commands]);
+      this.submitCount++;
+      await this.device.queue.onSubmittedWorkDone();
+      this.wallProfiler.record(s.label, performance.now() - t0);
+    }
+  }
+
+  /**
+   * Turns kernel timing on or off: timestamp queries where the adapter has them, else wall time per dispatch
+   * (`wall` forces that). Returns the method in use. Totals add up over every period it was on; read them with
+   * profileTimes().
+   */
+  setProfiling(on: boolean, opts: { wall?: boolean } = {}): 'timestamps' | 'wall' {
+    const wall = opts.wall || !this.profiler;
+    if (this.profiler) this.profiler.enabled = on && !wall;
+    if (this.wallProfiler.enabled && !on) this.flush();
+    this.wallProfiler.enabled = on && wall;
+    return wall ? 'wall' : 'timestamps';
+  }
+
+  /** Kernel totals timed so far (both methods), slowest first; waits for the work recorded so far. */
+  async profileTimes(): Promise<KernelTime[]> {
+    await this.sync();
+    const all = [...(this.profiler ? await this.profiler.collect() : []), ...this.wallProfiler.collect()];
+    return all.sort((a, b) => b.totalMs - a.totalMs);
+  }
+
+  resetProfile(): void {
+    this.profiler?.reset();
+    this.wallProfiler.reset();
   }
 
   /**
@@ -300,6 +353,7 @@ export class Gpu {
 
   /** Flushes, waits for the queue, and throws the first validation error of anything recorded since the last check. */
   async check(): Promise<void> {
+    await this.flushTimed();
     this.flush();
     const pending = this.pending;
     this.pending = [];
