@@ -23,7 +23,7 @@ function makeParams(packed: boolean, init: Float32Array[]): Tensor[] {
 
 function dispose(ps: Tensor[], opt: AdamW): void {
   opt.dispose();
-  if (ps[0]!.pack) (ps[0]!.pack as TensorPack).dispose();
+  if (ps[0]!.pack) ps[0]!.pack.dispose();
   else ps.forEach((p) => (p.grad?.dispose(), p.dispose()));
 }
 

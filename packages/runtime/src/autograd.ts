@@ -8,6 +8,7 @@
 // The first contribution to an activation's gradient is written (=), later ones add (+=); parameters' grads are
 // zeroed by zeroGrad() and always accumulate, so gradient accumulation across micro-batches is plain +=.
 import { WgptError } from './errors.ts';
+import { fill } from './builtin/fill.ts';
 import { Tensor } from './tensor.ts';
 
 export interface GradTarget {
@@ -165,7 +166,7 @@ export function backward(root: Tensor, gradient?: Tensor): void {
     root.gpu.copy(gradient.buffer, 0, g.buffer, 0, root.bytes);
   } else {
     if (root.size !== 1) throw new WgptError(`backward() without a gradient needs a one-element root, got ${root}`);
-    g.write([1]);
+    fill(g, 1); // a kernel, not an upload: an upload would submit everything recorded so far
   }
   root.markGradReady();
   const order = topoSort(root);

@@ -105,8 +105,7 @@ describe('packed tensors', () => {
     ).toThrow(/binding "out" starts at byte 4 of its buffer, not a multiple of minStorageBufferOffsetAlignment/);
     expect(() => new BufferSlice(root, 0, root.size + 4)).toThrow(/does not lie in buffer/);
     expect(() => odd.mapAsync()).toThrow(/cannot be mapped/);
-    a!.pack!.ensureGrads();
-    (a as Tensor & { pack: TensorPack }).pack.dispose();
+    a!.pack!.dispose();
   });
 
   it('gradients: packed with the same offsets when first needed, written by backward, zeroed in one clear', async () => {
@@ -160,7 +159,7 @@ describe('packed tensors', () => {
       backward(passThrough(p!, { inPlace: true }), tensor(gpu, [3, 4], [2]));
       expect(Array.from(await p!.read())).toEqual([1, 2]);
       expect(Array.from(await p!.grad!.read())).toEqual([3, 4]);
-      (p!.pack as TensorPack).dispose();
+      p!.pack!.dispose();
     });
   });
 });
@@ -175,7 +174,7 @@ describe('recording device', () => {
         const x = tensor(g, new Float32Array(1000), [1000], 'f32', { requiresGrad: true });
         backward(passThrough(x, { inPlace: false }), tensor(g, new Float32Array(1000), [1000]));
         fill(x, 1);
-        (p!.pack as TensorPack).dispose();
+        p!.pack!.dispose();
       });
       return { dispatches: g.dispatchCount - start.d, peak: g.pool.stats.peakBytesInUse - start.inUse };
     };

@@ -29,9 +29,9 @@ export class Tensor {
   base: Tensor | null = null;
   /**
    * For a tensor packed with others into shared buffers (packed.ts): its pack, which allocates the gradients of
-   * all its tensors at once (each a slice of one gradient buffer) when the first is needed.
+   * all its tensors at once (each a slice of one gradient buffer) when the first is needed, and frees them all.
    */
-  pack: { ensureGrads(): void } | null = null;
+  pack: { ensureGrads(): void; dispose(): void } | null = null;
   /**
    * Set (to the op's name) when a backward wrote this tensor's gradient over its values, to save memory (the fused
    * classifier's in-place option): its values are gone, and reading it or passing it to an op throws.
