@@ -130,7 +130,7 @@ describe('a training step on the GPU', () => {
   });
 
   for (const profile of [true, 'wall'] as const)
-    it(`--profile${profile === 'wall' ? ' wall' : ''}: GPU time per kernel over a step, dispatches, matmul share`, async () => {
+    it(`--profile${profile === 'wall' ? ' wall' : ''}: GPU time per kernel and step, dispatches, matmuls`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'wgpt-profile-'));
       const lines: string[] = [];
       await train(gpu, options(dir, { steps: 3, profile, log: (l) => lines.push(l) }));

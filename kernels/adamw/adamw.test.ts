@@ -17,7 +17,10 @@ const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 function makeParams(packed: boolean, init: Float32Array[]): Tensor[] {
   return packed
-    ? parameters(gpu, SHAPES.map((shape, i) => ({ shape, data: init[i], name: `p${i}` })))
+    ? parameters(
+        gpu,
+        SHAPES.map((shape, i) => ({ shape, data: init[i], name: `p${i}` })),
+      )
     : SHAPES.map((s, i) => parameter(gpu, init[i]!, s, `p${i}`));
 }
 
@@ -97,7 +100,7 @@ describe('adamw', () => {
       });
     }
 
-  it('packed and separate parameters give the same bits without clipping (the same arithmetic per element)', async () => {
+  it('packed and separate parameters give the same bits without clipping (same arithmetic per element)', async () => {
     const init = SHAPES.map((s, i) => randomF32(size(s), 7 + i));
     const out: Float32Array[][] = [];
     for (const packed of [true, false]) {
@@ -113,7 +116,7 @@ describe('adamw', () => {
     out[0]!.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(out[1]![i]!.buffer))).toBe(true));
   });
 
-  it('a guarded step with a non-finite loss or norm changes nothing and does not count; a finite one applies', async () => {
+  it('a guarded step with a non-finite loss or norm changes nothing, does not count; a finite one does', async () => {
     const cfg: AdamWConfig = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxNorm: 1 };
     const init = SHAPES.map((s, i) => randomF32(size(s), 60 + i));
     const ps = makeParams(true, init);
@@ -189,7 +192,9 @@ describe('adamw', () => {
       expect(Array.from(await other.v[i]!.read())).toEqual(Array.from(st.v[i]!));
     }
     expect(() => other.load({ ...st, m: st.m.slice(1) })).toThrow(/3 moments, the optimizer 4 parameters/);
-    expect(() => other.load({ ...st, v: [...st.v.slice(0, 3), new Float32Array(2)] })).toThrow(/parameter 3 has 105000 and 2 moment values/);
+    expect(() => other.load({ ...st, v: [...st.v.slice(0, 3), new Float32Array(2)] })).toThrow(
+      /parameter 3 has 105000 and 2 moment values/,
+    );
     other.dispose();
     dispose(ps, opt);
   });

@@ -374,7 +374,8 @@ export class AdamW {
     for (const [i, p] of this.params.entries())
       if (st.m[i]!.length !== p.size || st.v[i]!.length !== p.size)
         throw new WgptError(
-          `AdamW state: parameter ${i} has ${st.m[i]!.length} and ${st.v[i]!.length} moment values, ${p} needs ${p.size}`,
+          `AdamW state: parameter ${i} has ${st.m[i]!.length} and ${st.v[i]!.length} moment values, ` +
+            `${p} needs ${p.size}`,
         );
     for (const s of this.spans) {
       const ms = new Float32Array(s.n);

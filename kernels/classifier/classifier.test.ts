@@ -188,7 +188,7 @@ describe('fused_classifier', () => {
 
   let rawFd: Float64Array | undefined; // the same inputs for every WG: one finite-difference pass
   for (const WG of [16, 64, 256, 1024])
-    it(`the raw kernels (WG=${WG}): losses, then the gradient of scale · masked mean loss over the logits`, async (ctx) => {
+    it(`the raw kernels (WG=${WG}): losses, then the gradient of scale · masked mean over the logits`, async (ctx) => {
       if (WG > gpu.limits.maxComputeInvocationsPerWorkgroup)
         ctx.skip(`the adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup} threads per workgroup`);
       const [R, V, scale] = [7, 600, 0.5];
@@ -204,7 +204,11 @@ describe('fused_classifier', () => {
           tensor(gpu, t, [R], 'i32'),
           tensor(gpu, mask, [R]),
           empty(gpu, [R]),
-          tensor(gpu, Array.from(mask, (x) => (scale * x) / count), [R]),
+          tensor(
+            gpu,
+            Array.from(mask, (x) => (scale * x) / count),
+            [R],
+          ),
         ];
         const common = { R, V, Vp, logits: l.buffer, targets: tt.buffer, mask: m.buffer, workgroupSize: WG };
         fusedClassifierInto(gpu, { ...common, losses: losses.buffer });
@@ -219,7 +223,7 @@ describe('fused_classifier', () => {
   // In place, the gradient is the same arithmetic written over the logits: the same bits as the separate one (whose
   // VJP the tests above check against finite differences), overwriting or adding to a gradient already there.
   for (const masked of [false, true])
-    it(`inPlace${masked ? ' (masked)' : ''}: the same gradient bits in the logits' own buffer; the logits are gone`, async () => {
+    it(`inPlace${masked ? ' (masked)' : ''}: same gradient bits in the logits' buffer, the logits gone`, async () => {
       const [R, V] = [5, 131];
       const Vp = padTo64(V);
       const logits = makeLogits(R, V, Vp, 9, 1e30);
@@ -229,7 +233,7 @@ describe('fused_classifier', () => {
       const run = (inPlace: boolean, before?: Float32Array) =>
         tidyAsync(async () => {
           const l = tensor(gpu, logits, [R, Vp], 'f32', { requiresGrad: true });
-          if (before) l.ensureGrad().write(before), l.markGradReady();
+          if (before) (l.ensureGrad().write(before), l.markGradReady());
           const m = mask ? tensor(gpu, mask, [R]) : undefined;
           backward(fusedClassifier(l, tensor(gpu, t, [R], 'i32'), { V, mask: m, inPlace }), tensor(gpu, g, [R]));
           const shared = l.grad!.buffer === l.buffer;

@@ -11,15 +11,7 @@
 // - Vp must be a multiple of 4 (rows are read as vec4; GPT-2 pads to a multiple of 64). Columns V ≤ v < Vp are
 //   ignored in the softmax (whatever they hold) and get gradient 0; a target outside [0, V) on an unmasked row
 //   makes that row's loss and gradient NaN; masked rows get loss 0 and gradient 0 whatever their target.
-import {
-  defineOp,
-  empty,
-  grid1d,
-  WgptError,
-  type Gpu,
-  type KernelSpec,
-  type Tensor,
-} from '@wgpt/runtime';
+import { defineOp, empty, grid1d, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
 import { expectDtype, expectSameGpu, expectShape, placeholder } from '../common.ts';
 import backwardSource from './fused_classifier_backward.wgsl';
 import forwardSource from './fused_classifier.wgsl';
@@ -52,7 +44,7 @@ export const fusedClassifierBackwardSpec: KernelSpec = {
   version: 'v1',
   revision: 3,
   description:
-    'one workgroup per row: the forward\'s statistics again, then the gradient, over the logits or into dlogits',
+    "one workgroup per row: the forward's statistics again, then the gradient, over the logits or into dlogits",
   source: backwardSource,
   file: 'kernels/classifier/fused_classifier_backward.wgsl',
   bindings: [
@@ -109,8 +101,7 @@ export function classifierWorkgroupSize(gpu: Gpu): number {
 }
 
 function checkVp(Vp: number): void {
-  if (Vp % 4 !== 0)
-    throw new WgptError(`fused_classifier: Vp=${Vp} must be a multiple of 4 (rows are read as vec4)`);
+  if (Vp % 4 !== 0) throw new WgptError(`fused_classifier: Vp=${Vp} must be a multiple of 4 (rows are read as vec4)`);
 }
 
 /** Records the forward kernel (the raw form, for code that manages its own buffers): per-row losses. */

@@ -64,7 +64,10 @@ describe('packed tensors', () => {
   it('hold their data at aligned slices; kernels, copies, clears and reads see only their own range', async () => {
     const shapes = [[3], [5, 7], [1], [64]];
     const data = shapes.map((s, i) => Float32Array.from({ length: s.reduce((a, b) => a * b) }, (_, j) => i + j / 8));
-    const pack = new TensorPack(gpu, shapes.map((shape, i) => ({ shape, data: data[i], name: `t${i}` })));
+    const pack = new TensorPack(
+      gpu,
+      shapes.map((shape, i) => ({ shape, data: data[i], name: `t${i}` })),
+    );
     const ts = pack.tensors;
     expect(pack.segments).toHaveLength(1);
     for (const [i, t] of ts.entries()) {
@@ -88,7 +91,9 @@ describe('packed tensors', () => {
     t3.splice(2, 2, 0, 0);
     expect(Array.from(seg.subarray(offs[3], offs[3]! + 64))).toEqual(t3);
     // Everything between the tensors is zero.
-    const used = new Set(pack.layout.slots.flatMap((s) => Array.from({ length: s.bytes / 4 }, (_, j) => s.offset / 4 + j)));
+    const used = new Set(
+      pack.layout.slots.flatMap((s) => Array.from({ length: s.bytes / 4 }, (_, j) => s.offset / 4 + j)),
+    );
     expect(Array.from(seg).filter((x, i) => !used.has(i) && x !== 0)).toEqual([]);
     pack.dispose();
   });
@@ -108,7 +113,7 @@ describe('packed tensors', () => {
     a!.pack!.dispose();
   });
 
-  it('gradients: packed with the same offsets when first needed, written by backward, zeroed in one clear', async () => {
+  it('gradients: packed at the same offsets when first needed, written by backward, zeroed in one clear', async () => {
     const ps = parameters(gpu, [
       { shape: [3], data: [1, 2, 3], name: 'p0' },
       { shape: [70], data: Array.from({ length: 70 }, (_, i) => i), name: 'p1' },

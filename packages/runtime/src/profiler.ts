@@ -129,7 +129,8 @@ export function profileTable(times: KernelTime[], steps: number, how: string): s
   lines.push(`  ${'kernel'.padEnd(34)} ${'calls'.padStart(6)} ${'ms'.padStart(10)} ${'share'.padStart(6)}  us/call`);
   for (const t of times)
     lines.push(
-      `  ${t.label.padEnd(34)} ${(t.count / steps).toFixed(0).padStart(6)} ${(t.totalMs / steps).toFixed(3).padStart(10)} ` +
+      `  ${t.label.padEnd(34)} ${(t.count / steps).toFixed(0).padStart(6)} ` +
+        `${(t.totalMs / steps).toFixed(3).padStart(10)} ` +
         `${pct(t.totalMs).padStart(6)}  ${((1000 * t.totalMs) / Math.max(1, t.count)).toFixed(1)}`,
     );
   lines.push(

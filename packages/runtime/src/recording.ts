@@ -1,7 +1,8 @@
 // A Gpu over a stand-in device that allocates nothing and executes nothing: every buffer is a size, every command a
 // no-op. Running a step on it goes through the real code path (ops, pool, autograd, optimizer) and leaves the
 // numbers a real run would: dispatches recorded (gpu.dispatchCount) and the pool's bytes (gpu.pool.stats), for
-// shapes too large or too slow to execute here (GPT-2 124M at B=8, T=1024 on a CPU). Reads return zeros.
+// shapes too large or too slow to execute here (GPT-2 124M at B=8, T=1024 on a CPU). Every value read back is f32 1.0
+// (a finite loss and norm, a step applied), so a trainer runs on as if all went well.
 import { Gpu } from './gpu.ts';
 
 /** WebGPU's constants, when no WebGPU implementation has defined them yet (values from the specification). */
@@ -43,8 +44,8 @@ export const RECORDING_LIMITS: Record<string, number> = {
 };
 
 /**
- * A Gpu that records nothing: for counting dispatches and pool bytes of a step by running it. `software` chooses
- * the kernels a software adapter would get (tile sizes, workgroup sizes).
+ * A Gpu that records nothing: for counting dispatches and pool bytes of a step by running it (reads give 1.0 in
+ * every f32). `software` chooses the kernels a software adapter would get (tile sizes, workgroup sizes).
  */
 export function recordingGpu(opts: { limits?: Record<string, number>; software?: boolean } = {}): Gpu {
   ensureConstants();
@@ -62,7 +63,8 @@ export function recordingGpu(opts: { limits?: Record<string, number>; software?:
       label: d.label ?? '',
       mapState: 'unmapped',
       mapAsync: async () => undefined,
-      getMappedRange: (_offset = 0, size = d.size) => new ArrayBuffer(size),
+      getMappedRange: (_offset = 0, size = d.size) =>
+        new Float32Array(Math.ceil(size / 4)).fill(1).buffer.slice(0, size),
       unmap: noop,
       destroy: noop,
     }),
