@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardWriter } from '@wgpt/data';
-import { GPT2, initParams, makeConfig, train, type TrainOptions } from '@wgpt/gpt2';
+import { GPT2, initParams, makeConfig, paramOffsets, train, type TrainOptions } from '@wgpt/gpt2';
 import { AdamW } from '@wgpt/kernels';
 import { backward, tensor, tidyAsync, type DispatchArgs, type Gpu, type KernelSpec } from '@wgpt/runtime';
 import { testGpu } from '@wgpt/runtime/testing';
@@ -87,11 +87,20 @@ describe('a training step on the GPU', () => {
     }
   });
 
-  it('updates all GPT-2 parameters in 3 AdamW dispatches', () => {
-    const model = new GPT2(gpu, config, initParams(config, 1));
+  it('packs GPT-2 in llm.c order (toFlat gives the model file back) and updates it in 3 AdamW dispatches', async () => {
+    const cfg = makeConfig({ maxT: 16, V: 61, L: 2, NH: 2, C: 20 }); // tensors of 20 floats: padding between
+    const init = initParams(cfg, 1);
+    const model = new GPT2(gpu, cfg, init);
     const opt = new AdamW(gpu, model.parameters(), {}, model.decayFlags());
-    expect(model.parameters()).toHaveLength(2 + 12 * config.L + 2);
+    expect(model.parameters()).toHaveLength(2 + 12 * cfg.L + 2);
+    expect(model.pack.segments).toHaveLength(1);
     expect(opt.dispatchesPerStep).toBe(3);
+    const flat = await model.toFlat();
+    expect(Buffer.from(flat.buffer).equals(Buffer.from(init.buffer))).toBe(true);
+    const o = paramOffsets(cfg).ln1b!; // layer 1's LayerNorm bias, a slice at an offset
+    expect(Array.from(await model.blocks[1]!.ln1b.read())).toEqual(
+      Array.from(init.subarray(o.offset + cfg.C, o.offset + 2 * cfg.C)),
+    );
     opt.dispose();
     model.dispose();
   });
