@@ -103,6 +103,9 @@ describe('packed tensors', () => {
     expect(() => gpu.copy(a!.buffer, 8, a!.buffer, 0, 16)).toThrow(/copy from "a": bytes \[8, 24\) do not lie/);
     await expect(gpu.read(a!.buffer, 20)).rejects.toThrow(/read of "a"/);
     expect(() => a!.write([1, 2, 3, 4, 5])).toThrow(/5 values/);
+    expect(() => parameters(gpu, [{ shape: [2, 3], data: [1, 2], name: 'w' }])).toThrow(
+      /w: 2 values for shape \[2, 3\]/,
+    );
     const root = (a!.buffer as BufferSlice).root;
     const odd = new BufferSlice(root, 4, 8, 'odd');
     expect(() =>

@@ -75,6 +75,12 @@ export class TensorPack {
   ) {
     items.forEach((it) => checkShape(it.shape));
     const sizes = items.map((it) => it.shape.reduce((a, b) => a * b, 1));
+    items.forEach((it, i) => {
+      if (it.data && it.data.length !== sizes[i])
+        throw new WgptError(
+          `${it.name ?? `packed tensor ${i}`}: ${it.data.length} values for shape [${it.shape.join(', ')}]`,
+        );
+    });
     this.layout = packLayout(
       sizes.map((n) => 4 * n),
       gpu.limits.minStorageBufferOffsetAlignment,
@@ -97,10 +103,7 @@ export class TensorPack {
     });
     // Recorded clears first, then the writes (write() flushes them before uploading): padding is zero either way.
     items.forEach((it, i) => {
-      if (!it.data) return;
-      if (it.data.length !== sizes[i])
-        throw new WgptError(`${this.tensors[i]}: ${it.data.length} values for ${sizes[i]} elements`);
-      if (sizes[i]) this.tensors[i]!.write(it.data);
+      if (it.data && sizes[i]) this.tensors[i]!.write(it.data);
     });
   }
 
