@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardWriter } from '@wgpt/data';
-import { GPT2, initParams, makeConfig, paramOffsets, train, type TrainOptions } from '@wgpt/gpt2';
+import { GPT2, initParams, makeConfig, paramOffsets, readLlmcModel, train, type TrainOptions } from '@wgpt/gpt2';
+import { FIXTURE } from '@wgpt/tools/reference/make-fixture';
 import { AdamW } from '@wgpt/kernels';
 import { backward, tensor, tidyAsync, type DispatchArgs, type Gpu, type KernelSpec } from '@wgpt/runtime';
 import { testGpu } from '@wgpt/runtime/testing';
@@ -136,6 +137,33 @@ describe('a training step on the GPU', () => {
     expect(separate).toBeGreaterThanOrEqual(2 * logitBytes);
     opt.dispose();
     model.dispose();
+  });
+
+  it('overwriting the logits gives the PyTorch-checked gradients, bit for bit (tiny GPT-2 fixture)', async () => {
+    // tests/gpt2-reference.test.ts checks the path with a separate logits gradient against PyTorch; in place, the
+    // same kernel writes the same values into the logits' buffer, and the tied wte matmul reads only those.
+    const file = new URL('./fixtures/gpt2-tiny/model.bin', import.meta.url).pathname;
+    const { config: cfg, params } = readLlmcModel(file);
+    const { B, T, tokens } = FIXTURE;
+    const rows = Array.from({ length: B }, (_, b) => tokens.slice(b * (T + 1), (b + 1) * (T + 1)));
+    const x = rows.flatMap((r) => r.slice(0, T));
+    const y = rows.flatMap((r) => r.slice(1));
+    const grads = async (overwriteLogits: boolean) => {
+      const model = new GPT2(gpu, cfg, params);
+      const out = await tidyAsync(async () => {
+        model.pack.zeroGrads();
+        const { loss } = model.forward(tensor(gpu, x, [B, T], 'i32'), tensor(gpu, y, [B, T], 'i32'), {
+          overwriteLogits,
+        });
+        backward(loss!);
+        return (await model.pack.gradSegments![0]!.read()) as Float32Array;
+      });
+      model.dispose();
+      return out;
+    };
+    const [separate, inPlace] = [await grads(false), await grads(true)];
+    expect(separate.some((g) => g !== 0)).toBe(true);
+    expect(Buffer.from(inPlace.buffer).equals(Buffer.from(separate.buffer))).toBe(true);
   });
 
   for (const profile of [true, 'wall'] as const)
