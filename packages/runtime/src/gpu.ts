@@ -318,7 +318,8 @@ export class Gpu {
 
   /**
    * Turns kernel timing on or off: timestamp queries where the adapter has them, else wall time per dispatch
-   * (`wall` forces that). Returns the method in use. Totals add up over every period it was on; read them with
+   * (`wall` forces that; dispatches are then timed at the next read or sync, and an upload in between submits
+   * them untimed). Returns the method in use. Totals add up over every period it was on; read them with
    * profileTimes().
    */
   setProfiling(on: boolean, opts: { wall?: boolean } = {}): 'timestamps' | 'wall' {
