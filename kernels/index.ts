@@ -1,6 +1,6 @@
 // Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
 import { fillSpec, type KernelSpec } from '@wgpt/runtime';
-import { adamwSpec, sumsqSpec } from './adamw/adamw.ts';
+import { adamwNormSpec, adamwSpec, adamwStatusSpec } from './adamw/adamw.ts';
 import { attentionSpecs } from './attention/attention.ts';
 import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier/classifier.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
@@ -14,11 +14,11 @@ import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 export {
   AdamW,
   ADAMW_DEFAULTS,
-  globalNormSq,
   loadAdamW,
   saveAdamW,
   type AdamWConfig,
   type AdamWState,
+  type AdamWStep,
 } from './adamw/adamw.ts';
 export {
   attention,
@@ -32,9 +32,12 @@ export {
   type V2Tiles,
 } from './attention/attention.ts';
 export {
+  classifierWorkgroupSize,
   fusedClassifier,
+  fusedClassifierBackwardInto,
   fusedClassifierInto,
   type FusedClassifierArgs,
+  type FusedClassifierBackwardArgs,
   type FusedClassifierOptions,
 } from './classifier/classifier.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
@@ -71,7 +74,8 @@ export const allSpecs: KernelSpec[] = [
   crossEntropyForwardSpec,
   crossEntropyBackwardSpec,
   adamwSpec,
-  sumsqSpec,
+  adamwNormSpec,
+  adamwStatusSpec,
   layernormForwardSpec,
   layernormBackwardSpec,
   layernormBackwardReduceSpec,

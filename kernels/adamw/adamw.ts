@@ -1,14 +1,31 @@
-// AdamW over a list of parameters: global gradient norm (Σ g² over every parameter, one buffer), then one fused
-// update kernel per parameter that clips by that norm on the GPU, so a step needs no readback.
-import { empty, tensor, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
-import { grid1d } from '../common.ts';
+// Multi-tensor AdamW. Parameters packed into one buffer (runtime's parameters(): GPT-2's 148 tensors), with their
+// gradients packed alike, form one span, and a step over any number of them is three dispatches: Σ g² per
+// workgroup (adamw_norm), the global norm, clip scale and the decision to apply the step (adamw_status), and the
+// fused update of every element (adamw). The moments are packed the same way. Parameters in separate buffers each
+// form a span of their own (one norm and one update dispatch each). Nothing is read back: the trainer reads the
+// status (norm², applied, the losses) once, after the step.
+import {
+  BufferSlice,
+  bufferRange,
+  empty,
+  grid1d,
+  Tensor,
+  tensor,
+  WgptError,
+  zeros,
+  type Gpu,
+  type KernelSpec,
+} from '@wgpt/runtime';
+import { placeholder } from '../common.ts';
 import adamwSource from './adamw.wgsl';
-import sumsqSource from './sumsq.wgsl';
+import normSource from './adamw_norm.wgsl';
+import statusSource from './adamw_status.wgsl';
 
 export const adamwSpec: KernelSpec = {
   name: 'adamw',
   version: 'v1',
-  description: 'one thread per parameter, clipping scale computed in-kernel from the global norm',
+  revision: 2,
+  description: 'one thread per element of a span of packed parameters, decay and padding from a table of runs',
   source: adamwSource,
   file: 'kernels/adamw/adamw.wgsl',
   bindings: [
@@ -16,11 +33,13 @@ export const adamwSpec: KernelSpec = {
     { name: 'grad', kind: 'read-only-storage' },
     { name: 'm', kind: 'storage' },
     { name: 'v', kind: 'storage' },
-    { name: 'norm_sq', kind: 'read-only-storage' },
+    { name: 'runs', kind: 'read-only-storage' },
+    { name: 'status', kind: 'read-only-storage' },
     { name: 'params', kind: 'uniform' },
   ],
   uniforms: [
     { name: 'n', type: 'u32' },
+    { name: 'n_runs', type: 'u32' },
     { name: 'lr', type: 'f32' },
     { name: 'beta1', type: 'f32' },
     { name: 'beta2', type: 'f32' },
@@ -28,24 +47,45 @@ export const adamwSpec: KernelSpec = {
     { name: 'weight_decay', type: 'f32' },
     { name: 'bias_correction1', type: 'f32' },
     { name: 'bias_correction2', type: 'f32' },
-    { name: 'max_norm', type: 'f32' },
   ],
   overrides: { WG: 256 },
 };
 
-export const sumsqSpec: KernelSpec = {
-  name: 'sumsq',
+export const adamwNormSpec: KernelSpec = {
+  name: 'adamw_norm',
   version: 'v1',
-  source: sumsqSource,
-  file: 'kernels/adamw/sumsq.wgsl',
+  description: 'Σ g² per workgroup over a grid-strided share of a span',
+  source: normSource,
+  file: 'kernels/adamw/adamw_norm.wgsl',
   bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
+    { name: 'grad', kind: 'read-only-storage' },
+    { name: 'partials', kind: 'storage' },
     { name: 'params', kind: 'uniform' },
   ],
   uniforms: [
     { name: 'n', type: 'u32' },
-    { name: 'accumulate', type: 'u32' },
+    { name: 'base', type: 'u32' },
+  ],
+  overrides: { WG: 256 },
+};
+
+export const adamwStatusSpec: KernelSpec = {
+  name: 'adamw_status',
+  version: 'v1',
+  description: 'one workgroup: norm² from the partials, clip scale, apply or skip (finite norm and losses)',
+  source: statusSource,
+  file: 'kernels/adamw/adamw_status.wgsl',
+  bindings: [
+    { name: 'partials', kind: 'read-only-storage' },
+    { name: 'losses', kind: 'read-only-storage' },
+    { name: 'status', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  uniforms: [
+    { name: 'n_partials', type: 'u32' },
+    { name: 'n_losses', type: 'u32' },
+    { name: 'max_norm', type: 'f32' },
+    { name: 'guard', type: 'u32' },
   ],
   overrides: { WG: 256 },
 };
@@ -69,29 +109,60 @@ export const ADAMW_DEFAULTS: AdamWConfig = {
   maxNorm: 1.0,
 };
 
-/** Records norm_sq = Σ over tensors of Σ g² into `out` (one element). */
-export function globalNormSq(gpu: Gpu, grads: Tensor[], out: Tensor): void {
-  if (!grads.length) return void gpu.clear(out.buffer, 0, 4);
-  grads.forEach((g, i) =>
-    gpu.dispatch(sumsqSpec, {
-      buffers: { x: g.buffer, out: out.buffer },
-      uniforms: { n: g.size, accumulate: i === 0 ? 0 : 1 },
-      workgroups: [1],
-      context: `${g}`,
-    }),
-  );
+/** What a step did, read back from the GPU by lastStep(). */
+export interface AdamWStep {
+  /** Σ g² over every parameter's gradient (f32, before clipping). */
+  normSq: number;
+  gradNorm: number;
+  /** False when the step was guarded and skipped: parameters, moments and the step count are as they were. */
+  applied: boolean;
+  /** The losses given to update(), as the GPU saw them. */
+  losses: Float32Array;
+}
+
+/** Workgroups of the first norm pass per span: enough threads to fill a large GPU, few partials to add up. */
+const MAX_PARTIALS = 1024;
+const partialsFor = (n: number) => Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(n / (256 * 16))));
+
+/** Parameters whose values, gradients and moments lie in one buffer each, at the same relative offsets. */
+interface Span {
+  /** Indices into params, in order. */
+  members: number[];
+  /** The span's range of the parameters' and the gradients' buffers. */
+  param: GPUBuffer;
+  grad: GPUBuffer;
+  /** Moments: buffers of the span's size, owned by the optimizer. */
+  m: Tensor;
+  v: Tensor;
+  /** (first element, flags) pairs for the update kernel. */
+  runs: Tensor;
+  nRuns: number;
+  /** Elements in the span (padding included). */
+  n: number;
+  /** Element offset of each member in the span. */
+  at: number[];
+  partials: number;
+  partialBase: number;
 }
 
 export class AdamW {
   readonly config: AdamWConfig;
+  /** Steps applied: the t of the bias correction. */
   step = 0;
+  /** Per parameter, views of the packed moments (the checkpoint's order). */
   readonly m: Tensor[];
   readonly v: Tensor[];
-  /** Σ g² of the last step, on the GPU: read it (await normSq.item()) only when you need the number. */
-  readonly normSq: Tensor;
+  private readonly spans: Span[] = [];
+  private readonly grads: Tensor[];
+  private readonly partials: Tensor;
+  private status: Tensor;
+  private statusLosses = 0;
+  /** A guarded step was recorded and its outcome (applied or skipped) has not been read yet. */
+  private pending = false;
 
   /**
-   * @param params the parameters to update, in a fixed order (the order of m and v in checkpoints)
+   * @param params the parameters to update, in a fixed order (the order of m and v in checkpoints); their
+   *   gradients are allocated now if they have none
    * @param decay per parameter: whether weight decay applies (GPT-2: 2-D weights yes, biases and norms no);
    *   default: parameters of rank ≥ 2.
    */
@@ -104,66 +175,220 @@ export class AdamW {
     this.config = { ...ADAMW_DEFAULTS, ...config };
     if (decay.length !== params.length)
       throw new WgptError(`AdamW: ${decay.length} decay flags for ${params.length} parameters`);
-    const z = (p: Tensor) => tensor(gpu, new Float32Array(p.size), p.shape, 'f32', { track: false });
-    this.m = params.map(z);
-    this.v = params.map(z);
-    this.normSq = empty(gpu, [1], 'f32', { track: false, name: 'grad norm²' });
+    this.grads = params.map((p) => p.ensureGrad());
+    const align = gpu.limits.minStorageBufferOffsetAlignment;
+    // Group consecutive parameters that lie in one buffer, with gradients in one buffer at the same offsets.
+    type Draft = { members: number[]; p: GPUBuffer; g: GPUBuffer; p0: number; g0: number; end: number };
+    const drafts: Draft[] = [];
+    params.forEach((p, i) => {
+      const pr = bufferRange(p.buffer);
+      const gr = bufferRange(this.grads[i]!.buffer);
+      const d = drafts.at(-1);
+      const joins =
+        d &&
+        d.p === pr.buffer &&
+        d.g === gr.buffer &&
+        pr.offset >= d.end &&
+        pr.offset - d.end < align &&
+        pr.offset - d.p0 === gr.offset - d.g0;
+      if (joins) d.members.push(i);
+      else drafts.push({ members: [i], p: pr.buffer, g: gr.buffer, p0: pr.offset, g0: gr.offset, end: 0 });
+      drafts.at(-1)!.end = pr.offset + p.bytes;
+    });
+    let partialBase = 0;
+    for (const d of drafts) {
+      const bytes = d.end - d.p0;
+      const n = bytes / 4;
+      const at = d.members.map((i) => (bufferRange(params[i]!.buffer).offset - d.p0) / 4);
+      // Runs: each member with its decay flag, the gaps between members marked as padding; equal neighbours merge.
+      const runs: [number, number][] = [];
+      const push = (start: number, flags: number) => {
+        if (runs.length && runs.at(-1)![1] === flags) return;
+        runs.push([start, flags]);
+      };
+      d.members.forEach((i, k) => {
+        push(at[k]!, decay[i] ? 1 : 0);
+        const end = at[k]! + params[i]!.size;
+        const next = k + 1 < d.members.length ? at[k + 1]! : n;
+        if (next > end) push(end, 2);
+      });
+      const moment = (name: string) => zeros(gpu, [n], 'f32', { track: false, name, exact: true });
+      const partials = partialsFor(n);
+      this.spans.push({
+        members: d.members,
+        param: new BufferSlice(d.p, d.p0, bytes, `parameters [${d.p0}, ${d.end})`),
+        grad: new BufferSlice(d.g, d.g0, bytes, `gradients [${d.g0}, ${d.g0 + bytes})`),
+        m: moment('AdamW m'),
+        v: moment('AdamW v'),
+        runs: tensor(gpu, runs.flat(), [runs.length, 2], 'u32', { track: false, name: 'AdamW runs' }),
+        nRuns: runs.length,
+        n,
+        at,
+        partials,
+        partialBase,
+      });
+      partialBase += partials;
+    }
+    const view = (s: Span, k: number, which: 'm' | 'v') => {
+      const p = params[s.members[k]!]!;
+      const root = s[which];
+      const slice = new BufferSlice(root.buffer, 4 * s.at[k]!, p.bytes, `${which}(${p.name ?? `t${p.id}`})`);
+      const t = new Tensor(gpu, p.shape, 'f32', slice, { track: false, name: slice.label });
+      t.base = root;
+      return t;
+    };
+    this.m = [];
+    this.v = [];
+    for (const s of this.spans)
+      s.members.forEach((_, k) => {
+        this.m.push(view(s, k, 'm'));
+        this.v.push(view(s, k, 'v'));
+      });
+    // Zeroed: with no parameters at all the status still adds one partial.
+    this.partials = zeros(gpu, [Math.max(1, partialBase)], 'f32', { track: false, name: 'AdamW norm partials' });
+    this.status = empty(gpu, [3], 'f32', { track: false, name: 'AdamW status' });
   }
 
-  /** Records Σ g² over every parameter into normSq (update() does this itself unless told it is done). */
-  computeNormSq(): void {
-    for (const p of this.params)
-      if (!p.grad || !p.gradReady)
-        throw new WgptError(`AdamW: parameter ${p} has no gradient; call zeroGrad() before backward`);
-    globalNormSq(
-      this.gpu,
-      this.params.map((p) => p.grad!),
-      this.normSq,
-    );
+  /** Dispatches per update(): a norm pass and an update per span, and the status. */
+  get dispatchesPerStep(): number {
+    return 2 * this.spans.length + 1;
   }
 
   /**
-   * One update with the current grads. `lr` overrides the configured rate (schedules). With normComputed, the
-   * norm recorded by computeNormSq() (e.g. read to guard against NaN) is used as it is.
+   * Records one step with the current gradients: the global norm, clipping, the update. `lr` overrides the
+   * configured rate (schedules). With `skipNonFinite`, the GPU applies the step only if the norm and every value
+   * of `losses` are finite; the step count (bias correction) then advances only once lastStep() has read that it
+   * was applied, so call lastStep() before the next update. `losses` (e.g. one per micro-batch) come back from
+   * lastStep() with the norm: one read for the whole step.
    */
-  update(lr = this.config.lr, opts: { normComputed?: boolean } = {}): void {
+  update(lr = this.config.lr, opts: { skipNonFinite?: boolean; losses?: Tensor } = {}): void {
     const { gpu, config: c } = this;
-    if (!opts.normComputed) this.computeNormSq();
-    this.step++;
-    const bc1 = 1 - c.beta1 ** this.step;
-    const bc2 = 1 - c.beta2 ** this.step;
+    if (this.pending)
+      throw new WgptError(
+        'AdamW: the previous step was guarded and whether it was applied is not known yet: ' +
+          'await lastStep() before the next update (the bias correction counts applied steps)',
+      );
     this.params.forEach((p, i) => {
+      if (!p.grad || !p.gradReady)
+        throw new WgptError(`AdamW: parameter ${p} has no gradient; call zeroGrad() before backward`);
+      if (p.grad !== this.grads[i])
+        throw new WgptError(`AdamW: the gradient of ${p} is not the buffer it had when the optimizer was made`);
+    });
+    const nLosses = opts.losses?.size ?? 0;
+    if (nLosses !== this.statusLosses) {
+      this.status.dispose();
+      this.status = empty(gpu, [3 + nLosses], 'f32', { track: false, name: 'AdamW status' });
+      this.statusLosses = nLosses;
+    }
+    for (const s of this.spans)
+      gpu.dispatch(adamwNormSpec, {
+        buffers: { grad: s.grad, partials: this.partials.buffer },
+        uniforms: { n: s.n, base: s.partialBase },
+        workgroups: [s.partials],
+        context: `n=${s.n}`,
+      });
+    gpu.dispatch(adamwStatusSpec, {
+      buffers: {
+        partials: this.partials.buffer,
+        losses: opts.losses?.buffer ?? placeholder(gpu),
+        status: this.status.buffer,
+      },
+      uniforms: {
+        n_partials: this.partials.size,
+        n_losses: nLosses,
+        max_norm: c.maxNorm,
+        guard: opts.skipNonFinite ? 1 : 0,
+      },
+      workgroups: [1],
+      context: `${this.spans.length} span(s), ${nLosses} losses`,
+    });
+    const t = this.step + 1;
+    for (const s of this.spans)
       gpu.dispatch(adamwSpec, {
         buffers: {
-          param: p.buffer,
-          grad: p.grad!.buffer,
-          m: this.m[i]!.buffer,
-          v: this.v[i]!.buffer,
-          norm_sq: this.normSq.buffer,
+          ...{ param: s.param, grad: s.grad, m: s.m.buffer, v: s.v.buffer },
+          ...{ runs: s.runs.buffer, status: this.status.buffer },
         },
         uniforms: {
-          n: p.size,
+          n: s.n,
+          n_runs: s.nRuns,
           lr,
           beta1: c.beta1,
           beta2: c.beta2,
           eps: c.eps,
-          weight_decay: this.decay[i] ? c.weightDecay : 0,
-          bias_correction1: bc1,
-          bias_correction2: bc2,
-          max_norm: c.maxNorm,
+          weight_decay: c.weightDecay,
+          bias_correction1: 1 - c.beta1 ** t,
+          bias_correction2: 1 - c.beta2 ** t,
         },
-        workgroups: grid1d(gpu, p.size, 256),
-        context: `${p}`,
+        workgroups: grid1d(gpu, s.n, 256),
+        context: `n=${s.n}, ${s.members.length} tensors`,
       });
-    });
+    if (opts.skipNonFinite) this.pending = true;
+    else this.step = t;
   }
 
+  /** Reads what the last update() did (one read); after a guarded step, advances the step count if applied. */
+  async lastStep(): Promise<AdamWStep> {
+    const s = (await this.status.read()) as Float32Array;
+    const applied = s[2] !== 0;
+    if (this.pending) {
+      this.pending = false;
+      if (applied) this.step++;
+    }
+    return { normSq: s[0]!, gradNorm: Math.sqrt(s[0]!), applied, losses: s.slice(3) };
+  }
+
+  /** Zeroes every gradient: one clear per span. */
   zeroGrad(): void {
-    for (const p of this.params) p.zeroGrad();
+    for (const s of this.spans) this.gpu.clear(s.grad, 0, 4 * s.n);
+    for (const p of this.params) p.markGradReady();
   }
 
   dispose(): void {
-    for (const t of [...this.m, ...this.v, this.normSq]) t.dispose();
+    for (const t of [...this.m, ...this.v]) t.dispose();
+    for (const s of this.spans) for (const t of [s.m, s.v, s.runs]) t.dispose();
+    this.partials.dispose();
+    this.status.dispose();
+  }
+
+  /** Moments per parameter, read span by span (one read each). Waits for a guarded step's outcome. */
+  async state(): Promise<AdamWState> {
+    if (this.pending) await this.lastStep();
+    const m: Float32Array[] = [];
+    const v: Float32Array[] = [];
+    for (const s of this.spans) {
+      const [ms, vs] = [(await s.m.read()) as Float32Array, (await s.v.read()) as Float32Array];
+      s.members.forEach((i, k) => {
+        const size = this.params[i]!.size;
+        m.push(ms.slice(s.at[k]!, s.at[k]! + size));
+        v.push(vs.slice(s.at[k]!, s.at[k]! + size));
+      });
+    }
+    return { step: this.step, m, v };
+  }
+
+  /** Sets moments and step count (a checkpoint's), one write per span. */
+  load(st: AdamWState): void {
+    if (st.m.length !== this.params.length || st.v.length !== this.params.length)
+      throw new WgptError(`AdamW state has ${st.m.length} moments, the optimizer ${this.params.length} parameters`);
+    for (const [i, p] of this.params.entries())
+      if (st.m[i]!.length !== p.size || st.v[i]!.length !== p.size)
+        throw new WgptError(
+          `AdamW state: parameter ${i} has ${st.m[i]!.length} and ${st.v[i]!.length} moment values, ` +
+            `${p} needs ${p.size}`,
+        );
+    for (const s of this.spans) {
+      const ms = new Float32Array(s.n);
+      const vs = new Float32Array(s.n);
+      s.members.forEach((i, k) => {
+        ms.set(st.m[i]!, s.at[k]!);
+        vs.set(st.v[i]!, s.at[k]!);
+      });
+      s.m.write(ms);
+      s.v.write(vs);
+    }
+    this.step = st.step;
+    this.pending = false;
   }
 }
 
@@ -174,15 +399,10 @@ export interface AdamWState {
   v: Float32Array[];
 }
 
-export async function saveAdamW(opt: AdamW): Promise<AdamWState> {
-  const read = (t: Tensor) => t.read() as Promise<Float32Array>;
-  return { step: opt.step, m: await Promise.all(opt.m.map(read)), v: await Promise.all(opt.v.map(read)) };
+export function saveAdamW(opt: AdamW): Promise<AdamWState> {
+  return opt.state();
 }
 
 export function loadAdamW(opt: AdamW, s: AdamWState): void {
-  if (s.m.length !== opt.m.length)
-    throw new WgptError(`AdamW state has ${s.m.length} moments, the optimizer ${opt.m.length} parameters`);
-  opt.step = s.step;
-  s.m.forEach((m, i) => opt.m[i]!.write(m));
-  s.v.forEach((v, i) => opt.v[i]!.write(v));
+  opt.load(s);
 }

@@ -1,7 +1,7 @@
 import { EPS32, checkOp, dot, finiteDiff, randomF32, relErr, rng, testGpu, toF64 } from '@wgpt/runtime/testing';
 import { backward, checkSpec, empty, noGrad, tensor, tidyAsync, type Gpu, type Tensor } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fusedClassifier, fusedClassifierInto } from '../index.ts';
+import { fusedClassifier, fusedClassifierBackwardInto, fusedClassifierInto } from '../index.ts';
 import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier.ts';
 import { classifierLossesRef, classifierMeanLossRef } from './classifier.ref.ts';
 
@@ -148,7 +148,7 @@ describe('fused_classifier', () => {
     expect(await nanPadVjp(logits, Int32Array.from([0, 0, 0]), R, 1, 64)).toBe(0);
   });
 
-  // The intended use: L = scale · mean of the losses over unmasked rows, whose gradient the forward kernel computes.
+  // GPT-2's use (and SFT's): L = scale · mean of the losses over unmasked rows.
   for (const [R, V, scale] of [
     [6, 50, 1],
     [1, 200, 0.25],
@@ -164,7 +164,7 @@ describe('fused_classifier', () => {
       const count = mask.reduce((a, b) => a + b, 0);
       const got = await tidyAsync(async () => {
         const l = tensor(gpu, logits, [R, Vp], 'f32', { requiresGrad: true });
-        const losses = fusedClassifier(l, tensor(gpu, t, [R], 'i32'), { V, mask: tensor(gpu, mask, [R]), scale });
+        const losses = fusedClassifier(l, tensor(gpu, t, [R], 'i32'), { V, mask: tensor(gpu, mask, [R]) });
         const host = await losses.read();
         // The upstream gradient of scale · Σ mask·loss / count.
         backward(
@@ -188,7 +188,7 @@ describe('fused_classifier', () => {
 
   let rawFd: Float64Array | undefined; // the same inputs for every WG: one finite-difference pass
   for (const WG of [16, 64, 256, 1024])
-    it(`the raw kernel (WG=${WG}) writes the gradient of scale · masked mean loss, and the count`, async (ctx) => {
+    it(`the raw kernels (WG=${WG}): losses, then the gradient of scale · masked mean over the logits`, async (ctx) => {
       if (WG > gpu.limits.maxComputeInvocationsPerWorkgroup)
         ctx.skip(`the adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup} threads per workgroup`);
       const [R, V, scale] = [7, 600, 0.5];
@@ -196,34 +196,65 @@ describe('fused_classifier', () => {
       const logits = makeLogits(R, V, Vp, 42, -1e30);
       const t = targetsFor(R, V, 43);
       const mask = Float32Array.from([1, 0, 1, 1, 0, 0, 1]);
+      const count = 4;
       expect(minUnmaskedLoss(logits, t, mask, R, V, Vp), 'the premise of tol').toBeGreaterThanOrEqual(MIN_LOSS);
       const got = await tidyAsync(async () => {
-        const [l, tt, m, losses, dl, count] = [
+        const [l, tt, m, losses, g] = [
           tensor(gpu, logits, [R, Vp]),
           tensor(gpu, t, [R], 'i32'),
           tensor(gpu, mask, [R]),
           empty(gpu, [R]),
-          empty(gpu, [R, Vp]),
-          empty(gpu, [1]),
+          tensor(
+            gpu,
+            Array.from(mask, (x) => (scale * x) / count),
+            [R],
+          ),
         ];
-        fusedClassifierInto(gpu, {
-          R,
-          V,
-          Vp,
-          logits: l.buffer,
-          targets: tt.buffer,
-          mask: m.buffer,
-          losses: losses.buffer,
-          dlogits: dl.buffer,
-          count: count.buffer,
-          scale,
-          workgroupSize: WG,
-        });
-        return { dl: await dl.read(), count: await count.item() };
+        const common = { R, V, Vp, logits: l.buffer, targets: tt.buffer, mask: m.buffer, workgroupSize: WG };
+        fusedClassifierInto(gpu, { ...common, losses: losses.buffer });
+        fusedClassifierBackwardInto(gpu, { ...common, dlosses: g.buffer }); // over the logits
+        return { losses: await losses.read(), dl: await l.read() };
       });
-      expect(got.count).toBe(4);
+      expect(relErr(got.losses, classifierLossesRef(logits, t, mask, R, V, Vp))).toBeLessThanOrEqual(tolWG(V, WG));
       rawFd ??= finiteDiff((x) => classifierMeanLossRef(x, t, mask, R, V, Vp, scale), toF64(logits));
       expect(relErr(got.dl, rawFd)).toBeLessThanOrEqual(tolWG(V, WG));
+    });
+
+  // In place, the gradient is the same arithmetic written over the logits: the same bits as the separate one (whose
+  // VJP the tests above check against finite differences), overwriting or adding to a gradient already there.
+  for (const masked of [false, true])
+    it(`inPlace${masked ? ' (masked)' : ''}: same gradient bits in the logits' buffer, the logits gone`, async () => {
+      const [R, V] = [5, 131];
+      const Vp = padTo64(V);
+      const logits = makeLogits(R, V, Vp, 9, 1e30);
+      const t = targetsFor(R, V, 10);
+      const mask = masked ? Float32Array.from([1, 0, 2, 1, 0.5]) : null;
+      const g = randomF32(R, 11);
+      const run = (inPlace: boolean, before?: Float32Array) =>
+        tidyAsync(async () => {
+          const l = tensor(gpu, logits, [R, Vp], 'f32', { requiresGrad: true });
+          if (before) (l.ensureGrad().write(before), l.markGradReady());
+          const m = mask ? tensor(gpu, mask, [R]) : undefined;
+          backward(fusedClassifier(l, tensor(gpu, t, [R], 'i32'), { V, mask: m, inPlace }), tensor(gpu, g, [R]));
+          const shared = l.grad!.buffer === l.buffer;
+          const grad = (await l.grad!.read()) as Float32Array;
+          const logitsRead = await l.read().then(
+            () => 'read',
+            (e: Error) => e.message,
+          );
+          return { shared, grad, logitsRead };
+        });
+      const separate = await run(false);
+      const inPlace = await run(true);
+      expect(separate.shared).toBe(false);
+      expect(inPlace.shared).toBe(true);
+      expect(Buffer.from(inPlace.grad.buffer).equals(Buffer.from(separate.grad.buffer))).toBe(true);
+      expect(separate.logitsRead).toBe('read');
+      expect(inPlace.logitsRead).toMatch(/holds its gradient now \(fused_classifier wrote it over the values/);
+      // A gradient already there (another consumer wrote it): in place is not possible, the backward adds to it.
+      const acc = await run(true, separate.grad);
+      expect(acc.shared).toBe(false);
+      expect(Array.from(acc.grad)).toEqual(Array.from(separate.grad, (x) => x + x));
     });
 
   it('an out-of-range target on an unmasked row gives NaN loss, never a plausible one', async () => {
@@ -251,12 +282,11 @@ describe('fused_classifier', () => {
     });
   });
 
-  it('rejects V larger than the logits row, a zero scale, and rows that are not whole vec4s', () => {
+  it('rejects V larger than the logits row and rows that are not whole vec4s', () => {
     return tidyAsync(async () => {
       const l = tensor(gpu, new Float32Array(64), [1, 64]);
       const t: Tensor = tensor(gpu, [0], [1], 'i32');
       expect(() => fusedClassifier(l, t, { V: 65 })).toThrow(/V=65/);
-      expect(() => fusedClassifier(l, t, { V: 3, scale: 0 })).toThrow(/scale/);
       expect(() => fusedClassifier(tensor(gpu, new Float32Array(6), [1, 6]), t, { V: 5 })).toThrow(/multiple of 4/);
     });
   });

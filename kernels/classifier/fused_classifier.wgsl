@@ -1,29 +1,22 @@
-// llm.c's fused classifier: per row r of logits (R, Vp), of which only the first V columns are real (Vp is V padded,
-// e.g. 50257 -> 50304), with p = softmax(logits[r, :V]) and t = targets[r]:
-//   losses[r]     = mask[r] · (−log p[t])                         (exactly 0 where mask[r] = 0)
-//   dlogits[r, v] = (p[v] − [v == t]) · scale · mask[r] / count  for v < V, and 0 for V ≤ v < Vp,
-// where count = Σ mask (R without a mask, where mask = 1): the gradient of scale · Σ losses / count, i.e. the mean
-// of the losses over unmasked rows for a 0/1 mask (and the mask-weighted mean for other weights).
+// llm.c's fused classifier, forward: per row r of logits (R, Vp), of which only the first V columns are real (Vp is V
+// padded, e.g. 50257 -> 50304), with p = softmax(logits[r, :V]) and t = targets[r]:
+//   losses[r] = mask[r] · (−log p[t])       (exactly 0 where mask[r] = 0; a target outside [0, V) gives NaN)
 // The probabilities are never stored: one workgroup per row keeps a running (max, sum of exp) per thread over a strided
-// slice (online softmax), merges the pairs in two 16-way levels, then streams the row again to write the gradient.
-// Padded columns never enter the softmax (they are read as part of a vec4 and discarded).
-// A target outside [0, V) on an unmasked row gives a NaN loss and NaN gradient.
+// slice (online softmax) and merges the pairs in two 16-way levels. Padded columns never enter the softmax (they are
+// read as part of a vec4 and discarded). The backward (fused_classifier_backward.wgsl) computes the same statistics
+// again and writes the gradient, over the logits when asked: the logits are read once here and kept intact.
 struct Params {
   R: u32,
   V: u32,
   Vp: u32,
   has_mask: u32,
-  write_grad: u32,
-  scale: f32,
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(0) @binding(2) var<storage, read> mask: array<f32>;
 @group(0) @binding(3) var<storage, read_write> losses: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dlogits: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> count_out: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(4) var<uniform> params: Params;
 
 override WG: u32 = 256; // a multiple of 16
 const FAN: u32 = 16u;
@@ -49,31 +42,6 @@ fn main(
     return; // uniform per workgroup
   }
   let i = lid.x;
-  // The number of unmasked rows, summed by every workgroup in the same order (R is small next to R·V).
-  var count = f32(params.R);
-  var m_r = 1.0;
-  if (params.has_mask != 0u) {
-    var c = 0.0;
-    for (var j = i; j < params.R; j += WG) {
-      c += mask[j];
-    }
-    wsum[i] = c;
-    workgroupBarrier();
-    if (i < WG / FAN) {
-      var c2 = 0.0;
-      for (var k = 0u; k < FAN; k++) {
-        c2 += wsum[i + k * (WG / FAN)];
-      }
-      wsum2[i] = c2;
-    }
-    workgroupBarrier();
-    count = 0.0;
-    for (var k = 0u; k < WG / FAN; k++) {
-      count += wsum2[k];
-    }
-    m_r = mask[r];
-    workgroupBarrier(); // all have read wsum2 before it is reused below
-  }
   // Rows are read as vec4 (Vp is a multiple of 4): per vec4, one rescale of the running sum and four exps. Lanes at
   // or past V become -3e38 (exp gives 0), so whatever the padding holds never enters.
   let Vp4 = params.Vp / 4u;
@@ -90,7 +58,7 @@ fn main(
     s = s * exp(m - mn) + ((e.x + e.y) + (e.z + e.w));
     m = mn;
   }
-  // Merge the pairs in two levels (WG/16 threads merge 16 each, then every thread merges those): two barriers.
+  // Merge the pairs in two levels (WG/16 threads merge 16 each, then thread 0 merges those): two barriers.
   wmax[i] = m;
   wsum[i] = s;
   workgroupBarrier();
@@ -103,49 +71,26 @@ fn main(
     wsum2[i] = p.y;
   }
   workgroupBarrier();
+  if (i != 0u) {
+    return;
+  }
   var row = vec2<f32>(wmax2[0], wsum2[0]);
   for (var k = 1u; k < WG / FAN; k++) {
     row = merge(row, vec2<f32>(wmax2[k], wsum2[k]));
   }
-  let rowmax = row.x;
-  let rowsum = row.y;
+  var m_r = 1.0;
+  if (params.has_mask != 0u) {
+    m_r = mask[r];
+  }
   let t = targets[r];
-  let valid = t >= 0 && u32(t) < params.V;
-  let counted = m_r != 0.0;
   var nan_bits = 0x7fc00000u; // a var, so the NaN is made at run time (a constant NaN is a WGSL error)
-  let nan = bitcast<f32>(nan_bits);
-  if (i == 0u) {
-    var loss = 0.0;
-    if (counted) {
-      loss = nan;
-      if (valid) {
-        // (max − target logit) first: both are large for large logits, their difference is exact or nearly so.
-        loss = m_r * ((rowmax - logits[base + u32(t) / 4u][u32(t) % 4u]) + log(rowsum));
-      }
-    }
-    losses[r] = loss;
-    if (r == 0u) {
-      count_out[0] = count;
+  var loss = 0.0;
+  if (m_r != 0.0) {
+    loss = bitcast<f32>(nan_bits);
+    if (t >= 0 && u32(t) < params.V) {
+      // (max − target logit) first: both are large for large logits, their difference is exact or nearly so.
+      loss = m_r * ((row.x - logits[base + u32(t) / 4u][u32(t) % 4u]) + log(row.y));
     }
   }
-  if (params.write_grad == 0u) {
-    return;
-  }
-  let inv = 1.0 / rowsum;
-  let k = params.scale * m_r / max(count, 1.0);
-  let zero = vec4<f32>(0.0);
-  let nan4 = vec4<f32>(nan);
-  for (var q = i; q < Vp4; q += WG) {
-    let v = lane + 4u * q;
-    let real = v < vec4<u32>(params.V);
-    let p = exp(logits[base + q] - vec4<f32>(rowmax)) * inv;
-    let onehot = select(zero, vec4<f32>(1.0), vec4<i32>(v) == vec4<i32>(t));
-    var d = select(zero, (p - onehot) * k, real);
-    if (!counted) {
-      d = zero;
-    } else if (!valid) {
-      d = select(zero, nan4, real);
-    }
-    dlogits[base + q] = d;
-  }
+  losses[r] = loss;
 }

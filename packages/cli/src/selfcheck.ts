@@ -1,6 +1,6 @@
 // The runtime self-check: train a small MLP on three interleaved spirals with our kernels and autograd on
 // whichever adapter is chosen, print the loss as it falls and the time taken, and fail if it does not fall.
-import { backward, Gpu, keep, noGrad, parameter, tensor, tidy, type Tensor } from '@wgpt/runtime';
+import { backward, Gpu, keep, noGrad, parameters, profileTable, tensor, tidy, type Tensor } from '@wgpt/runtime';
 import { AdamW, crossEntropy, gelu, linear, mean } from '@wgpt/kernels';
 import { mulberry32 } from '@wgpt/runtime';
 
@@ -58,14 +58,16 @@ export async function selfCheck(opts: SelfCheckOptions): Promise<SelfCheckResult
     const data = spirals(100, K, rand);
     const N = data.y.length;
     log(`MLP 2 -> ${H} -> ${H} -> ${K} (GELU), ${N} points of ${K} interleaved spirals, full batch, AdamW lr 1e-2`);
-    const params = {
-      w1: parameter(gpu, init(rand, 2, H * 2), [H, 2], 'w1'),
-      b1: parameter(gpu, new Float32Array(H), [H], 'b1'),
-      w2: parameter(gpu, init(rand, H, H * H), [H, H], 'w2'),
-      b2: parameter(gpu, new Float32Array(H), [H], 'b2'),
-      w3: parameter(gpu, init(rand, H, K * H), [K, H], 'w3'),
-      b3: parameter(gpu, new Float32Array(K), [K], 'b3'),
-    };
+    // Packed into one buffer (as GPT-2's are): the optimizer updates them all in three dispatches.
+    const [w1, b1, w2, b2, w3, b3] = parameters(gpu, [
+      { shape: [H, 2], data: init(rand, 2, H * 2), name: 'w1' },
+      { shape: [H], name: 'b1' },
+      { shape: [H, H], data: init(rand, H, H * H), name: 'w2' },
+      { shape: [H], name: 'b2' },
+      { shape: [K, H], data: init(rand, H, K * H), name: 'w3' },
+      { shape: [K], name: 'b3' },
+    ]) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+    const params = { w1, b1, w2, b2, w3, b3 };
     const plist = Object.values(params);
     const opt = new AdamW(gpu, plist, { lr: 1e-2, weightDecay: 1e-4, maxNorm: 1.0 });
     const x = tensor(gpu, data.x, [N, 2], 'f32', { track: false });
@@ -79,10 +81,7 @@ export async function selfCheck(opts: SelfCheckOptions): Promise<SelfCheckResult
     let firstLoss = NaN;
     let lastLoss = NaN;
     const every = Math.max(1, Math.round(opts.steps / 6));
-    if (opts.profile) {
-      if (gpu.profiler) gpu.profiler.enabled = true;
-      else log('(this adapter has no timestamp-query: --profile ignored)');
-    }
+    const how = opts.profile ? gpu.setProfiling(true) : null;
     const tTrain = performance.now();
     const d0 = gpu.dispatchCount;
     for (let step = 1; step <= opts.steps; step++) {
@@ -107,15 +106,11 @@ export async function selfCheck(opts: SelfCheckOptions): Promise<SelfCheckResult
     const trainMs = performance.now() - tTrain;
     const dispatchesPerStep = (gpu.dispatchCount - d0) / opts.steps;
 
-    if (opts.profile && gpu.profiler) {
-      const times = await gpu.profiler.collect();
-      gpu.profiler.enabled = false;
-      log('GPU time per kernel (timestamp queries):');
-      for (const t of times)
-        log(
-          `  ${t.label.padEnd(28)} ${String(t.count).padStart(6)} calls  ${t.totalMs.toFixed(2).padStart(9)} ms  ` +
-            `${((1000 * t.totalMs) / t.count).toFixed(1).padStart(8)} us/call`,
-        );
+    if (how) {
+      const times = await gpu.profileTimes();
+      gpu.setProfiling(false);
+      const what = how === 'wall' ? 'wall time per dispatch, each submitted alone' : 'timestamp queries';
+      for (const line of profileTable(times, opts.steps, what)) log(line);
     }
     const logits = noGrad(() => forward());
     const l = await logits.read();
@@ -139,7 +134,8 @@ export async function selfCheck(opts: SelfCheckOptions): Promise<SelfCheckResult
         : `FAIL: loss went from ${firstLoss.toFixed(4)} to ${lastLoss.toFixed(4)} (expected to halve)`,
     );
     opt.dispose();
-    for (const t of [...plist, x, y] as Tensor[]) t.dispose();
+    w1.pack!.dispose(); // every parameter and gradient
+    for (const t of [x, y]) t.dispose();
     return { ok, firstLoss, lastLoss, accuracy, msPerStep: trainMs / opts.steps, adapter: gpu.adapterName };
   } finally {
     gpu.destroy();

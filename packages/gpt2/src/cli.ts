@@ -156,6 +156,13 @@ export function register(program: Command): void {
     .option('--overwrite', 'start over in an --out folder that holds a run, deleting its log and checkpoints')
     .option('--allow-change', 'resume even if settings that change the numbers (data, batch, schedule, seed...) differ')
     .option('--seed <n>', 'seed for init and data order', seed, 42)
+    .addOption(
+      new Option(
+        '--profile [how]',
+        'time every kernel of the steps after the first and print GPU time per kernel over a step, dispatches per ' +
+          'step and the matmul share (timestamp queries where the adapter has them; "wall": wall time per dispatch)',
+      ).choices(['wall']),
+    )
     .action(async (o, cmd: Command) => {
       checkOutDir(o.out, o.resume, !!o.overwrite);
       const enc = pickEncoding(o.tokenizer);
@@ -206,6 +213,7 @@ export function register(program: Command): void {
           resume: o.resume,
           allowChange: !!o.allowChange,
           seed: o.seed,
+          profile: o.profile === 'wall' ? 'wall' : !!o.profile,
           decode: (ids) => enc.decode(ids),
           eotToken: enc.eotToken,
           shouldStop: () => signals.signal !== null,

@@ -1,12 +1,13 @@
 // GPT-2 on wgpt's kernels, laid out like nanoGPT: token + learned position embeddings, L pre-LayerNorm blocks
 // (x + attention(ln1(x)), then x + MLP(ln2(x)) with a GELU MLP of 4C), a final LayerNorm, and logits through the tied
 // token embedding over the padded vocabulary (the fused classifier ignores the padded columns). Parameters are one
-// tensor per llm.c parameter per layer; parameters() is llm.c's order.
+// tensor per llm.c parameter per layer, packed in llm.c's order into one buffer (and their gradients into another), so
+// the optimizer updates all of them in a few dispatches; parameters() is that order.
 //
 // forward() is for training and evaluation: causal flash attention over the whole sequence, with autograd.
 // forwardCached() is for sampling: each block's attention appends the new positions' keys and values to a KVCache
 // and attends over the cache; the matmuls use few-row tiles (kvcache.ts). Both run the same block() and head().
-import { empty, noGrad, parameter, WgptError, type Gpu, type Tensor } from '@wgpt/runtime';
+import { empty, noGrad, TensorPack, WgptError, type Gpu, type PackItem, type Tensor } from '@wgpt/runtime';
 import {
   add, attention, encoder, encoderAt, fusedClassifier, layernorm, linear, linearGelu, mean, reshape,
 } from '@wgpt/kernels';
@@ -43,6 +44,16 @@ export interface ForwardResult {
   loss?: Tensor;
 }
 
+export interface ForwardOptions {
+  /** (B·T) f32 row weights for the loss (0: the row does not count). */
+  mask?: Tensor;
+  /**
+   * Let the classifier's backward write dL/dlogits over the logits (llm.c's in-place trick): one (B·T, Vp) buffer
+   * for both, instead of two. The returned logits are unreadable after backward. For training.
+   */
+  overwriteLogits?: boolean;
+}
+
 export interface CachedForwardOptions {
   /** Compute the logits of the last new position of each sequence only: (B, Vp) instead of (B·Tnew, Vp). */
   lastOnly?: boolean;
@@ -73,6 +84,8 @@ export class GPT2 {
   readonly blocks: Block[];
   readonly lnfw: Tensor;
   readonly lnfb: Tensor;
+  /** Every parameter in one buffer (llm.c's order), their gradients in another once backward needs them. */
+  readonly pack: TensorPack;
 
   constructor(
     readonly gpu: Gpu,
@@ -84,22 +97,34 @@ export class GPT2 {
     if (flat.length !== total) {
       throw new WgptError(`GPT2: ${flat.length} parameters given, config ${JSON.stringify(config)} needs ${total}`);
     }
+    // Items in llm.c's order (parameters()'s), each with its slice of the flat array.
+    const items: PackItem[] = [];
     const whole = (name: string) => {
       const o = offs[name]!;
-      return parameter(gpu, flat.subarray(o.offset, o.offset + o.size), o.shape, name);
+      items.push({ shape: o.shape, data: flat.subarray(o.offset, o.offset + o.size), name });
     };
     const layer = (name: LayerParam, l: number) => {
       const o = offs[name]!;
       const per = o.size / config.L;
       const slice = flat.subarray(o.offset + l * per, o.offset + (l + 1) * per);
-      return parameter(gpu, slice, o.shape.slice(1), `${name}[${l}]`);
+      items.push({ shape: o.shape.slice(1), data: slice, name: `${name}[${l}]` });
     };
-    const layerParams = (l: number) => Object.fromEntries(PER_LAYER.map((n) => [n, layer(n, l)])) as unknown as Block;
-    this.wte = whole('wte');
-    this.wpe = whole('wpe');
-    this.blocks = Array.from({ length: config.L }, (_, l) => layerParams(l));
-    this.lnfw = whole('lnfw');
-    this.lnfb = whole('lnfb');
+    whole('wte');
+    whole('wpe');
+    for (const name of PER_LAYER) for (let l = 0; l < config.L; l++) layer(name, l);
+    whole('lnfw');
+    whole('lnfb');
+    this.pack = new TensorPack(gpu, items, { param: true, label: 'GPT-2 parameters' });
+    const byName = new Map(this.pack.tensors.map((t) => [t.name!, t]));
+    const get = (name: string) => byName.get(name)!;
+    this.wte = get('wte');
+    this.wpe = get('wpe');
+    this.blocks = Array.from(
+      { length: config.L },
+      (_, l) => Object.fromEntries(PER_LAYER.map((n) => [n, get(`${n}[${l}]`)])) as unknown as Block,
+    );
+    this.lnfw = get('lnfw');
+    this.lnfb = get('lnfb');
   }
 
   /** Every parameter tensor, in a fixed order (llm.c's, layers expanded): the optimizer's and checkpoints' order. */
@@ -119,7 +144,7 @@ export class GPT2 {
    * tokens (B, T) i32, optional targets (B, T) i32 → logits (B·T, Vp) and, with targets, per-position losses
    * and their mean. Record it inside tidy(): every activation is a tensor of the scope.
    */
-  forward(tokens: Tensor, targets?: Tensor, opts: { mask?: Tensor } = {}): ForwardResult {
+  forward(tokens: Tensor, targets?: Tensor, opts: ForwardOptions = {}): ForwardResult {
     const { C, NH, V } = this.config;
     const [B, T] = tokens.shape as [number, number];
     const causal = (qkv: Tensor) => reshape(attention(reshape(qkv, [B, T, 3 * C]), { NH }), [B * T, C]);
@@ -127,7 +152,11 @@ export class GPT2 {
     for (const p of this.blocks) x = block(x, p, causal, AUTOGRAD);
     const logits = this.head(x, AUTOGRAD);
     if (!targets) return { logits };
-    const losses = fusedClassifier(logits, reshape(targets, [B * T]), { V, mask: opts.mask });
+    const losses = fusedClassifier(logits, reshape(targets, [B * T]), {
+      V,
+      mask: opts.mask,
+      inPlace: opts.overwriteLogits,
+    });
     return { logits, losses, loss: mean(losses) };
   }
 
@@ -160,27 +189,24 @@ export class GPT2 {
     return mm.linear(layernorm(x, this.lnfw, this.lnfb), this.wte);
   }
 
-  /** Reads every parameter back into one flat array in llm.c's order. */
+  /**
+   * Reads every parameter back into one flat array in llm.c's order: parameters() in order, each following the
+   * last, which is the packed buffer without the padding between tensors (one read per buffer).
+   */
   async toFlat(): Promise<Float32Array> {
-    const offs = paramOffsets(this.config);
-    const out = new Float32Array(Object.values(offs).reduce((a, o) => a + o.size, 0));
-    const put = async (name: string, t: Tensor, l?: number) => {
-      const o = offs[name]!;
-      const per = l === undefined ? o.size : o.size / this.config.L;
-      out.set(await t.read(), o.offset + (l ?? 0) * per);
-    };
-    await put('wte', this.wte);
-    await put('wpe', this.wpe);
-    for (const name of PER_LAYER) for (let l = 0; l < this.config.L; l++) await put(name, this.blocks[l]![name], l);
-    await put('lnfw', this.lnfw);
-    await put('lnfb', this.lnfb);
+    const { layout, segments } = this.pack;
+    const out = new Float32Array(this.pack.tensors.reduce((a, t) => a + t.size, 0));
+    const segs = await Promise.all(segments.map(async (s) => (await s.read()) as Float32Array));
+    let at = 0;
+    for (const slot of layout.slots) {
+      const n = slot.bytes / 4;
+      out.set(segs[slot.segment]!.subarray(slot.offset / 4, slot.offset / 4 + n), at);
+      at += n;
+    }
     return out;
   }
 
   dispose(): void {
-    for (const p of this.parameters()) {
-      p.grad?.dispose();
-      p.dispose();
-    }
+    this.pack.dispose();
   }
 }

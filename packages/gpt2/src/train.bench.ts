@@ -1,6 +1,7 @@
 // One GPT-2 training step (forward, backward, AdamW) on the local adapter: ms, tokens/s, MFU against the measured
-// matmul rate, peak pooled GPU memory. Small config on software adapters; GPT-2 124M (B=8, T=1024) on hardware.
-import { backward, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
+// matmul rate, peak pooled GPU memory; then one more step profiled (GPU time per kernel, dispatches, matmul share).
+// Small config on software adapters; GPT-2 124M (B=8, T=1024) on hardware.
+import { backward, profileTable, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { AdamW } from '@wgpt/kernels';
 import type { BenchRow, BenchSuite } from '@wgpt/bench';
 import { makeConfig, paramCount, PRESETS } from './config.ts';
@@ -22,11 +23,13 @@ const suite: BenchSuite = {
     const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 2654435761) % config.V);
     const x = tensor(gpu, ids, [B, T], 'i32', { track: false });
     const y = tensor(gpu, ids, [B, T], 'i32', { track: false });
+    const one = tensor(gpu, [1], [1], 'f32', { track: false });
+    // As the trainer records it: the logits' gradient over the logits, no upload or read before the update.
     const step = () =>
       tidyAsync(async () => {
         opt.zeroGrad();
-        const { loss } = model.forward(x, y);
-        backward(loss!);
+        const { loss } = model.forward(x, y, { overwriteLogits: true });
+        backward(loss!, one);
         opt.update();
         return loss!.item();
       });
@@ -48,6 +51,15 @@ const suite: BenchSuite = {
       `L=${config.L} C=${config.C} B=${B} T=${T}: ${ms.toFixed(1)} ms/step, ${tps.toFixed(0)} tok/s, ` +
         `MFU ${(100 * mfu).toFixed(1)}%, peak ${(peakBytes / 2 ** 20).toFixed(1)} MiB`,
     );
+    const how = gpu.setProfiling(true);
+    const d0 = gpu.dispatchCount;
+    await step();
+    const dispatches = gpu.dispatchCount - d0;
+    gpu.setProfiling(false);
+    const what = how === 'wall' ? 'wall time per dispatch, each submitted alone' : 'timestamp queries';
+    for (const line of profileTable(await gpu.profileTimes(), 1, what)) log(line);
+    log(`dispatches per step: ${dispatches} (AdamW ${opt.dispatchesPerStep})`);
+    gpu.resetProfile();
     const row: BenchRow = {
       name: 'train step (fwd+bwd+AdamW)',
       shape:
@@ -64,6 +76,7 @@ const suite: BenchSuite = {
     model.dispose();
     x.dispose();
     y.dispose();
+    one.dispose();
     return [row];
   },
 };

@@ -3,7 +3,7 @@
 // steps, one log line per step (+ JSONL), a loss plot at the end, atomic checkpoints and exact resume.
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { backward, noGrad, tensor, tidyAsync, WgptError, type Gpu } from '@wgpt/runtime';
+import { backward, empty, noGrad, profileTable, tensor, tidy, tidyAsync, WgptError, type Gpu } from '@wgpt/runtime';
 import { AdamW, gemm } from '@wgpt/kernels';
 import { paramCount, type GPT2Config } from './config.ts';
 import { ShardLoader, shardFingerprint } from './loader.ts';
@@ -58,6 +58,12 @@ export interface TrainOptions {
   eotToken: number;
   /** Measured f32 peak of the adapter in TFLOP/s for MFU; measured at start when absent. */
   peakTflops?: number;
+  /**
+   * Time every kernel of the training steps after the first (which compiles the pipelines) and log, at the end,
+   * GPU time per kernel over a step, dispatches per step and the matmuls' share: timestamp queries where the
+   * adapter has them, else wall time per dispatch ('wall' forces that).
+   */
+  profile?: boolean | 'wall';
   log?: (line: string) => void;
 }
 
@@ -368,23 +374,45 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     else if (startStep >= o.steps) await checkpoint(startStep);
   }
   const tStart = performance.now();
+  // Each micro-batch's loss lands here on the GPU; the optimizer's status carries them back with the norm.
+  const microLosses = empty(gpu, [accum], 'f32', { track: false, name: 'micro-batch losses' });
+  const profiled = { steps: 0, dispatches: 0, how: '' };
   for (let step = startStep + 1; step <= o.steps; step++) {
     const t0 = performance.now();
     const lr = learningRate(step, o);
-    opt.zeroGrad();
-    let lossSum = 0;
-    for (let micro = 0; micro < accum; micro++) {
-      const b = trainLoader.next();
-      lossSum += await tidyAsync(async () => {
-        const { loss } = model.forward(tensor(gpu, b.inputs, [B, T], 'i32'), tensor(gpu, b.targets, [B, T], 'i32'));
-        backward(loss!, scale);
-        return loss!.item();
-      });
+    const profiling = !!o.profile && step > startStep + 1;
+    if (profiling) profiled.how = gpu.setProfiling(true, { wall: o.profile === 'wall' });
+    const d0 = gpu.dispatchCount;
+    // One submit and one wait per step: every micro-batch's tokens go up first (an upload submits what is recorded
+    // before it), then forward, backward and the update are recorded, and one read after the update returns the
+    // losses, the norm and whether the update was applied (the GPU skips a non-finite step by itself).
+    const batches = Array.from({ length: accum }, () => trainLoader.next());
+    const result = await tidyAsync(async () => {
+      const xy = batches.map((b) => [tensor(gpu, b.inputs, [B, T], 'i32'), tensor(gpu, b.targets, [B, T], 'i32')]);
+      opt.zeroGrad();
+      xy.forEach(([x, y], micro) =>
+        tidy(() => {
+          const { loss } = model.forward(x!, y!, { overwriteLogits: true });
+          backward(loss!, scale);
+          gpu.copy(loss!.buffer, 0, microLosses.buffer, 4 * micro, 4);
+        }),
+      );
+      opt.update(lr, { skipNonFinite: true, losses: microLosses });
+      return opt.lastStep();
+    });
+    if (profiling) {
+      gpu.setProfiling(false);
+      profiled.steps++;
+      profiled.dispatches += gpu.dispatchCount - d0;
     }
-    const loss = lossSum / accum;
-    opt.computeNormSq();
-    const gradNorm = Math.sqrt(await opt.normSq.item());
-    const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
+    // The mean of the micro-batch losses (each an f32 read back), added in order as before.
+    const loss = Array.from(result.losses).reduce((a, l) => a + l, 0) / accum;
+    const gradNorm = result.gradNorm;
+    const skipped = !result.applied;
+    // The GPU decided on the bits of the f32 values; a finite f32 loss sum cannot overflow a double here.
+    if (skipped === (Number.isFinite(loss) && Number.isFinite(gradNorm)))
+      throw new Error(`step ${step}: the GPU ${skipped ? 'skipped' : 'applied'} an update with loss ${loss}, ` +
+        `norm ${gradNorm}`);
     if (skipped) {
       badInARow++;
       log(`step ${step}: loss ${loss} / grad norm ${gradNorm} is not finite: update skipped (${badInARow} in a row)`);
@@ -395,11 +423,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
         log(`stopping: ${stoppedEarly}`);
         break;
       }
-    } else {
-      badInARow = 0;
-      opt.update(lr, { normComputed: true });
-    }
-    await gpu.sync();
+    } else badInARow = 0;
     const ms = performance.now() - t0;
     const tps = (o.totalBatchTokens * 1000) / ms;
     const entry: StepLog = {
@@ -443,8 +467,19 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const allVal = all.filter((s) => Number.isFinite(s.valLoss)).map((s) => ({ step: s.step, loss: s.valLoss! }));
   const title = `GPT-2 L=${config.L} C=${config.C}: loss`;
   writeFileSync(plot, lossPlotSvg(all.map((s) => ({ step: s.step, loss: s.loss })), allVal, title));
+  if (o.profile) {
+    if (!profiled.steps) log('profile: no step after the first ran, nothing timed');
+    else {
+      const times = await gpu.profileTimes();
+      const how = profiled.how === 'wall' ? 'wall time per dispatch, each submitted alone' : 'timestamp queries';
+      for (const line of profileTable(times, profiled.steps, how)) log(line);
+      log(`dispatches per step: ${(profiled.dispatches / profiled.steps).toFixed(0)} (AdamW ${opt.dispatchesPerStep})`);
+      gpu.resetProfile();
+    }
+  }
   opt.dispose();
   model.dispose();
   scale.dispose();
+  microLosses.dispose();
   return { steps, valLosses, checkpoint: lastCheckpoint, plot, stoppedEarly };
 }

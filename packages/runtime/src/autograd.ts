@@ -8,6 +8,7 @@
 // The first contribution to an activation's gradient is written (=), later ones add (+=); parameters' grads are
 // zeroed by zeroGrad() and always accumulate, so gradient accumulation across micro-batches is plain +=.
 import { WgptError } from './errors.ts';
+import { fill } from './builtin/fill.ts';
 import { Tensor } from './tensor.ts';
 
 export interface GradTarget {
@@ -24,6 +25,14 @@ export interface BackwardCtx {
    * result then always accumulates.
    */
   grad(input: Tensor, opts?: { zeroed?: boolean }): GradTarget | null;
+  /**
+   * Like grad(), but when this is the first contribution to `input`'s gradient, the target is `input` itself: the
+   * kernel writes the gradient over the values (inPlace: true), which are gone from then on (reading `input` or
+   * passing it to an op throws). Only for an input that no other backward still needs, e.g. logits whose one
+   * consumer is the loss and whose producer (a matmul) needs only its output's gradient. Otherwise (a gradient is
+   * there already, or `input` is a parameter) it is grad().
+   */
+  gradInPlace(input: Tensor, op: string): (GradTarget & { inPlace: boolean }) | null;
 }
 
 export interface TapeNode {
@@ -83,6 +92,7 @@ export function defineOp<A extends unknown[], S>(def: OpDef<A, S>): Op<A> {
   if (opRegistry.has(def.name)) throw new WgptError(`Op "${def.name}" defined twice`);
   opRegistry.set(def.name, def as unknown as OpDef<never[], unknown>);
   const op = (...args: A): Tensor => {
+    for (const a of args) if (a instanceof Tensor) a.assertIntact(def.name);
     const { out, saved } = def.forward(...args);
     const inputs = args.filter((a): a is Tensor => a instanceof Tensor);
     if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
@@ -111,6 +121,15 @@ const ctx: BackwardCtx = {
     // The caller's kernel overwrites every element now; later contributions accumulate.
     input.markGradReady();
     return { tensor: g, accumulate: 0 };
+  },
+  gradInPlace(input: Tensor, op: string) {
+    if (!input.requiresGrad) return null;
+    if (input.grad || input.isParam || input.pack) return { ...ctx.grad(input)!, inPlace: false };
+    input.adoptGrad(input.view(input.shape));
+    input.markGradReady();
+    input.overwrittenBy = op;
+    if (input.base) input.base.overwrittenBy = op;
+    return { tensor: input.grad!, accumulate: 0, inPlace: true };
   },
 };
 
@@ -147,7 +166,7 @@ export function backward(root: Tensor, gradient?: Tensor): void {
     root.gpu.copy(gradient.buffer, 0, g.buffer, 0, root.bytes);
   } else {
     if (root.size !== 1) throw new WgptError(`backward() without a gradient needs a one-element root, got ${root}`);
-    g.write([1]);
+    fill(g, 1); // a kernel, not an upload: an upload would submit everything recorded so far
   }
   root.markGradReady();
   const order = topoSort(root);

@@ -54,10 +54,14 @@ export class BufferPool {
     private report?: (error: Promise<GPUError | null>, what: () => string) => void,
   ) {}
 
-  acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
+  /**
+   * A buffer of at least `bytes`, of the request's size class; with `exact`, of exactly `bytes` rounded up to 16
+   * (for buffers that live the whole run, e.g. packed parameters, where a size class would waste up to 25%).
+   */
+  acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string, opts: { exact?: boolean } = {}): GPUBuffer {
     if (!Number.isFinite(bytes) || bytes < 0)
       throw new GpuValidationError(`Buffer size ${bytes} is not a valid byte count${label ? ` (${label})` : ''}`);
-    const size = sizeClass(Math.max(bytes, 4));
+    const size = opts.exact ? Math.ceil(Math.max(bytes, 4) / 16) * 16 : sizeClass(Math.max(bytes, 4));
     const isStorage = (usage & GPUBufferUsage.STORAGE) !== 0;
     const limit = isStorage
       ? Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize)
@@ -71,7 +75,7 @@ export class BufferPool {
     // The size class may round past the limit while the request does not: then the class's buffers are the
     // limit's size, which still holds every request of the class (each is ≤ limit), so any of them can be reused.
     const allocSize = Math.min(size, limit);
-    const key = `${size}:${usage}`;
+    const key = `${opts.exact ? 'exact ' : ''}${size}:${usage}`;
     const list = this.free.get(key);
     let buf = list?.pop();
     if (buf) {
@@ -134,4 +138,64 @@ export class BufferPool {
     this.handedOut.clear();
     this.stats.bytesInUse = this.stats.bytesReserved = this.stats.live = 0;
   }
+}
+
+/**
+ * A byte range of a GPUBuffer, accepted by the runtime wherever it takes a GPUBuffer (dispatch bindings, copy,
+ * clear, write, read): a tensor packed with others into one buffer (packed.ts) has one as its `buffer`, so every
+ * kernel binds it as {buffer, offset, size} without knowing. It cannot be mapped or destroyed, and WebGPU itself
+ * does not accept it: code that hands buffers to the device directly resolves them with `bufferRange()` first.
+ */
+export class BufferSlice implements GPUBuffer {
+  readonly __brand = 'GPUBuffer' as const;
+  label: string;
+
+  constructor(
+    /** The buffer the range lies in (never itself a slice). */
+    readonly root: GPUBuffer,
+    /** Byte offset of the range in root. */
+    readonly offset: number,
+    /** Bytes in the range. */
+    readonly size: number,
+    label?: string,
+  ) {
+    if (root instanceof BufferSlice) throw new GpuValidationError('BufferSlice of a BufferSlice: slice the root');
+    if (offset < 0 || size < 0 || offset + size > root.size || offset % 4 || size % 4)
+      throw new GpuValidationError(
+        `BufferSlice [${offset}, ${offset + size}) does not lie in buffer "${root.label}" of ${root.size} bytes ` +
+          'at 4-byte boundaries',
+      );
+    this.label = label ?? `${root.label} [${offset}, ${offset + size})`;
+  }
+
+  get usage(): GPUFlagsConstant {
+    return this.root.usage;
+  }
+
+  get mapState(): GPUBufferMapState {
+    return this.root.mapState;
+  }
+
+  mapAsync(): Promise<undefined> {
+    throw new GpuValidationError(`${this.label}: a slice of a buffer cannot be mapped (read it through the Gpu)`);
+  }
+
+  getMappedRange(): ArrayBuffer {
+    throw new GpuValidationError(`${this.label}: a slice of a buffer cannot be mapped (read it through the Gpu)`);
+  }
+
+  unmap(): undefined {
+    throw new GpuValidationError(`${this.label}: a slice of a buffer cannot be mapped`);
+  }
+
+  destroy(): undefined {
+    throw new GpuValidationError(`${this.label}: a slice of a buffer is not destroyed by itself; destroy its root`);
+  }
+}
+
+/** The real buffer behind `buf` and the byte range that `buf` stands for in it. */
+export function bufferRange(buf: GPUBuffer): { buffer: GPUBuffer; offset: number; size: number } {
+  return buf instanceof BufferSlice
+    ? { buffer: buf.root, offset: buf.offset, size: buf.size }
+    : { buffer: buf, offset: 0, size: buf.size };
 }

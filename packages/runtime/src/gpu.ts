@@ -4,7 +4,7 @@
 // Errors: each pipeline creation and dispatch runs inside a validation error scope whose result is checked at the
 // next sync point (read, sync, flush with check); the exception names the kernel, its file and the shapes.
 // Device loss is recorded and turned into a DeviceLostError on every later call, never a silent hang.
-import { BufferPool } from './buffers.ts';
+import { BufferPool, BufferSlice, bufferRange } from './buffers.ts';
 import { openDevice, type OpenOptions } from './device.ts';
 import { DeviceLostError, GpuValidationError, KernelCompileError } from './errors.ts';
 import {
@@ -15,10 +15,13 @@ import {
   uniformBindingIndex,
   type KernelSpec,
 } from './kernel.ts';
-import { Profiler } from './profiler.ts';
+import { Profiler, WallProfiler, type KernelTime } from './profiler.ts';
 
 export interface DispatchArgs {
-  /** Buffers by binding name (the spec's names). The uniform binding is filled from `uniforms`. */
+  /**
+   * Buffers by binding name (the spec's names). The uniform binding is filled from `uniforms`. A BufferSlice binds
+   * its range only (its offset must be a multiple of minStorageBufferOffsetAlignment).
+   */
   buffers: Readonly<Record<string, GPUBuffer>>;
   uniforms?: Readonly<Record<string, number>>;
   overrides?: Readonly<Record<string, number>>;
@@ -40,13 +43,18 @@ const ARENA_BYTES = 1 << 20;
 export class Gpu {
   readonly pool: BufferPool;
   readonly limits: GPUSupportedLimits;
+  /** Timestamp queries, where the adapter has them. */
   readonly profiler: Profiler | null;
+  /** Wall time per dispatch: the fallback of profile() (see profiler.ts). */
+  readonly wallProfiler = new WallProfiler();
   /** Check every dispatch with an error scope (default). Off only for benchmarks of proven kernels. */
   checkDispatches = true;
   /** Fill every new tensor with a NaN sentinel (tests): an element a kernel never writes then fails loudly. */
   poisonNew = false;
   dispatchCount = 0;
   submitCount = 0;
+  /** Host reads (read(): flush, wait for the queue, map): what a step should need once, at its end. */
+  readCount = 0;
 
   private pipelines = new Map<
     string,
@@ -60,6 +68,8 @@ export class Gpu {
   >();
   private sourceById = new Map<string, KernelSpec>();
   private encoder: GPUCommandEncoder | null = null;
+  /** With the wall profiler on: each dispatch's own command buffer, submitted one at a time at the next read. */
+  private serial: { label: string; commands: GPUCommandBuffer }[] = [];
   private pending: Pending[] = [];
   private arena: GPUBuffer;
   private arenaData = new Uint8Array(ARENA_BYTES);
@@ -207,7 +217,7 @@ export class Gpu {
     // Empty problem: nothing to do (a zero dispatch is legal but pointless).
     if (x === 0 || y === 0 || z === 0) return;
     const uIndex = uniformBindingIndex(spec);
-    if (uIndex >= 0 && this.arenaUsed + UNIFORM_ALIGN > ARENA_BYTES) this.flush();
+    if ((uIndex >= 0 && this.arenaUsed + UNIFORM_ALIGN > ARENA_BYTES) || this.profiler?.full) this.flush();
     const entries: GPUBindGroupEntry[] = spec.bindings.map((b, i) => {
       if (i === uIndex) {
         const data = new Uint8Array(packUniforms(spec, args.uniforms ?? {}));
@@ -222,7 +232,15 @@ export class Gpu {
           `Kernel ${kernelId(spec)}: no buffer given for binding "${b.name}"` +
             (args.context ? ` [${args.context}]` : ''),
         );
-      return { binding: i, resource: { buffer } };
+      if (!(buffer instanceof BufferSlice)) return { binding: i, resource: { buffer } };
+      const align = this.limits.minStorageBufferOffsetAlignment;
+      if (buffer.offset % align)
+        throw new GpuValidationError(
+          `Kernel ${kernelId(spec)}: binding "${b.name}" starts at byte ${buffer.offset} of its buffer, not a ` +
+            `multiple of minStorageBufferOffsetAlignment ${align}` +
+            (args.context ? ` [${args.context}]` : ''),
+        );
+      return { binding: i, resource: { buffer: buffer.root, offset: buffer.offset, size: buffer.size } };
     });
     const check = this.checkDispatches;
     if (check) this.device.pushErrorScope('validation');
@@ -232,6 +250,10 @@ export class Gpu {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
+    if (this.wallProfiler.enabled) {
+      this.serial.push({ label: kernelId(spec), commands: this.encoder!.finish() });
+      this.encoder = null;
+    }
     if (check) {
       const promise = this.device.popErrorScope();
       this.pending.push({
@@ -247,25 +269,77 @@ export class Gpu {
   /** Records a buffer-to-buffer copy into the pending encoder. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.assertAlive();
-    this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    const s = within(src, srcOffset, bytes, 'copy from');
+    const d = within(dst, dstOffset, bytes, 'copy to');
+    if (s.buffer === d.buffer)
+      throw new GpuValidationError(
+        `copy from "${src.label}" to "${dst.label}": both lie in one buffer, and WebGPU copies only between two`,
+      );
+    this.getEncoder().copyBufferToBuffer(s.buffer, s.offset, d.buffer, d.offset, bytes);
   }
 
-  /** Records a zero fill into the pending encoder. */
+  /** Records a zero fill into the pending encoder (to the end of `buf` without `bytes`). */
   clear(buf: GPUBuffer, offset = 0, bytes?: number): void {
     this.assertAlive();
-    this.getEncoder().clearBuffer(buf, offset, bytes);
+    const r = within(buf, offset, bytes ?? buf.size - offset, 'clear of');
+    this.getEncoder().clearBuffer(r.buffer, r.offset, bytes ?? buf.size - offset);
   }
 
   /** Submits the pending encoder (if any). Uniforms for its dispatches are uploaded just before, in queue order. */
   flush(): void {
     this.assertAlive();
-    if (!this.encoder) return;
+    if (!this.encoder && !this.serial.length) return;
     if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed);
-    this.profiler?.resolve(this.encoder);
-    this.device.queue.submit([this.encoder.finish()]);
+    const commands = this.serial.splice(0).map((s) => s.commands);
+    if (this.encoder) {
+      this.profiler?.resolve(this.encoder);
+      commands.push(this.encoder.finish());
+    }
+    this.device.queue.submit(commands);
     this.submitCount++;
     this.encoder = null;
     this.arenaUsed = 0;
+  }
+
+  /** Submits the dispatches held for the wall profiler one at a time, timing each from submit to done. */
+  private async flushTimed(): Promise<void> {
+    if (!this.serial.length) return;
+    if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed);
+    this.arenaUsed = 0;
+    await this.device.queue.onSubmittedWorkDone();
+    for (const s of this.serial.splice(0)) {
+      const t0 = performance.now();
+      this.device.queue.submit([s.commands]);
+      this.submitCount++;
+      await this.device.queue.onSubmittedWorkDone();
+      this.wallProfiler.record(s.label, performance.now() - t0);
+    }
+  }
+
+  /**
+   * Turns kernel timing on or off: timestamp queries where the adapter has them, else wall time per dispatch
+   * (`wall` forces that; dispatches are then timed at the next read or sync, and an upload in between submits
+   * them untimed). Returns the method in use. Totals add up over every period it was on; read them with
+   * profileTimes().
+   */
+  setProfiling(on: boolean, opts: { wall?: boolean } = {}): 'timestamps' | 'wall' {
+    const wall = opts.wall || !this.profiler;
+    if (this.profiler) this.profiler.enabled = on && !wall;
+    if (this.wallProfiler.enabled && !on) this.flush();
+    this.wallProfiler.enabled = on && wall;
+    return wall ? 'wall' : 'timestamps';
+  }
+
+  /** Kernel totals timed so far (both methods), slowest first; waits for the work recorded so far. */
+  async profileTimes(): Promise<KernelTime[]> {
+    await this.sync();
+    const all = [...(this.profiler ? await this.profiler.collect() : []), ...this.wallProfiler.collect()];
+    return all.sort((a, b) => b.totalMs - a.totalMs);
+  }
+
+  resetProfile(): void {
+    this.profiler?.reset();
+    this.wallProfiler.reset();
   }
 
   /**
@@ -273,12 +347,14 @@ export class Gpu {
    * buffer written now could otherwise change under a dispatch recorded earlier.
    */
   write(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    const r = within(buf, offset, data.byteLength, 'write to');
     this.flush();
-    this.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(r.buffer, r.offset, data.buffer, data.byteOffset, data.byteLength);
   }
 
   /** Flushes, waits for the queue, and throws the first validation error of anything recorded since the last check. */
   async check(): Promise<void> {
+    await this.flushTimed();
     this.flush();
     const pending = this.pending;
     this.pending = [];
@@ -311,9 +387,11 @@ export class Gpu {
   /** Copies `bytes` from a buffer back to the host. */
   async read(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     this.assertAlive();
+    const r = within(buf, offset, Math.ceil(bytes / 4) * 4, 'read of');
+    this.readCount++;
     const staging = this.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
     try {
-      this.getEncoder().copyBufferToBuffer(buf, offset, staging, 0, Math.ceil(bytes / 4) * 4);
+      this.getEncoder().copyBufferToBuffer(r.buffer, r.offset, staging, 0, Math.ceil(bytes / 4) * 4);
       await this.check();
       await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(bytes / 4) * 4), this.lostRejection]);
       const out = staging.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
@@ -341,4 +419,14 @@ export class Gpu {
     this.profiler?.destroy();
     this.device.destroy();
   }
+}
+
+/** The real buffer and offset for `bytes` at `offset` of `buf` (a slice adds its own offset), checked to fit. */
+function within(buf: GPUBuffer, offset: number, bytes: number, what: string): { buffer: GPUBuffer; offset: number } {
+  const r = bufferRange(buf);
+  if (offset < 0 || bytes < 0 || offset + bytes > r.size)
+    throw new GpuValidationError(
+      `${what} "${buf.label}": bytes [${offset}, ${offset + bytes}) do not lie in its ${r.size} bytes`,
+    );
+  return { buffer: r.buffer, offset: r.offset + offset };
 }

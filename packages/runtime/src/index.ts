@@ -6,6 +6,7 @@ export * from './gpu.ts';
 export * from './profiler.ts';
 export * from './tensor.ts';
 export * from './autograd.ts';
+export * from './packed.ts';
 export { fill, fillBuffer, fillSpec, grid1d, POISON_BITS } from './builtin/fill.ts';
 export { checkSpec } from './reflect.ts';
 export { mulberry32, gaussianRng } from './random.ts';

@@ -27,6 +27,16 @@ export class Tensor {
   name?: string;
   /** For a view: the tensor whose buffer this one shares. Disposing a view never releases the buffer. */
   base: Tensor | null = null;
+  /**
+   * For a tensor packed with others into shared buffers (packed.ts): its pack, which allocates the gradients of
+   * all its tensors at once (each a slice of one gradient buffer) when the first is needed, and frees them all.
+   */
+  pack: { ensureGrads(): void; dispose(): void } | null = null;
+  /**
+   * Set (to the op's name) when a backward wrote this tensor's gradient over its values, to save memory (the fused
+   * classifier's in-place option): its values are gone, and reading it or passing it to an op throws.
+   */
+  overwrittenBy: string | null = null;
   private disposed = false;
   /** The tidy() scope that will dispose this tensor, if any. */
   private scope: Scope | undefined;
@@ -58,6 +68,7 @@ export class Tensor {
 
   async read(): Promise<TypedArrayOf<this['dtype']>> {
     if (this.disposed) throw new WgptError(`read() of disposed tensor ${this}`);
+    this.assertIntact('read()');
     const ab = await this.gpu.read(this.buffer, this.bytes);
     return (
       this.dtype === 'f32' ? new Float32Array(ab) : this.dtype === 'i32' ? new Int32Array(ab) : new Uint32Array(ab)
@@ -88,6 +99,15 @@ export class Tensor {
     const v = new Tensor(this.gpu, shape, this.dtype, this.buffer, { name: this.name });
     v.base = root;
     return v;
+  }
+
+  /** Throws if a backward wrote this tensor's gradient over its values (see overwrittenBy). */
+  assertIntact(what: string): void {
+    if (this.overwrittenBy)
+      throw new WgptError(
+        `${what} of ${this}: its buffer holds its gradient now (${this.overwrittenBy} wrote it over the values in ` +
+          'backward to save memory); use the values before backward, or run that op without its in-place option',
+      );
   }
 
   dispose(): void {
@@ -124,8 +144,20 @@ export class Tensor {
     this.hasGradValue = true;
   }
 
+  /**
+   * Makes `g` (same shape) this tensor's gradient, holding no value yet (the next contribution overwrites it). For
+   * packs, which hand out slices of one gradient buffer, and for ops that compute a gradient in place.
+   */
+  adoptGrad(g: Tensor): void {
+    if (g.size !== this.size) throw new WgptError(`adoptGrad: ${g} as the gradient of ${this}`);
+    if (this.grad) throw new WgptError(`adoptGrad: ${this} has a gradient buffer already`);
+    this.grad = g;
+    this.hasGradValue = false;
+  }
+
   /** Allocates this tensor's gradient buffer if missing. Param grads are untracked so tidy() never frees them. */
   ensureGrad(): Tensor {
+    if (!this.grad && this.pack) this.pack.ensureGrads();
     if (!this.grad) {
       const name = `grad(${this.name ?? `t${this.id}`})`;
       this.grad = empty(this.gpu, this.shape, 'f32', { track: !this.isParam, name });
@@ -154,16 +186,19 @@ export function checkShape(shape: readonly number[]): void {
       throw new WgptError(`Bad shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
 }
 
-/** A tensor with undefined contents. */
+/**
+ * A tensor with undefined contents. With `exact`, its buffer is not rounded up to a size class (for large tensors
+ * that live the whole run, such as optimizer moments).
+ */
 export function empty(
   gpu: Gpu,
   shape: readonly number[],
   dtype: DType = 'f32',
-  opts: { track?: boolean; name?: string } = {},
+  opts: { track?: boolean; name?: string; exact?: boolean } = {},
 ): Tensor {
   checkShape(shape);
   const size = shape.reduce((a, b) => a * b, 1);
-  const buffer = gpu.pool.acquire(size * 4, storageUsage(), opts.name);
+  const buffer = gpu.pool.acquire(size * 4, storageUsage(), opts.name, { exact: opts.exact });
   // Tests turn poisoning on so that an element a kernel forgets to write is NaN and fails the comparison.
   if (gpu.poisonNew) fillBuffer(gpu, buffer, size, POISON_BITS);
   return new Tensor(gpu, shape, dtype, buffer, opts);
@@ -173,7 +208,7 @@ export function zeros(
   gpu: Gpu,
   shape: readonly number[],
   dtype: DType = 'f32',
-  opts: { track?: boolean; name?: string } = {},
+  opts: { track?: boolean; name?: string; exact?: boolean } = {},
 ): Tensor {
   const t = empty(gpu, shape, dtype, opts);
   gpu.clear(t.buffer, 0, Math.max(4, t.bytes));

@@ -151,3 +151,4 @@ export async function checkOp(
     return { forward, gradWrite, gradAccumulate, out: got };
   });
 }
+export { recordingGpu, RECORDING_LIMITS } from './recording.ts';
