@@ -30,7 +30,8 @@ for (let s = 0; s <= steps; s++) {
   const t0 = performance.now();
   const l = await tidyAsync(async () => {
     opt.zeroGrad();
-    const { loss } = model.forward(x, y);
+    // As the trainer: the classifier's backward writes the gradient over the logits (one (B·T, Vp) buffer).
+    const { loss } = model.forward(x, y, { overwriteLogits: true });
     backward(loss!);
     opt.update();
     return loss!.item();
