@@ -85,8 +85,13 @@ export class ReplyText {
 /** A conversation that does not fit in the model's context, whatever is dropped. */
 export class ContextError extends WgptError {}
 
+/**
+ * A conversation with a model in a chat format: ask() answers a question and keeps the turn. Holds a KV cache on
+ * the model's GPU until dispose().
+ */
 export class ChatSession {
-  readonly settings: ChatSettings;
+  /** temperature, topK and topP may change between replies; maxTokens is fixed (the context's room counts on it). */
+  readonly settings: Omit<ChatSettings, 'maxTokens'> & { readonly maxTokens: number };
   private systemText: string | null = null;
   private systemIds: number[] = [];
   /** Each turn: the user's message and the assistant's reply, rendered and closed with <|im_end|>. */
