@@ -21,7 +21,7 @@ import {
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
-/** The libraries, bottom up: base ← runtime ← kernels ← gpt2; base ← tokenizer ← data ← gpt2; gpt2 ← chat. */
+/** The libraries, bottom up: base ← runtime ← kernels ← gpt2; base ← tokenizer ← data ← gpt2; gpt2, runtime ← chat. */
 const LIBRARIES = [
   '@wgpt/base', '@wgpt/runtime', '@wgpt/kernels', '@wgpt/tokenizer', '@wgpt/data', '@wgpt/gpt2', '@wgpt/chat',
 ];
@@ -40,7 +40,7 @@ const RULES: Rules = {
   '@wgpt/tokenizer': ['@wgpt/base', '@wgpt/bench'],
   '@wgpt/data': ['@wgpt/base', '@wgpt/tokenizer', '@wgpt/bench'],
   '@wgpt/gpt2': ['@wgpt/base', '@wgpt/runtime', '@wgpt/kernels', '@wgpt/tokenizer', '@wgpt/data', '@wgpt/bench'],
-  '@wgpt/chat': ['@wgpt/base', '@wgpt/gpt2', '@wgpt/tokenizer'],
+  '@wgpt/chat': ['@wgpt/base', '@wgpt/runtime', '@wgpt/gpt2', '@wgpt/tokenizer'],
   '@wgpt/web': LIBRARIES,
   '@wgpt/cli': [...LIBRARIES, '@wgpt/web', '@wgpt/bench'],
   '@wgpt/tools': [...LIBRARIES, '@wgpt/web', '@wgpt/bench'],

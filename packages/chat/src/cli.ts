@@ -1,12 +1,17 @@
-// `wgpt chat render`, `wgpt chat synth` and `wgpt chat stats`. Results go to stdout.
+// `wgpt chat` (`chat talk`: a terminal chat with a model, or one answer with --once), and `wgpt chat render`,
+// `wgpt chat synth` and `wgpt chat stats`. Results go to stdout.
 import { readFileSync } from 'node:fs';
-import { intArg } from '@wgpt/base';
-import { systemErrorReason, WgptError } from '@wgpt/base/errors';
+import { intArg, numArg } from '@wgpt/base';
+import { systemErrorReason, UsageError, WgptError } from '@wgpt/base/errors';
+import { GPT2, loadModelFile, printable } from '@wgpt/gpt2';
+import { Gpu } from '@wgpt/runtime';
 import { type Command, Option } from 'commander';
+import { type ChatReply, ChatSession, checkModelForChat, ContextError } from './chat.ts';
 import { CONVERSATION_FORMATS, type ConversationFormat, newReadStats, readConversations } from './data.ts';
 import { type ChatFormat, resolveChatFormat } from './format.ts';
 import { type PackStats, planRows } from './pack.ts';
 import { checkMessages, type ChatMessage, type RenderedConversation, renderConversation } from './render.ts';
+import { runRepl } from './repl.ts';
 import { writeSynthJsonl } from './synth.ts';
 
 export interface ChatCliIo {
@@ -154,9 +159,120 @@ async function stats(o: StatsOpts, io: ChatCliIo): Promise<void> {
   io.out(s);
 }
 
-/** Registers `chat render`, `chat synth` and `chat stats`. */
+interface ChatOpts {
+  checkpoint: string;
+  tokenizer: string;
+  system?: string;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  maxTokens?: number;
+  seed: number;
+  once?: string;
+  json?: boolean;
+}
+
+/** Replies are at most this long unless --max-tokens says otherwise (and at most half the context). */
+const DEFAULT_MAX_TOKENS = 256;
+
+async function chatCommand(o: ChatOpts, adapter: string | undefined, io: ChatCliIo): Promise<void> {
+  if (o.json && o.once === undefined) throw new UsageError('--json goes with --once (the chat itself prints text)');
+  if (o.once !== undefined && o.once.trim() === '') throw new UsageError('--once: the question is empty');
+  const cf = resolveChatFormat(o.tokenizer, '--tokenizer');
+  const m = loadModelFile(o.checkpoint);
+  checkModelForChat(o.checkpoint, m.config, cf, o.tokenizer);
+  const { maxT, V } = m.config;
+  const maxTokens = o.maxTokens ?? Math.max(1, Math.min(DEFAULT_MAX_TOKENS, Math.floor(maxT / 2)));
+  if (maxTokens >= maxT) {
+    throw new UsageError(`--max-tokens ${maxTokens} leaves no room for a prompt in the model's context of ${maxT}`);
+  }
+  const settings = { temperature: o.temperature, topK: o.topK, topP: o.topP, maxTokens, seed: o.seed };
+  const gpu = await Gpu.open({ adapter });
+  try {
+    const model = new GPT2(gpu, m.config, m.params);
+    const session = new ChatSession(model, cf, settings);
+    try {
+      try {
+        if (o.system !== undefined) session.setSystem(o.system);
+      } catch (e) {
+        throw e instanceof ContextError ? new UsageError(`--system: ${e.message}`) : e;
+      }
+      if (o.once !== undefined) {
+        await once(session, o.once, !!o.json, io);
+        return;
+      }
+      const banner =
+        `wgpt chat: ${o.checkpoint} (V=${V}, context ${maxT} tokens), ChatML in ${cf.encoding.name}; ` +
+        `replies of up to ${maxTokens} tokens, temperature ${o.temperature}.\n` +
+        '/help lists the commands; /quit or Ctrl-D leaves.';
+      const terminal = !!process.stdin.isTTY && !!process.stdout.isTTY;
+      const status = await runRepl(session, { input: process.stdin, output: process.stdout, terminal }, banner);
+      if (status !== 0) process.exitCode = status;
+    } finally {
+      session.dispose();
+      model.dispose();
+    }
+  } finally {
+    gpu.destroy();
+  }
+}
+
+/** --once: the reply on stdout (streamed; or --json at the end); a reply cut by --max-tokens is said on stderr. */
+async function once(session: ChatSession, question: string, json: boolean, io: ChatCliIo): Promise<void> {
+  let r: ChatReply;
+  try {
+    r = await session.ask(question, { onText: json ? undefined : (s) => io.out(printable(s)) });
+  } catch (e) {
+    throw e instanceof ContextError ? new UsageError(`--once: ${e.message}`) : e;
+  }
+  if (json) {
+    io.out(`${JSON.stringify({ prompt_ids: r.promptIds, ids: r.ids, text: r.text, stopped: r.stopped })}\n`);
+    return;
+  }
+  io.out('\n');
+  if (r.stopped === 'max_tokens') {
+    io.err(`wgpt chat: the reply stopped at --max-tokens ${r.ids.length}, before its <|im_end|>\n`);
+  }
+}
+
+/** Registers `chat talk` (also plain `chat`: the chat itself), `chat render`, `chat synth` and `chat stats`. */
 export function register(program: Command, io: ChatCliIo = processIo): void {
-  const chat = program.command('chat').description('conversations in ChatML: render, synthetic data, packing stats');
+  const chat = program
+    .command('chat')
+    .description(
+      'chat with a GPT-2 fine-tuned on ChatML (`wgpt chat --checkpoint PATH`, see `chat talk --help`); ' +
+        'render, synthesize or count conversations',
+    );
+  // The chat itself is the default subcommand, not options of `chat`: commander would give those options every
+  // subcommand's flags of the same name (`chat stats --seed`), since wgpt's options may follow the command.
+  chat
+    .command('talk', { isDefault: true })
+    .description('a terminal chat with a model (the default: `wgpt chat --checkpoint PATH` is this), or --once')
+    .requiredOption('--checkpoint <path>', 'the model: llm.c .bin, checkpoint folder, or Hugging Face .safetensors')
+    .option(
+      '--tokenizer <name|dir>',
+      "the model's encoding: r50k_base (GPT-2, markers appended), cl100k_base, o200k_base, or a tokenizer folder",
+      'r50k_base',
+    )
+    .option('--system <text>', 'the system message')
+    .option('--temperature <x>', 'softmax temperature (0: greedy)', numArg({ min: 0 }), 0.7)
+    .option('--top-k <n>', 'sample from the k most likely tokens', intArg({ min: 1 }))
+    .option('--top-p <x>', 'nucleus sampling threshold, in (0, 1]', numArg({ above: 0, max: 1 }))
+    .option(
+      '--max-tokens <n>',
+      `the most tokens of a reply (default ${DEFAULT_MAX_TOKENS}, at most half the context); each prompt leaves ` +
+        'room for it',
+      intArg({ min: 1 }),
+    )
+    .option(
+      '--seed <n>',
+      'sampling seed (reply n of a conversation uses seed + n)',
+      intArg({ min: 0, max: MAX_SEED }),
+      1337,
+    )
+    .option('--once <question>', 'answer one question on stdout and exit')
+    .option('--json', 'with --once: print {"prompt_ids", "ids", "text", "stopped"}')
+    .action(async (o: ChatOpts, cmd: Command) => chatCommand(o, cmd.optsWithGlobals().adapter as string, io));
   const encoding = () =>
     new Option(
       '-e, --encoding <name|dir>',

@@ -1,5 +1,6 @@
 // Post-training on conversations: the ChatML format and its vocabulary, rendering with loss masks, conversation
-// data (JSONL readers, synthetic data), rows for training (packing and padding), and new embedding rows.
+// data (JSONL readers, synthetic data), rows for training (packing and padding), new embedding rows, and chatting
+// with a model (a session that keeps the conversation and the KV cache, the terminal REPL).
 export {
   CHAT_FORMAT_FILE,
   CHATML_MARKERS,
@@ -42,5 +43,9 @@ export { newRowBatch, packRows, planRows, writeRows } from './pack.ts';
 export type { PackMode, PackOptions, PackStats, RowBatch, RowPlan } from './pack.ts';
 export { initNewEmbeddingRows, NEW_ROW_NOISE, prepareModelForChat } from './embed.ts';
 export { Rng } from './rng.ts';
+export { ChatSession, chatFormatPath, checkModelForChat, ContextError, ReplyText } from './chat.ts';
+export type { AskOptions, ChatReply, ChatSettings, StopReason } from './chat.ts';
+export { HELP, parseReplLine, PROMPT, runRepl } from './repl.ts';
+export type { ReplIo, ReplLine } from './repl.ts';
 export { register, tokenLabel } from './cli.ts';
 export type { ChatCliIo } from './cli.ts';

@@ -22,6 +22,12 @@ export interface SampleOptions {
   stopTokens?: number[];
   /** Reuse keys and values across steps (default true); false: a full forward over the context per token. */
   kvCache?: boolean;
+  /**
+   * A KV cache kept across calls (a chat, whose prompts grow): `ids` are the tokens whose keys and values the cache
+   * holds at positions 0..ids.length-1. The prompt's longest common prefix with them is not prefilled again, and
+   * generate() keeps `ids` in step with the cache. The caller owns the cache (one sequence, the model's maxT).
+   */
+  reuse?: { cache: KVCache; ids: number[] };
 }
 
 /**
@@ -82,6 +88,9 @@ export async function* generate(model: GPT2, prompt: number[], o: SampleOptions)
   const rand = mulberry32(o.seed ?? 1337);
   const ids = prompt.slice();
   const stop = new Set(o.stopTokens ?? []);
+  if (o.reuse && (o.kvCache === false || o.reuse.cache.B !== 1 || o.reuse.cache.maxT !== maxT)) {
+    throw new WgptError("generate: reuse needs the KV cache, built for one sequence of the model's maxT positions");
+  }
   if (o.kvCache !== false) {
     yield* generateCached(model, ids, o, rand, stop);
     return;
@@ -109,15 +118,21 @@ async function* generateCached(
 ): AsyncGenerator<number> {
   const { V, Vp, maxT } = model.config;
   const gpu = model.gpu;
-  const cache = new KVCache(gpu, model.config, 1);
+  const cache = o.reuse?.cache ?? new KVCache(gpu, model.config, 1);
+  const held = o.reuse?.ids ?? []; // the tokens at the cache's positions 0..held.length-1
   try {
     let feed = ids.slice(-maxT); // prefill
     let pos = 0;
+    // Positions whose tokens are unchanged keep their keys and values; at least one token is fed, for its logits.
+    if (feed.length === ids.length) while (pos < feed.length - 1 && pos < held.length && held[pos] === feed[pos]) pos++;
+    feed = feed.slice(pos);
     for (let i = 0; i < o.maxNewTokens; i++) {
+      held.length = Math.min(held.length, pos); // from pos on, the cache is rewritten
       const row = await tidyAsync(async () => {
         const logits = model.forwardCached(tensor(gpu, feed, [1, feed.length], 'i32'), cache, pos, { lastOnly: true });
         return new Float32Array(await gpu.read(logits.buffer, Vp * 4));
       });
+      held.push(...feed);
       const next = pickToken(row, V, o, rand);
       ids.push(next);
       yield next;
@@ -131,6 +146,6 @@ async function* generateCached(
       }
     }
   } finally {
-    cache.dispose();
+    if (!o.reuse) cache.dispose();
   }
 }
