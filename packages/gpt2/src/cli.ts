@@ -12,7 +12,7 @@ import { initParams } from './init.ts';
 import { readLlmcModel, type ModelFile } from './llmc.ts';
 import { ShardLoader } from './loader.ts';
 import { GPT2 } from './model.ts';
-import { generate, printable } from './sample.ts';
+import { decodeForDisplay, generate, printable } from './sample.ts';
 import { findShards, train } from './train.ts';
 
 // Value parsers for the flags: commander reports a bad value naming the flag, with exit code 2.
@@ -214,7 +214,7 @@ export function register(program: Command): void {
           allowChange: !!o.allowChange,
           seed: o.seed,
           profile: o.profile === 'wall' ? 'wall' : !!o.profile,
-          decode: (ids) => enc.decode(ids),
+          decode: (ids) => decodeForDisplay(enc, ids),
           eotToken: enc.eotToken,
           shouldStop: () => signals.signal !== null,
         });
@@ -273,20 +273,20 @@ export function register(program: Command): void {
         let printed = '';
         // The prompt first (a document continues it), unless it is only <|endoftext|> (an unconditioned sample).
         if (!o.json && !(prompt.length === 1 && prompt[0] === enc.eotToken))
-          process.stdout.write(printable(enc.decode(prompt)));
+          process.stdout.write(printable(decodeForDisplay(enc, prompt)));
         for await (const t of generate(model, prompt, opts)) {
           out.push(t);
           if (!o.json) {
             // Stream text as it becomes valid UTF-8 (a token can end mid-character).
-            const text = enc.decode(out);
+            const text = decodeForDisplay(enc, out);
             if (!text.endsWith('\uFFFD')) {
               process.stdout.write(printable(text.slice(printed.length)));
               printed = text;
             }
           }
         }
-        if (o.json) console.log(JSON.stringify({ prompt, ids: out, text: enc.decode(out) }));
-        else process.stdout.write(printable(enc.decode(out).slice(printed.length)) + '\n');
+        if (o.json) console.log(JSON.stringify({ prompt, ids: out, text: decodeForDisplay(enc, out) }));
+        else process.stdout.write(printable(decodeForDisplay(enc, out).slice(printed.length)) + '\n');
         model.dispose();
       } finally {
         gpu.destroy();

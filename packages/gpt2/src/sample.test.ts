@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { WgptError } from '@wgpt/runtime';
 import { makeConfig } from './config.ts';
 import type { GPT2 } from './model.ts';
-import { generate } from './sample.ts';
+import { decodeForDisplay, generate } from './sample.ts';
 
 const model = { config: makeConfig({ L: 1, NH: 1, C: 4, V: 61, maxT: 8 }) } as unknown as GPT2;
 
@@ -20,4 +20,17 @@ describe('generate() rejects a bad prompt with a user error (no stack trace in t
       expect((err as Error).message).toMatch(message);
     });
   }
+});
+
+describe('decodeForDisplay', () => {
+  it('shows ids the tokenizer does not know as <|id N|> and decodes the rest around them', async () => {
+    const { getEncoding } = await import('@wgpt/tokenizer');
+    const enc = getEncoding('r50k_base');
+    const hello = enc.encode('Hello');
+    const world = enc.encode(' world');
+    expect(() => enc.decode([...hello, 50259])).toThrow(RangeError);
+    expect(decodeForDisplay(enc, [...hello, 50259, ...world, 50257])).toBe('Hello<|id 50259|> world<|id 50257|>');
+    expect(decodeForDisplay(enc, [...hello, ...world])).toBe('Hello world');
+    expect(decodeForDisplay(enc, [])).toBe('');
+  });
 });

@@ -38,6 +38,34 @@ export function printable(text: string): string {
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\uFFFD');
 }
 
+/**
+ * The text of `ids` for people to read. A model's vocabulary can be larger than its tokenizer's (chat markers
+ * appended for fine-tuning, a larger --vocab), and it can sample those ids: they show as `<|id N|>` instead of
+ * failing the decode.
+ */
+export function decodeForDisplay(enc: { decode(ids: ArrayLike<number>): string }, ids: readonly number[]): string {
+  const known = (id: number): boolean => {
+    try {
+      enc.decode([id]);
+      return true;
+    } catch (e) {
+      if (e instanceof RangeError) return false;
+      throw e;
+    }
+  };
+  let out = '';
+  let run: number[] = [];
+  for (const id of ids) {
+    if (known(id)) {
+      run.push(id);
+      continue;
+    }
+    out += enc.decode(run) + `<|id ${id}|>`;
+    run = [];
+  }
+  return out + enc.decode(run);
+}
+
 /** Picks a token from logits (the real vocabulary only) per the options. Exported for tests. */
 export function pickToken(logits: ArrayLike<number>, V: number, o: SampleOptions, rand: () => number): number {
   const temperature = o.temperature ?? 1;
