@@ -8,7 +8,7 @@ import { encoderSpecs } from './encoder/encoder.ts';
 import { kvcacheSpecs } from './kvcache/kvcache.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
 import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
-import { matmulSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
+import { matmulSpec, matmulSubgroupSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export {
@@ -23,6 +23,8 @@ export {
 export {
   attention,
   attentionNaive,
+  flashBackward,
+  flashForward,
   flashPlan,
   flashTiles,
   flashV2Tiles,
@@ -45,6 +47,8 @@ export { layernorm, layernormBackwardInto, layernormForwardInto, LAYERNORM_EPS }
 export {
   gemm,
   gemmStrided,
+  gemmVersion,
+  subgroupEligible,
   linear,
   linearGelu,
   matmul,
@@ -61,6 +65,7 @@ export const allSpecs: KernelSpec[] = [
   matmulSpec,
   matmulTiledSpec,
   matmulVec4Spec,
+  matmulSubgroupSpec,
   sumAllSpec,
   sumRowsSpec,
   broadcastSpec,
