@@ -7,7 +7,14 @@ import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentrop
 import { encoderSpecs } from './encoder/encoder.ts';
 import { kvcacheSpecs } from './kvcache/kvcache.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
-import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
+import {
+  layernormBackwardReduceSpec,
+  layernormBackwardReduceV2Spec,
+  layernormBackwardSpec,
+  layernormBackwardV2Spec,
+  layernormForwardSpec,
+  layernormForwardV2Spec,
+} from './layernorm/layernorm.ts';
 import { matmulSpec, matmulSubgroupSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
@@ -43,7 +50,14 @@ export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { encoder, encoderAt, encoderBackwardWte } from './encoder/encoder.ts';
 export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
-export { layernorm, layernormBackwardInto, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
+export {
+  layernorm,
+  layernormBackwardInto,
+  layernormForwardInto,
+  layernormVersion,
+  LAYERNORM_EPS,
+  type LayerNormVersion,
+} from './layernorm/layernorm.ts';
 export {
   gemm,
   gemmStrided,
@@ -80,6 +94,9 @@ export const allSpecs: KernelSpec[] = [
   layernormForwardSpec,
   layernormBackwardSpec,
   layernormBackwardReduceSpec,
+  layernormForwardV2Spec,
+  layernormBackwardV2Spec,
+  layernormBackwardReduceV2Spec,
   fusedClassifierSpec,
   fusedClassifierBackwardSpec,
   ...encoderSpecs,
