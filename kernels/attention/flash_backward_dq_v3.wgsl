@@ -47,7 +47,8 @@ fn own_dout(row: u32, c: u32) -> mat4x4<f32> {
 
 fn shared_row(row: u32, c: u32, lane: u32) -> mat4x4<f32> {
   let v = at(row, 4u * c + lane);
-  return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+  return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
+                     subgroupBroadcast(v, 3u));
 }
 
 fn dot16(a: mat4x4<f32>, b: mat4x4<f32>) -> f32 {

@@ -40,7 +40,8 @@ fn own(row: u32, c: u32) -> mat4x4<f32> {
 // The same 16 dims, lane q loading column q and the broadcasts handing every lane all four.
 fn shared_row(row: u32, c: u32, lane: u32) -> mat4x4<f32> {
   let v = at(row, 4u * c + lane);
-  return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+  return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
+                     subgroupBroadcast(v, 3u));
 }
 
 // Writes vec4 i of an output row, unless it is past the head.

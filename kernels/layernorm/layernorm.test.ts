@@ -200,7 +200,8 @@ describe('layernorm', () => {
         ],
         ([xx, ww, bb]) => layernormRef(xx!, ww!, bb!, N, C),
       );
-      // x − mean loses log2(1000) ≈ 10 bits to the offset: the inputs carry 1000·ε absolute, xhat ~1000·ε·rstd relative.
+      // x − mean loses log2(1000) ≈ 10 bits to the offset: the inputs carry 1000·ε absolute, xhat ~1000·ε·rstd
+      // relative.
       expect(r.forward).toBeLessThanOrEqual(4 * 1000 * 2 * EPS32);
     });
 

@@ -43,7 +43,8 @@ fn gelu(x: vec4<f32>) -> vec4<f32> {
 
 // The four lanes' v as the columns of one matrix (lane q's in column q), in every lane.
 fn share(v: vec4<f32>) -> mat4x4<f32> {
-  return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+  return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
+                     subgroupBroadcast(v, 3u));
 }
 
 // One output row over 4 steps of k: acc + Σ_j a[j] · bk[j], accumulated in k order.
