@@ -1,6 +1,6 @@
 // LayerNorm forward for CPU (SwiftShader) adapters: the same outputs as layernorm_forward.wgsl (mean, centred
 // two-pass variance, rstd, out), one invocation per row instead of one workgroup per row. On SwiftShader a workgroup
-// barrier switches coroutines and every load with a computed address costs four scalar loads behind branches, so a
+// barrier switches coroutines and every load with a computed address is a gather (a scalar load per lane), so a
 // row's three passes run in one invocation without barriers or workgroup memory, reading vec4s; the 4 lanes of a
 // vec4 accumulator are added pairwise at the end. Needs C % 4 == 0.
 struct Params {

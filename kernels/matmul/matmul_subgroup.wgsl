@@ -1,12 +1,13 @@
 // C = alpha · op(A) · op(B) (+ bias) (then GELU), for CPU (SwiftShader) adapters: no workgroup memory, no barriers,
 // and global loads shared through subgroup broadcasts.
-// v4: on SwiftShader each invocation is a lane of a 4-wide SIMD subgroup and every load with a computed address is
-// four scalar loads behind four branches, while a subgroup broadcast is a register shuffle and an FMA one
-// instruction. So loads are what to save: a subgroup of 4 lanes owns an 8 x 16 tile of C, lane q its columns
-// n0 + 4q .. +3 for all 8 rows. Per 4 steps of k, each lane loads a quarter of the 8 x 4 slice of op(A) (one vec4 of
-// each 4-row group) and broadcasts it to the others, and loads its own 4 x 4 slice of op(B). The accumulators are
-// two mat4x4 per lane (column r: row r of the group, over the lane's 4 columns), only ever indexed by constants;
-// the products are the same fma chain in k order as v3's, so the results are bit-identical to v3's.
+// v4: on SwiftShader each invocation is a lane of a 4-wide SIMD subgroup and every load with a computed address is a
+// gather, one scalar load per lane (in a test kernel with 8x8 outputs per invocation, taking the loads out made it
+// 4x faster, taking the FMAs out 2x), while a subgroup broadcast is a register shuffle. So loads are what to save:
+// a subgroup of 4 lanes owns an 8 x 16 tile of C, lane q its columns n0 + 4q .. +3 for all 8 rows. Per 4 steps of
+// k, each lane loads a quarter of the 8 x 4 slice of op(A) (one vec4 of each 4-row group) and broadcasts it to the
+// others, and loads its own 4 x 4 slice of op(B). The accumulators are two mat4x4 per lane (column r: row r of the
+// group, over the lane's 4 columns), only ever indexed by constants; the products are the same fma chain in k
+// order as v3's, so the results are bit-identical to v3's.
 // Needs subgroups of exactly 4 invocations made of consecutive local invocation indices (SwiftShader's), the
 // contiguous dimension of each operand, K and N multiples of 4; gemm() uses v3 otherwise.
 enable subgroups;
