@@ -1,11 +1,12 @@
 // Causal multi-head flash attention, forward, for CPU (SwiftShader) adapters: the same outputs as v1 (out and the
 // logsumexp per row) and the same layout (shared.ts), with no workgroup memory and no barriers. On SwiftShader an
 // invocation is a lane of a 4-wide SIMD subgroup, a load with a computed address is a gather (a scalar load per
-// lane), a barrier switches coroutines, and a subgroup broadcast is a register shuffle. So a subgroup takes 4 consecutive queries of one
-// (batch, head), one per lane, and walks the keys up to its last query: each lane loads a quarter of the key row
-// and of the value row and the broadcasts give every lane the whole rows. A lane keeps its query row, the running
-// max and sum and its output row in registers, as mat4x4 chunks of 16 dims indexed only by constants; keys after
-// the lane's query add nothing. HS: a multiple of 4 up to 64 (chunks past HS are never read or written).
+// lane), a barrier switches coroutines, and a subgroup broadcast is a register shuffle. So a subgroup takes 4
+// consecutive queries of one (batch, head), one per lane, and walks the keys up to its last query: each lane loads
+// a quarter of the key row and of the value row and the broadcasts give every lane the whole rows. A lane keeps its
+// query row, the running max and sum and its output row in registers, as mat4x4 chunks of 16 dims indexed only by
+// constants; keys after the lane's query add nothing. HS: a multiple of 4 up to 64 (chunks past HS are never read
+// or written).
 // Needs subgroups of exactly 4 invocations made of consecutive local invocation indices (SwiftShader's).
 enable subgroups;
 // The loops run to the block's end, the same for the 4 lanes of a subgroup (all of one block), which the uniformity
