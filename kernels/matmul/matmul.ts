@@ -86,10 +86,16 @@ export const matmulSubgroupSpec: KernelSpec = {
   version: 'v4',
   description:
     'for CPU adapters: 8x16 tiles per subgroup of 4, loads shared by subgroup broadcasts, mat4x4 accumulators, no ' +
-    'workgroup memory; bit-identical to v3',
+    'workgroup memory, epilogue switches as overrides; bit-identical to v3',
   source: subgroupSource,
   file: 'kernels/matmul/matmul_subgroup.wgsl',
-  overrides: { TRANS_A: 0, TRANS_B: 0, WG: 64 },
+  uniforms: [
+    { name: 'M', type: 'u32' },
+    { name: 'N', type: 'u32' },
+    { name: 'K', type: 'u32' },
+    { name: 'alpha', type: 'f32' },
+  ],
+  overrides: { TRANS_A: 0, TRANS_B: 0, WG: 64, ACCUMULATE: 0, EPILOGUE: 0, STORE_PRE: 0 },
 };
 
 /** Invocations per v4 workgroup (16 subgroups, 16 tiles of 8 x 16). */
@@ -230,8 +236,15 @@ export function gemm(gpu: Gpu, g: GemmArgs): void {
     const tiles = Math.ceil(g.M / 8) * Math.ceil(g.N / 16);
     gpu.dispatch(matmulSubgroupSpec, {
       buffers,
-      uniforms,
-      overrides: { TRANS_A: g.transA ? 1 : 0, TRANS_B: g.transB ? 1 : 0, WG: V4_WG },
+      uniforms: { M: g.M, N: g.N, K: g.K, alpha: uniforms.alpha },
+      overrides: {
+        TRANS_A: g.transA ? 1 : 0,
+        TRANS_B: g.transB ? 1 : 0,
+        WG: V4_WG,
+        ACCUMULATE: uniforms.accumulate,
+        EPILOGUE: epilogue,
+        STORE_PRE: uniforms.store_pre,
+      },
       workgroups: grid1d(gpu, tiles, V4_WG / 4),
       context: shape(),
     });
