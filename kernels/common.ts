@@ -19,6 +19,15 @@ export function placeholder(gpu: Gpu, kind: 'read' | 'write' = 'read'): GPUBuffe
   return d[kind];
 }
 
+/**
+ * Whether the device runs subgroups of exactly 4 invocations (SwiftShader's SIMD width): the kernels written for
+ * software adapters share loads through subgroup broadcasts between the 4 lanes of a subgroup.
+ */
+export function subgroupsOf4(gpu: Gpu): boolean {
+  const i = gpu.adapterInfo;
+  return gpu.features.has('subgroups') && i?.subgroupMinSize === 4 && i?.subgroupMaxSize === 4;
+}
+
 /** Throws naming the op and the tensors when a shape is not what the op needs. */
 export function expectShape(op: string, t: Tensor, rank: number, dims?: (number | undefined)[]): void {
   if (t.shape.length !== rank) throw new WgptError(`${op}: ${t} must have rank ${rank}`);

@@ -7,8 +7,15 @@ import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentrop
 import { encoderSpecs } from './encoder/encoder.ts';
 import { kvcacheSpecs } from './kvcache/kvcache.ts';
 import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
-import { layernormBackwardReduceSpec, layernormBackwardSpec, layernormForwardSpec } from './layernorm/layernorm.ts';
-import { matmulSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
+import {
+  layernormBackwardReduceSpec,
+  layernormBackwardReduceV2Spec,
+  layernormBackwardSpec,
+  layernormBackwardV2Spec,
+  layernormForwardSpec,
+  layernormForwardV2Spec,
+} from './layernorm/layernorm.ts';
+import { matmulSpec, matmulSubgroupSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
 import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export {
@@ -23,6 +30,8 @@ export {
 export {
   attention,
   attentionNaive,
+  flashBackward,
+  flashForward,
   flashPlan,
   flashTiles,
   flashV2Tiles,
@@ -44,10 +53,19 @@ export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { encoder, encoderAt, encoderBackwardWte } from './encoder/encoder.ts';
 export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
-export { layernorm, layernormBackwardInto, layernormForwardInto, LAYERNORM_EPS } from './layernorm/layernorm.ts';
+export {
+  layernorm,
+  layernormBackwardInto,
+  layernormForwardInto,
+  layernormVersion,
+  LAYERNORM_EPS,
+  type LayerNormVersion,
+} from './layernorm/layernorm.ts';
 export {
   gemm,
   gemmStrided,
+  gemmVersion,
+  subgroupEligible,
   linear,
   linearGelu,
   matmul,
@@ -64,6 +82,7 @@ export const allSpecs: KernelSpec[] = [
   matmulSpec,
   matmulTiledSpec,
   matmulVec4Spec,
+  matmulSubgroupSpec,
   sumAllSpec,
   sumRowsSpec,
   broadcastSpec,
@@ -79,6 +98,9 @@ export const allSpecs: KernelSpec[] = [
   layernormForwardSpec,
   layernormBackwardSpec,
   layernormBackwardReduceSpec,
+  layernormForwardV2Spec,
+  layernormBackwardV2Spec,
+  layernormBackwardReduceV2Spec,
   fusedClassifierSpec,
   fusedClassifierBackwardSpec,
   ...encoderSpecs,

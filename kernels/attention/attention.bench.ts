@@ -16,6 +16,7 @@ import {
   flashBackward,
   flashForward,
   flashPlan,
+  flashV3Eligible,
   naiveBackward,
   naiveForward,
 } from './attention.ts';
@@ -109,7 +110,7 @@ const suite: BenchSuite = {
       const owned: Tensor[] = [X, dO, O, dX, lse, D];
 
       const bwdRows: { v: string; t: { ms: number; timer: string }; d: Float32Array; plan: string }[] = [];
-      for (const v of ['v2', 'v1'] as const) {
+      for (const v of ['v2', 'v1', ...(flashV3Eligible(gpu, HS) ? (['v3'] as const) : [])] as const) {
         const plan = flashPlan(gpu, HS, { version: v });
         const fwd = () => flashForward(gpu, X.buffer, O.buffer, lse.buffer, full, plan);
         const both = () => {

@@ -2,6 +2,7 @@ import { EPS32, checkOp, dot, finiteDiff, randomF32, relErr, testGpu } from '@wg
 import { backward, checkSpec, tensor, tidyAsync, type Gpu, type Tensor } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attention, attentionNaive } from '../index.ts';
+import { subgroupsOf4 } from '../common.ts';
 import { attentionSpecs, flashPlan, flashTiles, flashV2Tiles, type AttentionOptions } from './attention.ts';
 import {
   attentionBackwardRef,
@@ -21,11 +22,24 @@ afterAll(() => gpu.destroy());
 
 type Op = (x: Tensor) => Tensor;
 type Extra = Omit<AttentionOptions, 'NH'>;
-// Every implementation: flash v2 and flash v1 (each with its own forward and backward kernels), and the naive one.
-const versions: { name: string; op: (NH: number, extra?: Extra) => Op }[] = [
+// Every implementation: flash v2, v1 and v3 (each with its own forward and backward kernels), and the naive one.
+// v3 takes head sizes that are multiples of 4 up to 64 (`takes`), and runs where subgroups have 4 invocations
+// (`runs`, known once the device is open; the software test adapter has them, checked below).
+const versions: {
+  name: string;
+  op: (NH: number, extra?: Extra) => Op;
+  takes?: (HS: number) => boolean;
+  runs?: () => boolean;
+}[] = [
   { name: 'flash v2', op: (NH, extra) => (x) => attention(x, { NH, version: 'v2', ...extra }) },
   { name: 'flash v1', op: (NH, extra) => (x) => attention(x, { NH, version: 'v1', ...extra }) },
   { name: 'naive', op: (NH) => (x) => attentionNaive(x, { NH }) },
+  {
+    name: 'flash v3',
+    op: (NH, extra) => (x) => attention(x, { NH, version: 'v3', ...extra }),
+    takes: (HS) => HS % 4 === 0 && HS <= 64,
+    runs: () => subgroupsOf4(gpu),
+  },
 ];
 
 function qkvData(s: AttnShape, seed: number): Float32Array {
@@ -72,8 +86,11 @@ for (const v of versions) {
       { B: 1, T: 1, NH: 1, HS: 4 },
       { B: 2, T: 7, NH: 2, HS: 4 },
       { B: 1, T: 18, NH: 3, HS: 2 },
+      { B: 1, T: 6, NH: 2, HS: 20 },
     ] as AttnShape[]) {
+      if (v.takes && !v.takes(s.HS)) continue;
       it(`finite differences B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`, async () => {
+        if (v.runs && !v.runs()) return;
         const C = s.NH * s.HS;
         const r = await checkOp(gpu, v.op(s.NH), [{ data: qkvData(s, s.T), shape: [s.B, s.T, 3 * C] }], ([x]) =>
           attentionRef(x!, s),
@@ -93,9 +110,16 @@ for (const v of versions) {
       { B: 1, T: 65, NH: 2, HS: 64 },
       { B: 2, T: 130, NH: 1, HS: 8 },
       { B: 1, T: 33, NH: 1, HS: 128 },
+      // v3's 16-dim chunks: the demo model's HS, and chunks that end inside (20, 52) or exactly at (32) the head.
+      { B: 2, T: 37, NH: 3, HS: 16 },
+      { B: 1, T: 9, NH: 2, HS: 20 },
+      { B: 2, T: 6, NH: 1, HS: 52 },
+      { B: 1, T: 11, NH: 2, HS: 32 },
     ];
     for (const s of grid) {
+      if (v.takes && !v.takes(s.HS)) continue;
       it(`forward and gradients vs f64 B=${s.B} T=${s.T} NH=${s.NH} HS=${s.HS}`, async () => {
+        if (v.runs && !v.runs()) return;
         const r = await checkAnalytic(v.op(s.NH), s, s.T + s.NH);
         expect(r.fwd).toBeLessThanOrEqual(fwdTol(s.T, s.HS));
         expect(r.gradWrite).toBeLessThanOrEqual(bwdTol(s.T, s.HS));
@@ -104,6 +128,7 @@ for (const v of versions) {
     }
 
     it('causal: changing (even to NaN) a future token never changes an earlier output, bit for bit', async () => {
+      if (v.runs && !v.runs()) return;
       const s = { B: 2, T: 40, NH: 2, HS: 8 };
       const C = s.NH * s.HS;
       const x = qkvData(s, 9);
@@ -176,8 +201,14 @@ describe('attention flash tilings', () => {
     });
   }
 
-  it('the default kernels follow the adapter: v1 on software, v2 on hardware', () => {
-    expect(flashPlan(gpu, 64).version).toBe(gpu.software ? 'v1' : 'v2');
+  it('the default kernels follow the adapter: v3 (else v1) on software, v2 on hardware', () => {
+    // The v3 cases run only where subgroups of 4 exist: make sure that is here, so they cannot pass vacuously.
+    if (gpu.software) expect(subgroupsOf4(gpu)).toBe(true);
+    expect(flashPlan(gpu, 64).version).toBe(gpu.software ? 'v3' : 'v2');
+    expect(flashPlan(gpu, 16).version).toBe(gpu.software ? 'v3' : 'v2');
+    expect(flashPlan(gpu, 128).version).toBe(gpu.software ? 'v1' : 'v2'); // past v3's 64
+    expect(flashPlan(gpu, 6).version).toBe(gpu.software ? 'v1' : 'v2'); // not a multiple of 4
+    expect(() => flashPlan(gpu, 66, { version: 'v3' })).toThrow(/attention v3: head size 66/);
   });
 
   it('default tiles fit the device for HS 64 and 128', () => {
@@ -196,7 +227,8 @@ describe('attention determinism and errors', () => {
     const C = s.NH * s.HS;
     const x = qkvData(s, 4);
     const g = randomF32(s.T * C, 5);
-    for (const version of ['v1', 'v2'] as const) {
+    for (const version of ['v1', 'v2', 'v3'] as const) {
+      if (version === 'v3' && !subgroupsOf4(gpu)) continue;
       const runs: Uint32Array[] = [];
       for (let k = 0; k < 2; k++) {
         runs.push(

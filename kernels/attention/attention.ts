@@ -3,26 +3,37 @@
 //                   workgroup memory, causal blocks above the diagonal skipped, logsumexp saved; the backward
 //                   recomputes P and produces dQ (one pass per query block) and dK, dV (one pass per key block)
 //                   without any T×T buffer and without atomics. Extra memory: (B, NH, T) for lse and for D.
-//                   Two kernel sets, chosen by a FlashPlan: v1 (flash-v1.ts, one score per thread) and v2
-//                   (flash-v2.ts, register tiles).
+//                   Three kernel sets, chosen by a FlashPlan: v1 (flash-v1.ts, one score per thread), v2
+//                   (flash-v2.ts, register tiles) and v3 (flash-v3.ts, a row per lane, subgroup broadcasts, for
+//                   CPU adapters).
 //   attentionNaive  naive.ts: the (B, NH, T, T) probabilities materialised; the reference and memory baseline.
-import { defineOp, empty, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
+import { defineOp, empty, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
 import { flashBackwardV1, flashForwardV1, flashTiles, flashV1Specs, type FlashTiles } from './flash-v1.ts';
 import { flashBackwardV2, flashForwardV2, flashV2Specs, flashV2Tiles, type V2Tiles } from './flash-v2.ts';
+import { flashBackwardV3, flashForwardV3, flashV3Eligible, flashV3Specs } from './flash-v3.ts';
 import { naiveSpecs } from './naive.ts';
 import { flashBackwardDot, flashBackwardDotSpec, shapeOf, type FlashBackwardBuffers, type Shape } from './shared.ts';
 
-export const attentionSpecs: KernelSpec[] = [...flashV1Specs, ...flashV2Specs, flashBackwardDotSpec, ...naiveSpecs];
+export const attentionSpecs: KernelSpec[] = [
+  ...flashV1Specs,
+  ...flashV2Specs,
+  ...flashV3Specs,
+  flashBackwardDotSpec,
+  ...naiveSpecs,
+];
 
 export interface AttentionOptions {
   /** Number of heads; C = 3C/3 must be a multiple of it. */
   NH: number;
   /**
-   * Flash kernels, forward and backward alike: v1 (one score per thread, TPR threads per row) or v2 (register
-   * tiles: R rows x several keys per thread, each probability computed once). Default: v1 on software adapters,
-   * where it measured faster (SwiftShader spills v2's register arrays), v2 on hardware ones, which it is built for.
+   * Flash kernels, forward and backward alike: v1 (one score per thread, TPR threads per row), v2 (register
+   * tiles: R rows x several keys per thread, each probability computed once) or v3 (a row per lane of a subgroup of
+   * 4, the other side's rows shared by subgroup broadcasts, no workgroup memory; HS a multiple of 4 up to 64).
+   * Default: on software adapters v3 where it can run (measured many times faster on SwiftShader, where barriers and
+   * loads are what costs), else v1 (SwiftShader spills v2's register arrays); v2 on hardware ones, which it is
+   * built for.
    */
-  version?: 'v1' | 'v2';
+  version?: 'v1' | 'v2' | 'v3';
   /** v1 tile sizes; from the device when absent. */
   tiles?: Partial<FlashTiles>;
   /** v2 tile sizes per kernel; from the device when absent. */
@@ -32,10 +43,19 @@ export interface AttentionOptions {
 /** Which flash kernels run, with their tiles. */
 export type FlashPlan =
   | { version: 'v1'; tiles: FlashTiles }
-  | { version: 'v2'; forward: V2Tiles; dq: V2Tiles; dkv: V2Tiles };
+  | { version: 'v2'; forward: V2Tiles; dq: V2Tiles; dkv: V2Tiles }
+  | { version: 'v3' };
 
 export function flashPlan(gpu: Gpu, HS: number, opts: Omit<AttentionOptions, 'NH'> = {}): FlashPlan {
-  const version = opts.version ?? (gpu.software ? 'v1' : 'v2');
+  const version = opts.version ?? (gpu.software ? (flashV3Eligible(gpu, HS) ? 'v3' : 'v1') : 'v2');
+  if (version === 'v3') {
+    if (!flashV3Eligible(gpu, HS))
+      throw new WgptError(
+        `attention v3: head size ${HS} must be a multiple of 4 up to 64, on a device with subgroups of 4 ` +
+          `(${gpu.describe()})`,
+      );
+    return { version: 'v3' };
+  }
   if (version === 'v1') return { version: 'v1', tiles: flashTiles(gpu, HS, opts.tiles) };
   const t = opts.v2Tiles ?? {};
   return {
@@ -47,6 +67,7 @@ export function flashPlan(gpu: Gpu, HS: number, opts: Omit<AttentionOptions, 'NH
 }
 
 export function describePlan(p: FlashPlan): string {
+  if (p.version === 'v3') return 'v3';
   if (p.version === 'v1') return `v1 BR=${p.tiles.BR} BC=${p.tiles.BC} TPR=${p.tiles.TPR}`;
   const f = (t: V2Tiles) => `${t.BR}x${t.BC}/R${t.R}/TX${t.TX}`;
   return `v2 fwd ${f(p.forward)}, dq ${f(p.dq)}, dkv ${f(p.dkv)}`;
@@ -62,14 +83,16 @@ export function flashForward(
   plan: FlashPlan,
 ): void {
   if (plan.version === 'v1') flashForwardV1(gpu, qkv, out, lse, s, plan.tiles);
-  else flashForwardV2(gpu, qkv, out, lse, s, plan.forward);
+  else if (plan.version === 'v2') flashForwardV2(gpu, qkv, out, lse, s, plan.forward);
+  else flashForwardV3(gpu, qkv, out, lse, s);
 }
 
 /** Records the flash backward of a plan into dqkv (B, T, 3C); D is scratch of (B, NH, T) floats. */
 export function flashBackward(gpu: Gpu, a: FlashBackwardBuffers, s: Shape, plan: FlashPlan): void {
   flashBackwardDot(gpu, a, s);
   if (plan.version === 'v1') flashBackwardV1(gpu, a, s, plan.tiles);
-  else flashBackwardV2(gpu, a, s, plan.dq, plan.dkv);
+  else if (plan.version === 'v2') flashBackwardV2(gpu, a, s, plan.dq, plan.dkv);
+  else flashBackwardV3(gpu, a, s);
 }
 
 /** Causal multi-head flash attention: out (B, T, C) from qkv (B, T, 3C). */
@@ -98,4 +121,5 @@ export const attention = defineOp({
 export { attentionNaive, naiveBackward, naiveForward } from './naive.ts';
 export { FLASH_MAXD, flashTiles, flashWorkgroupBytes, type FlashTiles } from './flash-v1.ts';
 export { flashV2Bytes, flashV2Tiles, type V2Tiles } from './flash-v2.ts';
+export { flashV3Eligible } from './flash-v3.ts';
 export { shapeOf, type Shape } from './shared.ts';

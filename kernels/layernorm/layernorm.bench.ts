@@ -3,7 +3,8 @@
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr } from '@wgpt/runtime/testing';
 import { bandwidthRow, copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
-import { layernormBackwardInto, layernormForwardInto } from './layernorm.ts';
+import { subgroupsOf4 } from '../common.ts';
+import { layernormBackwardInto, layernormForwardInto, type LayerNormVersion } from './layernorm.ts';
 import { layernormRef } from './layernorm.ref.ts';
 
 const suite: BenchSuite = {
@@ -30,30 +31,6 @@ const suite: BenchSuite = {
     const DW = mk(null, [C]);
     const DB = mk(null, [C]);
     const shape = `N=${N} C=${C}`;
-    const fwd = () =>
-      layernormForwardInto(gpu, {
-        x: X.buffer,
-        weight: W.buffer,
-        bias: Bi.buffer,
-        out: O.buffer,
-        mean: M.buffer,
-        rstd: R.buffer,
-        N,
-        C,
-      });
-    const bwd = () =>
-      layernormBackwardInto(gpu, {
-        x: X.buffer,
-        weight: W.buffer,
-        mean: M.buffer,
-        rstd: R.buffer,
-        dout: D.buffer,
-        N,
-        C,
-        dx: { buffer: DX.buffer, accumulate: 0 },
-        dweight: { buffer: DW.buffer, accumulate: 0 },
-        dbias: { buffer: DB.buffer, accumulate: 0 },
-      });
     const out: BenchRow[] = [
       {
         name: 'copy v1 (baseline)',
@@ -63,44 +40,75 @@ const suite: BenchSuite = {
         check: 'n/a',
       },
     ];
-    const tf = await timeGpu(gpu, fwd, { quick });
-    // Forward check on the first rows against f64: tolerance as in layernorm.test.ts, 4·(sqrt(C) + 8)·ε relative.
-    const got = await O.read();
-    const rowsChecked = Math.min(N, 8);
-    const ref = layernormRef(x.subarray(0, rowsChecked * C), w, b, rowsChecked, C);
-    let num = 0;
-    let den = 0;
-    ref.forEach((r, i) => {
-      num += (got[i]! - r) ** 2;
-      den += r * r;
-    });
-    const ok = Math.sqrt(num / den) <= 4 * (Math.sqrt(C) + 8) * EPS32;
-    const fwdBytes = 4 * (2 * N * C + 2 * C + 2 * N);
-    const bwdBytes = 4 * (3 * N * C + 2 * N + 3 * C); // x, dout read, dx written (the partials, ≤ 1024·2C, not counted)
-    const tb = await timeGpu(gpu, bwd, { quick });
-    // Backward check: dweight = Σ_r dout·xhat and dbias = Σ_r dout in f64, within the tests' bound for N-row sums.
-    const [dw, db, dout] = [await DW.read(), await DB.read(), await D.read()];
-    const wantW = new Float64Array(C);
-    const wantB = new Float64Array(C);
-    for (let n = 0; n < N; n++) {
-      let m = 0;
-      for (let c = 0; c < C; c++) m += x[n * C + c]!;
-      m /= C;
-      let v = 0;
-      for (let c = 0; c < C; c++) v += (x[n * C + c]! - m) ** 2;
-      const rs = 1 / Math.sqrt(v / C + 1e-5);
-      for (let c = 0; c < C; c++) {
-        wantW[c] += dout[n * C + c]! * (x[n * C + c]! - m) * rs;
-        wantB[c] += dout[n * C + c]!;
+    // v2 (one invocation per row, for CPU adapters) where it runs: C % 4 == 0 and subgroups of 4.
+    const versions: LayerNormVersion[] = C % 4 === 0 && subgroupsOf4(gpu) ? ['v1', 'v2'] : ['v1'];
+    for (const version of versions) {
+      const fwd = () =>
+        layernormForwardInto(gpu, {
+          x: X.buffer,
+          weight: W.buffer,
+          bias: Bi.buffer,
+          out: O.buffer,
+          mean: M.buffer,
+          rstd: R.buffer,
+          N,
+          C,
+          version,
+        });
+      const bwd = () =>
+        layernormBackwardInto(gpu, {
+          x: X.buffer,
+          weight: W.buffer,
+          mean: M.buffer,
+          rstd: R.buffer,
+          dout: D.buffer,
+          N,
+          C,
+          dx: { buffer: DX.buffer, accumulate: 0 },
+          dweight: { buffer: DW.buffer, accumulate: 0 },
+          dbias: { buffer: DB.buffer, accumulate: 0 },
+          version,
+        });
+      const tf = await timeGpu(gpu, fwd, { quick });
+      // Forward check on the first rows against f64: tolerance as in layernorm.test.ts, 4·(sqrt(C) + 8)·ε relative.
+      const got = await O.read();
+      const rowsChecked = Math.min(N, 8);
+      const ref = layernormRef(x.subarray(0, rowsChecked * C), w, b, rowsChecked, C);
+      let num = 0;
+      let den = 0;
+      ref.forEach((r, i) => {
+        num += (got[i]! - r) ** 2;
+        den += r * r;
+      });
+      const ok = Math.sqrt(num / den) <= 4 * (Math.sqrt(C) + 8) * EPS32;
+      const fwdBytes = 4 * (2 * N * C + 2 * C + 2 * N);
+      // x, dout read, dx written (the partials, ≤ 1024·2C, not counted)
+      const bwdBytes = 4 * (3 * N * C + 2 * N + 3 * C);
+      const tb = await timeGpu(gpu, bwd, { quick });
+      // Backward check: dweight = Σ_r dout·xhat and dbias = Σ_r dout in f64, within the tests' bound for N-row sums.
+      const [dw, db, dout] = [await DW.read(), await DB.read(), await D.read()];
+      const wantW = new Float64Array(C);
+      const wantB = new Float64Array(C);
+      for (let n = 0; n < N; n++) {
+        let m = 0;
+        for (let c = 0; c < C; c++) m += x[n * C + c]!;
+        m /= C;
+        let v = 0;
+        for (let c = 0; c < C; c++) v += (x[n * C + c]! - m) ** 2;
+        const rs = 1 / Math.sqrt(v / C + 1e-5);
+        for (let c = 0; c < C; c++) {
+          wantW[c] += dout[n * C + c]! * (x[n * C + c]! - m) * rs;
+          wantB[c] += dout[n * C + c]!;
+        }
       }
-    }
-    const tolP = 4 * (Math.sqrt(N) + Math.sqrt(C) + 8) * EPS32;
-    const okB = relErr(dw, wantW) <= tolP && relErr(db, wantB) <= tolP;
-    for (const [name, t, bytes, check] of [
-      ['layernorm forward v1', tf, fwdBytes, ok ? 'pass' : 'fail'],
-      ['layernorm backward v1 (fused dx + partials, then reduce)', tb, bwdBytes, okB ? 'pass' : 'fail'],
-    ] as const) {
-      out.push(bandwidthRow({ name, shape, t, bytes, copyGBs, check }, log));
+      const tolP = 4 * (Math.sqrt(N) + Math.sqrt(C) + 8) * EPS32;
+      const okB = relErr(dw, wantW) <= tolP && relErr(db, wantB) <= tolP;
+      for (const [name, t, bytes, check] of [
+        [`layernorm forward ${version}`, tf, fwdBytes, ok ? 'pass' : 'fail'],
+        [`layernorm backward ${version} (fused dx + partials, then reduce)`, tb, bwdBytes, okB ? 'pass' : 'fail'],
+      ] as const) {
+        out.push(bandwidthRow({ name, shape, t, bytes, copyGBs, check }, log));
+      }
     }
     for (const t of [X, W, Bi, O, M, R, D, DX, DW, DB]) t.dispose();
     return out;

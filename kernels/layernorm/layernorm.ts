@@ -1,11 +1,19 @@
 // GPT-2 LayerNorm over the last dimension, with weight and bias: forward saves mean and rstd per row; backward is
 // one kernel for dx and per-chunk dweight/dbias partials (x and dout read once), then a fixed-order column sum of
 // the partials: no float atomics, the same bits on every run.
+// Two versions of the three kernels, with the same outputs up to rounding:
+//   v1  one workgroup per row (forward) or per chunk of rows (backward), sums through workgroup memory: for GPUs.
+//   v2  one invocation per row, vec4 loads, no workgroup memory or barriers, 4-row chunks summed by a subgroup
+//       sum: for CPU adapters (SwiftShader), where barriers and loads are what costs. Needs C % 4 == 0 (and, for
+//       the backward, subgroups of 4).
 import { defineOp, empty, grid1d, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
-import { expectSameGpu, expectShape } from '../common.ts';
+import { expectSameGpu, expectShape, subgroupsOf4 } from '../common.ts';
 import backwardSource from './layernorm_backward.wgsl';
 import reduceSource from './layernorm_backward_reduce.wgsl';
+import reduceV2Source from './layernorm_backward_reduce_v2.wgsl';
+import backwardV2Source from './layernorm_backward_v2.wgsl';
 import forwardSource from './layernorm_forward.wgsl';
+import forwardV2Source from './layernorm_forward_v2.wgsl';
 
 export const LAYERNORM_EPS = 1e-5;
 
@@ -82,6 +90,55 @@ export const layernormBackwardReduceSpec: KernelSpec = {
   overrides: { LANES: 4 },
 };
 
+export const layernormForwardV2Spec: KernelSpec = {
+  ...layernormForwardSpec,
+  version: 'v2',
+  description: 'one invocation per row, vec4 loads, no workgroup memory: for CPU adapters; C % 4 == 0',
+  source: forwardV2Source,
+  file: 'kernels/layernorm/layernorm_forward_v2.wgsl',
+  overrides: { WG: 64 },
+};
+
+export const layernormBackwardV2Spec: KernelSpec = {
+  ...layernormBackwardSpec,
+  version: 'v2',
+  description:
+    'one invocation per row: dx, and dweight/dbias partials per 4-row chunk by subgroup sums; for CPU adapters',
+  source: backwardV2Source,
+  file: 'kernels/layernorm/layernorm_backward_v2.wgsl',
+  uniforms: [
+    { name: 'N', type: 'u32' },
+    { name: 'C', type: 'u32' },
+    { name: 'accumulate', type: 'u32' },
+    { name: 'write_dx', type: 'u32' },
+  ],
+  overrides: { WG: 64 },
+};
+
+export const layernormBackwardReduceV2Spec: KernelSpec = {
+  ...layernormBackwardReduceSpec,
+  version: 'v2',
+  description: 'column sums of the chunk partials, one invocation per 4 columns of one tensor, chunks in order',
+  source: reduceV2Source,
+  file: 'kernels/layernorm/layernorm_backward_reduce_v2.wgsl',
+  overrides: { WG: 32 },
+};
+
+export type LayerNormVersion = 'v1' | 'v2';
+
+/**
+ * The version for C columns on this device: v2 on software adapters (with subgroups of 4, which the backward needs)
+ * when C % 4 == 0, else v1.
+ */
+export function layernormVersion(gpu: Gpu, C: number): LayerNormVersion {
+  return gpu.software && subgroupsOf4(gpu) && C % 4 === 0 ? 'v2' : 'v1';
+}
+
+function checkVersion(gpu: Gpu, version: LayerNormVersion, C: number): void {
+  if (version === 'v2' && (C % 4 !== 0 || !subgroupsOf4(gpu)))
+    throw new Error(`layernorm v2 needs C % 4 == 0 (C=${C}) and subgroups of 4 (${gpu.describe()})`);
+}
+
 /** Columns each backward thread handles at most (PER in layernorm_backward.wgsl). */
 const PER = 8;
 
@@ -131,9 +188,23 @@ export function layernormForwardInto(
     rstd: GPUBuffer;
     N: number;
     C: number;
+    /** v1 only. */
     workgroupSize?: number;
+    /** Default: layernormVersion(). */
+    version?: LayerNormVersion;
   },
 ): void {
+  const version = a.version ?? layernormVersion(gpu, a.C);
+  checkVersion(gpu, version, a.C);
+  if (version === 'v2') {
+    gpu.dispatch(layernormForwardV2Spec, {
+      buffers: { x: a.x, weight: a.weight, bias: a.bias, out: a.out, mean: a.mean, rstd: a.rstd },
+      uniforms: { N: a.N, C: a.C, eps: LAYERNORM_EPS },
+      workgroups: grid1d(gpu, a.N, 64),
+      context: `N=${a.N} C=${a.C}`,
+    });
+    return;
+  }
   gpu.dispatch(layernormForwardSpec, {
     buffers: { x: a.x, weight: a.weight, bias: a.bias, out: a.out, mean: a.mean, rstd: a.rstd },
     uniforms: { N: a.N, C: a.C, eps: LAYERNORM_EPS },
@@ -163,6 +234,8 @@ export function layernormBackwardInto(
     dx?: GradOut | null;
     dweight?: GradOut | null;
     dbias?: GradOut | null;
+    /** Default: layernormVersion(). */
+    version?: LayerNormVersion;
   },
 ): void {
   const { N, C } = a;
@@ -171,32 +244,46 @@ export function layernormBackwardInto(
     for (const d of [a.dweight, a.dbias]) if (d && !d.accumulate) gpu.clear(d.buffer, 0, 4 * C);
     return;
   }
+  const version = a.version ?? layernormVersion(gpu, C);
+  checkVersion(gpu, version, C);
   const context = `N=${N} C=${C}`;
-  const { rows, chunks } = layernormChunks(N);
+  const v2 = version === 'v2';
+  // v2: chunks of 4 rows (one subgroup each).
+  const { rows, chunks } = v2 ? { rows: 4, chunks: Math.ceil(N / 4) } : layernormChunks(N);
   // Temporaries: released right after recording; later users of the same buffers are recorded after these reads.
   const temps: Tensor[] = [];
   const tmp = (n: number, name: string) =>
     temps[temps.push(empty(gpu, [n], 'f32', { track: false, name })) - 1]!.buffer;
   const pw = tmp(chunks * C, 'layernorm dweight partials');
   const pb = tmp(chunks * C, 'layernorm dbias partials');
-  gpu.dispatch(layernormBackwardSpec, {
-    buffers: {
-      x: a.x,
-      weight: a.weight,
-      mean: a.mean,
-      rstd: a.rstd,
-      dout: a.dout,
-      dx: a.dx?.buffer ?? tmp(4, 'layernorm unused dx'),
-      pw,
-      pb,
-    },
-    uniforms: { N, C, rows, accumulate: a.dx?.accumulate ?? 0, write_dx: a.dx ? 1 : 0 },
-    overrides: { WG: layernormBackwardWorkgroup(gpu, C) },
-    workgroups: grid1d(gpu, chunks, 1),
-    context: `${context} rows=${rows}`,
-  });
+  const buffers = {
+    x: a.x,
+    weight: a.weight,
+    mean: a.mean,
+    rstd: a.rstd,
+    dout: a.dout,
+    dx: a.dx?.buffer ?? tmp(4, 'layernorm unused dx'),
+    pw,
+    pb,
+  };
+  const flags = { accumulate: a.dx?.accumulate ?? 0, write_dx: a.dx ? 1 : 0 };
+  if (v2)
+    gpu.dispatch(layernormBackwardV2Spec, {
+      buffers,
+      uniforms: { N, C, ...flags },
+      workgroups: grid1d(gpu, chunks, 64 / 4),
+      context: `${context} rows=4`,
+    });
+  else
+    gpu.dispatch(layernormBackwardSpec, {
+      buffers,
+      uniforms: { N, C, rows, ...flags },
+      overrides: { WG: layernormBackwardWorkgroup(gpu, C) },
+      workgroups: grid1d(gpu, chunks, 1),
+      context: `${context} rows=${rows}`,
+    });
   if (a.dweight || a.dbias) {
-    gpu.dispatch(layernormBackwardReduceSpec, {
+    gpu.dispatch(v2 ? layernormBackwardReduceV2Spec : layernormBackwardReduceSpec, {
       buffers: {
         pw,
         pb,
@@ -204,17 +291,22 @@ export function layernormBackwardInto(
         dbias: a.dbias?.buffer ?? tmp(C, 'layernorm unused dbias'),
       },
       uniforms: { K: chunks, C, accumulate_w: a.dweight?.accumulate ?? 0, accumulate_b: a.dbias?.accumulate ?? 0 },
-      workgroups: [Math.ceil(C / 64), 2],
+      workgroups: v2 ? [Math.ceil(C / 2 / 32)] : [Math.ceil(C / 64), 2],
       context: `${context} K=${chunks}`,
     });
   }
   for (const t of temps) t.dispose();
 }
 
+export interface LayerNormOptions {
+  /** Force a version (tests, benches); default: layernormVersion(). */
+  version?: LayerNormVersion;
+}
+
 /** out (N, C) = (x − mean) · rstd · weight + bias, per row of x (N, C); weight and bias (C). eps = 1e-5. */
 export const layernorm = defineOp({
   name: 'layernorm',
-  forward(x: Tensor, weight: Tensor, bias: Tensor) {
+  forward(x: Tensor, weight: Tensor, bias: Tensor, opts: LayerNormOptions = {}) {
     expectSameGpu('layernorm', x, weight, bias);
     expectShape('layernorm', x, 2);
     const [N, C] = x.shape as [number, number];
@@ -234,10 +326,11 @@ export const layernorm = defineOp({
       rstd: rstd.buffer,
       N,
       C,
+      version: opts.version,
     });
     return { out, saved: { mean, rstd } as LayerNormSaved };
   },
-  backward(ctx, g, { args: [x, weight, bias], saved }) {
+  backward(ctx, g, { args: [x, weight, bias, opts], saved }) {
     const [N, C] = x.shape as [number, number];
     const gpu = x.gpu;
     const dx = ctx.grad(x);
@@ -249,6 +342,7 @@ export const layernorm = defineOp({
       dx: dx && { buffer: dx.tensor.buffer, accumulate: dx.accumulate },
       dweight: dw && { buffer: dw.tensor.buffer, accumulate: dw.accumulate },
       dbias: db && { buffer: db.tensor.buffer, accumulate: db.accumulate },
+      version: opts?.version,
     });
   },
 });

@@ -3,7 +3,8 @@
 import { empty, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32 } from '@wgpt/runtime/testing';
 import { timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
-import { gemm, gemmStrided, tileConfig, vec4Eligible } from './matmul.ts';
+import { subgroupsOf4 } from '../common.ts';
+import { gemm, gemmStrided, subgroupEligible, tileConfig, vec4Eligible } from './matmul.ts';
 
 interface Shape {
   M: number;
@@ -55,6 +56,11 @@ const suite: BenchSuite = {
         versions.push([
           `matmul v3 (v2 + vec4 loads)`,
           () => gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, c: C.buffer, version: 'v3' }),
+        ]);
+      if (subgroupsOf4(gpu) && subgroupEligible({ M, N, K }))
+        versions.push([
+          `matmul v4 (subgroup-shared loads, for CPU adapters)`,
+          () => gemm(gpu, { M, N, K, a: A.buffer, b: B.buffer, c: C.buffer, version: 'v4' }),
         ]);
       for (const [name, rec] of versions) {
         // v1 is the simple reference version: skip it where it would take minutes.

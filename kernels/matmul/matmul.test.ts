@@ -3,13 +3,18 @@ import { checkSpec, empty, tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linear, linearGelu, matmul } from '../index.ts';
 import { geluRef } from '../elementwise/elementwise.ref.ts';
+import { subgroupsOf4 } from '../common.ts';
 import {
   gemm,
   gemmStrided,
+  gemmVersion,
   matmulSpec,
+  matmulSubgroupSpec,
   matmulTiledSpec,
   matmulVec4Spec,
+  subgroupEligible,
   vec4Eligible,
+  type GemmArgs,
   type TileConfig,
 } from './matmul.ts';
 import { linearRef, matmulRef, transposeRef } from './matmul.ref.ts';
@@ -29,6 +34,17 @@ describe('matmul', () => {
     expect(checkSpec(matmulSpec)).toEqual([]);
     expect(checkSpec(matmulTiledSpec)).toEqual([]);
     expect(checkSpec(matmulVec4Spec)).toEqual([]);
+    expect(checkSpec(matmulSubgroupSpec)).toEqual([]);
+  });
+
+  it('runs v4 by default on the software test adapter, where the shapes allow', () => {
+    // The v4 tests below run only where subgroups of 4 exist: make sure that is here, so they cannot pass vacuously.
+    if (gpu.software) expect(subgroupsOf4(gpu)).toBe(true);
+    const expected = subgroupsOf4(gpu) && gpu.software ? 'v4' : 'v3';
+    expect(gemmVersion(gpu, { M: 256, N: 192, K: 64, transB: true })).toBe(expected);
+    expect(gemmVersion(gpu, { M: 8, N: 8, K: 6, transA: true })).toBe('v3'); // K % 4
+    expect(gemmVersion(gpu, { M: 8, N: 6, K: 8, transB: true })).toBe('v3'); // N % 4
+    expect(gemmVersion(gpu, { M: 8, N: 8, K: 7 })).toBe('v2');
   });
 
   // (M, K, N): odd sizes, edge tiles, K shorter and longer than a tile, one-element cases.
@@ -150,6 +166,7 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
     [4, 4, 4],
     [68, 20, 132],
     [12, 772, 8],
+    [9, 12, 20], // v4: a partial 8-row tile and a lane past N
   ];
   for (const [M, K, N] of shapes)
     for (const transA of [false, true])
@@ -165,6 +182,8 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
             const B = tensor(gpu, transB ? transposeRef(b, K, N) : b, transB ? [N, K] : [K, N]);
             const bT = tensor(gpu, bias, [N]);
             const ref = matmulRef(a, b, M, K, N);
+            const C3 = empty(gpu, [M, N]);
+            let v3first: Buffer | undefined;
             let ran = 0;
             for (const t of tiles)
               for (const version of ['v2', 'v3'] as const) {
@@ -173,7 +192,15 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
                 const what = `${version} tiles ${JSON.stringify(t)}`;
                 const C = empty(gpu, [M, N]);
                 gemm(gpu, { M, N, K, a: A.buffer, transA, b: B.buffer, transB, c: C.buffer, tiles: t, version });
-                expect(relErr(await C.read(), ref), what).toBeLessThanOrEqual(tol(K));
+                const got = await C.read();
+                expect(relErr(got, ref), what).toBeLessThanOrEqual(tol(K));
+                // v3 adds along K in the same order whatever the tiles: the decode step's few-row tiles (and v4)
+                // rely on getting the default tiles' bits.
+                if (version === 'v3') {
+                  const bits = Buffer.from(got.buffer);
+                  v3first ??= bits;
+                  expect(bits.equals(v3first), `${what}: the same bits as ${JSON.stringify(tiles[0])}`).toBe(true);
+                }
                 // alpha, bias and accumulate together: C = prev + 0.5·A·B + bias
                 const C2 = tensor(gpu, prev, [M, N]);
                 gemm(gpu, {
@@ -196,6 +223,20 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
               }
             // Aligned shapes must really have exercised v3.
             if (M % 4 === 0 && N % 4 === 0 && K % 4 === 0) expect(ran).toBe(2 * tiles.length);
+            if (!subgroupsOf4(gpu) || !subgroupEligible({ M, N, K, transA, transB })) return;
+            // v4 (no tiles): the same products, with the same bits as v3's default tiles.
+            const g: GemmArgs = { M, N, K, a: A.buffer, transA, b: B.buffer, transB, c: C3.buffer };
+            gemm(gpu, { ...g, version: 'v3' });
+            const C4 = empty(gpu, [M, N]);
+            gemm(gpu, { ...g, c: C4.buffer, version: 'v4' });
+            const v4 = await C4.read();
+            expect(relErr(v4, ref), 'v4').toBeLessThanOrEqual(tol(K));
+            const v3bits = Buffer.from((await C3.read()).buffer);
+            expect(Buffer.from(v4.buffer).equals(v3bits), 'v4 bits = v3 bits').toBe(true);
+            const C5 = tensor(gpu, prev, [M, N]);
+            gemm(gpu, { ...g, c: C5.buffer, bias: bT.buffer, accumulate: 1, alpha: 0.5, version: 'v4' });
+            const want = ref.map((v, i) => prev[i]! + 0.5 * v + bias[i % N]!);
+            expect(relErr(await C5.read(), want), 'v4 bias+accumulate').toBeLessThanOrEqual(tol(K + 2));
           });
         });
       }
@@ -203,8 +244,10 @@ describe('matmul versions on every layout, epilogue and tile shape', () => {
   for (const [M, K, N, version] of [
     [17, 33, 65, 'v2'],
     [20, 36, 68, 'v3'],
+    [20, 36, 68, 'v4'],
   ] as const)
     it(`${version} bias+GELU epilogue writes GELU(out) and the pre-activation`, async () => {
+      if (version === 'v4' && !subgroupsOf4(gpu)) return;
       await tidyAsync(async () => {
         const a = randomF32(M * K, 1, -2, 2);
         const b = randomF32(K * N, 2);
