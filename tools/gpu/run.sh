@@ -26,8 +26,8 @@ run node .gpu/app/bench-kernels.mjs --out "$OUT/bench-kernels.json" "${torch[@]}
 if [ "${SOFTWARE:-0}" = 1 ]; then
   run node .gpu/app/train-gpt2.mjs --preset tiny -B 2 -T 32 --steps 3 | tee "$OUT/train.jsonl"
 else
-  run node .gpu/app/train-gpt2.mjs --preset d12 -B 8 -T 1024 --steps 20 | tee "$OUT/train.jsonl"
-  python3 tools/gpu/torch_gpt2.py --L 12 --C 768 --NH 12 -B 8 -T 1024 --steps 20 | tee -a "$OUT/train.jsonl"
+  run node .gpu/app/train-gpt2.mjs --preset d12 -B 8 -T 1024 --steps ${STEPS:-20} | tee "$OUT/train.jsonl"
+  python3 tools/gpu/torch_gpt2.py --L 12 --C 768 --NH 12 -B 8 -T 1024 --steps ${STEPS:-20} | tee -a "$OUT/train.jsonl"
   # d48 (1558M): one step at a batch that fits, with its memory.
   run node .gpu/app/train-gpt2.mjs --preset d48 -B 4 -T 1024 --steps 2 | tee -a "$OUT/train.jsonl"
 fi

@@ -1,7 +1,8 @@
 // Entry bundled for GPU machines: GPT-2 training steps through wgpt at llm.c's shapes. Prints one JSON line per
 // configuration: ms/step (median), tokens/s, peak pooled GPU memory. Random-init weights, a fixed random batch.
-//   node .gpu/app/train-gpt2.mjs [--preset d12] [-B 8] [-T 1024] [--steps 20]
-import { backward, Gpu, tensor, tidyAsync } from '@wgpt/runtime';
+//   node .gpu/app/train-gpt2.mjs [--preset d12] [-B 8] [-T 1024] [--steps 20] [--profile]
+// --profile: GPU time per kernel over the steps after the first (timestamp queries), printed before the JSON line.
+import { backward, Gpu, profileTable, tensor, tidyAsync } from '@wgpt/runtime';
 import { AdamW } from '@wgpt/kernels';
 import { initParams, makeConfig, PRESETS } from '@wgpt/gpt2';
 
@@ -14,6 +15,7 @@ const preset = arg('--preset', 'd12');
 const B = Number(arg('-B', '8'));
 const T = Number(arg('-T', '1024'));
 const steps = Number(arg('--steps', '20'));
+const profile = args.includes('--profile');
 const gpu = await Gpu.open({ adapter: process.env.WGPT_ADAPTER });
 const base = PRESETS[preset] ?? makeConfig({ L: 2, C: 64, NH: 4, V: 1024, maxT: 64 });
 const config = makeConfig({ ...base, maxT: Math.max(base.maxT, T) });
@@ -27,6 +29,7 @@ const y = tensor(gpu, ids.map((v, i) => ids[(i + 1) % ids.length]!), [B, T], 'i3
 const times: number[] = [];
 const losses: number[] = [];
 for (let s = 0; s <= steps; s++) {
+  if (profile && s === 1) gpu.setProfiling(true);
   const t0 = performance.now();
   const l = await tidyAsync(async () => {
     opt.zeroGrad();
@@ -40,6 +43,7 @@ for (let s = 0; s <= steps; s++) {
   else times.push(performance.now() - t0);
   losses.push(l);
 }
+if (profile) for (const line of profileTable(await gpu.profileTimes(), steps, 'timestamp queries')) console.log(line);
 times.sort((a, b) => a - b);
 const ms = times[Math.floor(times.length / 2)]!;
 console.log(

@@ -45,7 +45,7 @@ def forward(cfg, p, tokens, targets):
     C, NH, L, V = cfg["C"], cfg["NH"], cfg["L"], cfg["V"]
     HS = C // NH
     x = p["wte"][tokens] + p["wpe"][:T]
-    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool, device=tokens.device))
     for l in range(L):
         h = layernorm(x, p["ln1w"][l], p["ln1b"][l])
         qkv = h @ p["qkvw"][l].T + p["qkvb"][l]
