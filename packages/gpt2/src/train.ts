@@ -8,7 +8,14 @@ import { dirname, join, resolve } from 'node:path';
 import { backward, empty, noGrad, profileTable, tensor, tidy, tidyAsync, WgptError, type Gpu } from '@wgpt/runtime';
 import { AdamW, gemm } from '@wgpt/kernels';
 import { paramCount, type GPT2Config } from './config.ts';
-import { type Batch, type BatchSource, type DataIdentity, ShardLoader, shardFingerprint, type ValidationSource } from './loader.ts';
+import {
+  type Batch,
+  type BatchSource,
+  type DataIdentity,
+  ShardLoader,
+  shardFingerprint,
+  type ValidationSource,
+} from './loader.ts';
 import { GPT2 } from './model.ts';
 import { lossPlotSvg } from './plot.ts';
 import { generate, printable } from './sample.ts';
