@@ -16,7 +16,7 @@ import {
   layernormForwardV2Spec,
 } from './layernorm/layernorm.ts';
 import { matmulSpec, matmulSubgroupSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
-import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
+import { broadcastSpec, sumAllSpec, sumRowsFinishSpec, sumRowsPartialSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export {
   AdamW,
@@ -75,7 +75,7 @@ export {
   type StridedGemmArgs,
   type TileConfig,
 } from './matmul/matmul.ts';
-export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
+export { mean, sum, sumRowsInto, sumRowsVersion } from './reduce/reduce.ts';
 
 export const allSpecs: KernelSpec[] = [
   fillSpec,
@@ -85,6 +85,8 @@ export const allSpecs: KernelSpec[] = [
   matmulSubgroupSpec,
   sumAllSpec,
   sumRowsSpec,
+  sumRowsPartialSpec,
+  sumRowsFinishSpec,
   broadcastSpec,
   addSpec,
   accumulateSpec,

@@ -30,8 +30,8 @@ export interface AttentionOptions {
    * tiles: R rows x several keys per thread, each probability computed once) or v3 (a row per lane of a subgroup of
    * 4, the other side's rows shared by subgroup broadcasts, no workgroup memory; HS a multiple of 4 up to 64).
    * Default: on software adapters v3 where it can run (measured many times faster on SwiftShader, where barriers and
-   * loads are what costs), else v1 (SwiftShader spills v2's register arrays); v2 on hardware ones, which it is
-   * built for.
+   * loads are what costs), else v1 (SwiftShader spills v2's register arrays); v1 on hardware ones too: on an H200
+   * at B=8 NH=12 HS=64 T=1024..4096, v1 took 0.45x the time of v2 forward and backward (bench/RESULTS.md).
    */
   version?: 'v1' | 'v2' | 'v3';
   /** v1 tile sizes; from the device when absent. */
@@ -47,7 +47,7 @@ export type FlashPlan =
   | { version: 'v3' };
 
 export function flashPlan(gpu: Gpu, HS: number, opts: Omit<AttentionOptions, 'NH'> = {}): FlashPlan {
-  const version = opts.version ?? (gpu.software ? (flashV3Eligible(gpu, HS) ? 'v3' : 'v1') : 'v2');
+  const version = opts.version ?? (gpu.software && flashV3Eligible(gpu, HS) ? 'v3' : 'v1');
   if (version === 'v3') {
     if (!flashV3Eligible(gpu, HS))
       throw new WgptError(
