@@ -30,6 +30,8 @@ export {
 export {
   attention,
   attentionNaive,
+  checkSegments,
+  segmentBounds,
   flashBackward,
   flashForward,
   flashPlan,
