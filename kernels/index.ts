@@ -30,6 +30,8 @@ export {
 export {
   attention,
   attentionNaive,
+  checkSegments,
+  segmentBounds,
   flashBackward,
   flashForward,
   flashPlan,
@@ -50,7 +52,7 @@ export {
   type FusedClassifierOptions,
 } from './classifier/classifier.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
-export { encoder, encoderAt, encoderBackwardWte } from './encoder/encoder.ts';
+export { checkPositions, encoder, encoderAt, encoderBackwardWte, type EncoderOptions } from './encoder/encoder.ts';
 export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
 export {
