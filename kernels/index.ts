@@ -16,7 +16,7 @@ import {
   layernormForwardV2Spec,
 } from './layernorm/layernorm.ts';
 import { matmulSpec, matmulSubgroupSpec, matmulTiledSpec, matmulVec4Spec } from './matmul/matmul.ts';
-import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
+import { broadcastSpec, sumAllSpec, sumRowsFinishSpec, sumRowsPartialSpec, sumRowsSpec } from './reduce/reduce.ts';
 
 export {
   AdamW,
@@ -30,6 +30,8 @@ export {
 export {
   attention,
   attentionNaive,
+  checkSegments,
+  segmentBounds,
   flashBackward,
   flashForward,
   flashPlan,
@@ -50,7 +52,7 @@ export {
   type FusedClassifierOptions,
 } from './classifier/classifier.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
-export { encoder, encoderAt, encoderBackwardWte } from './encoder/encoder.ts';
+export { checkPositions, encoder, encoderAt, encoderBackwardWte, type EncoderOptions } from './encoder/encoder.ts';
 export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
 export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
 export {
@@ -75,7 +77,7 @@ export {
   type StridedGemmArgs,
   type TileConfig,
 } from './matmul/matmul.ts';
-export { mean, sum, sumRowsInto } from './reduce/reduce.ts';
+export { mean, sum, sumRowsInto, sumRowsVersion } from './reduce/reduce.ts';
 
 export const allSpecs: KernelSpec[] = [
   fillSpec,
@@ -85,6 +87,8 @@ export const allSpecs: KernelSpec[] = [
   matmulSubgroupSpec,
   sumAllSpec,
   sumRowsSpec,
+  sumRowsPartialSpec,
+  sumRowsFinishSpec,
   broadcastSpec,
   addSpec,
   accumulateSpec,

@@ -5,6 +5,10 @@
 // FLOPs counted: causal forward 4·B·NH·HS·T(T+1)/2 (QKᵀ and PV over the pairs k <= q); forward+backward 3.5× that
 // (the backward's dV, dP, dQ, dK and the recomputed S: 5 products against the forward's 2), the usual
 // FlashAttention convention, so both versions are rated on the same work.
+//
+// Packed rows: each flash version's forward+backward also runs with SEGS equal segments per row (segment ids, the
+// bounds dispatch included), beside the same shape without; its rate counts the pairs within segments
+// (SEGS·L(L+1)/2 per row and head, L = T/SEGS), so at the same rate it takes about 1/SEGS of the time.
 import { empty, tensor, tidyAsync, backward, type Gpu, type Tensor } from '@wgpt/runtime';
 import { randomF32, relErr } from '@wgpt/runtime/testing';
 import { bwdBound, fwdBound } from './attention.ref.ts';
@@ -19,6 +23,7 @@ import {
   flashV3Eligible,
   naiveBackward,
   naiveForward,
+  segmentBounds,
 } from './attention.ts';
 
 interface Shape {
@@ -35,6 +40,10 @@ function shapesFor(gpu: Gpu, quick: boolean): Shape[] {
 }
 
 const fwdFlops = (s: Shape) => 4 * s.B * s.NH * s.HS * ((s.T * (s.T + 1)) / 2);
+/** Segments per row in the packed-rows rows. */
+const SEGS = 4;
+/** The forward's FLOPs with SEGS equal segments per row (T a multiple of SEGS). */
+const segFwdFlops = (s: Shape) => SEGS * fwdFlops({ ...s, T: s.T / SEGS });
 
 /** f64 output row (b, h, q) of causal attention, for spot checks. */
 function refRow(x: Float32Array, s: Shape, b: number, h: number, q: number): Float64Array {
@@ -64,6 +73,25 @@ function spotCheck(out: Float32Array, x: Float32Array, s: Shape): boolean {
     const q = i === 0 ? 0 : i === 1 ? s.T - 1 : (i * 104729) % s.T;
     const got = out.subarray((b * s.T + q) * C + h * s.HS, (b * s.T + q) * C + (h + 1) * s.HS);
     if (!(relErr(got, refRow(x, s, b, h, q)) <= fwdBound(s.T, s.HS))) return false;
+  }
+  return true;
+}
+
+/**
+ * Spot check 16 rows with SEGS equal segments per row: each row against the f64 attention over its segment alone
+ * (the segment's tokens as a sequence of their own).
+ */
+function spotCheckSegmented(out: Float32Array, x: Float32Array, s: Shape): boolean {
+  const C = s.NH * s.HS;
+  const L = s.T / SEGS;
+  for (let i = 0; i < 16; i++) {
+    const b = i % s.B;
+    const h = (i * 7) % s.NH;
+    const q = i === 0 ? L : i === 1 ? s.T - 1 : (i * 104729) % s.T; // row 0: a segment's first token
+    const start = q - (q % L);
+    const seg = x.subarray((b * s.T + start) * 3 * C, (b * s.T + start + L) * 3 * C);
+    const got = out.subarray((b * s.T + q) * C + h * s.HS, (b * s.T + q) * C + (h + 1) * s.HS);
+    if (!(relErr(got, refRow(seg, { ...s, B: 1, T: L }, 0, h, q - start)) <= fwdBound(L, s.HS))) return false;
   }
   return true;
 }
@@ -144,6 +172,41 @@ const suite: BenchSuite = {
         const tb = await timeGpu(gpu, both, { quick });
         bwdRows.push({ v, t: tb, d: (await dX.read()) as Float32Array, plan: describePlan(plan) });
         log(`flash ${v} forward+backward ${shape}: ${tb.ms.toFixed(3)} ms`);
+
+        // The same with SEGS equal segments per row, the bounds computed in the timed work (as the op does).
+        const ids = Int32Array.from({ length: B * T }, (_, i) => Math.floor(((i % T) * SEGS) / T));
+        const S = tensor(gpu, ids, [B, T], 'i32', u);
+        owned.push(S);
+        const bothSeg = () => {
+          const bounds = segmentBounds(gpu, S.buffer, B, T);
+          flashForward(gpu, X.buffer, O.buffer, lse.buffer, full, plan, bounds.buffer);
+          flashBackward(
+            gpu,
+            {
+              qkv: X.buffer,
+              out: O.buffer,
+              dout: dO.buffer,
+              lse: lse.buffer,
+              D: D.buffer,
+              dqkv: dX.buffer,
+              accumulate: 0,
+              bounds: bounds.buffer,
+            },
+            full,
+            plan,
+          );
+          bounds.dispose(); // back to the pool; the dispatches recorded above still see it (queue order)
+        };
+        const ts = await timeGpu(gpu, bothSeg, { quick });
+        rows.push({
+          name: `attention flash ${v} forward+backward, ${SEGS} segments per row`,
+          shape,
+          medianMs: ts.ms,
+          rate: { value: (3.5 * segFwdFlops(s)) / (ts.ms * 1e6), unit: 'GFLOP/s' },
+          check: spotCheckSegmented((await O.read()) as Float32Array, x, s) ? 'pass' : 'fail',
+          note: `${ts.timer} timer, ${describePlan(plan)}; out vs f64 per segment; ${tb.ms.toFixed(3)} ms without`,
+        });
+        log(`flash ${v} forward+backward ${shape}, ${SEGS} segments: ${ts.ms.toFixed(3)} ms`);
       }
       const flashBwdRows = (check: (d: Float32Array) => BenchRow['check'], note: string) => {
         for (const { v, t, d } of bwdRows)

@@ -1,6 +1,8 @@
 // f64 references for causal multi-head attention on GPT-2's packed layout, plain loops from the definition:
 //   S = scale · Q Kᵀ (per batch and head), P = softmax over keys k <= q, out = P V, scale = 1/sqrt(HS).
 // qkv is (B, T, 3C): q at channels [0, C), k at [C, 2C), v at [2C, 3C), head h at h·HS; out is (B, T, C).
+// With segment ids (B·T, packed rows) the keys are those with k <= q and seg[b, k] === seg[b, q]: the mask's
+// definition, id by id, with no use of runs or bounds.
 
 /** f32 unit roundoff, 2^-24. */
 const EPS32 = 2 ** -24;
@@ -29,7 +31,13 @@ export interface AttnShape {
   HS: number;
 }
 
-function probs(qkv: ArrayLike<number>, s: AttnShape, b: number, h: number): Float64Array[] {
+/** Whether query q of row b sees key k: causal, and (given segments) of one segment. */
+function sees(seg: ArrayLike<number> | undefined, T: number, b: number, q: number, k: number): boolean {
+  return k <= q && (!seg || seg[b * T + k] === seg[b * T + q]);
+}
+
+/** Row q of P for (b, h): entries k <= q, 0 where the query does not see the key. */
+function probs(qkv: ArrayLike<number>, s: AttnShape, b: number, h: number, seg?: ArrayLike<number>): Float64Array[] {
   const { T, NH, HS } = s;
   const C = NH * HS;
   const scale = 1 / Math.sqrt(HS);
@@ -38,6 +46,7 @@ function probs(qkv: ArrayLike<number>, s: AttnShape, b: number, h: number): Floa
     const p = new Float64Array(q + 1);
     let max = -Infinity;
     for (let k = 0; k <= q; k++) {
+      if (!sees(seg, T, b, q, k)) continue;
       let dot = 0;
       for (let d = 0; d < HS; d++)
         dot += qkv[(b * T + q) * 3 * C + h * HS + d]! * qkv[(b * T + k) * 3 * C + C + h * HS + d]!;
@@ -45,7 +54,7 @@ function probs(qkv: ArrayLike<number>, s: AttnShape, b: number, h: number): Floa
       max = Math.max(max, p[k]!);
     }
     let sum = 0;
-    for (let k = 0; k <= q; k++) sum += p[k] = Math.exp(p[k]! - max);
+    for (let k = 0; k <= q; k++) if (sees(seg, T, b, q, k)) sum += p[k] = Math.exp(p[k]! - max);
     for (let k = 0; k <= q; k++) p[k]! /= sum;
     rows.push(p);
   }
@@ -53,17 +62,18 @@ function probs(qkv: ArrayLike<number>, s: AttnShape, b: number, h: number): Floa
 }
 
 /** out (B, T, C). */
-export function attentionRef(qkv: ArrayLike<number>, s: AttnShape): Float64Array {
+export function attentionRef(qkv: ArrayLike<number>, s: AttnShape, seg?: ArrayLike<number>): Float64Array {
   const { B, T, NH, HS } = s;
   const C = NH * HS;
   const out = new Float64Array(B * T * C);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < NH; h++) {
-      const P = probs(qkv, s, b, h);
+      const P = probs(qkv, s, b, h, seg);
       for (let q = 0; q < T; q++)
         for (let d = 0; d < HS; d++) {
           let acc = 0;
-          for (let k = 0; k <= q; k++) acc += P[q]![k]! * qkv[(b * T + k) * 3 * C + 2 * C + h * HS + d]!;
+          for (let k = 0; k <= q; k++)
+            if (sees(seg, T, b, q, k)) acc += P[q]![k]! * qkv[(b * T + k) * 3 * C + 2 * C + h * HS + d]!;
           out[(b * T + q) * C + h * HS + d] = acc;
         }
     }
@@ -71,7 +81,7 @@ export function attentionRef(qkv: ArrayLike<number>, s: AttnShape): Float64Array
 }
 
 /** Log-sum-exp of each row's scaled scores, (B, NH, T). */
-export function attentionLseRef(qkv: ArrayLike<number>, s: AttnShape): Float64Array {
+export function attentionLseRef(qkv: ArrayLike<number>, s: AttnShape, seg?: ArrayLike<number>): Float64Array {
   const { B, T, NH, HS } = s;
   const C = NH * HS;
   const scale = 1 / Math.sqrt(HS);
@@ -81,6 +91,7 @@ export function attentionLseRef(qkv: ArrayLike<number>, s: AttnShape): Float64Ar
       for (let q = 0; q < T; q++) {
         const sc: number[] = [];
         for (let k = 0; k <= q; k++) {
+          if (!sees(seg, T, b, q, k)) continue;
           let dot = 0;
           for (let d = 0; d < HS; d++)
             dot += qkv[(b * T + q) * 3 * C + h * HS + d]! * qkv[(b * T + k) * 3 * C + C + h * HS + d]!;
@@ -96,7 +107,12 @@ export function attentionLseRef(qkv: ArrayLike<number>, s: AttnShape): Float64Ar
  * The vector-Jacobian product: dqkv (B, T, 3C) for upstream gradient dout (B, T, C), from the chain rule
  *   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ∘ (dP − rowsum(P ∘ dP)),  dQ = scale · dS K,  dK = scale · dSᵀ Q.
  */
-export function attentionBackwardRef(qkv: ArrayLike<number>, dout: ArrayLike<number>, s: AttnShape): Float64Array {
+export function attentionBackwardRef(
+  qkv: ArrayLike<number>,
+  dout: ArrayLike<number>,
+  s: AttnShape,
+  seg?: ArrayLike<number>,
+): Float64Array {
   const { B, T, NH, HS } = s;
   const C = NH * HS;
   const scale = 1 / Math.sqrt(HS);
@@ -104,15 +120,17 @@ export function attentionBackwardRef(qkv: ArrayLike<number>, dout: ArrayLike<num
   const at = (t: number, part: number, b: number, h: number, d: number) => (b * T + t) * 3 * C + part * C + h * HS + d;
   for (let b = 0; b < B; b++)
     for (let h = 0; h < NH; h++) {
-      const P = probs(qkv, s, b, h);
+      const P = probs(qkv, s, b, h, seg);
       for (let q = 0; q < T; q++) {
         const dp = new Float64Array(q + 1);
         let rowdot = 0;
         for (let k = 0; k <= q; k++) {
+          if (!sees(seg, T, b, q, k)) continue;
           for (let d = 0; d < HS; d++) dp[k]! += dout[(b * T + q) * C + h * HS + d]! * qkv[at(k, 2, b, h, d)]!;
           rowdot += P[q]![k]! * dp[k]!;
         }
         for (let k = 0; k <= q; k++) {
+          if (!sees(seg, T, b, q, k)) continue;
           const p = P[q]![k]!;
           const ds = p * (dp[k]! - rowdot);
           for (let d = 0; d < HS; d++) {

@@ -6,7 +6,14 @@ import { WgptError, type Gpu, type KernelSpec } from '@wgpt/runtime';
 import flashBackwardDkvSource from './flash_backward_dkv.wgsl';
 import flashBackwardDqSource from './flash_backward_dq.wgsl';
 import flashForwardSource from './flash_forward.wgsl';
-import { dims, flashBackwardBindings, shapeContext, type FlashBackwardBuffers, type Shape } from './shared.ts';
+import {
+  dims,
+  flashBackwardBindings,
+  segmentArgs,
+  shapeContext,
+  type FlashBackwardBuffers,
+  type Shape,
+} from './shared.ts';
 
 /** v1 tiles, named as the WGSL overrides are. */
 export interface FlashTiles {
@@ -34,10 +41,11 @@ export const flashForwardSpec: KernelSpec = {
     { name: 'qkv', kind: 'read-only-storage' },
     { name: 'out', kind: 'storage' },
     { name: 'lse', kind: 'storage' },
+    { name: 'bounds', kind: 'read-only-storage' },
     { name: 'params', kind: 'uniform' },
   ],
   uniforms: [...dims],
-  overrides: { HS: 64, ...defaultTiles },
+  overrides: { HS: 64, ...defaultTiles, SEG: 0 },
 };
 
 export const flashBackwardDqSpec: KernelSpec = {
@@ -48,7 +56,7 @@ export const flashBackwardDqSpec: KernelSpec = {
   file: 'kernels/attention/flash_backward_dq.wgsl',
   bindings: flashBackwardBindings,
   uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
-  overrides: { HS: 64, ...defaultTiles },
+  overrides: { HS: 64, ...defaultTiles, SEG: 0 },
 };
 
 export const flashBackwardDkvSpec: KernelSpec = {
@@ -60,7 +68,7 @@ export const flashBackwardDkvSpec: KernelSpec = {
   file: 'kernels/attention/flash_backward_dkv.wgsl',
   bindings: flashBackwardBindings,
   uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
-  overrides: { HS: 64, ...defaultTiles },
+  overrides: { HS: 64, ...defaultTiles, SEG: 0 },
 };
 
 export const flashV1Specs = [flashForwardSpec, flashBackwardDqSpec, flashBackwardDkvSpec];
@@ -98,7 +106,7 @@ export function flashTiles(gpu: Gpu, HS: number, given: Partial<FlashTiles> = {}
   return t;
 }
 
-/** Records the v1 forward: out (B, T, C) and lse (B, NH, T) from qkv (B, T, 3C). */
+/** Records the v1 forward: out (B, T, C) and lse (B, NH, T) from qkv (B, T, 3C), within segments given bounds. */
 export function flashForwardV1(
   gpu: Gpu,
   qkv: GPUBuffer,
@@ -106,11 +114,13 @@ export function flashForwardV1(
   lse: GPUBuffer,
   s: Shape,
   t: FlashTiles,
+  bounds?: GPUBuffer,
 ): void {
+  const seg = segmentArgs(gpu, bounds);
   gpu.dispatch(flashForwardSpec, {
-    buffers: { qkv, out, lse },
+    buffers: { qkv, out, lse, bounds: seg.bounds },
     uniforms: { B: s.B, T: s.T, NH: s.NH },
-    overrides: { HS: s.HS, ...t },
+    overrides: { HS: s.HS, ...t, SEG: seg.SEG },
     workgroups: [Math.ceil(s.T / t.BR), s.NH, s.B],
     context: shapeContext(s),
   });
@@ -118,9 +128,10 @@ export function flashForwardV1(
 
 /** Records the v1 dQ and dK/dV passes into dqkv (D already computed). */
 export function flashBackwardV1(gpu: Gpu, a: FlashBackwardBuffers, s: Shape, t: FlashTiles): void {
-  const buffers = { qkv: a.qkv, dout: a.dout, lse: a.lse, D: a.D, dqkv: a.dqkv };
+  const seg = segmentArgs(gpu, a.bounds);
+  const buffers = { qkv: a.qkv, dout: a.dout, lse: a.lse, D: a.D, dqkv: a.dqkv, bounds: seg.bounds };
   const uniforms = { B: s.B, T: s.T, NH: s.NH, accumulate: a.accumulate };
-  const overrides = { HS: s.HS, ...t };
+  const overrides = { HS: s.HS, ...t, SEG: seg.SEG };
   const context = shapeContext(s);
   gpu.dispatch(flashBackwardDqSpec, {
     buffers,

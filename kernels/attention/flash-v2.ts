@@ -6,7 +6,14 @@ import { WgptError, type Gpu, type KernelSpec } from '@wgpt/runtime';
 import flashBackwardDkvV2Source from './flash_backward_dkv_v2.wgsl';
 import flashBackwardDqV2Source from './flash_backward_dq_v2.wgsl';
 import flashForwardV2Source from './flash_forward_v2.wgsl';
-import { dims, flashBackwardBindings, shapeContext, type FlashBackwardBuffers, type Shape } from './shared.ts';
+import {
+  dims,
+  flashBackwardBindings,
+  segmentArgs,
+  shapeContext,
+  type FlashBackwardBuffers,
+  type Shape,
+} from './shared.ts';
 
 /** Tiles of a v2 kernel, named as its WGSL overrides are. */
 export interface V2Tiles {
@@ -39,10 +46,11 @@ export const flashForwardV2Spec: KernelSpec = {
     { name: 'qkv', kind: 'read-only-storage' },
     { name: 'out', kind: 'storage' },
     { name: 'lse', kind: 'storage' },
+    { name: 'bounds', kind: 'read-only-storage' },
     { name: 'params', kind: 'uniform' },
   ],
   uniforms: [...dims],
-  overrides: { HS: 64, ...v2Defaults.forward },
+  overrides: { HS: 64, ...v2Defaults.forward, SEG: 0 },
 };
 
 export const flashBackwardDqV2Spec: KernelSpec = {
@@ -53,7 +61,7 @@ export const flashBackwardDqV2Spec: KernelSpec = {
   file: 'kernels/attention/flash_backward_dq_v2.wgsl',
   bindings: flashBackwardBindings,
   uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
-  overrides: { HS: 64, ...v2Defaults.dq },
+  overrides: { HS: 64, ...v2Defaults.dq, SEG: 0 },
 };
 
 export const flashBackwardDkvV2Spec: KernelSpec = {
@@ -65,7 +73,7 @@ export const flashBackwardDkvV2Spec: KernelSpec = {
   file: 'kernels/attention/flash_backward_dkv_v2.wgsl',
   bindings: flashBackwardBindings,
   uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
-  overrides: { HS: 64, ...v2Defaults.dkv },
+  overrides: { HS: 64, ...v2Defaults.dkv, SEG: 0 },
 };
 
 export const flashV2Specs = [flashForwardV2Spec, flashBackwardDqV2Spec, flashBackwardDkvV2Spec];
@@ -102,11 +110,20 @@ export function flashV2Tiles(gpu: Gpu, kernel: V2Kernel, HS: number, given: Part
 }
 
 /** Records the v2 forward (same outputs as v1). */
-export function flashForwardV2(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape, t: V2Tiles): void {
+export function flashForwardV2(
+  gpu: Gpu,
+  qkv: GPUBuffer,
+  out: GPUBuffer,
+  lse: GPUBuffer,
+  s: Shape,
+  t: V2Tiles,
+  bounds?: GPUBuffer,
+): void {
+  const seg = segmentArgs(gpu, bounds);
   gpu.dispatch(flashForwardV2Spec, {
-    buffers: { qkv, out, lse },
+    buffers: { qkv, out, lse, bounds: seg.bounds },
     uniforms: { B: s.B, T: s.T, NH: s.NH },
-    overrides: { HS: s.HS, ...t },
+    overrides: { HS: s.HS, ...t, SEG: seg.SEG },
     workgroups: [Math.ceil(s.T / t.BR), s.NH, s.B],
     context: shapeContext(s),
   });
@@ -114,13 +131,22 @@ export function flashForwardV2(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GP
 
 /** Records the v2 dQ and dK/dV passes into dqkv (D already computed). */
 export function flashBackwardV2(gpu: Gpu, a: FlashBackwardBuffers, s: Shape, dq: V2Tiles, dkv: V2Tiles): void {
-  const buffers = { qkv: a.qkv, dout: a.dout, lse: a.lse, D: a.D, dqkv: a.dqkv };
+  const seg = segmentArgs(gpu, a.bounds);
+  const buffers = { qkv: a.qkv, dout: a.dout, lse: a.lse, D: a.D, dqkv: a.dqkv, bounds: seg.bounds };
   const uniforms = { B: s.B, T: s.T, NH: s.NH, accumulate: a.accumulate };
   const context = shapeContext(s);
   gpu.dispatch(flashBackwardDqV2Spec, {
-    buffers, uniforms, overrides: { HS: s.HS, ...dq }, workgroups: [Math.ceil(s.T / dq.BR), s.NH, s.B], context,
+    buffers,
+    uniforms,
+    overrides: { HS: s.HS, ...dq, SEG: seg.SEG },
+    workgroups: [Math.ceil(s.T / dq.BR), s.NH, s.B],
+    context,
   });
   gpu.dispatch(flashBackwardDkvV2Spec, {
-    buffers, uniforms, overrides: { HS: s.HS, ...dkv }, workgroups: [Math.ceil(s.T / dkv.BC), s.NH, s.B], context,
+    buffers,
+    uniforms,
+    overrides: { HS: s.HS, ...dkv, SEG: seg.SEG },
+    workgroups: [Math.ceil(s.T / dkv.BC), s.NH, s.B],
+    context,
   });
 }

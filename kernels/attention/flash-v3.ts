@@ -8,7 +8,14 @@ import { grid1d, subgroupsOf4 } from '../common.ts';
 import flashBackwardDkvV3Source from './flash_backward_dkv_v3.wgsl';
 import flashBackwardDqV3Source from './flash_backward_dq_v3.wgsl';
 import flashForwardV3Source from './flash_forward_v3.wgsl';
-import { dims, flashBackwardBindings, shapeContext, type FlashBackwardBuffers, type Shape } from './shared.ts';
+import {
+  dims,
+  flashBackwardBindings,
+  segmentArgs,
+  shapeContext,
+  type FlashBackwardBuffers,
+  type Shape,
+} from './shared.ts';
 
 /** Invocations per v3 workgroup: 16 subgroups, each 4 rows. */
 const WG = 64;
@@ -24,10 +31,11 @@ export const flashForwardV3Spec: KernelSpec = {
     { name: 'qkv', kind: 'read-only-storage' },
     { name: 'out', kind: 'storage' },
     { name: 'lse', kind: 'storage' },
+    { name: 'bounds', kind: 'read-only-storage' },
     { name: 'params', kind: 'uniform' },
   ],
   uniforms: [...dims],
-  overrides: { HS: 64, WG },
+  overrides: { HS: 64, WG, SEG: 0 },
 };
 
 export const flashBackwardDqV3Spec: KernelSpec = {
@@ -38,7 +46,7 @@ export const flashBackwardDqV3Spec: KernelSpec = {
   file: 'kernels/attention/flash_backward_dq_v3.wgsl',
   bindings: flashBackwardBindings,
   uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
-  overrides: { HS: 64, WG },
+  overrides: { HS: 64, WG, SEG: 0 },
 };
 
 export const flashBackwardDkvV3Spec: KernelSpec = {
@@ -49,7 +57,7 @@ export const flashBackwardDkvV3Spec: KernelSpec = {
   file: 'kernels/attention/flash_backward_dkv_v3.wgsl',
   bindings: flashBackwardBindings,
   uniforms: [...dims, { name: 'accumulate', type: 'u32' }],
-  overrides: { HS: 64, WG },
+  overrides: { HS: 64, WG, SEG: 0 },
 };
 
 export const flashV3Specs = [flashForwardV3Spec, flashBackwardDqV3Spec, flashBackwardDkvV3Spec];
@@ -63,11 +71,19 @@ export function flashV3Eligible(gpu: Gpu, HS: number): boolean {
 const grid = (gpu: Gpu, s: Shape) => grid1d(gpu, s.B * s.NH * Math.ceil(s.T / 4), WG / 4);
 
 /** Records the v3 forward (same outputs as v1). */
-export function flashForwardV3(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GPUBuffer, s: Shape): void {
+export function flashForwardV3(
+  gpu: Gpu,
+  qkv: GPUBuffer,
+  out: GPUBuffer,
+  lse: GPUBuffer,
+  s: Shape,
+  bounds?: GPUBuffer,
+): void {
+  const seg = segmentArgs(gpu, bounds);
   gpu.dispatch(flashForwardV3Spec, {
-    buffers: { qkv, out, lse },
+    buffers: { qkv, out, lse, bounds: seg.bounds },
     uniforms: { B: s.B, T: s.T, NH: s.NH },
-    overrides: { HS: s.HS },
+    overrides: { HS: s.HS, SEG: seg.SEG },
     workgroups: grid(gpu, s),
     context: shapeContext(s),
   });
@@ -75,10 +91,12 @@ export function flashForwardV3(gpu: Gpu, qkv: GPUBuffer, out: GPUBuffer, lse: GP
 
 /** Records the v3 dQ and dK/dV passes into dqkv (D already computed). */
 export function flashBackwardV3(gpu: Gpu, a: FlashBackwardBuffers, s: Shape): void {
-  const buffers = { qkv: a.qkv, dout: a.dout, lse: a.lse, D: a.D, dqkv: a.dqkv };
+  const seg = segmentArgs(gpu, a.bounds);
+  const buffers = { qkv: a.qkv, dout: a.dout, lse: a.lse, D: a.D, dqkv: a.dqkv, bounds: seg.bounds };
   const uniforms = { B: s.B, T: s.T, NH: s.NH, accumulate: a.accumulate };
+  const overrides = { HS: s.HS, SEG: seg.SEG };
   const context = shapeContext(s);
   const workgroups = grid(gpu, s);
-  gpu.dispatch(flashBackwardDqV3Spec, { buffers, uniforms, overrides: { HS: s.HS }, workgroups, context });
-  gpu.dispatch(flashBackwardDkvV3Spec, { buffers, uniforms, overrides: { HS: s.HS }, workgroups, context });
+  gpu.dispatch(flashBackwardDqV3Spec, { buffers, uniforms, overrides, workgroups, context });
+  gpu.dispatch(flashBackwardDkvV3Spec, { buffers, uniforms, overrides, workgroups, context });
 }

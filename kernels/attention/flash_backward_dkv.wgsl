@@ -3,6 +3,8 @@
 // P = exp(scale * Q K^T - lse) and dS = P ∘ (dO V^T - D), and accumulates dV = P^T dO and dK = scale * dS^T Q in
 // registers. Thread (j, c) of key row j owns dims c, c + TPR, ... No T×T buffer, no atomics. dqkv is (B, T, 3C);
 // this writes channels [C, 3C).
+// SEG (shared.ts): a key is also seen only by the queries before the end of its segment, and the query blocks past
+// the segment end of the block's last key are never loaded.
 struct Params {
   B: u32,
   T: u32,
@@ -14,13 +16,15 @@ struct Params {
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> D: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> bounds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> dqkv: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 override HS: u32 = 64;
 override BR: u32 = 16; // queries per streamed block
 override BC: u32 = 16; // keys per workgroup
 override TPR: u32 = 16; // threads per key row
+override SEG: bool = false;
 const MAXD: u32 = 8u;
 
 var<workgroup> Ks: array<f32, BC * HS>;
@@ -75,8 +79,14 @@ fn main(
   }
   let ND = (HS + TPR - 1u) / TPR;
 
-  // Queries that see at least one key of this block: [k0, T).
-  let nqb = (T + BR - 1u) / BR;
+  // Queries that see at least one key of this block: [k0, qEnd); key k is seen by the queries before kEnd.
+  var qEnd = T;
+  var kEnd = T;
+  if (SEG) {
+    qEnd = bounds[2u * (b * T + min(k0 + BC, T) - 1u) + 1u];
+    kEnd = bounds[2u * (b * T + min(k, T - 1u)) + 1u];
+  }
+  let nqb = (qEnd + BR - 1u) / BR;
   for (var qb = k0 / BR; qb < nqb; qb++) {
     let q0 = qb * BR;
     workgroupBarrier(); // the previous block's tiles are no longer read
@@ -103,11 +113,11 @@ fn main(
       Ds[i] = dd;
     }
     workgroupBarrier();
-    // Entry (query i, key j) is live when k <= q0 + i < T (k < T follows).
+    // Entry (query i, key j) is live when k <= q0 + i < kEnd (<= T; k < T follows).
     for (var i = c; i < BR; i += TPR) {
       var p = 0.0;
       var ds = 0.0;
-      if (k <= q0 + i && q0 + i < T) {
+      if (k <= q0 + i && q0 + i < kEnd) {
         var s = 0.0;
         var dp = 0.0;
         for (var d = 0u; d < HS; d++) {
@@ -121,7 +131,7 @@ fn main(
       dS[i * BC + j] = ds;
     }
     workgroupBarrier();
-    // Rows before k contribute nothing; rows past T were written as zeros above.
+    // Rows before k contribute nothing; rows from kEnd (T without segments) were written as zeros above.
     var i0 = 0u;
     if (k > q0) {
       i0 = min(k - q0, BR);

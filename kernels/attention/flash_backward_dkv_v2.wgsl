@@ -6,6 +6,8 @@
 // R x NE tiles of Sᵀ = K Qᵀ and dPᵀ = V dOᵀ for queries i = tx + e·TX, P = exp(scale·S − lse) and
 // dS = P ∘ (dP − D), shares both, then accumulates dV += Pᵀ dO and dK += dSᵀ Q for dims d = tx + e·TX as
 // R x ND tiles.
+// SEG (shared.ts): a key is also seen only by the queries before the end of its segment, and the query blocks past
+// the segment end of the block's last key are never loaded.
 struct Params {
   B: u32,
   T: u32,
@@ -17,8 +19,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> D: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> bounds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> dqkv: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 override HS: u32 = 64; // <= TX * MAXD
 override BC: u32 = 32; // keys per workgroup (NY thread rows of R each)
@@ -26,6 +29,7 @@ override R: u32 = 4; // key rows per thread, <= MAXK
 override BR: u32 = 16; // queries per streamed block, <= TX * MAXE
 override TX: u32 = 16;
 override NY: u32 = BC / R; // thread rows (derived: not set by the host)
+override SEG: bool = false;
 const MAXK: u32 = 4u;
 const MAXE: u32 = 4u;
 const MAXD: u32 = 8u;
@@ -82,8 +86,20 @@ fn main(
     dk[i] = 0.0;
     dv[i] = 0.0;
   }
+  // Queries that see a key of this block: [k0, qEnd); with SEG, key row a is seen by the queries before ke[a].
+  var qEnd = T;
+  var ke: array<u32, MAXK>;
+  for (var a = 0u; a < MAXK; a++) {
+    ke[a] = T;
+    if (SEG) {
+      ke[a] = bounds[2u * (b * T + min(k0 + ty + a * NY, T - 1u)) + 1u];
+    }
+  }
+  if (SEG) {
+    qEnd = bounds[2u * (b * T + min(k0 + BC, T) - 1u) + 1u];
+  }
 
-  let nqb = (T + BR - 1u) / BR;
+  let nqb = (qEnd + BR - 1u) / BR;
   for (var qb = k0 / BR; qb < nqb; qb++) {
     let q0 = qb * BR;
     workgroupBarrier();
@@ -142,7 +158,7 @@ fn main(
         if (i < BR) {
           var p = 0.0;
           var ds = 0.0;
-          if (k <= q && q < T) {
+          if (k <= q && q < T && (!SEG || q < ke[a])) {
             p = exp(s[a * MAXE + e] * scale - Ls[i]);
             ds = p * (dp[a * MAXE + e] - Ds[i]);
           }
@@ -152,7 +168,8 @@ fn main(
       }
     }
     workgroupBarrier();
-    // Queries before this workgroup's first key contribute nothing; rows past T hold zeros.
+    // Queries before this workgroup's first key contribute nothing; rows past T (or past a key's segment) hold
+    // zeros.
     var i0 = 0u;
     if (k0 > q0) {
       i0 = min(k0 - q0, BR);

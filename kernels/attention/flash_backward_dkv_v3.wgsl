@@ -4,7 +4,8 @@
 // per lane and shared by subgroup broadcasts; the lane's k, v, dK and dV rows stay in registers as mat4x4 chunks of
 // 16 dims. No workgroup memory, no barriers, no atomics. dqkv is (B, T, 3C); this writes channels [C, 3C). HS: a
 // multiple of 4 up to 64. Needs subgroups of exactly 4 invocations made of consecutive local invocation indices
-// (SwiftShader's).
+// (SwiftShader's). SEG (packed rows, shared.ts): a query at or past the end of the lane's key's segment adds
+// nothing either, and the walk ends at the segment end of the subgroup's last key.
 enable subgroups;
 // The loops run to the block's end, the same for the 4 lanes of a subgroup (all of one block), which the uniformity
 // analysis cannot see: it would reject the broadcasts inside.
@@ -21,12 +22,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read> dout: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> D: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<vec4<f32>>;
-@group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> bounds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> dqkv: array<vec4<f32>>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 override HS: u32 = 64;
 override WG: u32 = 64;
 override HS4: u32 = HS / 4u; // derived: vec4s per head row
+override SEG: bool = false;
 
 fn at(row: u32, i: u32) -> vec4<f32> {
   return select(vec4<f32>(0.0), qkv[row + min(i, HS4 - 1u)], i < HS4);
@@ -128,8 +131,15 @@ fn main(
   var dv1 = mat4x4<f32>();
   var dv2 = mat4x4<f32>();
   var dv3 = mat4x4<f32>();
-  // Queries that see at least one key of this block: [4·blk, T).
-  for (var i = 4u * blk; i < T; i++) {
+  // Queries that see at least one key of this block: [4·blk, qend); with SEG the lane's key is seen by the queries
+  // before kend.
+  var qend = T;
+  var kend = T;
+  if (SEG) {
+    qend = bounds[2u * (bb * T + min(4u * blk + 3u, T - 1u)) + 1u];
+    kend = bounds[2u * (bb * T + min(k, T - 1u)) + 1u];
+  }
+  for (var i = 4u * blk; i < qend; i++) {
     let qrow = base + i * C34;
     let orow = obase + i * C4;
     let q0 = shared_row(qrow, 0u, lane);
@@ -160,8 +170,8 @@ fn main(
       s += dot16(q3, k3);
       dp += dot16(g3, v3);
     }
-    // Queries before this lane's key add nothing (not even 0 · a NaN).
-    if (k <= i) {
+    // Queries before this lane's key (or past its segment) add nothing (not even 0 · a NaN).
+    if (k <= i && (!SEG || i < kend)) {
       let p = exp(s * scale - lse[rbase + i]);
       let ds = p * (dp - D[rbase + i]);
       dv0 += g0 * p;

@@ -2,6 +2,7 @@
 // below the diagonal (as the forward does), recomputes P = exp(scale * Q K^T - lse) from the saved log-sum-exp,
 // dP = dO V^T, dS = P ∘ (dP - D), and accumulates dQ = scale * dS K in registers. No T×T buffer, no atomics:
 // each dQ element is written by exactly one thread. dqkv is (B, T, 3C); this writes channels [0, C).
+// SEG: the forward's segment mask and skipped key blocks (flash_forward.wgsl).
 struct Params {
   B: u32,
   T: u32,
@@ -13,13 +14,15 @@ struct Params {
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> D: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> bounds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> dqkv: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 override HS: u32 = 64;
 override BR: u32 = 16;
 override BC: u32 = 16;
 override TPR: u32 = 16;
+override SEG: bool = false;
 const MAXD: u32 = 8u;
 
 var<workgroup> Qs: array<f32, BR * HS>;
@@ -73,9 +76,15 @@ fn main(
   }
   let ND = (HS + TPR - 1u) / TPR;
 
+  var kStart = 0u;
+  var qStart = 0u;
+  if (SEG) {
+    kStart = bounds[2u * (b * T + q0)];
+    qStart = bounds[2u * (b * T + min(q, T - 1u))];
+  }
   let kEnd = min(T, q0 + BR);
   let nkb = (kEnd + BC - 1u) / BC;
-  for (var kb = 0u; kb < nkb; kb++) {
+  for (var kb = kStart / BC; kb < nkb; kb++) {
     let k0 = kb * BC;
     workgroupBarrier();
     for (var i = li; i < BC * HS; i += NT) {
@@ -96,7 +105,11 @@ fn main(
     if (q < T && q >= k0) {
       nvis = min(min(BC, q - k0 + 1u), T - k0);
     }
-    for (var j = c; j < nvis; j += TPR) {
+    var j0 = 0u;
+    if (SEG && qStart > k0) {
+      j0 = min(qStart - k0, BC);
+    }
+    for (var j = j0 + c; j < nvis; j += TPR) {
       var s = 0.0;
       var dp = 0.0;
       for (var d = 0u; d < HS; d++) {
@@ -107,7 +120,7 @@ fn main(
       dS[r * BC + j] = p * (dp - Drow);
     }
     workgroupBarrier();
-    for (var j = 0u; j < nvis; j++) {
+    for (var j = j0; j < nvis; j++) {
       let ds = dS[r * BC + j];
       for (var e = 0u; e < ND; e++) {
         let d = c + e * TPR;

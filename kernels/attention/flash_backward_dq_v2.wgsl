@@ -5,6 +5,7 @@
 // r = ty + a·NY (a < R); per streamed block of BC keys it computes the R x NE tiles of S = Q Kᵀ and dP = dO Vᵀ
 // for keys j = tx + e·TX (R + NE workgroup loads per R·NE multiply-adds each), dS = P ∘ (dP − D) with
 // P = exp(scale·S − lse), shares dS, then accumulates dQ += dS K for dims d = tx + e·TX as an R x ND tile.
+// SEG: the forward's segment mask and skipped key blocks (flash_forward_v2.wgsl).
 struct Params {
   B: u32,
   T: u32,
@@ -16,8 +17,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> D: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> bounds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> dqkv: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 override HS: u32 = 64; // <= TX * MAXD
 override BR: u32 = 32; // queries per workgroup (NY thread rows of R each)
@@ -25,6 +27,7 @@ override R: u32 = 4; // query rows per thread, <= MAXQ
 override BC: u32 = 16; // keys per streamed block, <= TX * MAXE
 override TX: u32 = 16;
 override NY: u32 = BR / R; // thread rows (derived: not set by the host)
+override SEG: bool = false;
 const MAXQ: u32 = 4u;
 const MAXE: u32 = 4u;
 const MAXD: u32 = 8u;
@@ -74,10 +77,15 @@ fn main(
   var lrow: array<f32, MAXQ>;
   var drow: array<f32, MAXQ>;
   var acc: array<f32, MAXQ * MAXD>;
+  var qs: array<u32, MAXQ>; // with SEG: the first key each row may see
   for (var a = 0u; a < MAXQ; a++) {
     lrow[a] = 0.0;
     drow[a] = 0.0;
     let q = q0 + ty + a * NY;
+    qs[a] = 0u;
+    if (SEG) {
+      qs[a] = bounds[2u * (b * T + min(q, T - 1u))];
+    }
     if (a < R && q < T) {
       lrow[a] = lse[rbase + q];
       drow[a] = D[rbase + q];
@@ -87,9 +95,13 @@ fn main(
     acc[i] = 0.0;
   }
 
+  var kStart = 0u;
+  if (SEG) {
+    kStart = bounds[2u * (b * T + q0)];
+  }
   let kEnd = min(T, q0 + BR);
   let nkb = (kEnd + BC - 1u) / BC;
-  for (var kb = 0u; kb < nkb; kb++) {
+  for (var kb = kStart / BC; kb < nkb; kb++) {
     let k0 = kb * BC;
     workgroupBarrier();
     for (var i = li; i < BC * HS; i += NT) {
@@ -137,7 +149,7 @@ fn main(
         let k = k0 + j;
         if (j < BC) {
           var ds = 0.0;
-          if (k <= q && q < T) {
+          if (k <= q && q < T && (!SEG || k >= qs[a])) {
             let p = exp(s[a * MAXE + e] * scale - lrow[a]);
             ds = p * (dp[a * MAXE + e] - drow[a]);
           }

@@ -4,7 +4,8 @@
 // value row loaded a quarter per lane and shared by subgroup broadcasts; the lane's q, dO and dQ rows stay in
 // registers as mat4x4 chunks of 16 dims. No workgroup memory, no barriers, no atomics: each dQ element is written
 // by one lane. dqkv is (B, T, 3C); this writes channels [0, C). HS: a multiple of 4 up to 64. Needs subgroups of
-// exactly 4 invocations made of consecutive local invocation indices (SwiftShader's).
+// exactly 4 invocations made of consecutive local invocation indices (SwiftShader's). SEG: the forward's segment
+// mask and walk start (flash_forward_v3.wgsl).
 enable subgroups;
 // The loops run to the block's end, the same for the 4 lanes of a subgroup (all of one block), which the uniformity
 // analysis cannot see: it would reject the broadcasts inside.
@@ -21,12 +22,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read> dout: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> D: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<vec4<f32>>;
-@group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> bounds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> dqkv: array<vec4<f32>>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 override HS: u32 = 64;
 override WG: u32 = 64;
 override HS4: u32 = HS / 4u; // derived: vec4s per head row
+override SEG: bool = false;
 
 fn at(row: u32, i: u32) -> vec4<f32> {
   return select(vec4<f32>(0.0), qkv[row + min(i, HS4 - 1u)], i < HS4);
@@ -123,8 +126,14 @@ fn main(
   var a1 = mat4x4<f32>();
   var a2 = mat4x4<f32>();
   var a3 = mat4x4<f32>();
+  var kstart = 0u;
+  var qstart = 0u;
+  if (SEG) {
+    kstart = bounds[2u * (bb * T + min(4u * blk, T - 1u))];
+    qstart = bounds[2u * (bb * T + qq)];
+  }
   let kend = min(4u * blk + 4u, T);
-  for (var j = 0u; j < kend; j++) {
+  for (var j = kstart; j < kend; j++) {
     let krow = base + j * C34 + C4;
     let vrow = krow + C4;
     let k0 = shared_row(krow, 0u, lane);
@@ -148,8 +157,8 @@ fn main(
       s += dot16(q3, k3);
       dp += dot16(g3, shared_row(vrow, 3u, lane));
     }
-    // Keys after this lane's query add nothing (not even 0 · a NaN).
-    if (j <= q) {
+    // Keys after this lane's query (or before its segment) add nothing (not even 0 · a NaN).
+    if (j <= q && (!SEG || j >= qstart)) {
       let p = exp(s * scale - lrow);
       let ds = p * (dp - Drow);
       a0 += k0 * ds;

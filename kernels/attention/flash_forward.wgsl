@@ -6,6 +6,10 @@
 // streamed through workgroup memory with the online softmax (running max m and sum l per row). Key blocks
 // entirely above the diagonal are never loaded. Thread (r, c), c < TPR, of row r computes the scores of keys
 // c, c + TPR, ... of the block and owns output dims c, c + TPR, ... (at most MAXD of them) of row r.
+//
+// SEG (packed rows, shared.ts): bounds (B, T, 2) holds each token's segment [start, end); a query also needs
+// key >= its start, and the key blocks before the start of the block's first query are never loaded. With SEG false
+// (bounds then a placeholder) that code folds away.
 struct Params {
   B: u32,
   T: u32,
@@ -15,12 +19,14 @@ struct Params {
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> bounds: array<u32>;
+@group(0) @binding(4) var<uniform> params: Params;
 
 override HS: u32 = 64; // head size
 override BR: u32 = 16; // queries per workgroup
 override BC: u32 = 16; // keys per streamed block
 override TPR: u32 = 16; // threads per query row; HS <= TPR * MAXD
+override SEG: bool = false; // segments given: bounds holds each token's segment [start, end)
 const MAXD: u32 = 8u;
 
 var<workgroup> Qs: array<f32, BR * HS>;
@@ -66,10 +72,16 @@ fn main(
   }
   let ND = (HS + TPR - 1u) / TPR;
 
-  // Keys [0, kEnd) are the only ones any row of this block may see.
+  // Keys [kStart, kEnd) are the only ones any row of this block may see; this row sees keys from qStart.
+  var kStart = 0u;
+  var qStart = 0u;
+  if (SEG) {
+    kStart = bounds[2u * (b * T + q0)];
+    qStart = bounds[2u * (b * T + min(q, T - 1u))];
+  }
   let kEnd = min(T, q0 + BR);
   let nkb = (kEnd + BC - 1u) / BC;
-  for (var kb = 0u; kb < nkb; kb++) {
+  for (var kb = kStart / BC; kb < nkb; kb++) {
     let k0 = kb * BC;
     workgroupBarrier(); // the previous block's Ks, Vs and S are no longer read
     for (var i = li; i < BC * HS; i += NT) {
@@ -86,12 +98,16 @@ fn main(
       Vs[i] = vv;
     }
     workgroupBarrier();
-    // Keys of this block that row q may see: k0 + j <= q and k0 + j < T.
+    // Keys of this block that row q may see: j0 <= j < nvis (k0 + j <= q, k0 + j < T, k0 + j >= qStart).
     var nvis = 0u;
     if (q < T && q >= k0) {
       nvis = min(min(BC, q - k0 + 1u), T - k0);
     }
-    for (var j = c; j < nvis; j += TPR) {
+    var j0 = 0u;
+    if (SEG && qStart > k0) {
+      j0 = min(qStart - k0, BC);
+    }
+    for (var j = j0 + c; j < nvis; j += TPR) {
       var s = 0.0;
       for (var d = 0u; d < HS; d++) {
         s += Qs[r * HS + d] * Ks[j * HS + d];
@@ -99,9 +115,9 @@ fn main(
       S[r * BC + j] = s * scale;
     }
     workgroupBarrier();
-    if (nvis > 0u) {
+    if (nvis > j0) {
       var mb = m;
-      for (var j = 0u; j < nvis; j++) {
+      for (var j = j0; j < nvis; j++) {
         mb = max(mb, S[r * BC + j]);
       }
       let corr = exp(m - mb);
@@ -109,7 +125,7 @@ fn main(
       for (var e = 0u; e < ND; e++) {
         acc[e] *= corr;
       }
-      for (var j = 0u; j < nvis; j++) {
+      for (var j = j0; j < nvis; j++) {
         let p = exp(S[r * BC + j] - mb);
         l += p;
         for (var e = 0u; e < ND; e++) {

@@ -7,6 +7,8 @@
 // workgroup loads per R·NE multiply-adds), the row max merged from TX partial maxima, P = exp(S − m) computed
 // once per element and shared, then O += P V as R x ND register tiles. Key blocks above the diagonal are never
 // loaded; within the diagonal block a key after the query contributes an exact 0 (its score is never used).
+// SEG (packed rows, shared.ts): keys before the start of a query's segment are masked like keys after it, and key
+// blocks before the segment start of the block's first query are never loaded; compiled out when SEG is false.
 struct Params {
   B: u32,
   T: u32,
@@ -16,7 +18,8 @@ struct Params {
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> bounds: array<u32>;
+@group(0) @binding(4) var<uniform> params: Params;
 
 override HS: u32 = 64; // head size, <= TX * MAXD
 override BR: u32 = 32; // queries per workgroup (NY thread rows of R each)
@@ -24,6 +27,7 @@ override BC: u32 = 32; // keys per streamed block, <= TX * MAXE
 override R: u32 = 4; // query rows per thread, <= MAXQ
 override TX: u32 = 16; // threads sharing a row
 override NY: u32 = BR / R; // thread rows (derived: not set by the host)
+override SEG: bool = false; // segments given: bounds holds each token's segment [start, end)
 const MAXQ: u32 = 4u;
 const MAXE: u32 = 4u;
 const MAXD: u32 = 8u;
@@ -69,17 +73,26 @@ fn main(
   var l: array<f32, MAXQ>;
   var acc: array<f32, MAXQ * MAXD>;
   var s: array<f32, MAXQ * MAXE>;
+  var qs: array<u32, MAXQ>; // with SEG: the first key each row may see
   for (var a = 0u; a < MAXQ; a++) {
     m[a] = NEG;
     l[a] = 0.0;
+    qs[a] = 0u;
+    if (SEG) {
+      qs[a] = bounds[2u * (b * T + min(q0 + ty + a * NY, T - 1u))];
+    }
   }
   for (var i = 0u; i < MAXQ * MAXD; i++) {
     acc[i] = 0.0;
   }
 
+  var kStart = 0u;
+  if (SEG) {
+    kStart = bounds[2u * (b * T + q0)];
+  }
   let kEnd = min(T, q0 + BR);
   let nkb = (kEnd + BC - 1u) / BC;
-  for (var kb = 0u; kb < nkb; kb++) {
+  for (var kb = kStart / BC; kb < nkb; kb++) {
     let k0 = kb * BC;
     workgroupBarrier(); // Ks, Vs, Ps and Part of the previous block are no longer read
     for (var i = li; i < BC * HS; i += NT) {
@@ -113,7 +126,7 @@ fn main(
         }
       }
     }
-    // Mask (keys after the query, past T, or past the block) and the partial row maxima.
+    // Mask (keys after the query, past T, past the block, or before the query's segment) and the partial row maxima.
     for (var a = 0u; a < R; a++) {
       let q = q0 + ty + a * NY;
       var pm = NEG;
@@ -121,7 +134,7 @@ fn main(
         let j = tx + e * TX;
         let k = k0 + j;
         var v = NEG;
-        if (j < BC && k <= q && k < T) {
+        if (j < BC && k <= q && k < T && (!SEG || k >= qs[a])) {
           v = s[a * MAXE + e] * scale;
           pm = max(pm, v);
         }
@@ -177,8 +190,9 @@ fn main(
         vr[e] = Vs[j * HS + min(tx + e * TX, HS - 1u)];
       }
       for (var a = 0u; a < R; a++) {
-        // A key after the query is skipped, not multiplied by 0: its V may be anything, even NaN.
-        if (k0 + j <= q0 + ty + a * NY) {
+        // A key after the query (or of another segment) is skipped, not multiplied by 0: its V may be anything,
+        // even NaN.
+        if (k0 + j <= q0 + ty + a * NY && (!SEG || k0 + j >= qs[a])) {
           let p = Ps[(ty + a * NY) * BC + j];
           for (var e = 0u; e < ND; e++) {
             acc[a * MAXD + e] += p * vr[e];

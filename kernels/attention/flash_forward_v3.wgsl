@@ -6,7 +6,8 @@
 // a quarter of the key row and of the value row and the broadcasts give every lane the whole rows. A lane keeps its
 // query row, the running max and sum and its output row in registers, as mat4x4 chunks of 16 dims indexed only by
 // constants; keys after the lane's query add nothing. HS: a multiple of 4 up to 64 (chunks past HS are never read
-// or written).
+// or written). SEG (packed rows, shared.ts): a key before the start of the lane's query's segment adds nothing
+// either, and the walk starts at the segment start of the subgroup's first query; compiled out when SEG is false.
 // Needs subgroups of exactly 4 invocations made of consecutive local invocation indices (SwiftShader's).
 enable subgroups;
 // The loops run to the block's end, the same for the 4 lanes of a subgroup (all of one block), which the uniformity
@@ -22,11 +23,13 @@ struct Params {
 @group(0) @binding(0) var<storage, read> qkv: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> bounds: array<u32>;
+@group(0) @binding(4) var<uniform> params: Params;
 
 override HS: u32 = 64; // head size: a multiple of 4, at most 64
 override WG: u32 = 64; // a multiple of 4: WG / 4 blocks of 4 queries per workgroup
 override HS4: u32 = HS / 4u; // derived: vec4s per head row
+override SEG: bool = false; // segments given: bounds holds each token's segment [start, end)
 
 // Vec4 i of the row starting at vec4 `row` of qkv, zero past the head (its address clamped to the head's last).
 fn at(row: u32, i: u32) -> vec4<f32> {
@@ -107,9 +110,18 @@ fn main(
   var o1 = mat4x4<f32>();
   var o2 = mat4x4<f32>();
   var o3 = mat4x4<f32>();
-  // Keys 0 .. the block's last query (every lane sees key 0, so m is finite after the first step).
+  // Keys kstart .. the block's last query. A lane sees no key before its segment's start qstart: until then m stays
+  // -3e38, l and o 0, and the first visible key sets them (corr = exp(-3e38 − s) = 0). Without segments every lane
+  // sees key 0.
+  var kstart = 0u;
+  var qstart = 0u;
+  if (SEG) {
+    let rb = min(b, params.B - 1u) * T;
+    kstart = bounds[2u * (rb + min(4u * blk, T - 1u))];
+    qstart = bounds[2u * (rb + min(q, T - 1u))];
+  }
   let kend = min(4u * blk + 4u, T);
-  for (var j = 0u; j < kend; j++) {
+  for (var j = kstart; j < kend; j++) {
     let krow = base + j * C34 + C4;
     let vrow = krow + C4;
     var s = dot16(q0, shared_row(krow, 0u, lane));
@@ -122,13 +134,14 @@ fn main(
     if (HS > 48u) {
       s += dot16(q3, shared_row(krow, 3u, lane));
     }
-    let visible = j <= q;
+    let visible = j <= q && (!SEG || j >= qstart);
     let mn = select(m, max(m, s * scale), visible);
     let corr = exp(m - mn);
     let p = select(0.0, exp(s * scale - mn), visible);
     l = l * corr + p;
     m = mn;
-    // The value rows are shared by all four lanes; a lane past its query adds nothing (not even 0 · a NaN).
+    // The value rows are shared by all four lanes; a lane past its query (or before its segment) adds nothing (not
+    // even 0 · a NaN).
     let v0 = shared_row(vrow, 0u, lane);
     var v1 = mat4x4<f32>();
     var v2 = mat4x4<f32>();

@@ -1,5 +1,7 @@
 // Naive causal attention, forward step 1: the full probability matrix att (B, NH, T, T), one thread per row
 // (b, h, q): scores scale * q·k for k <= q, softmax over them, zeros above the diagonal. qkv is (B, T, 3C).
+// SEG (packed rows): also only keys with the query's segment id, segments[b·T + k] == segments[b·T + q] (the
+// definition, compared id by id); the others get probability 0.
 struct Params {
   B: u32,
   T: u32,
@@ -9,9 +11,11 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read_write> att: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> segments: array<i32>;
+@group(0) @binding(3) var<uniform> params: Params;
 
 override WG: u32 = 64;
+override SEG: bool = false;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -30,8 +34,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let qo = (b * T + q) * C3 + h * HS;
   let scale = 1.0 / sqrt(f32(HS));
   let a = row * T;
+  var sq = 0;
+  if (SEG) {
+    sq = segments[b * T + q];
+  }
   var m = -3.0e38;
   for (var k = 0u; k <= q; k++) {
+    if (SEG && segments[b * T + k] != sq) {
+      continue;
+    }
     let ko = (b * T + k) * C3 + C + h * HS;
     var s = 0.0;
     for (var d = 0u; d < HS; d++) {
@@ -43,6 +54,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   var sum = 0.0;
   for (var k = 0u; k <= q; k++) {
+    if (SEG && segments[b * T + k] != sq) {
+      continue;
+    }
     let e = exp(att[a + k] - m);
     att[a + k] = e;
     sum += e;
@@ -50,7 +64,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let inv = 1.0 / sum;
   for (var k = 0u; k < T; k++) {
     var p = 0.0;
-    if (k <= q) {
+    if (k <= q && (!SEG || segments[b * T + k] == sq)) {
       p = att[a + k] * inv;
     }
     att[a + k] = p;

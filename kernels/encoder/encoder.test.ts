@@ -1,7 +1,7 @@
 import { EPS32, checkOp, randomF32, relErr, rng, testGpu } from '@wgpt/runtime/testing';
 import { backward, checkSpec, empty, tensor, tidyAsync, zeros, type Gpu } from '@wgpt/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encoder, encoderAt } from '../index.ts';
+import { checkPositions, encoder, encoderAt } from '../index.ts';
 import { bucketCountSpec, bucketScanSpec, bucketSortSpec, encoderSpecs } from './encoder.ts';
 import { encoderRef } from './encoder.ref.ts';
 
@@ -201,6 +201,121 @@ describe('encoder', () => {
           2,
         ),
       ).toThrow(/positions \[2, 4\)/);
+    });
+  });
+
+  // Per-token positions (packed rows): runs restarting at 0, T above maxT, every token at one position.
+  describe('with per-token positions', () => {
+    /** Positions of packed rows: runs of 1 to maxLen tokens counting from 0. */
+    function packedPositions(N: number, seed: number, maxLen: number): Int32Array {
+      const r = rng(seed);
+      const out = new Int32Array(N);
+      for (let n = 0; n < N;) {
+        const len = 1 + Math.floor(r() * maxLen);
+        for (let k = 0; k < len && n < N; k++, n++) out[n] = k;
+      }
+      return out;
+    }
+
+    async function checkPositioned(B: number, T: number, C: number, V: number, maxT: number, pos: Int32Array) {
+      const tokens = tokensFor(B * T, V, B * T + V);
+      return checkOp(
+        gpu,
+        (tt, a, b, p) => encoder(tt!, a!, b!, { positions: p }),
+        [
+          { data: tokens, shape: [B, T], dtype: 'i32' },
+          { data: randomF32(V * C, C), shape: [V, C] },
+          { data: randomF32(maxT * C, C + 1), shape: [maxT, C] },
+          { data: pos, shape: [B * T], dtype: 'i32' },
+        ],
+        ([tt, a, b, p]) => encoderRef(tt!, a!, b!, B, T, C, V, 0, p),
+        V,
+      );
+    }
+
+    // (B, T, C, V, maxT, longest run): runs shorter than maxT, T > maxT, maxT unused positions.
+    for (const [B, T, C, V, maxT, maxLen] of [
+      [1, 1, 3, 2, 1, 1],
+      [2, 9, 5, 7, 6, 4],
+      [3, 17, 17, 65, 20, 20],
+      [2, 40, 3, 11, 8, 8],
+      [1, 70, 65, 5, 70, 70],
+    ] as [number, number, number, number, number, number][]) {
+      it(`B=${B} T=${T} C=${C} V=${V} maxT=${maxT}: forward vs f64, dwte/dwpe vs finite differences`, async () => {
+        const r = await checkPositioned(B, T, C, V, maxT, packedPositions(B * T, T + maxLen, maxLen));
+        expect(r.forward).toBeLessThanOrEqual(EPS32);
+        for (const i of [1, 2]) {
+          expect(r.gradWrite[i]).toBeLessThanOrEqual(tolGrad(B * T));
+          expect(r.gradAccumulate[i]).toBeLessThanOrEqual(tolGrad(B * T));
+        }
+      });
+    }
+
+    it('every token at position 0 (a bucket of N) and one at the last', async () => {
+      const [B, T, C, V, maxT] = [4, 50, 9, 11, 7];
+      const pos = new Int32Array(B * T);
+      pos[77] = maxT - 1;
+      const r = await checkPositioned(B, T, C, V, maxT, pos);
+      expect(r.forward).toBeLessThanOrEqual(EPS32);
+      expect(r.gradWrite[2]).toBeLessThanOrEqual(tolGrad(B * T));
+      expect(r.gradAccumulate[2]).toBeLessThanOrEqual(tolGrad(B * T));
+    });
+
+    it('backward gives the same bits on every run', async () => {
+      const [B, T, C, V, maxT] = [8, 33, 13, 5, 6]; // long buckets: any change of summation order would show
+      const tokens = tokensFor(B * T, V, 1);
+      const pos = packedPositions(B * T, 2, maxT);
+      const g = randomF32(B * T * C, 4, -1000, 1000);
+      const run = () =>
+        tidyAsync(async () => {
+          const a = tensor(gpu, randomF32(V * C, 2), [V, C], 'f32', { requiresGrad: true });
+          const p = tensor(gpu, randomF32(maxT * C, 3), [maxT, C], 'f32', { requiresGrad: true });
+          const P = tensor(gpu, pos, [B, T], 'i32');
+          backward(encoder(tensor(gpu, tokens, [B, T], 'i32'), a, p, { positions: P }), tensor(gpu, g, [B, T, C]));
+          return [await a.grad!.read(), await p.grad!.read()].map((x) => Array.from(new Uint32Array(x.buffer)));
+        });
+      const first = await run();
+      for (let i = 0; i < 2; i++) expect(await run()).toEqual(first);
+    });
+
+    it('a position outside [0, maxT) gives a NaN row, and the backward skips it', async () => {
+      const [B, T, C, V, maxT] = [1, 4, 3, 5, 3];
+      const pos = Int32Array.from([0, 3, -1, 2]);
+      const g = randomF32(B * T * C, 9);
+      const [out, dwpe] = await tidyAsync(async () => {
+        const p = tensor(gpu, randomF32(maxT * C, 2), [maxT, C], 'f32', { requiresGrad: true });
+        const tok = tensor(gpu, [1, 2, 3, 4], [B, T], 'i32');
+        const y = encoder(tok, tensor(gpu, randomF32(V * C, 1), [V, C]), p, {
+          positions: tensor(gpu, pos, [4], 'i32'),
+        });
+        backward(y, tensor(gpu, g, [B, T, C]));
+        return [await y.read(), await p.grad!.read()];
+      });
+      for (let n = 0; n < T; n++)
+        for (let c = 0; c < C; c++) expect(Number.isNaN(out[n * C + c]!)).toBe(n === 1 || n === 2);
+      const want = new Float32Array(maxT * C); // rows 0 and 2 from tokens 0 and 3; row 1 unused: 0
+      for (let c = 0; c < C; c++) [want[c], want[2 * C + c]] = [g[c]!, g[3 * C + c]!];
+      expect(Array.from(dwpe)).toEqual(Array.from(want));
+    });
+
+    it('checkPositions names the row and token of a position past maxT', () => {
+      expect(() => checkPositions(Int32Array.from([0, 1, 2, 0, 1, 0]), 3, 3)).not.toThrow();
+      expect(() => checkPositions([0, 1, 2, 0, 3, 0], 3, 3)).toThrow(/row 1 token 1 has position 3, outside \[0, 3\)/);
+      expect(() => checkPositions([0, -1], 3)).toThrow(/row 0 token 1 has position -1/);
+    });
+
+    it('rejects positions that are not i32 or not B·T long, naming them', async () => {
+      await tidyAsync(async () => {
+        const tok = tensor(gpu, [0, 0, 0], [1, 3], 'i32');
+        const [wte, wpe] = [tensor(gpu, [1, 2], [1, 2]), tensor(gpu, [1, 2, 3, 4], [2, 2])];
+        const f32 = tensor(gpu, [0, 1, 0], [1, 3]);
+        expect(() => encoder(tok, wte, wpe, { positions: f32 })).toThrow(/encoder: .*\[1x3\].* must be i32/);
+        const short = tensor(gpu, [0, 1], [2], 'i32');
+        expect(() => encoder(tok, wte, wpe, { positions: short })).toThrow(/B·T = 1·3 = 3 elements/);
+        // T = 3 > maxT = 2 is fine with positions below maxT.
+        const ok = tensor(gpu, [0, 1, 0], [1, 3], 'i32');
+        expect(Array.from(await encoder(tok, wte, wpe, { positions: ok }).read())).toEqual([2, 4, 4, 6, 2, 4]);
+      });
     });
   });
 });

@@ -1,9 +1,10 @@
-// GPT-2's embedding: out (B, T, C) = wte[tokens] + wpe[0..T). Backward is deterministic (the same bits on every run,
-// no float atomics): dwpe is a column sum over b; for dwte the positions are grouped by token on the GPU
+// GPT-2's embedding: out (B, T, C) = wte[tokens] + wpe[0..T), or with per-token positions (packed rows, where each
+// conversation's positions restart at 0) wte[tokens] + wpe[positions]. Backward is deterministic (the same bits on
+// every run, no float atomics): dwpe is a column sum over b; for dwte the positions are grouped by token on the GPU
 // (count, scan, scatter, then each bucket ordered by position), and each used token row sums its positions' dout
-// in increasing position order.
+// in increasing position order. With per-token positions dwpe is grouped the same way, by position id.
 import { defineOp, empty, grid1d, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
-import { expectDtype, expectSameGpu, expectShape } from '../common.ts';
+import { expectDtype, expectSameGpu, expectShape, placeholder } from '../common.ts';
 import countSource from './bucket_count.wgsl';
 import scanSource from './bucket_scan.wgsl';
 import scatterSource from './bucket_scatter.wgsl';
@@ -22,12 +23,13 @@ export const encoderForwardSpec: KernelSpec = {
   version: 'v1',
   revision: 2,
   description:
-    'one thread per output element; NaN row for an out-of-range token; positions start at posOffset (r1: at 0)',
+    'one thread per output element; NaN row for an out-of-range token; positions start at posOffset (r1: at 0), ' +
+    'or per token with POS',
   source: forwardSource,
   file: 'kernels/encoder/encoder_forward.wgsl',
-  bindings: [ro('tokens'), ro('wte'), ro('wpe'), rw('out'), params],
-  uniforms: u32('N', 'T', 'C', 'V', 'posOffset'),
-  overrides: { WG: 256 },
+  bindings: [ro('tokens'), ro('wte'), ro('wpe'), rw('out'), ro('positions'), params],
+  uniforms: u32('N', 'T', 'C', 'V', 'posOffset', 'maxT'),
+  overrides: { WG: 256, POS: 0 },
 };
 
 export const encoderBackwardWpeSpec: KernelSpec = {
@@ -104,7 +106,10 @@ export const encoderSpecs = [
   encoderBackwardWteSpec,
 ];
 
-/** Records dwte[tok] += Σ dout[n] over the positions n holding tok (tokens outside [0, V) are skipped). */
+/**
+ * Records dwte[tok] += Σ dout[n] over the positions n holding tok (tokens outside [0, V) are skipped). Also dwpe
+ * by per-token position ids (tokens: the positions, V: maxT).
+ */
 export function encoderBackwardWte(
   gpu: Gpu,
   a: { tokens: GPUBuffer; dout: GPUBuffer; dwte: GPUBuffer; N: number; C: number; V: number },
@@ -154,10 +159,38 @@ export function encoderBackwardWte(
   for (const t of [counts, cursor, offsets, unsorted, sorted]) t.dispose();
 }
 
-/** out (B, T, C) = wte[tokens[b, t], :] + wpe[t, :] for tokens (B, T) i32, wte (V, C), wpe (maxT, C), T ≤ maxT. */
+export interface EncoderOptions {
+  /**
+   * Per-token positions, i32, B·T of them (shape (B, T) or (B·T)), each in [0, maxT): token (b, t) gets
+   * wpe[positions[b, t]] instead of wpe[t] (packed rows restart positions per conversation). A position outside
+   * [0, maxT) makes the token's row NaN and is skipped by the backward: check them on the CPU (checkPositions).
+   * T may then exceed maxT.
+   */
+  positions?: Tensor;
+}
+
+/**
+ * Throws a WgptError unless every position is an integer in [0, maxT) (what a model of maxT positions can embed),
+ * naming the row and column (rows of T) of the first bad one. For positions made on the CPU, before the upload.
+ */
+export function checkPositions(positions: ArrayLike<number>, maxT: number, T = positions.length, what = 'positions') {
+  for (let i = 0; i < positions.length; i++) {
+    const p = positions[i]!;
+    if (!(Number.isInteger(p) && p >= 0 && p < maxT))
+      throw new WgptError(
+        `${what}: row ${Math.floor(i / T)} token ${i % T} has position ${p}, outside [0, ${maxT}) (the model's ` +
+          `maxT); shorten the sequence (pack fewer tokens per conversation) or use a model with more positions`,
+      );
+  }
+}
+
+/**
+ * out (B, T, C) = wte[tokens[b, t], :] + wpe[t, :] for tokens (B, T) i32, wte (V, C), wpe (maxT, C), T ≤ maxT; or
+ * wpe[positions[b, t], :] with opts.positions.
+ */
 export const encoder = defineOp({
   name: 'encoder',
-  forward(tokens: Tensor, wte: Tensor, wpe: Tensor) {
+  forward(tokens: Tensor, wte: Tensor, wpe: Tensor, opts: EncoderOptions = {}) {
     expectSameGpu('encoder', tokens, wte, wpe);
     expectShape('encoder', tokens, 2);
     expectDtype('encoder', tokens, 'i32');
@@ -166,25 +199,44 @@ export const encoder = defineOp({
     const [V, C] = wte.shape as [number, number];
     expectShape('encoder', wpe, 2, [undefined, C]);
     const maxT = wpe.shape[0]!;
-    if (T > maxT) throw new WgptError(`encoder: sequence length T=${T} exceeds ${wpe}'s ${maxT} positions`);
+    const { positions } = opts;
+    if (positions) {
+      expectSameGpu('encoder', tokens, positions);
+      expectDtype('encoder', positions, 'i32');
+      if (positions.size !== B * T)
+        throw new WgptError(`encoder: positions ${positions} must have B·T = ${B}·${T} = ${B * T} elements`);
+    } else if (T > maxT) throw new WgptError(`encoder: sequence length T=${T} exceeds ${wpe}'s ${maxT} positions`);
     const gpu = wte.gpu;
     const N = B * T;
     const out = empty(gpu, [B, T, C]);
     gpu.dispatch(encoderForwardSpec, {
-      buffers: { tokens: tokens.buffer, wte: wte.buffer, wpe: wpe.buffer, out: out.buffer },
-      uniforms: { N, T, C, V, posOffset: 0 },
+      buffers: {
+        tokens: tokens.buffer,
+        wte: wte.buffer,
+        wpe: wpe.buffer,
+        out: out.buffer,
+        positions: positions?.buffer ?? placeholder(gpu),
+      },
+      uniforms: { N, T, C, V, posOffset: 0, maxT },
+      overrides: { POS: positions ? 1 : 0 },
       workgroups: grid1d(gpu, N * C, 256),
       context: `B=${B} T=${T} C=${C} V=${V}`,
     });
     return { out, saved: null };
   },
-  backward(ctx, g, { args: [tokens, wte, wpe] }) {
+  backward(ctx, g, { args: [tokens, wte, wpe, opts] }) {
     const [B, T] = tokens.shape as [number, number];
     const [V, C] = wte.shape as [number, number];
     const maxT = wpe.shape[0]!;
     const gpu = wte.gpu;
-    const dwpe = ctx.grad(wpe);
-    if (dwpe) {
+    const positions = opts?.positions;
+    // With per-token positions dwpe is the same grouped sum as dwte, by position id instead of token id (rows of
+    // positions the batch does not use get nothing, so the target is zeroed first when it holds nothing).
+    const dwpe = ctx.grad(wpe, positions ? { zeroed: true } : undefined);
+    if (dwpe && positions) {
+      const dwpeRows = { tokens: positions.buffer, dout: g.buffer, dwte: dwpe.tensor.buffer };
+      encoderBackwardWte(gpu, { ...dwpeRows, N: B * T, C, V: maxT });
+    } else if (dwpe) {
       gpu.dispatch(encoderBackwardWpeSpec, {
         buffers: { dout: g.buffer, dwpe: dwpe.tensor.buffer },
         uniforms: { B, T, C, maxT, accumulate: dwpe.accumulate },
@@ -218,8 +270,8 @@ export function encoderAt(tokens: Tensor, wte: Tensor, wpe: Tensor, posOffset: n
   const N = B * T;
   const out = empty(gpu, [B, T, C]);
   gpu.dispatch(encoderForwardSpec, {
-    buffers: { tokens: tokens.buffer, wte: wte.buffer, wpe: wpe.buffer, out: out.buffer },
-    uniforms: { N, T, C, V, posOffset },
+    buffers: { tokens: tokens.buffer, wte: wte.buffer, wpe: wpe.buffer, out: out.buffer, positions: placeholder(gpu) },
+    uniforms: { N, T, C, V, posOffset, maxT },
     workgroups: grid1d(gpu, N * C, 256),
     context: `B=${B} T=${T} C=${C} V=${V} posOffset=${posOffset}`,
   });

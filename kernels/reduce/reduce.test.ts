@@ -51,14 +51,15 @@ describe('sum and mean', () => {
   });
 });
 
-describe('sum_rows (bias gradient)', () => {
-  for (const [M, N] of [[1, 1], [3, 17], [65, 3], [127, 65]] as [number, number][]) {
+describe.each(['v1', 'v2'] as const)('sum_rows %s (bias gradient)', (version) => {
+  const shapes = [[1, 1], [3, 17], [65, 3], [127, 65], [600, 70]] as [number, number][];
+  for (const [M, N] of shapes) {
     it(`M=${M} N=${N}, overwrite then accumulate`, async () => {
       await tidyAsync(async () => {
         const x = randomF32(M * N, M + N);
         const xt = tensor(gpu, x, [M, N]);
         const out = empty(gpu, [N]);
-        sumRowsInto(gpu, xt.buffer, M, N, out.buffer, 0);
+        sumRowsInto(gpu, xt.buffer, M, N, out.buffer, 0, version);
         const ref = sumRowsRef(x, M, N);
         // M sequential additions per column: ≤ M·ε·Σ|x| per column; as a norm-wise bound, M·ε·(Σ|x|/|Σx|) is too
         // loose to mean anything, so check each column against its own sequential-sum bound.
@@ -68,7 +69,7 @@ describe('sum_rows (bias gradient)', () => {
           for (let m = 0; m < M; m++) abs += Math.abs(x[m * N + n]!);
           expect(Math.abs(got[n]! - ref[n]!)).toBeLessThanOrEqual(M * EPS32 * abs);
         }
-        sumRowsInto(gpu, xt.buffer, M, N, out.buffer, 1);
+        sumRowsInto(gpu, xt.buffer, M, N, out.buffer, 1, version);
         expect(relErr(await out.read(), ref.map((v) => 2 * v))).toBeLessThanOrEqual(4 * M * EPS32 + 1e-12);
       });
     });

@@ -4,7 +4,9 @@
 // tensor per llm.c parameter per layer, packed in llm.c's order into one buffer (and their gradients into another), so
 // the optimizer updates all of them in a few dispatches; parameters() is that order.
 //
-// forward() is for training and evaluation: causal flash attention over the whole sequence, with autograd.
+// forward() is for training and evaluation: causal flash attention over the whole sequence, with autograd; for
+// packed rows (several conversations per row, supervised fine-tuning) segment ids confine attention to each
+// conversation and per-token positions restart the position embedding at each one.
 // forwardCached() is for sampling: each block's attention appends the new positions' keys and values to a KVCache
 // and attends over the cache; the matmuls use few-row tiles (kvcache.ts). Both run the same block() and head().
 import { empty, noGrad, TensorPack, WgptError, type Gpu, type PackItem, type Tensor } from '@wgpt/runtime';
@@ -52,6 +54,18 @@ export interface ForwardOptions {
    * for both, instead of two. The returned logits are unreadable after backward. For training.
    */
   overwriteLogits?: boolean;
+  /**
+   * Packed rows: i32 segment ids, B·T of them (shape (B, T) or (B·T)), row-major like tokens: token t of row b
+   * attends only to tokens j <= t with the same id (every block's attention). Each id must be one contiguous run
+   * of its row (checkSegments from @wgpt/kernels); padding is one more run, e.g. of -1.
+   */
+  segments?: Tensor;
+  /**
+   * Per-token positions for the position embedding, i32, B·T of them, each in [0, maxT) (checkPositions from
+   * @wgpt/kernels): packed rows restart them at 0 per conversation. Absent: 0..T-1 in every row. With them T may
+   * exceed maxT.
+   */
+  positions?: Tensor;
 }
 
 export interface CachedForwardOptions {
@@ -147,8 +161,9 @@ export class GPT2 {
   forward(tokens: Tensor, targets?: Tensor, opts: ForwardOptions = {}): ForwardResult {
     const { C, NH, V } = this.config;
     const [B, T] = tokens.shape as [number, number];
-    const causal = (qkv: Tensor) => reshape(attention(reshape(qkv, [B, T, 3 * C]), { NH }), [B * T, C]);
-    let x = reshape(encoder(tokens, this.wte, this.wpe), [B * T, C]);
+    const { segments, positions } = opts;
+    const causal = (qkv: Tensor) => reshape(attention(reshape(qkv, [B, T, 3 * C]), { NH, segments }), [B * T, C]);
+    let x = reshape(encoder(tokens, this.wte, this.wpe, { positions }), [B * T, C]);
     for (const p of this.blocks) x = block(x, p, causal, AUTOGRAD);
     const logits = this.head(x, AUTOGRAD);
     if (!targets) return { logits };
