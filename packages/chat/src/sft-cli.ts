@@ -221,7 +221,7 @@ export function registerSft(program: Command, chat: Command): void {
     .addOption(
       new Option('--rows <how>', 'pack: several conversations per row; pad: one per row, padded')
         .choices(['pack', 'pad'])
-        .default('pad'),
+        .default('pack'),
     )
     .option('--truncate', 'cut conversations longer than -T to their first T tokens (counted) instead of stopping');
   addRunOptions(cmd, { steps: 200, lr: 1e-4, out: 'out/sft', weightDecay: 0, valEvery: 50, seed: 42 }).action(

@@ -51,8 +51,8 @@ export interface ConversationRowsOptions {
 
 /**
  * Rendered conversations as B×T batches with a loss mask: the training source (shuffled per epoch) or the
- * validation one (unshuffled; reset() goes back to its first batch). `segments` and `positions` come with each
- * batch: with packing, which conversation each token belongs to and its position within it.
+ * validation one (unshuffled; reset() goes back to its first batch). When packing, `segments` and `positions` come
+ * with each batch: which conversation of its row each token belongs to, and its position within it.
  */
 export class ConversationRows implements BatchSource, ValidationSource {
   readonly B: number;
@@ -126,8 +126,9 @@ export class ConversationRows implements BatchSource, ValidationSource {
       // Positions whose loss does not count have target -1 in the rows: any id will do there, 0 is one.
       targets: r.targets.map((t) => (t < 0 ? 0 : t)),
       mask: r.mask.slice(),
-      segments: r.segments.slice(),
-      positions: r.positions.slice(),
+      // Padded rows need neither: one conversation from position 0, and the causal mask keeps the padding after
+      // it out of its attention.
+      ...(this.o.mode === 'pack' ? { segments: r.segments.slice(), positions: r.positions.slice() } : {}),
     };
     this.st.window++;
     if (this.st.window * this.B >= plan.rows.length) this.st = { epoch: this.st.epoch + 1, shard: 0, window: 0 };

@@ -19,10 +19,14 @@ import {
   ConversationRows,
   firstAnswerCase,
   holdOut,
+  newRowBatch,
+  planRows,
+  prepareModelForChat,
   renderConversation,
   resolveChatFormat,
   sft,
   synthConversations,
+  writeRows,
 } from '../src/index.ts';
 import { getEncoding } from '@wgpt/tokenizer';
 import { craftChatModel } from './crafted.ts';
@@ -57,7 +61,8 @@ describe('ConversationRows', () => {
       const rows: Int32Array[] = [];
       for (let i = 0; i < n; i++) {
         const b = src.next();
-        for (let r = 0; r < 3; r++) if (b.segments![r * 48] === 0) rows.push(b.inputs.slice(r * 48, (r + 1) * 48));
+        for (let r = 0; r < 3; r++)
+          if (b.mask!.slice(r * 48, (r + 1) * 48).some(Boolean)) rows.push(b.inputs.slice(r * 48, (r + 1) * 48));
       }
       return rows;
     };
@@ -112,49 +117,59 @@ describe('the masked loss', () => {
     expect(lossWeights([m(0, 0, 0, 0)], 4)![0]).toEqual(new Float32Array(4));
   });
 
-  it("the first step's loss over two micro-batches equals the mean of the trained tokens' losses (f64)", async () => {
-    const items = rendered();
-    const base = readLlmcModel(basePath);
-    const out = join(dir, 'mean');
-    const r = await sft(gpu, {
-      ...trainOpts(out, 1),
-      base,
-      cf: cf(),
-      train: items,
-      val: [],
-      dataName: 'c',
-      mode: 'pad',
-      totalBatchTokens: 2 * 4 * 48,
-    });
-    // The same two batches, the model before the step (sft grows V to hold the markers the same way), and every
-    // position's loss from the plain forward: the mean over the masked-in positions, in f64.
-    const src = new ConversationRows(items, { B: 4, T: 48, mode: 'pad', shuffle: true, seed: 1, name: 'c' });
-    const { prepareModelForChat } = await import('../src/index.ts');
-    const ready = prepareModelForChat(readLlmcModel(basePath), cf(), 1).model;
-    const model = new GPT2(gpu, ready.config, ready.params);
-    let sum = 0;
-    let n = 0;
-    for (let micro = 0; micro < 2; micro++) {
-      const b = src.next();
-      const losses = await tidyAsync(async () => {
-        const { losses } = noGrad(() =>
-          model.forward(tensor(gpu, b.inputs, [4, 48], 'i32'), tensor(gpu, b.targets, [4, 48], 'i32')),
-        );
-        return new Float32Array(await gpu.read(losses!.buffer, 4 * 4 * 48));
-      });
-      b.mask!.forEach((m, i) => {
-        if (m) {
-          sum += losses[i]!;
-          n++;
+  it.each(['pad', 'pack'] as const)(
+    "%s: the first step's loss over two micro-batches is the mean of the trained tokens' losses, each conversation alone",
+    async (mode) => {
+      // Short conversations, so that rows hold several when packed.
+      const items = Array.from({ length: 40 }, (_, i) =>
+        renderConversation(cf(), [
+          { role: 'user', content: `${i}` },
+          { role: 'assistant', content: `${(7 * i) % 10}` },
+        ]),
+      );
+      const out = join(dir, `mean-${mode}`);
+      const opts = { ...trainOpts(out, 1), cf: cf(), train: items, val: [], dataName: 'c', mode };
+      const r = await sft(gpu, { ...opts, base: readLlmcModel(basePath), totalBatchTokens: 2 * 4 * 48 });
+      // The rows of the step's two micro-batches (the source's first epoch, seed 1), the model before the step (sft
+      // grows V to hold the markers the same way), and every conversation of them run on its own from position 0:
+      // the mean of the losses at the trained positions, summed in f64.
+      const plan = planRows(items, { T: 48, mode, seed: 1 });
+      const rows = newRowBatch(8, 48);
+      writeRows(plan, items, 0, rows, 0);
+      const ready = prepareModelForChat(readLlmcModel(basePath), cf(), 1).model;
+      const model = new GPT2(gpu, ready.config, ready.params);
+      let sum = 0;
+      let n = 0;
+      for (let row = 0; row < 8; row++) {
+        for (let t = row * 48; t < (row + 1) * 48;) {
+          let end = t + 1;
+          while (end < (row + 1) * 48 && rows.segments[end] === rows.segments[t]) end++;
+          if (rows.segments[t]! >= 0) {
+            const len = end - t;
+            const targets = rows.targets.slice(t, end).map((x) => (x < 0 ? 0 : x));
+            const losses = await tidyAsync(async () => {
+              const x = tensor(gpu, rows.inputs.slice(t, end), [1, len], 'i32');
+              const { losses } = noGrad(() => model.forward(x, tensor(gpu, targets, [1, len], 'i32')));
+              return new Float32Array(await gpu.read(losses!.buffer, 4 * len));
+            });
+            for (let k = 0; k < len; k++) {
+              if (rows.mask[t + k]) {
+                sum += losses[k]!;
+                n++;
+              }
+            }
+          }
+          t = end;
         }
-      });
-    }
-    model.dispose();
-    expect(n).toBeGreaterThan(20);
-    // f32 losses of ~6 summed in f32 by the mean kernel: relative error well under 1e-5.
-    expect(Math.abs(r.steps[0]!.loss - sum / n)).toBeLessThan(1e-5 * (sum / n));
-    expect(Number.isFinite(r.steps[0]!.loss)).toBe(true);
-  });
+      }
+      model.dispose();
+      expect(n).toBeGreaterThanOrEqual(16);
+      if (mode === 'pack') expect(plan.rows.slice(0, 8).filter((row) => row.length > 1).length).toBeGreaterThan(4);
+      // f32 losses of ~6 summed in f32 by the mean kernel: relative error well under 1e-5.
+      expect(Number.isFinite(r.steps[0]!.loss)).toBe(true);
+      expect(Math.abs(r.steps[0]!.loss - sum / n)).toBeLessThan(1e-5 * (sum / n));
+    },
+  );
 });
 
 function trainOpts(outDir: string, steps: number) {
@@ -274,7 +289,7 @@ describe('wgpt sft and wgpt chat eval', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      /rows of T=48, padded: 38 conversations in 38 rows, [\d.]+% padding, loss on \d+ tokens; 2 held/,
+      /rows of T=48, packed: 38 conversations in \d+ rows, [\d.]+% padding, loss on \d+ tokens; 2 held/,
     );
     expect(r.stdout).toMatch(/--- sample at step 2 ---\nuser: .+\nassistant: /);
     expect(existsSync(join(out, 'checkpoint', 'chat_format.json'))).toBe(true);

@@ -6,7 +6,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { backward, empty, noGrad, profileTable, tensor, tidy, tidyAsync, WgptError, type Gpu } from '@wgpt/runtime';
-import { AdamW, gemm } from '@wgpt/kernels';
+import { AdamW, checkPositions, checkSegments, gemm } from '@wgpt/kernels';
 import { paramCount, type GPT2Config } from './config.ts';
 import {
   type Batch,
@@ -285,6 +285,17 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   if (o.totalBatchTokens % (B * T))
     throw new WgptError(`total batch ${o.totalBatchTokens} tokens is not a multiple of B·T = ${B * T}`);
   const accum = o.totalBatchTokens / (B * T);
+  // Packed rows: each sequence attends only to itself and its positions restart (checked once per batch here, so a
+  // source that breaks the contract fails naming the row rather than training on a wrong mask).
+  const packing = (b: Batch) => {
+    if (!b.segments || !b.positions) return {};
+    checkSegments(b.segments, B, T);
+    checkPositions(b.positions, config.maxT, T);
+    return {
+      segments: tensor(gpu, b.segments, [B * T], 'i32'),
+      positions: tensor(gpu, b.positions, [B * T], 'i32'),
+    };
+  };
   if (o.sampleEvery > 0 && !o.sampler && !(Number.isInteger(o.eotToken) && o.eotToken >= 0 && o.eotToken < config.V)) {
     throw new WgptError(
       `samples start from the <|endoftext|> token, but its id ${o.eotToken} is not in the model's vocabulary ` +
@@ -398,7 +409,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
           model.forward(
             tensor(gpu, b.inputs, [B, T], 'i32'),
             tensor(gpu, b.targets, [B, T], 'i32'),
-            mask ? { mask: tensor(gpu, mask, [B * T]) } : {},
+            { ...packing(b), ...(mask ? { mask: tensor(gpu, mask, [B * T]) } : {}) },
           ),
         );
         return loss!.item();
@@ -464,11 +475,12 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
         x: tensor(gpu, b.inputs, [B, T], 'i32'),
         y: tensor(gpu, b.targets, [B, T], 'i32'),
         mask: weights ? tensor(gpu, weights[micro]!, [B * T]) : undefined,
+        ...packing(b),
       }));
       opt.zeroGrad();
-      xy.forEach(({ x, y, mask }, micro) =>
+      xy.forEach(({ x, y, mask, segments, positions }, micro) =>
         tidy(() => {
-          const { loss } = model.forward(x, y, { overwriteLogits: true, mask });
+          const { loss } = model.forward(x, y, { overwriteLogits: true, mask, segments, positions });
           backward(loss!, scale);
           gpu.copy(loss!.buffer, 0, microLosses.buffer, 4 * micro, 4);
         }),
