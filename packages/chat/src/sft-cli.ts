@@ -7,6 +7,7 @@ import { addRunOptions, checkOutDir, GPT2, loadModelFile, runOptions, type RunFl
 import { Gpu } from '@wgpt/runtime';
 import { type Command, Option } from 'commander';
 import { checkModelForChat } from './chat.ts';
+import { prepareModelForChat } from './embed.ts';
 import { CONVERSATION_FORMATS, type ConversationFormat, newReadStats, readConversations } from './data.ts';
 import { type ChatFormat, resolveChatFormat } from './format.ts';
 import type { PackMode } from './pack.ts';
@@ -152,9 +153,17 @@ export function accuracy(results: readonly AnswerResult[]): { correct: number; t
 
 async function evalCommand(o: EvalFlags, adapter: string | undefined): Promise<void> {
   const cf = resolveChatFormat(o.tokenizer, '--tokenizer');
-  const m = loadModelFile(o.checkpoint);
-  checkModelForChat(o.checkpoint, m.config, cf, o.tokenizer);
+  let m = loadModelFile(o.checkpoint);
   const log = o.json ? () => {} : (s: string) => console.log(s);
+  // A base model (not fine-tuned: no room for the markers) is scored as fine-tuning would start from it, so that
+  // the same command measures before and after.
+  const base = m.config.V < cf.vocabSize;
+  if (base) {
+    m = prepareModelForChat(m, cf, 0).model;
+    log(`${o.checkpoint}: not fine-tuned for chat; scored with new rows for the markers, as sft starts`);
+  } else {
+    checkModelForChat(o.checkpoint, m.config, cf, o.tokenizer);
+  }
   const data = await loadConversations(cf, { ...o, file: o.data }, log);
   // --exclude: questions asked there (the same messages before the reply) are not asked, to measure held-out ones.
   const key = (msgs: readonly ChatMessage[]) => JSON.stringify(msgs.map((x) => [x.role, x.content]));
@@ -178,7 +187,7 @@ async function evalCommand(o: EvalFlags, adapter: string | undefined): Promise<v
     model.dispose();
     const a = accuracy(results);
     if (o.json) {
-      console.log(JSON.stringify({ checkpoint: o.checkpoint, data: data.name, excluded: excluded.size, ...a }));
+      console.log(JSON.stringify({ checkpoint: o.checkpoint, data: data.name, base, excluded: excluded.size, ...a }));
       return;
     }
     const wrong = results.filter((r) => !r.correct).slice(0, o.show);

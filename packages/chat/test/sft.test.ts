@@ -309,7 +309,24 @@ describe('wgpt sft and wgpt chat eval', () => {
       '--json',
     );
     expect(e.code).toBe(0);
-    expect(JSON.parse(e.stdout)).toMatchObject({ total: 3, excluded: 0 });
+    expect(JSON.parse(e.stdout)).toMatchObject({ total: 3, excluded: 0, base: false });
+    const before = await wgpt(
+      'chat',
+      'eval',
+      '--checkpoint',
+      basePath,
+      '--tokenizer',
+      tokDir,
+      '--data',
+      data,
+      '--limit',
+      '2',
+      '--max-tokens',
+      '2',
+      '--json',
+    );
+    expect(before.code).toBe(0);
+    expect(JSON.parse(before.stdout)).toMatchObject({ total: 2, base: true });
     const held = await wgpt(
       'chat',
       'eval',
