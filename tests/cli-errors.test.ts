@@ -37,6 +37,11 @@ const BASE: Record<string, string[]> = {
   selfcheck: ['selfcheck'],
   demo: ['demo'],
   bench: ['bench'],
+  sft: ['sft', '--checkpoint', 'x'],
+  'chat eval': ['chat', 'eval', '--checkpoint', 'x'],
+  'chat synth': ['chat', 'synth', '-o', 'x'],
+  'chat stats': ['chat', 'stats', '-f', 'x', '-e', 'r50k_base'],
+  'chat talk': ['chat', 'talk', '--checkpoint', 'x'],
 };
 
 interface Row {
@@ -82,21 +87,45 @@ const seed = (command: Cmd) =>
       ['4294967295', 4294967295],
     ],
   );
-const TRAIN_SIZES = ['--depth', '--channels', '--heads', '--vocab', '--context', '--batch', '--seq', '--total-batch'];
+const MODEL_SIZES = ['--depth', '--channels', '--heads', '--vocab', '--context'];
+
+/** The flags of a training run, shared by train and sft. */
+const runRows = (c: Cmd): Row[] => [
+  ...['--batch', '--seq', '--total-batch', '--steps'].map((f) => size(c, f)),
+  row(c, '--lr', ['0', '-1', 'NaN', 'Infinity', 'x'], [['6e-4', 6e-4], ['1', 1]]),
+  count(c, '--warmup'),
+  row(c, '--final-lr-frac', ['-0.1', '1.5', 'x'], [['0', 0], ['0.1', 0.1], ['1', 1]]),
+  row(c, '--weight-decay', ['-0.1', 'x'], [['0', 0], ['0.1', 0.1]]),
+  row(c, '--grad-clip', ['-1', 'x'], [['0', 0], ['1', 1]]),
+  size(c, '--val-every'),
+  size(c, '--val-batches'),
+  count(c, '--sample-every'),
+  size(c, '--sample-tokens'),
+  count(c, '--checkpoint-every'),
+  seed(c),
+];
 
 const TABLE: Row[] = [
-  ...[...TRAIN_SIZES, '--steps'].map((f) => size('train', f)),
-  row('train', '--lr', ['0', '-1', 'NaN', 'Infinity', 'x'], [['6e-4', 6e-4], ['1', 1]]),
-  count('train', '--warmup'),
-  row('train', '--final-lr-frac', ['-0.1', '1.5', 'x'], [['0', 0], ['0.1', 0.1], ['1', 1]]),
-  row('train', '--weight-decay', ['-0.1', 'x'], [['0', 0], ['0.1', 0.1]]),
-  row('train', '--grad-clip', ['-1', 'x'], [['0', 0], ['1', 1]]),
-  size('train', '--val-every'),
-  size('train', '--val-batches'),
-  count('train', '--sample-every'),
-  size('train', '--sample-tokens'),
-  count('train', '--checkpoint-every'),
-  seed('train'),
+  ...MODEL_SIZES.map((f) => size('train', f)),
+  ...runRows('train'),
+  ...runRows('sft'),
+  row('sft', '--val-frac', ['-0.1', '1', 'x'], [['0', 0], ['0.05', 0.05]]),
+  size('sft', '--synth'),
+  size('chat eval', '--synth'),
+  seed('chat eval'),
+  size('chat eval', '--limit'),
+  size('chat eval', '--max-tokens'),
+  count('chat eval', '--show'),
+  size('chat synth', '--count'),
+  seed('chat synth'),
+  row('chat stats', '--seq', ['1', '0', 'x'], [['2', 2], ['64', 64]]),
+  seed('chat stats'),
+  row('chat talk', '--temperature', ['-1', 'x'], [['0', 0], ['0.7', 0.7]]),
+  size('chat talk', '--top-k'),
+  row('chat talk', '--top-p', ['0', '1.5', 'x'], [['0.9', 0.9], ['1', 1]]),
+  size('chat talk', '--max-tokens'),
+  seed('chat talk'),
+  count('demo', '--sft-steps'),
   row('sample', '--prompt-ids', ['1,x', '-1', '1,,2', '2.5', ''], [['5', [5]], ['5, 9,2', [5, 9, 2]], ['0', [0]]]),
   size('sample', '--max-tokens'),
   row('sample', '--temperature', ['-1', '-0.01', 'x'], [['0', 0], ['0.7', 0.7], ['2', 2]]),

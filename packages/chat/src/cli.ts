@@ -12,7 +12,8 @@ import { type ChatFormat, resolveChatFormat } from './format.ts';
 import { type PackStats, planRows } from './pack.ts';
 import { checkMessages, type ChatMessage, type RenderedConversation, renderConversation } from './render.ts';
 import { runRepl } from './repl.ts';
-import { writeSynthJsonl } from './synth.ts';
+import { registerSft } from './sft-cli.ts';
+import { SYNTH_KINDS, type SynthKind, writeSynthJsonl } from './synth.ts';
 
 export interface ChatCliIo {
   out(s: string): void;
@@ -100,10 +101,12 @@ interface SynthOpts {
   count: number;
   seed: number;
   overwrite?: boolean;
+  kinds: SynthKind[];
+  simple?: boolean;
 }
 
 function synth(o: SynthOpts, io: ChatCliIo): void {
-  const r = writeSynthJsonl(o.out, o.count, o.seed, o.overwrite);
+  const r = writeSynthJsonl(o.out, o.count, o.seed, o.overwrite, { kinds: o.kinds, simple: o.simple });
   io.out(`wrote ${r.conversations} conversations (${r.messages} messages, ${r.bytes} bytes) to ${o.out}\n`);
 }
 
@@ -235,6 +238,23 @@ async function once(session: ChatSession, question: string, json: boolean, io: C
   }
 }
 
+const SIMPLE_HELP = 'one question and its answer per conversation: no system message, greeting or follow-ups';
+
+/** --kinds: a comma-separated list of the kinds of synthetic questions. */
+export function synthKindsOption(flag = '--kinds'): Option {
+  const parse = (v: string): SynthKind[] => {
+    const kinds = v.split(',').map((k) => k.trim());
+    const bad = kinds.find((k) => !(SYNTH_KINDS as readonly string[]).includes(k));
+    if (bad !== undefined) throw new UsageError(`${flag}: unknown kind "${bad}" (${SYNTH_KINDS.join(', ')})`);
+    return [...new Set(kinds)] as SynthKind[];
+  };
+  return new Option(`${flag} <list>`, `kinds of questions, comma-separated: ${SYNTH_KINDS.join(', ')}`)
+    .argParser(parse)
+    .default([...SYNTH_KINDS], SYNTH_KINDS.join(','));
+}
+
+export { SIMPLE_HELP };
+
 /** Registers `chat talk` (also plain `chat`: the chat itself), `chat render`, `chat synth` and `chat stats`. */
 export function register(program: Command, io: ChatCliIo = processIo): void {
   const chat = program
@@ -293,6 +313,8 @@ export function register(program: Command, io: ChatCliIo = processIo): void {
     .option('-n, --count <n>', 'number of conversations', intArg({ min: 1 }), 1000)
     .option('--seed <n>', 'random seed (the same seed writes the same bytes)', intArg({ min: 0, max: MAX_SEED }), 0)
     .option('--overwrite', 'replace --out if it exists')
+    .addOption(synthKindsOption())
+    .option('--simple', SIMPLE_HELP)
     .action((opts: SynthOpts) => synth(opts, io));
   chat
     .command('stats')
@@ -308,4 +330,5 @@ export function register(program: Command, io: ChatCliIo = processIo): void {
     .option('--seed <n>', 'seed of the order of conversations', intArg({ min: 0, max: MAX_SEED }), 0)
     .option('--json', 'print the counts as JSON')
     .action(async (opts: StatsOpts) => stats(opts, io));
+  registerSft(program, chat);
 }

@@ -49,3 +49,7 @@ export { HELP, parseReplLine, PROMPT, runRepl } from './repl.ts';
 export type { ReplIo, ReplLine } from './repl.ts';
 export { register, tokenLabel } from './cli.ts';
 export type { ChatCliIo } from './cli.ts';
+export { answerCases, ConversationRows, firstAnswerCase, sft } from './sft.ts';
+export type { AnswerCase, AnswerResult, ConversationRowsOptions, SftOptions, SftResult } from './sft.ts';
+export { accuracy, holdOut, loadConversations } from './sft-cli.ts';
+export type { LoadedConversations } from './sft-cli.ts';

@@ -34,7 +34,7 @@ const ASK: Record<Op, string[]> = {
 const fill = (template: string, vars: Record<string, string | number>) =>
   template.replace(/\{(\w+)\}/g, (_, k: string) => String(vars[k]));
 
-function arithmetic(rng: Rng, messages: ChatMessage[]): void {
+function arithmetic(rng: Rng, messages: ChatMessage[], followUpCount?: number): void {
   const op = rng.pick<Op>(['+', '-', '*']);
   let a: number;
   let b: number;
@@ -48,7 +48,7 @@ function arithmetic(rng: Rng, messages: ChatMessage[]): void {
   let r = op === '+' ? a + b : op === '-' ? a - b : a * b;
   messages.push({ role: 'user', content: fill(rng.pick(ASK[op]), { a, b }) });
   messages.push({ role: 'assistant', content: `${a} ${op} ${b} = ${r}.` });
-  const followUps = rng.int(0, 2);
+  const followUps = followUpCount ?? rng.int(0, 2);
   for (let f = 0; f < followUps; f++) {
     const kind = rng.int(0, 4);
     let ask: string;
@@ -171,13 +171,13 @@ function answer(fact: Fact, c: Country): string {
   }
 }
 
-function countryFacts(rng: Rng, messages: ChatMessage[]): void {
+function countryFacts(rng: Rng, messages: ChatMessage[], followUpCount?: number): void {
   const all = synthCountries();
   let country = rng.pick(all);
   let fact = rng.pick(FACTS);
   messages.push({ role: 'user', content: fill(rng.pick(QUESTIONS[fact]), { c: country.name }) });
   messages.push({ role: 'assistant', content: answer(fact, country) });
-  const followUps = rng.int(0, 2);
+  const followUps = followUpCount ?? rng.int(0, 2);
   for (let f = 0; f < followUps; f++) {
     if (rng.chance(0.5)) {
       // The same question about another country.
@@ -194,23 +194,39 @@ function countryFacts(rng: Rng, messages: ChatMessage[]): void {
 
 // ---- conversations
 
+/** What synthetic conversations hold. */
+export type SynthKind = 'arithmetic' | 'countries';
+export const SYNTH_KINDS: readonly SynthKind[] = ['arithmetic', 'countries'];
+
+export interface SynthOptions {
+  /** The kinds of questions, drawn evenly (default both). */
+  kinds?: readonly SynthKind[];
+  /** A single question and its answer: no system message, greeting or follow-ups (short enough for small contexts). */
+  simple?: boolean;
+}
+
 /** One synthetic conversation per call, from the generator's own stream of choices. */
-export function synthConversation(rng: Rng): ChatMessage[] {
+export function synthConversation(rng: Rng, o: SynthOptions = {}): ChatMessage[] {
+  const kinds = o.kinds ?? SYNTH_KINDS;
+  if (kinds.length === 0) throw new WgptError('synthetic conversations: no kinds of questions to draw from');
   const messages: ChatMessage[] = [];
-  if (rng.chance(0.25)) messages.push({ role: 'system', content: rng.pick(SYSTEM_PROMPTS) });
-  if (rng.chance(0.1)) {
+  if (!o.simple && rng.chance(0.25)) messages.push({ role: 'system', content: rng.pick(SYSTEM_PROMPTS) });
+  if (!o.simple && rng.chance(0.1)) {
     const [hi, hello] = rng.pick(GREETINGS);
     messages.push({ role: 'user', content: hi }, { role: 'assistant', content: hello });
   }
-  if (rng.chance(0.5)) arithmetic(rng, messages);
-  else countryFacts(rng, messages);
+  // Two kinds keep the draw the generator always made (one chance in two), so the same seed writes the same data.
+  const kind = kinds.length === 2 ? (rng.chance(0.5) ? 'arithmetic' : 'countries') : rng.pick(kinds);
+  const followUps = o.simple ? 0 : undefined;
+  if (kind === 'arithmetic') arithmetic(rng, messages, followUps);
+  else countryFacts(rng, messages, followUps);
   return messages;
 }
 
 /** `count` synthetic conversations drawn from `seed`. */
-export function* synthConversations(count: number, seed: number): Generator<ChatMessage[]> {
+export function* synthConversations(count: number, seed: number, o: SynthOptions = {}): Generator<ChatMessage[]> {
   const rng = new Rng(seed);
-  for (let i = 0; i < count; i++) yield synthConversation(rng);
+  for (let i = 0; i < count; i++) yield synthConversation(rng, o);
 }
 
 /** The JSONL line of a conversation (the OpenAI messages format that readConversations reads). */
@@ -227,6 +243,7 @@ export function writeSynthJsonl(
   count: number,
   seed: number,
   overwrite = false,
+  o: SynthOptions = {},
 ): { conversations: number; messages: number; bytes: number } {
   if (!overwrite && existsSync(out)) {
     throw new WgptError(`${out} already exists; choose another --out, or pass --overwrite to replace it`);
@@ -243,7 +260,7 @@ export function writeSynthJsonl(
       bytes += b.length;
       buf = '';
     };
-    for (const c of synthConversations(count, seed)) {
+    for (const c of synthConversations(count, seed, o)) {
       messages += c.length;
       buf += conversationJsonl(c);
       if (buf.length > 1 << 20) flush();

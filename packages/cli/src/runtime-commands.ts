@@ -78,16 +78,21 @@ export function registerRuntimeCommands(program: Command): void {
     .command('demo')
     .description(
       'the whole path on the embedded default: prose → BPE tokenizer → token shards → ' +
-        'GPT-2 pre-training with samples',
+        'GPT-2 pre-training with samples → fine-tuning for chat on synthetic conversations → a chat transcript',
     )
     .option('--out <dir>', 'output folder', 'out/demo')
     // The demo fails unless the last step's loss is below the first's: that takes two steps.
     .option('--steps <n>', 'training steps, at least 2 (default: 200 on SwiftShader, 500 on a GPU)', intArg({ min: 2 }))
     // 256 byte tokens and <|endoftext|> at least.
     .option('--vocab-size <n>', 'BPE vocabulary size', intArg({ min: 257, max: MAX_VOCAB_SIZE }), 512)
-    .action(async (opts: { out: string; steps?: number; vocabSize: number }, cmd: Command) => {
+    .option(
+      '--sft-steps <n>',
+      'fine-tuning steps for chat (0: none; default: 200 on SwiftShader, 400 on a GPU)',
+      intArg({ min: 0 }),
+    )
+    .action(async (opts: { out: string; steps?: number; sftSteps?: number; vocabSize: number }, cmd: Command) => {
       const { runDemo } = await import('./demo.ts');
-      const r = await runDemo({ adapter: adapterOf(cmd), out: opts.out, steps: opts.steps, vocabSize: opts.vocabSize });
+      const r = await runDemo({ adapter: adapterOf(cmd), ...opts });
       if (!(r.lastLoss < r.firstLoss)) {
         console.error(`demo: the loss did not fall (${r.firstLoss} -> ${r.lastLoss})`);
         process.exitCode = 1;

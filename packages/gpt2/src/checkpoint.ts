@@ -170,10 +170,17 @@ function stepOf(dir: string): number | null {
   }
 }
 
-export async function saveCheckpoint(dir: string, model: ModelFile, state: TrainState): Promise<void> {
+/** `extra`: more files for the folder (name → text), written with the others, so they come and go with it. */
+export async function saveCheckpoint(
+  dir: string,
+  model: ModelFile,
+  state: TrainState,
+  extra: Record<string, string> = {},
+): Promise<void> {
   const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   mkdirSync(tmp, { recursive: true });
   writeLlmcModel(`${tmp}/model.bin`, model);
+  for (const [name, text] of Object.entries(extra)) writeFileAtomic(join(tmp, name), [Buffer.from(text, 'utf8')]);
   const meta: StateMeta = {
     version: VERSION,
     step: state.step,

@@ -78,7 +78,7 @@ function checkPrompt(prompt: number[], V: number, flag: string): void {
   }
   const bad = prompt.find((t) => t >= V);
   if (bad !== undefined) {
-    const hint = flag === '--prompt-ids' ? '' : ' (is --tokenizer the model\'s tokenizer?)';
+    const hint = flag === '--prompt-ids' ? '' : " (is --tokenizer the model's tokenizer?)";
     throw new UsageError(`${flag}: prompt token ${bad} is outside the vocabulary [0, ${V}) of the model${hint}`);
   }
 }
@@ -121,8 +121,90 @@ export function checkOutDir(out: string, resume: string | undefined, overwrite: 
   removeCheckpoints(join(out, 'checkpoint'));
 }
 
+/** The flags of a training run that `wgpt train` and `wgpt sft` share, with the defaults that differ between them. */
+export function addRunOptions(
+  cmd: Command,
+  d: { steps: number; lr: number; out: string; seq?: number; weightDecay: number; valEvery: number; seed: number },
+): Command {
+  const T = d.seq === undefined ? '' : ` (default ${d.seq})`;
+  return cmd
+    .option('-B, --batch <n>', 'micro-batch size', size, 4)
+    .option('-T, --seq <n>', `sequence length (at most the context)${T}`, size)
+    .option('--total-batch <tokens>', 'tokens per optimizer step (multiple of B·T)', size)
+    .option('--steps <n>', 'optimizer steps', size, d.steps)
+    .option('--lr <x>', 'peak learning rate (> 0)', numArg({ above: 0 }), d.lr)
+    .option('--warmup <n>', 'warmup steps (0: none)', count, 10)
+    .option('--final-lr-frac <x>', 'final learning rate as a fraction of the peak (0 to 1)', fraction, 0.1)
+    .option('--weight-decay <x>', 'AdamW weight decay (2-D weights only; 0: none)', numArg({ min: 0 }), d.weightDecay)
+    .option('--grad-clip <x>', 'clip gradients to this global norm (0: off)', numArg({ min: 0 }), 1.0)
+    .option('--val-every <n>', 'validation loss every N steps (and after the last)', size, d.valEvery)
+    .option('--val-batches <n>', 'batches per validation', size, 10)
+    .option('--sample-every <n>', 'generate a sample every N steps (0: never)', count, 20)
+    .option('--sample-tokens <n>', 'tokens per sample', size, 64)
+    .option('--checkpoint-every <n>', 'checkpoint every N steps, and at the end (0: only at the end)', count, 0)
+    .option('--out <dir>', 'run folder: log.jsonl, loss.svg, checkpoint/', d.out)
+    .option('--resume <dir>', 'continue from a checkpoint folder (after a crash: the newest complete one beside it)')
+    .option('--overwrite', 'start over in an --out folder that holds a run, deleting its log and checkpoints')
+    .option('--allow-change', 'resume even if settings that change the numbers (data, batch, schedule, seed...) differ')
+    .option('--seed <n>', 'seed for init and data order', seed, d.seed)
+    .addOption(
+      new Option(
+        '--profile [how]',
+        'time every kernel of the steps after the first and print GPU time per kernel over a step, dispatches per ' +
+          'step and the matmul share (timestamp queries where the adapter has them; "wall": wall time per dispatch)',
+      ).choices(['wall']),
+    );
+}
+
+/** The flags of addRunOptions, parsed, as the trainer's options (T resolved by the caller). */
+export interface RunFlags {
+  batch: number;
+  seq: number;
+  totalBatch?: number;
+  steps: number;
+  lr: number;
+  warmup: number;
+  finalLrFrac: number;
+  weightDecay: number;
+  gradClip: number;
+  valEvery: number;
+  valBatches: number;
+  sampleEvery: number;
+  sampleTokens: number;
+  checkpointEvery: number;
+  out: string;
+  resume?: string;
+  allowChange?: boolean;
+  seed: number;
+  profile?: true | 'wall';
+}
+
+export function runOptions(o: RunFlags) {
+  return {
+    B: o.batch,
+    T: o.seq,
+    totalBatchTokens: o.totalBatch ?? o.batch * o.seq,
+    steps: o.steps,
+    lr: o.lr,
+    warmupSteps: o.warmup,
+    finalLrFrac: o.finalLrFrac,
+    weightDecay: o.weightDecay,
+    maxNorm: o.gradClip,
+    valEvery: o.valEvery,
+    valBatches: o.valBatches,
+    sampleEvery: o.sampleEvery,
+    sampleTokens: o.sampleTokens,
+    checkpointEvery: o.checkpointEvery,
+    outDir: o.out,
+    resume: o.resume,
+    allowChange: !!o.allowChange,
+    seed: o.seed,
+    profile: o.profile === 'wall' ? ('wall' as const) : !!o.profile,
+  };
+}
+
 export function register(program: Command): void {
-  program
+  const trainCmd = program
     .command('train')
     .description('pre-train GPT-2 on token shards (llm.c format) with AdamW, validation, samples and checkpoints')
     .requiredOption('--data <dir>', 'folder with *_train_*.bin and *_val_*.bin shards (from `wgpt data run`)')
@@ -136,96 +218,61 @@ export function register(program: Command): void {
       '--init-from <file>',
       'start from a model file (llm.c .bin or Hugging Face .safetensors) instead of random init',
     )
-    .option('-B, --batch <n>', 'micro-batch size', size, 4)
-    .option('-T, --seq <n>', 'sequence length (at most the context)', size, 64)
-    .option('--total-batch <tokens>', 'tokens per optimizer step (multiple of B·T)', size)
-    .option('--steps <n>', 'optimizer steps', size, 100)
-    .option('--lr <x>', 'peak learning rate (> 0)', numArg({ above: 0 }), 6e-4)
-    .option('--warmup <n>', 'warmup steps (0: none)', count, 10)
-    .option('--final-lr-frac <x>', 'final learning rate as a fraction of the peak (0 to 1)', fraction, 0.1)
-    .option('--weight-decay <x>', 'AdamW weight decay (2-D weights only; 0: none)', numArg({ min: 0 }), 0.1)
-    .option('--grad-clip <x>', 'clip gradients to this global norm (0: off)', numArg({ min: 0 }), 1.0)
-    .option('--val-every <n>', 'validation loss every N steps (and after the last)', size, 25)
-    .option('--val-batches <n>', 'batches per validation', size, 10)
-    .option('--sample-every <n>', 'generate a sample every N steps (0: never)', count, 20)
-    .option('--sample-tokens <n>', 'tokens per sample', size, 64)
-    .option('--checkpoint-every <n>', 'checkpoint every N steps, and at the end (0: only at the end)', count, 0)
-    .option('--tokenizer <name|dir>', 'tokenizer for printing samples', 'r50k_base')
-    .option('--out <dir>', 'run folder: log.jsonl, loss.svg, checkpoint/', 'out/train')
-    .option('--resume <dir>', 'continue from a checkpoint folder (after a crash: the newest complete one beside it)')
-    .option('--overwrite', 'start over in an --out folder that holds a run, deleting its log and checkpoints')
-    .option('--allow-change', 'resume even if settings that change the numbers (data, batch, schedule, seed...) differ')
-    .option('--seed <n>', 'seed for init and data order', seed, 42)
-    .addOption(
-      new Option(
-        '--profile [how]',
-        'time every kernel of the steps after the first and print GPU time per kernel over a step, dispatches per ' +
-          'step and the matmul share (timestamp queries where the adapter has them; "wall": wall time per dispatch)',
-      ).choices(['wall']),
-    )
-    .action(async (o, cmd: Command) => {
-      checkOutDir(o.out, o.resume, !!o.overwrite);
-      const enc = pickEncoding(o.tokenizer);
-      const shards = findShards(o.data);
-      let init: ModelFile | null = o.initFrom ? loadModelFile(o.initFrom) : null;
-      const config = init ? init.config : configFrom(o, enc.nVocab);
-      checkBatchFlags(o, config);
-      // The tokenizer prints samples; when it is used (or named), it must fit the model, checked before step 1.
-      if (o.sampleEvery > 0 || cmd.getOptionValueSource('tokenizer') === 'cli') {
-        if (enc.nVocab > config.V) {
-          throw new WgptError(
-            `tokenizer ${o.tokenizer} has ${enc.nVocab} tokens, more than the model's vocabulary V=${config.V}: ` +
-              `give the model the tokenizer's size (--vocab ${enc.nVocab}) or use the tokenizer the data was made with`,
-          );
-        }
-        if (o.sampleEvery > 0 && enc.eotToken < 0) {
-          throw new WgptError(
-            `tokenizer ${o.tokenizer} has no <|endoftext|> special token ` +
-              `(it was trained without special tokens), and ` +
-              `samples start from it: train the tokenizer with it (the default of --special), or pass --sample-every 0`,
-          );
-        }
+    .option('--tokenizer <name|dir>', 'tokenizer for printing samples', 'r50k_base');
+  addRunOptions(trainCmd, {
+    steps: 100,
+    lr: 6e-4,
+    out: 'out/train',
+    seq: 64,
+    weightDecay: 0.1,
+    valEvery: 25,
+    seed: 42,
+  }).action(async (o, cmd: Command) => {
+    o.seq ??= 64;
+    checkOutDir(o.out, o.resume, !!o.overwrite);
+    const enc = pickEncoding(o.tokenizer);
+    const shards = findShards(o.data);
+    let init: ModelFile | null = o.initFrom ? loadModelFile(o.initFrom) : null;
+    const config = init ? init.config : configFrom(o, enc.nVocab);
+    checkBatchFlags(o, config);
+    // The tokenizer prints samples; when it is used (or named), it must fit the model, checked before step 1.
+    if (o.sampleEvery > 0 || cmd.getOptionValueSource('tokenizer') === 'cli') {
+      if (enc.nVocab > config.V) {
+        throw new WgptError(
+          `tokenizer ${o.tokenizer} has ${enc.nVocab} tokens, more than the model's vocabulary V=${config.V}: ` +
+            `give the model the tokenizer's size (--vocab ${enc.nVocab}) or use the tokenizer the data was made with`,
+        );
       }
-      const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
-      // SIGINT and SIGTERM stop after the step in progress, with a checkpoint; the exit status then says which.
-      const signals = stopOnSignals('finishing this step, writing a checkpoint, then exiting');
-      try {
-        const r = await train(gpu, {
-          config,
-          init: init?.params ?? initParams(config, o.seed),
-          trainFiles: shards.train,
-          valFiles: shards.val,
-          B: o.batch,
-          T: o.seq,
-          totalBatchTokens: o.totalBatch ?? o.batch * o.seq,
-          steps: o.steps,
-          lr: o.lr,
-          warmupSteps: o.warmup,
-          finalLrFrac: o.finalLrFrac,
-          weightDecay: o.weightDecay,
-          maxNorm: o.gradClip,
-          valEvery: o.valEvery,
-          valBatches: o.valBatches,
-          sampleEvery: o.sampleEvery,
-          sampleTokens: o.sampleTokens,
-          checkpointEvery: o.checkpointEvery,
-          outDir: o.out,
-          resume: o.resume,
-          allowChange: !!o.allowChange,
-          seed: o.seed,
-          profile: o.profile === 'wall' ? 'wall' : !!o.profile,
-          decode: (ids) => decodeForDisplay(enc, ids),
-          eotToken: enc.eotToken,
-          shouldStop: () => signals.signal !== null,
-        });
-        init = null;
-        console.log(`checkpoint: ${r.checkpoint}\nloss plot: ${r.plot}\nlog: ${join(o.out, 'log.jsonl')}`);
-        if (r.stoppedEarly) process.exitCode = signals.exitCode ?? 1;
-      } finally {
-        signals.dispose();
-        gpu.destroy();
+      if (o.sampleEvery > 0 && enc.eotToken < 0) {
+        throw new WgptError(
+          `tokenizer ${o.tokenizer} has no <|endoftext|> special token ` +
+            `(it was trained without special tokens), and ` +
+            `samples start from it: train the tokenizer with it (the default of --special), or pass --sample-every 0`,
+        );
       }
-    });
+    }
+    const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
+    // SIGINT and SIGTERM stop after the step in progress, with a checkpoint; the exit status then says which.
+    const signals = stopOnSignals('finishing this step, writing a checkpoint, then exiting');
+    try {
+      const r = await train(gpu, {
+        config,
+        init: init?.params ?? initParams(config, o.seed),
+        trainFiles: shards.train,
+        valFiles: shards.val,
+        ...runOptions(o),
+        decode: (ids) => decodeForDisplay(enc, ids),
+        eotToken: enc.eotToken,
+        shouldStop: () => signals.signal !== null,
+      });
+      init = null;
+      console.log(`checkpoint: ${r.checkpoint}\nloss plot: ${r.plot}\nlog: ${join(o.out, 'log.jsonl')}`);
+      if (r.stoppedEarly) process.exitCode = signals.exitCode ?? 1;
+    } finally {
+      signals.dispose();
+      gpu.destroy();
+    }
+  });
 
   program
     .command('sample')

@@ -11,4 +11,4 @@ export { KVCache } from './kvcache.ts';
 export * from './plot.ts';
 export * from './checkpoint.ts';
 export * from './train.ts';
-export { loadModelFile, register } from './cli.ts';
+export { addRunOptions, checkOutDir, loadModelFile, register, runOptions, type RunFlags } from './cli.ts';

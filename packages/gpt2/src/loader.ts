@@ -1,18 +1,69 @@
 // llm.c's data loader over token shards, with per-epoch shuffling: each epoch visits the shards in a shuffled
 // order and, within a shard, its B·T windows in a shuffled order (targets are the next tokens, so a window reads
 // B·T + 1). The position is a small state object, so a resumed run continues with exactly the next batch.
+// ShardLoader is one BatchSource of the trainer; rows of conversations for fine-tuning are another (@wgpt/chat).
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readShard, readShardHeader, ShardFormatError, shardMaxTokenId } from '@wgpt/data';
 import { mulberry32, WgptError } from '@wgpt/runtime';
 
+/**
+ * A batch source's position, as checkpoints record it (three counts). For shards: the epoch, the index into the
+ * epoch's shard order and into the shard's window order; other sources say what their counts mean.
+ */
 export interface LoaderState {
   epoch: number;
   /** Index into the epoch's shard order. */
   shard: number;
   /** Index into the shard's window order. */
   window: number;
+}
+
+/** One micro-batch: B rows of T positions, row-major (row b's position t at b·T + t). */
+export interface Batch {
+  inputs: Int32Array;
+  /** The token each position predicts; any value where `mask` is 0 (it is not read there). */
+  targets: Int32Array;
+  /**
+   * 1 where the loss counts, 0 where it does not (padding, prompts). Without it every position counts. With it the
+   * trainer's loss is the mean over the positions where it is 1, taken over all the micro-batches of a step.
+   */
+  mask?: Uint8Array;
+  /**
+   * Packed rows: which sequence of its row each position belongs to (contiguous runs; -1 for padding) and its
+   * position within that sequence. Attention then stays within a sequence and position embeddings restart.
+   */
+  segments?: Int32Array;
+  positions?: Int32Array;
+}
+
+/** What one part of a run's training data is (a shard: its name, size and a hash), for the resume check. */
+export interface DataIdentity {
+  name: string;
+  tokens: number;
+  sample: string;
+}
+
+/** Where the trainer's micro-batches come from: a source of B×T batches whose position can be saved and restored. */
+export interface BatchSource {
+  readonly B: number;
+  readonly T: number;
+  next(): Batch;
+  /** The position: after restore(state), next() returns what it would have returned when state was read. */
+  readonly state: LoaderState;
+  restore(s: LoaderState): void;
+  /** The data, part by part: a resumed run must read the same (RunSettings.data). */
+  identity(): DataIdentity[];
+}
+
+/** Validation batches: the first `batchesPerEpoch` after reset(), the same every time. */
+export interface ValidationSource {
+  readonly B: number;
+  readonly T: number;
+  readonly batchesPerEpoch: number;
+  reset(): void;
+  next(): Batch;
 }
 
 function permutation(n: number, seed: number): number[] {
@@ -25,7 +76,7 @@ function permutation(n: number, seed: number): number[] {
   return p;
 }
 
-export class ShardLoader {
+export class ShardLoader implements BatchSource, ValidationSource {
   private cache: { file: string; tokens: Uint16Array | Uint32Array } | null = null;
   private windowOrder: { key: string; order: number[] } | null = null;
   private readonly windows: number[];
@@ -76,6 +127,10 @@ export class ShardLoader {
 
   reset(): void {
     this.st = { epoch: 0, shard: 0, window: 0 };
+  }
+
+  identity(): DataIdentity[] {
+    return this.files.map(shardFingerprint);
   }
 
   /** Batches in one pass over every shard. */
@@ -141,7 +196,7 @@ function asWgptError<T>(f: () => T): T {
  * A shard's identity for checking that a resumed run reads the same data: its name, token count, and a SHA-256
  * of its first and last 64 KiB (cheap for any size, and catches data re-made under the same names).
  */
-export function shardFingerprint(file: string): { name: string; tokens: number; sample: string } {
+export function shardFingerprint(file: string): DataIdentity {
   const tokens = asWgptError(() => readShardHeader(file)).tokens;
   const fd = openSync(file, 'r');
   try {

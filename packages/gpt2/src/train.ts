@@ -1,12 +1,21 @@
 // The GPT-2 training loop (llm.c's train_gpt2 on wgpt): AdamW with a cosine schedule after warmup, gradient
 // accumulation to a total batch in tokens, clipping at a global norm, validation every N steps, a sample every N
 // steps, one log line per step (+ JSONL), a loss plot at the end, atomic checkpoints and exact resume.
+// The batches come from a BatchSource: token shards (ShardLoader) for pre-training, or any other source, such as
+// rows of conversations with a loss mask for fine-tuning; with a mask the loss is the mean over the masked-in tokens.
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { backward, empty, noGrad, profileTable, tensor, tidy, tidyAsync, WgptError, type Gpu } from '@wgpt/runtime';
-import { AdamW, gemm } from '@wgpt/kernels';
+import { AdamW, checkPositions, checkSegments, gemm } from '@wgpt/kernels';
 import { paramCount, type GPT2Config } from './config.ts';
-import { ShardLoader, shardFingerprint } from './loader.ts';
+import {
+  type Batch,
+  type BatchSource,
+  type DataIdentity,
+  ShardLoader,
+  shardFingerprint,
+  type ValidationSource,
+} from './loader.ts';
 import { GPT2 } from './model.ts';
 import { lossPlotSvg } from './plot.ts';
 import { generate, printable } from './sample.ts';
@@ -17,8 +26,17 @@ export interface TrainOptions {
   config: GPT2Config;
   /** Initial parameters (llm.c order): initParams() for a fresh model, or a model file's. */
   init: Float32Array;
-  trainFiles: string[];
-  valFiles: string[];
+  /** Training token shards, read by a ShardLoader; or give `trainSource`. */
+  trainFiles?: string[];
+  /** Validation token shards (none: no validation); or give `valSource`. */
+  valFiles?: string[];
+  /**
+   * The training batches, instead of `trainFiles`: any source of B×T batches (with a loss mask or without) whose
+   * position a checkpoint records and whose identity a resume checks.
+   */
+  trainSource?: BatchSource;
+  /** The validation batches, instead of `valFiles`. */
+  valSource?: ValidationSource;
   B: number;
   T: number;
   /** Tokens per optimizer step; a multiple of B·T (the rest is gradient accumulation). */
@@ -54,8 +72,12 @@ export interface TrainOptions {
   seed: number;
   /** For printing samples; ids are printed when absent. */
   decode?: (ids: number[]) => string;
-  /** The token a sample starts from (<|endoftext|>). */
+  /** The token a sample starts from (<|endoftext|>); not used with `sampler`. */
   eotToken: number;
+  /** Makes the text printed as the sample every `sampleEvery` steps, instead of a document from <|endoftext|>. */
+  sampler?: (model: GPT2, step: number) => Promise<string>;
+  /** Files written into every checkpoint folder with model.bin and state.bin (name → text), e.g. a chat format. */
+  checkpointFiles?: Record<string, string>;
   /** Measured f32 peak of the adapter in TFLOP/s for MFU; measured at start when absent. */
   peakTflops?: number;
   /**
@@ -85,7 +107,7 @@ export interface StepLog {
  * from model.bin. Everything else may change on resume: validation and sample frequency and size, checkpoint
  * frequency, output folder, validation data, tokenizer (only used to print samples).
  */
-export type RunSettings = { data: { name: string; tokens: number; sample: string }[] } & Pick<
+export type RunSettings = { data: DataIdentity[] } & Pick<
   TrainOptions,
   'B' | 'T' | 'totalBatchTokens' | 'steps' | 'lr' | 'warmupSteps' | 'finalLrFrac' | 'weightDecay' | 'maxNorm' | 'seed'
 >;
@@ -104,9 +126,10 @@ const SETTING_FLAGS: Record<Exclude<keyof RunSettings, 'data'>, string> = {
   seed: '--seed',
 };
 
-export function runSettings(o: TrainOptions): RunSettings {
+/** The settings of a run; `source` is its training batch source when it is built already (else from the options). */
+export function runSettings(o: TrainOptions, source?: BatchSource): RunSettings {
   return {
-    data: o.trainFiles.map(shardFingerprint),
+    data: (source ?? o.trainSource)?.identity() ?? (o.trainFiles ?? []).map(shardFingerprint),
     B: o.B,
     T: o.T,
     totalBatchTokens: o.totalBatchTokens,
@@ -129,13 +152,16 @@ export function settingsChanges(old: Record<string, unknown>, now: RunSettings):
     if (a !== b) out.push(`${flag} ${a === undefined ? '(not recorded)' : JSON.stringify(a)} → ${b}`);
   }
   const was = Array.isArray(old.data) ? (old.data as RunSettings['data']) : [];
+  // Shards are named by file (*.bin); other sources name their data themselves.
+  const shards = [...was, ...now.data].every((s) => typeof s?.name === 'string' && s.name.endsWith('.bin'));
+  const what = shards ? 'training shards' : 'training data';
   const desc = (d: RunSettings['data']) => {
     const tokens = d.reduce((a, s) => a + (Number(s?.tokens) || 0), 0);
     const names = `${d[0]?.name ?? 'none'}${d.length > 1 ? ', …' : ''}`;
-    return `${d.length} shard${d.length === 1 ? '' : 's'} of ${tokens} tokens (${names})`;
+    return `${d.length} ${shards ? 'shard' : 'part'}${d.length === 1 ? '' : 's'} of ${tokens} tokens (${names})`;
   };
   if (was.length !== now.data.length || was.some((s, i) => s?.name !== now.data[i]!.name)) {
-    out.push(`--data: training shards ${desc(was)} → ${desc(now.data)}`);
+    out.push(`--data: ${what} ${desc(was)} → ${desc(now.data)}`);
   } else {
     for (let i = 0; i < was.length; i++) {
       const a = was[i]!;
@@ -180,6 +206,27 @@ function progressBar(step: number, steps: number, etaMs: number): void {
     `\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${step}/${steps}, ` +
       `eta ${(etaMs / 1000).toFixed(0)} s ${step === steps ? '\n' : ''}`,
   );
+}
+
+/**
+ * The classifier's row weights that make a step's loss the mean over every masked-in position of its micro-batches
+ * (null when the batches have no mask: every position counts, as in pre-training). Each micro-batch's loss is the
+ * mean of its B·T weighted per-position losses and the step's loss the mean of the micro-batch losses (backward
+ * scales each by 1/accum), so a weight of accum·B·T / N on each of the step's N masked-in positions (0 elsewhere)
+ * makes the step's loss Σ losses / N, and each position's gradient 1/N of its own: every trained token counts the
+ * same however the tokens fall into micro-batches (llm.c's choice), where a mean per micro-batch would weight a
+ * token of a micro-batch with few trained tokens more. A step without any masked-in position has weights 0: loss 0.
+ */
+export function lossWeights(batches: readonly Batch[], rows: number): Float32Array[] | null {
+  if (!batches.some((b) => b.mask)) return null;
+  let n = 0;
+  for (const b of batches) {
+    if (!b.mask) throw new Error('lossWeights: every micro-batch of a step needs a mask, or none');
+    if (b.mask.length !== rows) throw new Error(`lossWeights: a mask of ${b.mask.length} for ${rows} positions`);
+    for (const m of b.mask) if (m) n++;
+  }
+  const w = n ? (batches.length * rows) / n : 0;
+  return batches.map((b) => Float32Array.from(b.mask!, (m) => (m ? w : 0)));
 }
 
 /** llm.c's schedule: linear warmup to lr, then cosine from lr down to lr·finalLrFrac at the last step. */
@@ -238,7 +285,18 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   if (o.totalBatchTokens % (B * T))
     throw new WgptError(`total batch ${o.totalBatchTokens} tokens is not a multiple of B·T = ${B * T}`);
   const accum = o.totalBatchTokens / (B * T);
-  if (o.sampleEvery > 0 && !(Number.isInteger(o.eotToken) && o.eotToken >= 0 && o.eotToken < config.V)) {
+  // Packed rows: each sequence attends only to itself and its positions restart (checked once per batch here, so a
+  // source that breaks the contract fails naming the row rather than training on a wrong mask).
+  const packing = (b: Batch) => {
+    if (!b.segments || !b.positions) return {};
+    checkSegments(b.segments, B, T);
+    checkPositions(b.positions, config.maxT, T);
+    return {
+      segments: tensor(gpu, b.segments, [B * T], 'i32'),
+      positions: tensor(gpu, b.positions, [B * T], 'i32'),
+    };
+  };
+  if (o.sampleEvery > 0 && !o.sampler && !(Number.isInteger(o.eotToken) && o.eotToken >= 0 && o.eotToken < config.V)) {
     throw new WgptError(
       `samples start from the <|endoftext|> token, but its id ${o.eotToken} is not in the model's vocabulary ` +
         `[0, ${config.V}); use the tokenizer the data was made with, or turn samples off (--sample-every 0)`,
@@ -248,10 +306,20 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   let params = o.init;
   let startStep = 0;
   // Shards are checked against the model's vocabulary V (ids in V..Vp would silently train the padding rows).
-  const trainLoader = new ShardLoader(o.trainFiles, B, T, { shuffle: true, seed: o.seed, vocab: config.V });
+  let trainLoader: BatchSource;
+  if (o.trainSource) trainLoader = o.trainSource;
+  else if (o.trainFiles?.length) {
+    trainLoader = new ShardLoader(o.trainFiles, B, T, { shuffle: true, seed: o.seed, vocab: config.V });
+  } else throw new WgptError('train: no training data (trainFiles or trainSource)');
   const valOpts = { shuffle: false, seed: 0, vocab: config.V };
-  const valLoader = o.valFiles.length ? new ShardLoader(o.valFiles, B, T, valOpts) : null;
-  const settings = runSettings(o);
+  const valLoader: ValidationSource | null =
+    o.valSource ?? (o.valFiles?.length ? new ShardLoader(o.valFiles, B, T, valOpts) : null);
+  for (const [what, src] of [['training', trainLoader], ['validation', valLoader]] as const) {
+    if (src && (src.B !== B || src.T !== T)) {
+      throw new Error(`train: the ${what} batches are ${src.B}×${src.T}, the run's B×T is ${B}×${T}`);
+    }
+  }
+  const settings = runSettings(o, trainLoader);
   let resumed: ReturnType<typeof loadCheckpoint> | null = null;
   let history: StepLog[] = [];
   if (o.resume) {
@@ -328,20 +396,34 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     if (!valLoader) return NaN;
     valLoader.reset();
     let sum = 0;
+    // With a mask: the mean over every masked-in position of the batches (each batch's mean is over all B·T
+    // positions, the masked-out ones adding 0, so it is turned back into a sum).
+    let counted = 0;
     const n = Math.min(o.valBatches, valLoader.batchesPerEpoch);
     for (let i = 0; i < n; i++) {
       const b = valLoader.next();
-      sum += await tidyAsync(async () => {
+      const mask = b.mask ? Float32Array.from(b.mask, (m) => (m ? 1 : 0)) : null;
+      if (mask) counted += mask.reduce((a, m) => a + m, 0);
+      const mean = await tidyAsync(async () => {
         const { loss } = noGrad(() =>
-          model.forward(tensor(gpu, b.inputs, [B, T], 'i32'), tensor(gpu, b.targets, [B, T], 'i32')),
+          model.forward(
+            tensor(gpu, b.inputs, [B, T], 'i32'),
+            tensor(gpu, b.targets, [B, T], 'i32'),
+            { ...packing(b), ...(mask ? { mask: tensor(gpu, mask, [B * T]) } : {}) },
+          ),
         );
         return loss!.item();
       });
+      sum += mask ? mean * B * T : mean;
     }
-    return sum / n;
+    return counted ? sum / counted : sum / n;
   };
 
   const sample = async (step: number) => {
+    if (o.sampler) {
+      log(`--- sample at step ${step} ---\n${printable(await o.sampler(model, step))}\n---`);
+      return;
+    }
     const ids: number[] = [];
     for await (const t of generate(model, [o.eotToken], {
       maxNewTokens: o.sampleTokens,
@@ -362,7 +444,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
       optimizer: await (await import('@wgpt/kernels')).saveAdamW(opt),
       seed: o.seed,
       settings: { ...settings },
-    });
+    }, o.checkpointFiles);
     lastCheckpoint = dir;
   };
 
@@ -387,12 +469,18 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     // before it), then forward, backward and the update are recorded, and one read after the update returns the
     // losses, the norm and whether the update was applied (the GPU skips a non-finite step by itself).
     const batches = Array.from({ length: accum }, () => trainLoader.next());
+    const weights = lossWeights(batches, B * T);
     const result = await tidyAsync(async () => {
-      const xy = batches.map((b) => [tensor(gpu, b.inputs, [B, T], 'i32'), tensor(gpu, b.targets, [B, T], 'i32')]);
+      const xy = batches.map((b, micro) => ({
+        x: tensor(gpu, b.inputs, [B, T], 'i32'),
+        y: tensor(gpu, b.targets, [B, T], 'i32'),
+        mask: weights ? tensor(gpu, weights[micro]!, [B * T]) : undefined,
+        ...packing(b),
+      }));
       opt.zeroGrad();
-      xy.forEach(([x, y], micro) =>
+      xy.forEach(({ x, y, mask, segments, positions }, micro) =>
         tidy(() => {
-          const { loss } = model.forward(x!, y!, { overwriteLogits: true });
+          const { loss } = model.forward(x, y, { overwriteLogits: true, mask, segments, positions });
           backward(loss!, scale);
           gpu.copy(loss!.buffer, 0, microLosses.buffer, 4 * micro, 4);
         }),
