@@ -3,6 +3,7 @@
 import { empty, grid1d, tensor, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr, rng } from '@wgpt/runtime/testing';
 import { bandwidthRow, copyBandwidth, timeGpu, type BenchRow, type BenchSuite } from '@wgpt/bench';
+import { placeholder } from '../common.ts';
 import { encoderBackwardWpeSpec, encoderBackwardWte, encoderForwardSpec } from './encoder.ts';
 
 const suite: BenchSuite = {
@@ -38,8 +39,8 @@ const suite: BenchSuite = {
     const DWPE = mk([T, C]);
     const fwd = () =>
       gpu.dispatch(encoderForwardSpec, {
-        buffers: { tokens: TOK.buffer, wte: WTE.buffer, wpe: WPE.buffer, out: OUT.buffer },
-        uniforms: { N, T, C, V, posOffset: 0 },
+        buffers: { tokens: TOK.buffer, wte: WTE.buffer, wpe: WPE.buffer, out: OUT.buffer, positions: placeholder(gpu) },
+        uniforms: { N, T, C, V, posOffset: 0, maxT: T },
         workgroups: grid1d(gpu, N * C, 256),
       });
     const bwd = () => {

@@ -118,7 +118,7 @@ describe('the masked loss', () => {
   });
 
   it.each(['pad', 'pack'] as const)(
-    "%s: the first step's loss over two micro-batches is the mean of the trained tokens' losses, each conversation alone",
+    "%s: a first step's loss over two micro-batches is the mean of the trained tokens' losses, each conversation alone",
     async (mode) => {
       // Short conversations, so that rows hold several when packed.
       const items = Array.from({ length: 40 }, (_, i) =>
