@@ -2,7 +2,12 @@
 import { fillSpec, type KernelSpec } from '@wgpt/runtime';
 import { adamwNormSpec, adamwSpec, adamwStatusSpec } from './adamw/adamw.ts';
 import { attentionSpecs } from './attention/attention.ts';
-import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier/classifier.ts';
+import {
+  fusedClassifierBackwardSpec,
+  fusedClassifierBackwardV2Spec,
+  fusedClassifierSpec,
+  fusedClassifierV2Spec,
+} from './classifier/classifier.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { encoderSpecs } from './encoder/encoder.ts';
 import { kvcacheSpecs } from './kvcache/kvcache.ts';
@@ -41,12 +46,14 @@ export {
   type V2Tiles,
 } from './attention/attention.ts';
 export {
+  classifierVersion,
   classifierWorkgroupSize,
   fusedClassifier,
   fusedClassifierBackwardInto,
   fusedClassifierInto,
   type FusedClassifierArgs,
   type FusedClassifierBackwardArgs,
+  type ClassifierVersion,
   type FusedClassifierOptions,
 } from './classifier/classifier.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
@@ -103,6 +110,8 @@ export const allSpecs: KernelSpec[] = [
   layernormBackwardReduceV2Spec,
   fusedClassifierSpec,
   fusedClassifierBackwardSpec,
+  fusedClassifierV2Spec,
+  fusedClassifierBackwardV2Spec,
   ...encoderSpecs,
   ...attentionSpecs,
   ...kvcacheSpecs,
