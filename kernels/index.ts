@@ -1,6 +1,6 @@
 // Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
 import { fillSpec, type KernelSpec } from '@wgpt/runtime';
-import { adamwNormSpec, adamwSpec, adamwStatusSpec } from './adamw/adamw.ts';
+import { adamwNormSpec, adamwNormV2Spec, adamwSpec, adamwStatusSpec, adamwV2Spec } from './adamw/adamw.ts';
 import { attentionSpecs } from './attention/attention.ts';
 import {
   fusedClassifierBackwardSpec,
@@ -26,11 +26,13 @@ import { broadcastSpec, sumAllSpec, sumRowsSpec } from './reduce/reduce.ts';
 export {
   AdamW,
   ADAMW_DEFAULTS,
+  adamwVersion,
   loadAdamW,
   saveAdamW,
   type AdamWConfig,
   type AdamWState,
   type AdamWStep,
+  type AdamWVersion,
 } from './adamw/adamw.ts';
 export {
   attention,
@@ -102,6 +104,8 @@ export const allSpecs: KernelSpec[] = [
   adamwSpec,
   adamwNormSpec,
   adamwStatusSpec,
+  adamwV2Spec,
+  adamwNormV2Spec,
   layernormForwardSpec,
   layernormBackwardSpec,
   layernormBackwardReduceSpec,
