@@ -11,7 +11,16 @@ import {
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { encoderSpecs } from './encoder/encoder.ts';
 import { kvcacheSpecs } from './kvcache/kvcache.ts';
-import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
+import {
+  accumulatePairV2Spec,
+  accumulateSpec,
+  accumulateV2Spec,
+  addSpec,
+  addV2Spec,
+  geluBackwardSpec,
+  geluBackwardV2Spec,
+  geluForwardSpec,
+} from './elementwise/elementwise.ts';
 import {
   layernormBackwardReduceSpec,
   layernormBackwardReduceV2Spec,
@@ -61,7 +70,17 @@ export {
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { encoder, encoderAt, encoderBackwardWte } from './encoder/encoder.ts';
 export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
-export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
+export {
+  accumulateInto,
+  accumulatePairInto,
+  add,
+  addInto,
+  elementwiseVersion,
+  gelu,
+  geluBackwardInto,
+  reshape,
+  type ElementwiseVersion,
+} from './elementwise/elementwise.ts';
 export {
   layernorm,
   layernormBackwardInto,
@@ -99,6 +118,10 @@ export const allSpecs: KernelSpec[] = [
   accumulateSpec,
   geluForwardSpec,
   geluBackwardSpec,
+  addV2Spec,
+  accumulateV2Spec,
+  accumulatePairV2Spec,
+  geluBackwardV2Spec,
   crossEntropyForwardSpec,
   crossEntropyBackwardSpec,
   adamwSpec,
