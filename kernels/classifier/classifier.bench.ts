@@ -1,6 +1,6 @@
 // Fused classifier, forward (losses) and backward (the gradient written over the logits, as training runs it): GB/s
-// of their minimum traffic (logits read once, the gradient written once: 8·R·Vp bytes; the kernels read the logits
-// three times in all) and the fraction of the copy kernel's bandwidth measured in the same run. R = 1024 rows of
+// of their minimum traffic (logits read once, the gradient written once: 8·R·Vp bytes; v1 reads the logits three
+// times in all, v2 five) and the fraction of the copy kernel's bandwidth measured in the same run. R = 1024 rows of
 // GPT-2's padded vocabulary on hardware (the full B·T = 8192 rows would need 1.6 GB). Where v2 runs (subgroups of 4),
 // v1 and v2 both, one after the other in the same process.
 import { empty, tensor, type Gpu } from '@wgpt/runtime';

@@ -116,7 +116,7 @@ export interface FusedClassifierArgs {
   losses: GPUBuffer;
   /**
    * v1: threads per row (a multiple of 16, within the device's limits), default classifierWorkgroupSize(gpu).
-   * v2: threads per workgroup (a multiple of 4: a quarter as many rows), default 64.
+   * v2: threads per workgroup (a multiple of 4: a quarter as many rows), default classifierV2Workgroup(R).
    */
   workgroupSize?: number;
   /** Default: classifierVersion(gpu). */
@@ -144,6 +144,14 @@ export function classifierWorkgroupSize(gpu: Gpu): number {
   return max >= 1024 ? 1024 : 256;
 }
 
+/**
+ * v2's invocations per workgroup (4 per row): rows in groups of up to 16, but at least 16 workgroups where there are
+ * 16 rows, so that a few long rows (a large vocabulary, a short batch) still spread over the CPU's cores.
+ */
+export function classifierV2Workgroup(R: number): number {
+  return 4 * Math.min(16, Math.max(1, Math.floor(R / 16)));
+}
+
 function checkVp(Vp: number): void {
   if (Vp % 4 !== 0) throw new WgptError(`fused_classifier: Vp=${Vp} must be a multiple of 4 (rows are read as vec4)`);
 }
@@ -154,7 +162,7 @@ export function fusedClassifierInto(gpu: Gpu, a: FusedClassifierArgs): void {
   const version = a.version ?? classifierVersion(gpu);
   checkVersion(gpu, version);
   const v2 = version === 'v2';
-  const WG = a.workgroupSize ?? (v2 ? 64 : classifierWorkgroupSize(gpu));
+  const WG = a.workgroupSize ?? (v2 ? classifierV2Workgroup(a.R) : classifierWorkgroupSize(gpu));
   gpu.dispatch(v2 ? fusedClassifierV2Spec : fusedClassifierSpec, {
     buffers: { logits: a.logits, targets: a.targets, mask: a.mask ?? placeholder(gpu), losses: a.losses },
     uniforms: { R: a.R, V: a.V, Vp: a.Vp, has_mask: a.mask ? 1 : 0 },
@@ -170,7 +178,7 @@ export function fusedClassifierBackwardInto(gpu: Gpu, a: FusedClassifierBackward
   const version = a.version ?? classifierVersion(gpu);
   checkVersion(gpu, version);
   const v2 = version === 'v2';
-  const WG = a.workgroupSize ?? (v2 ? 64 : classifierWorkgroupSize(gpu));
+  const WG = a.workgroupSize ?? (v2 ? classifierV2Workgroup(a.R) : classifierWorkgroupSize(gpu));
   gpu.dispatch(v2 ? fusedClassifierBackwardV2Spec : fusedClassifierBackwardSpec, {
     buffers: {
       logits: a.logits,
