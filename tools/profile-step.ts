@@ -3,8 +3,8 @@
 // step:    trains the demo's model (GPT-2 L=2 C=64 NH=4 V=512, B=4 T=64) a few steps with timestamp queries on and
 //          prints GPU ms per step for each kernel.
 // kernels: each kernel at the demo's shapes, the previous default on software adapters against the new one (matmul
-//          v3/v4, flash attention v1/v3, LayerNorm v1/v2, the fused classifier v1/v2, AdamW v1/v2) in the same
-//          process, alternating within each round; prints
+//          v3/v4, flash attention v1/v3, LayerNorm v1/v2, the fused classifier v1/v2, AdamW v1/v2, elementwise
+//          v1/v2) in the same process, alternating within each round; prints
 //          per variant the median and the minimum over rounds and the spread ((max − min) / 2 relative to the
 //          median) as the noise estimate, the ratio of the medians, and per family the medians weighted by how often
 //          the step runs each shape. The machine is shared, so only same-process, same-round comparisons mean much.
@@ -12,6 +12,10 @@ import { backward, empty, Gpu, tensor, tidyAsync, type Tensor } from '@wgpt/runt
 import { randomF32 } from '@wgpt/runtime/testing';
 import {
   AdamW,
+  accumulateInto,
+  accumulatePairInto,
+  addInto,
+  geluBackwardInto,
   fusedClassifierBackwardInto,
   fusedClassifierInto,
   flashBackward,
@@ -132,6 +136,7 @@ const attentionVersions = ['v1', 'v3'] as const;
 const layernormVersions = ['v1', 'v2'] as const;
 const classifierVersions = ['v1', 'v2'] as const;
 const adamwVersions = ['v1', 'v2'] as const;
+const elementwiseVersions = ['v1', 'v2'] as const;
 function matmulCases(): Case[] {
   const M = B * T;
   // Every product of the demo's step: (name, op(A) (M, K), op(B) (K, N), layout).
@@ -302,6 +307,38 @@ function adamwCases(): Case[] {
     },
   ];
 }
+function elementwiseCases(): Case[] {
+  const n = B * T * C;
+  const t = (m: number, seed: number): Tensor => tensor(gpu, randomF32(m, seed), [m], 'f32', { track: false });
+  const [a, b, o0, o1, x4, d4, o4] = [t(n, 11), t(n, 12), t(n, 13), t(n, 14), t(4 * n, 15), t(4 * n, 16), t(4 * n, 17)];
+  const ew = (name: string, perStep: number, rec: (v: 'v1' | 'v2') => void): Case => ({
+    family: 'elementwise',
+    name,
+    perStep,
+    reps: 8,
+    variants: elementwiseVersions.map((label) => ({ label, record: () => rec(label) })),
+    dispose: () => {},
+  });
+  return [
+    ew(`add n=${n}`, 2 * L, (v) => addInto(gpu, a.buffer, b.buffer, o0.buffer, n, v)),
+    // add's backward: two accumulates (v1), one pair (v2).
+    ew(`add backward (both gradients, accumulated) n=${n}`, 2 * L, (v) =>
+      accumulatePairInto(
+        gpu,
+        a.buffer,
+        n,
+        { buffer: o0.buffer, accumulate: 1 },
+        { buffer: o1.buffer, accumulate: 1 },
+        v,
+      ),
+    ),
+    ew(`accumulate n=${n}`, 2 * L + 1, (v) => accumulateInto(gpu, a.buffer, o0.buffer, n, 1, v)),
+    {
+      ...ew(`gelu backward n=${4 * n}`, L, (v) => geluBackwardInto(gpu, x4.buffer, d4.buffer, o4.buffer, 4 * n, 0, v)),
+      dispose: () => [a, b, o0, o1, x4, d4, o4].forEach((x) => x.dispose()),
+    },
+  ];
+}
 if (runKernels) {
   gpu.checkDispatches = false;
   const cases = [
@@ -310,6 +347,7 @@ if (runKernels) {
     ...layernormCases(),
     ...classifierCases(),
     ...adamwCases(),
+    ...elementwiseCases(),
   ].filter((c) => filter.test(c.name));
   console.log(
     `\nkernels: GPU ms per call over ${rounds} rounds (variants alternate within each round): ` +
