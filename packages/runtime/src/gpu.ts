@@ -1,8 +1,9 @@
 // The runtime's handle on one device: buffer pool, pipeline cache, and the pending command encoder that every
 // dispatch of a step is recorded into (one encoder, many dispatches, one submit). Reading back is explicit.
 //
-// Errors: each pipeline creation and dispatch runs inside a validation error scope whose result is checked at the
-// next sync point (read, sync, flush with check); the exception names the kernel, its file and the shapes.
+// Errors: each pipeline creation and each dispatch that makes a bind group runs inside a validation error scope whose
+// result is checked at the next sync point (read, sync, flush with check); the exception names the kernel, its file
+// and the shapes.
 // Device loss is recorded and turned into a DeviceLostError on every later call, never a silent hang.
 //
 // Recording costs: a training step records the same dispatches over the same pooled buffers every step, so bind
