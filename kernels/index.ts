@@ -1,12 +1,26 @@
 // Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
 import { fillSpec, type KernelSpec } from '@wgpt/runtime';
-import { adamwNormSpec, adamwSpec, adamwStatusSpec } from './adamw/adamw.ts';
+import { adamwNormSpec, adamwNormV2Spec, adamwSpec, adamwStatusSpec, adamwV2Spec } from './adamw/adamw.ts';
 import { attentionSpecs } from './attention/attention.ts';
-import { fusedClassifierBackwardSpec, fusedClassifierSpec } from './classifier/classifier.ts';
+import {
+  fusedClassifierBackwardSpec,
+  fusedClassifierBackwardV2Spec,
+  fusedClassifierSpec,
+  fusedClassifierV2Spec,
+} from './classifier/classifier.ts';
 import { crossEntropyBackwardSpec, crossEntropyForwardSpec } from './crossentropy/crossentropy.ts';
 import { encoderSpecs } from './encoder/encoder.ts';
 import { kvcacheSpecs } from './kvcache/kvcache.ts';
-import { accumulateSpec, addSpec, geluBackwardSpec, geluForwardSpec } from './elementwise/elementwise.ts';
+import {
+  accumulatePairV2Spec,
+  accumulateSpec,
+  accumulateV2Spec,
+  addSpec,
+  addV2Spec,
+  geluBackwardSpec,
+  geluBackwardV2Spec,
+  geluForwardSpec,
+} from './elementwise/elementwise.ts';
 import {
   layernormBackwardReduceSpec,
   layernormBackwardReduceV2Spec,
@@ -21,11 +35,13 @@ import { broadcastSpec, sumAllSpec, sumRowsFinishSpec, sumRowsPartialSpec, sumRo
 export {
   AdamW,
   ADAMW_DEFAULTS,
+  adamwVersion,
   loadAdamW,
   saveAdamW,
   type AdamWConfig,
   type AdamWState,
   type AdamWStep,
+  type AdamWVersion,
 } from './adamw/adamw.ts';
 export {
   attention,
@@ -43,18 +59,30 @@ export {
   type V2Tiles,
 } from './attention/attention.ts';
 export {
+  classifierVersion,
   classifierWorkgroupSize,
   fusedClassifier,
   fusedClassifierBackwardInto,
   fusedClassifierInto,
   type FusedClassifierArgs,
   type FusedClassifierBackwardArgs,
+  type ClassifierVersion,
   type FusedClassifierOptions,
 } from './classifier/classifier.ts';
 export { crossEntropy } from './crossentropy/crossentropy.ts';
 export { checkPositions, encoder, encoderAt, encoderBackwardWte, type EncoderOptions } from './encoder/encoder.ts';
 export { decodeAttention, kvAppend } from './kvcache/kvcache.ts';
-export { accumulateInto, add, gelu, geluBackwardInto, reshape } from './elementwise/elementwise.ts';
+export {
+  accumulateInto,
+  accumulatePairInto,
+  add,
+  addInto,
+  elementwiseVersion,
+  gelu,
+  geluBackwardInto,
+  reshape,
+  type ElementwiseVersion,
+} from './elementwise/elementwise.ts';
 export {
   layernorm,
   layernormBackwardInto,
@@ -94,11 +122,17 @@ export const allSpecs: KernelSpec[] = [
   accumulateSpec,
   geluForwardSpec,
   geluBackwardSpec,
+  addV2Spec,
+  accumulateV2Spec,
+  accumulatePairV2Spec,
+  geluBackwardV2Spec,
   crossEntropyForwardSpec,
   crossEntropyBackwardSpec,
   adamwSpec,
   adamwNormSpec,
   adamwStatusSpec,
+  adamwV2Spec,
+  adamwNormV2Spec,
   layernormForwardSpec,
   layernormBackwardSpec,
   layernormBackwardReduceSpec,
@@ -107,6 +141,8 @@ export const allSpecs: KernelSpec[] = [
   layernormBackwardReduceV2Spec,
   fusedClassifierSpec,
   fusedClassifierBackwardSpec,
+  fusedClassifierV2Spec,
+  fusedClassifierBackwardV2Spec,
   ...encoderSpecs,
   ...attentionSpecs,
   ...kvcacheSpecs,

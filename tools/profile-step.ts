@@ -3,7 +3,8 @@
 // step:    trains the demo's model (GPT-2 L=2 C=64 NH=4 V=512, B=4 T=64) a few steps with timestamp queries on and
 //          prints GPU ms per step for each kernel.
 // kernels: each kernel at the demo's shapes, the previous default on software adapters against the new one (matmul
-//          v3/v4, flash attention v1/v3, LayerNorm v1/v2) in the same process, alternating within each round; prints
+//          v3/v4, flash attention v1/v3, LayerNorm v1/v2, the fused classifier v1/v2, AdamW v1/v2, elementwise
+//          v1/v2) in the same process, alternating within each round; prints
 //          per variant the median and the minimum over rounds and the spread ((max − min) / 2 relative to the
 //          median) as the noise estimate, the ratio of the medians, and per family the medians weighted by how often
 //          the step runs each shape. The machine is shared, so only same-process, same-round comparisons mean much.
@@ -11,6 +12,12 @@ import { backward, empty, Gpu, tensor, tidyAsync, type Tensor } from '@wgpt/runt
 import { randomF32 } from '@wgpt/runtime/testing';
 import {
   AdamW,
+  accumulateInto,
+  accumulatePairInto,
+  addInto,
+  geluBackwardInto,
+  fusedClassifierBackwardInto,
+  fusedClassifierInto,
   flashBackward,
   flashForward,
   flashPlan,
@@ -60,7 +67,13 @@ if (runStep) {
   const adamw = new AdamW(gpu, model.parameters(), { lr: 3e-4 }, model.decayFlags());
   const ids = Int32Array.from({ length: B * T }, (_, i) => Math.floor(((i * 2654435761) >>> 0) % V));
   const x = tensor(gpu, ids, [B, T], 'i32', { track: false });
-  const y = tensor(gpu, ids.map((_, i) => ids[(i + 1) % ids.length]!), [B, T], 'i32', { track: false });
+  const y = tensor(
+    gpu,
+    ids.map((_, i) => ids[(i + 1) % ids.length]!),
+    [B, T],
+    'i32',
+    { track: false },
+  );
   const step = () =>
     tidyAsync(async () => {
       adamw.zeroGrad();
@@ -121,6 +134,9 @@ interface Case {
 const matmulVersions = ['v3', 'v4'] as const;
 const attentionVersions = ['v1', 'v3'] as const;
 const layernormVersions = ['v1', 'v2'] as const;
+const classifierVersions = ['v1', 'v2'] as const;
+const adamwVersions = ['v1', 'v2'] as const;
+const elementwiseVersions = ['v1', 'v2'] as const;
 function matmulCases(): Case[] {
   const M = B * T;
   // Every product of the demo's step: (name, op(A) (M, K), op(B) (K, N), layout).
@@ -237,9 +253,102 @@ function layernormCases(): Case[] {
     },
   ];
 }
+function classifierCases(): Case[] {
+  const R = B * T;
+  const logits = tensor(gpu, randomF32(R * V, 9, -4, 4), [R, V], 'f32', { track: false });
+  const targets = tensor(
+    gpu,
+    Int32Array.from({ length: R }, (_, i) => (i * 7919) % V),
+    [R],
+    'i32',
+    { track: false },
+  );
+  const losses = empty(gpu, [R], 'f32', { track: false });
+  const g = tensor(gpu, new Float32Array(R).fill(1 / R), [R], 'f32', { track: false });
+  const dlogits = empty(gpu, [R, V], 'f32', { track: false });
+  const a = { R, V, Vp: V, logits: logits.buffer, targets: targets.buffer };
+  return [
+    {
+      family: 'classifier',
+      name: `fused classifier forward + backward R=${R} V=${V}`,
+      perStep: 1,
+      reps: 4,
+      variants: classifierVersions.map((version) => ({
+        label: version,
+        record: () => {
+          fusedClassifierInto(gpu, { ...a, losses: losses.buffer, version });
+          // Into a separate gradient, so that every call sees the same logits.
+          fusedClassifierBackwardInto(gpu, { ...a, dlosses: g.buffer, dlogits: dlogits.buffer, version });
+        },
+      })),
+      dispose: () => [logits, targets, losses, g, dlogits].forEach((t) => t.dispose()),
+    },
+  ];
+}
+function adamwCases(): Case[] {
+  const config = makeConfig({ L, C, NH, V, maxT: T });
+  const model = new GPT2(gpu, config, initParams(config, 1));
+  const opts = adamwVersions.map((version) => {
+    const opt = new AdamW(gpu, model.parameters(), { lr: 1e-6 }, model.decayFlags(), { version });
+    opt.zeroGrad();
+    return opt;
+  });
+  return [
+    {
+      family: 'adamw',
+      name: `AdamW (norm, status, update) over the demo model's parameters`,
+      perStep: 1,
+      reps: 4,
+      variants: adamwVersions.map((label, i) => ({ label, record: () => opts[i]!.update() })),
+      dispose: () => {
+        opts.forEach((o) => o.dispose());
+        model.dispose();
+      },
+    },
+  ];
+}
+function elementwiseCases(): Case[] {
+  const n = B * T * C;
+  const t = (m: number, seed: number): Tensor => tensor(gpu, randomF32(m, seed), [m], 'f32', { track: false });
+  const [a, b, o0, o1, x4, d4, o4] = [t(n, 11), t(n, 12), t(n, 13), t(n, 14), t(4 * n, 15), t(4 * n, 16), t(4 * n, 17)];
+  const ew = (name: string, perStep: number, rec: (v: 'v1' | 'v2') => void): Case => ({
+    family: 'elementwise',
+    name,
+    perStep,
+    reps: 8,
+    variants: elementwiseVersions.map((label) => ({ label, record: () => rec(label) })),
+    dispose: () => {},
+  });
+  return [
+    ew(`add n=${n}`, 2 * L, (v) => addInto(gpu, a.buffer, b.buffer, o0.buffer, n, v)),
+    // add's backward: two accumulates (v1), one pair (v2).
+    ew(`add backward (both gradients, accumulated) n=${n}`, 2 * L, (v) =>
+      accumulatePairInto(
+        gpu,
+        a.buffer,
+        n,
+        { buffer: o0.buffer, accumulate: 1 },
+        { buffer: o1.buffer, accumulate: 1 },
+        v,
+      ),
+    ),
+    ew(`accumulate n=${n}`, 2 * L + 1, (v) => accumulateInto(gpu, a.buffer, o0.buffer, n, 1, v)),
+    {
+      ...ew(`gelu backward n=${4 * n}`, L, (v) => geluBackwardInto(gpu, x4.buffer, d4.buffer, o4.buffer, 4 * n, 0, v)),
+      dispose: () => [a, b, o0, o1, x4, d4, o4].forEach((x) => x.dispose()),
+    },
+  ];
+}
 if (runKernels) {
   gpu.checkDispatches = false;
-  const cases = [...matmulCases(), ...attentionCases(), ...layernormCases()].filter((c) => filter.test(c.name));
+  const cases = [
+    ...matmulCases(),
+    ...attentionCases(),
+    ...layernormCases(),
+    ...classifierCases(),
+    ...adamwCases(),
+    ...elementwiseCases(),
+  ].filter((c) => filter.test(c.name));
   console.log(
     `\nkernels: GPU ms per call over ${rounds} rounds (variants alternate within each round): ` +
       'median / min ±spread, then old/new of the medians',

@@ -4,6 +4,11 @@
 // fused update of every element (adamw). The moments are packed the same way. Parameters in separate buffers each
 // form a span of their own (one norm and one update dispatch each). Nothing is read back: the trainer reads the
 // status (norm², applied, the losses) once, after the step.
+// Two versions of the norm pass and the update (the status is shared), chosen when the optimizer is made:
+//   v1  norm: one workgroup per partial, a tree in workgroup memory; update: one invocation per element. For GPUs.
+//   v2  norm: one subgroup of 4 per partial, vec4 sums and a subgroup sum, no barriers; update: 16 elements per
+//       invocation, one search of the runs per invocation. For CPU adapters (SwiftShader); needs subgroups of 4.
+//       The update is per element the same arithmetic as v1; the norm adds its terms in another order.
 import {
   BufferSlice,
   bufferRange,
@@ -16,9 +21,11 @@ import {
   type Gpu,
   type KernelSpec,
 } from '@wgpt/runtime';
-import { placeholder } from '../common.ts';
+import { placeholder, subgroupsOf4 } from '../common.ts';
 import adamwSource from './adamw.wgsl';
+import adamwV2Source from './adamw_v2.wgsl';
 import normSource from './adamw_norm.wgsl';
+import normV2Source from './adamw_norm_v2.wgsl';
 import statusSource from './adamw_status.wgsl';
 
 export const adamwSpec: KernelSpec = {
@@ -90,6 +97,37 @@ export const adamwStatusSpec: KernelSpec = {
   overrides: { WG: 256 },
 };
 
+export const adamwV2Spec: KernelSpec = {
+  ...adamwSpec,
+  version: 'v2',
+  revision: 1,
+  description: '16 elements per invocation (4 consecutive invocations per 64), one search of the runs each',
+  source: adamwV2Source,
+  file: 'kernels/adamw/adamw_v2.wgsl',
+  overrides: { WG: 64 },
+};
+
+export const adamwNormV2Spec: KernelSpec = {
+  ...adamwNormSpec,
+  version: 'v2',
+  description: 'Σ g² per subgroup of 4 over blocks of 16 elements, vec4 sums and a subgroup sum, no barriers',
+  source: normV2Source,
+  file: 'kernels/adamw/adamw_norm_v2.wgsl',
+  uniforms: [
+    { name: 'n', type: 'u32' },
+    { name: 'base', type: 'u32' },
+    { name: 'partials', type: 'u32' },
+  ],
+  overrides: { WG: 64 },
+};
+
+export type AdamWVersion = 'v1' | 'v2';
+
+/** The version for this device: v2 on software adapters with subgroups of 4, else v1. */
+export function adamwVersion(gpu: Gpu): AdamWVersion {
+  return gpu.software && subgroupsOf4(gpu) ? 'v2' : 'v1';
+}
+
 export interface AdamWConfig {
   lr: number;
   beta1: number;
@@ -120,9 +158,14 @@ export interface AdamWStep {
   losses: Float32Array;
 }
 
-/** Workgroups of the first norm pass per span: enough threads to fill a large GPU, few partials to add up. */
+/**
+ * Partials of the first norm pass per span. v1: workgroups, enough threads to fill a large GPU, few partials to add
+ * up. v2: subgroups of 4, each over 256 elements (16 per lane and component) up to 1024 partials, so that a sum
+ * has about as few terms in sequence as v1's.
+ */
 const MAX_PARTIALS = 1024;
-const partialsFor = (n: number) => Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(n / (256 * 16))));
+const partialsFor = (n: number, version: AdamWVersion) =>
+  Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(n / (version === 'v1' ? 256 * 16 : 256))));
 
 /** Parameters whose values, gradients and moments lie in one buffer each, at the same relative offsets. */
 interface Span {
@@ -159,20 +202,27 @@ export class AdamW {
   private statusLosses = 0;
   /** A guarded step was recorded and its outcome (applied or skipped) has not been read yet. */
   private pending = false;
+  /** The kernels' version: default adamwVersion(gpu). */
+  readonly version: AdamWVersion;
 
   /**
    * @param params the parameters to update, in a fixed order (the order of m and v in checkpoints); their
    *   gradients are allocated now if they have none
    * @param decay per parameter: whether weight decay applies (GPT-2: 2-D weights yes, biases and norms no);
    *   default: parameters of rank ≥ 2.
+   * @param opts.version force a version of the kernels (tests, benches); default adamwVersion(gpu)
    */
   constructor(
     readonly gpu: Gpu,
     readonly params: Tensor[],
     config: Partial<AdamWConfig> = {},
     readonly decay: boolean[] = params.map((p) => p.shape.length >= 2),
+    opts: { version?: AdamWVersion } = {},
   ) {
     this.config = { ...ADAMW_DEFAULTS, ...config };
+    this.version = opts.version ?? adamwVersion(gpu);
+    if (this.version === 'v2' && !subgroupsOf4(gpu))
+      throw new Error(`AdamW v2 needs subgroups of 4 (${gpu.describe()})`);
     if (decay.length !== params.length)
       throw new WgptError(`AdamW: ${decay.length} decay flags for ${params.length} parameters`);
     this.grads = params.map((p) => p.ensureGrad());
@@ -213,7 +263,7 @@ export class AdamW {
         if (next > end) push(end, 2);
       });
       const moment = (name: string) => zeros(gpu, [n], 'f32', { track: false, name, exact: true });
-      const partials = partialsFor(n);
+      const partials = partialsFor(n, this.version);
       this.spans.push({
         members: d.members,
         param: new BufferSlice(d.p, d.p0, bytes, `parameters [${d.p0}, ${d.end})`),
@@ -280,13 +330,22 @@ export class AdamW {
       this.status = empty(gpu, [3 + nLosses], 'f32', { track: false, name: 'AdamW status' });
       this.statusLosses = nLosses;
     }
+    const v2 = this.version === 'v2';
     for (const s of this.spans)
-      gpu.dispatch(adamwNormSpec, {
-        buffers: { grad: s.grad, partials: this.partials.buffer },
-        uniforms: { n: s.n, base: s.partialBase },
-        workgroups: [s.partials],
-        context: `n=${s.n}`,
-      });
+      if (v2)
+        gpu.dispatch(adamwNormV2Spec, {
+          buffers: { grad: s.grad, partials: this.partials.buffer },
+          uniforms: { n: s.n, base: s.partialBase, partials: s.partials },
+          workgroups: [Math.ceil(s.partials / 16)],
+          context: `n=${s.n}`,
+        });
+      else
+        gpu.dispatch(adamwNormSpec, {
+          buffers: { grad: s.grad, partials: this.partials.buffer },
+          uniforms: { n: s.n, base: s.partialBase },
+          workgroups: [s.partials],
+          context: `n=${s.n}`,
+        });
     gpu.dispatch(adamwStatusSpec, {
       buffers: {
         partials: this.partials.buffer,
@@ -304,7 +363,7 @@ export class AdamW {
     });
     const t = this.step + 1;
     for (const s of this.spans)
-      gpu.dispatch(adamwSpec, {
+      gpu.dispatch(v2 ? adamwV2Spec : adamwSpec, {
         buffers: {
           ...{ param: s.param, grad: s.grad, m: s.m.buffer, v: s.v.buffer },
           ...{ runs: s.runs.buffer, status: this.status.buffer },
@@ -320,7 +379,8 @@ export class AdamW {
           bias_correction1: 1 - c.beta1 ** t,
           bias_correction2: 1 - c.beta2 ** t,
         },
-        workgroups: grid1d(gpu, s.n, 256),
+        // v2: 16 elements per invocation, 64 invocations per workgroup.
+        workgroups: grid1d(gpu, s.n, v2 ? 1024 : 256),
         context: `n=${s.n}, ${s.members.length} tensors`,
       });
     if (opts.skipNonFinite) this.pending = true;

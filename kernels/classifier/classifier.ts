@@ -11,10 +11,17 @@
 // - Vp must be a multiple of 4 (rows are read as vec4; GPT-2 pads to a multiple of 64). Columns V ≤ v < Vp are
 //   ignored in the softmax (whatever they hold) and get gradient 0; a target outside [0, V) on an unmasked row
 //   makes that row's loss and gradient NaN; masked rows get loss 0 and gradient 0 whatever their target.
+//
+// Two versions of the two kernels, with the same outputs up to rounding (the sum of exps is added in another order):
+//   v1  one workgroup per row, an online (max, sum) per thread merged through workgroup memory: for GPUs.
+//   v2  one subgroup of 4 invocations per row, vec4 accumulators, the exact max then the sum, merged by subgroup
+//       operations: no workgroup memory or barriers, for CPU adapters (SwiftShader). Needs subgroups of 4.
 import { defineOp, empty, grid1d, WgptError, type Gpu, type KernelSpec, type Tensor } from '@wgpt/runtime';
-import { expectDtype, expectSameGpu, expectShape, placeholder } from '../common.ts';
+import { expectDtype, expectSameGpu, expectShape, placeholder, subgroupsOf4 } from '../common.ts';
 import backwardSource from './fused_classifier_backward.wgsl';
+import backwardV2Source from './fused_classifier_backward_v2.wgsl';
 import forwardSource from './fused_classifier.wgsl';
+import forwardV2Source from './fused_classifier_v2.wgsl';
 
 export const fusedClassifierSpec: KernelSpec = {
   name: 'fused_classifier',
@@ -66,6 +73,38 @@ export const fusedClassifierBackwardSpec: KernelSpec = {
   overrides: { WG: 256 },
 };
 
+export const fusedClassifierV2Spec: KernelSpec = {
+  ...fusedClassifierSpec,
+  version: 'v2',
+  revision: 1,
+  description: 'one subgroup of 4 per row, vec4 accumulators, exact max then the sum, subgroup merges: CPU adapters',
+  source: forwardV2Source,
+  file: 'kernels/classifier/fused_classifier_v2.wgsl',
+  overrides: { WG: 64 },
+};
+
+export const fusedClassifierBackwardV2Spec: KernelSpec = {
+  ...fusedClassifierBackwardSpec,
+  version: 'v2',
+  revision: 1,
+  description: "one subgroup of 4 per row: v2's statistics again, then the gradient, over the logits or into dlogits",
+  source: backwardV2Source,
+  file: 'kernels/classifier/fused_classifier_backward_v2.wgsl',
+  overrides: { WG: 64 },
+};
+
+export type ClassifierVersion = 'v1' | 'v2';
+
+/** The version for this device: v2 on software adapters with subgroups of 4, else v1. */
+export function classifierVersion(gpu: Gpu): ClassifierVersion {
+  return gpu.software && subgroupsOf4(gpu) ? 'v2' : 'v1';
+}
+
+function checkVersion(gpu: Gpu, version: ClassifierVersion): void {
+  if (version === 'v2' && !subgroupsOf4(gpu))
+    throw new Error(`fused_classifier v2 needs subgroups of 4 (${gpu.describe()})`);
+}
+
 export interface FusedClassifierArgs {
   R: number;
   V: number;
@@ -75,8 +114,13 @@ export interface FusedClassifierArgs {
   /** (R) f32 of 0/1 (or other weights), or none (every row counts). */
   mask?: GPUBuffer;
   losses: GPUBuffer;
-  /** Threads per row (a multiple of 16, within the device's limits); default classifierWorkgroupSize(gpu). */
+  /**
+   * v1: threads per row (a multiple of 16, within the device's limits), default classifierWorkgroupSize(gpu).
+   * v2: threads per workgroup (a multiple of 4: a quarter as many rows), default classifierV2Workgroup(R).
+   */
   workgroupSize?: number;
+  /** Default: classifierVersion(gpu). */
+  version?: ClassifierVersion;
 }
 
 export interface FusedClassifierBackwardArgs extends Omit<FusedClassifierArgs, 'losses'> {
@@ -100,6 +144,14 @@ export function classifierWorkgroupSize(gpu: Gpu): number {
   return max >= 1024 ? 1024 : 256;
 }
 
+/**
+ * v2's invocations per workgroup (4 per row): rows in groups of up to 16, but at least 16 workgroups where there are
+ * 16 rows, so that a few long rows (a large vocabulary, a short batch) still spread over the CPU's cores.
+ */
+export function classifierV2Workgroup(R: number): number {
+  return 4 * Math.min(16, Math.max(1, Math.floor(R / 16)));
+}
+
 function checkVp(Vp: number): void {
   if (Vp % 4 !== 0) throw new WgptError(`fused_classifier: Vp=${Vp} must be a multiple of 4 (rows are read as vec4)`);
 }
@@ -107,11 +159,15 @@ function checkVp(Vp: number): void {
 /** Records the forward kernel (the raw form, for code that manages its own buffers): per-row losses. */
 export function fusedClassifierInto(gpu: Gpu, a: FusedClassifierArgs): void {
   checkVp(a.Vp);
-  gpu.dispatch(fusedClassifierSpec, {
+  const version = a.version ?? classifierVersion(gpu);
+  checkVersion(gpu, version);
+  const v2 = version === 'v2';
+  const WG = a.workgroupSize ?? (v2 ? classifierV2Workgroup(a.R) : classifierWorkgroupSize(gpu));
+  gpu.dispatch(v2 ? fusedClassifierV2Spec : fusedClassifierSpec, {
     buffers: { logits: a.logits, targets: a.targets, mask: a.mask ?? placeholder(gpu), losses: a.losses },
     uniforms: { R: a.R, V: a.V, Vp: a.Vp, has_mask: a.mask ? 1 : 0 },
-    overrides: { WG: a.workgroupSize ?? classifierWorkgroupSize(gpu) },
-    workgroups: grid1d(gpu, a.R, 1),
+    overrides: { WG },
+    workgroups: grid1d(gpu, a.R, v2 ? WG / 4 : 1),
     context: `R=${a.R} V=${a.V} Vp=${a.Vp}${a.mask ? ' masked' : ''}`,
   });
 }
@@ -119,7 +175,11 @@ export function fusedClassifierInto(gpu: Gpu, a: FusedClassifierArgs): void {
 /** Records the backward kernel (raw form): the logits' gradient into dlogits, or over the logits without it. */
 export function fusedClassifierBackwardInto(gpu: Gpu, a: FusedClassifierBackwardArgs): void {
   checkVp(a.Vp);
-  gpu.dispatch(fusedClassifierBackwardSpec, {
+  const version = a.version ?? classifierVersion(gpu);
+  checkVersion(gpu, version);
+  const v2 = version === 'v2';
+  const WG = a.workgroupSize ?? (v2 ? classifierV2Workgroup(a.R) : classifierWorkgroupSize(gpu));
+  gpu.dispatch(v2 ? fusedClassifierBackwardV2Spec : fusedClassifierBackwardSpec, {
     buffers: {
       logits: a.logits,
       targets: a.targets,
@@ -135,8 +195,8 @@ export function fusedClassifierBackwardInto(gpu: Gpu, a: FusedClassifierBackward
       in_place: a.dlogits ? 0 : 1,
       accumulate: a.dlogits ? (a.accumulate ?? 0) : 0,
     },
-    overrides: { WG: a.workgroupSize ?? classifierWorkgroupSize(gpu) },
-    workgroups: grid1d(gpu, a.R, 1),
+    overrides: { WG },
+    workgroups: grid1d(gpu, a.R, v2 ? WG / 4 : 1),
     context: `R=${a.R} V=${a.V} Vp=${a.Vp}${a.mask ? ' masked' : ''}${a.dlogits ? '' : ' in place'}`,
   });
 }
@@ -151,6 +211,8 @@ export interface FusedClassifierOptions {
    * after backward. For logits whose only other use is a producer that does not need them (a matmul).
    */
   inPlace?: boolean;
+  /** Force a version (tests, benches); default: classifierVersion(). */
+  version?: ClassifierVersion;
 }
 
 /** Per-row losses of GPT-2's classifier (see the contract at the top of this file). */
@@ -184,6 +246,7 @@ export const fusedClassifier = defineOp({
       targets: targets.buffer,
       mask: opts.mask?.buffer,
       losses: losses.buffer,
+      version: opts.version,
     });
     return { out: losses, saved: null };
   },
@@ -202,6 +265,7 @@ export const fusedClassifier = defineOp({
       dlosses: g.buffer,
       dlogits: inPlace ? undefined : d.tensor.buffer,
       accumulate: d.accumulate,
+      version: opts.version,
     });
   },
 });

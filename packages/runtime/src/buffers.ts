@@ -5,6 +5,10 @@
 // 19 runs; tools/gpu/stress.ts is the regression). Buffers here are created once per size class and kept for the life
 // of the pool; nothing is destroyed before `destroy()` (or an explicit `trim()`), so steady-state training creates and
 // destroys nothing.
+//
+// A request gets the oldest free buffer of its class (not the last one freed): what is free at the start of a step is
+// then a set, whatever order the previous step released its buffers in, so a step that repeats the same requests
+// gets the same buffers every time, and the Gpu's cached bind groups (keyed by buffer) keep matching.
 import { formatBytes, GpuValidationError } from './errors.ts';
 
 export interface PoolStats {
@@ -35,7 +39,11 @@ export function sizeClass(bytes: number): number {
 }
 
 export class BufferPool {
+  /** Free buffers per class, newest first (the oldest is popped). */
   private free = new Map<string, GPUBuffer[]>();
+  /** Creation order of every buffer made. */
+  private serial = new WeakMap<GPUBuffer, number>();
+  private made = 0;
   private all = new Set<GPUBuffer>();
   private handedOut = new Map<GPUBuffer, { bytes: number; key: string }>();
   readonly stats: PoolStats = {
@@ -94,6 +102,7 @@ export class BufferPool {
         this.report(this.device.popErrorScope(), what);
       }
       this.all.add(buf);
+      this.serial.set(buf, this.made++);
       this.stats.allocations++;
       this.stats.bytesReserved += buf.size;
     }
@@ -113,7 +122,11 @@ export class BufferPool {
     this.stats.bytesInUse -= out.bytes;
     let list = this.free.get(out.key);
     if (!list) this.free.set(out.key, (list = []));
-    list.push(buf);
+    // Kept newest first: the insertion point of buf by creation order (lists are short: a step's buffers of a class).
+    const at = this.serial.get(buf)!;
+    let i = list.length;
+    while (i > 0 && this.serial.get(list[i - 1]!)! < at) i--;
+    list.splice(i, 0, buf);
   }
 
   /** Destroys free buffers (not those in use). Only between steps, after the queue is idle. */

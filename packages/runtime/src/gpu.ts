@@ -1,9 +1,16 @@
 // The runtime's handle on one device: buffer pool, pipeline cache, and the pending command encoder that every
 // dispatch of a step is recorded into (one encoder, many dispatches, one submit). Reading back is explicit.
 //
-// Errors: each pipeline creation and dispatch runs inside a validation error scope whose result is checked at the
-// next sync point (read, sync, flush with check); the exception names the kernel, its file and the shapes.
+// Errors: each pipeline creation and each dispatch that makes a bind group runs inside a validation error scope whose
+// result is checked at the next sync point (read, sync, flush with check); the exception names the kernel, its file
+// and the shapes.
 // Device loss is recorded and turned into a DeviceLostError on every later call, never a silent hang.
+//
+// Recording costs: a training step records the same dispatches over the same pooled buffers every step, so bind
+// groups are cached by pipeline and buffers (the uniforms sit at a dynamic offset of one arena buffer, so they do not
+// enter the key); a cached bind group was validated when it was made, and a dispatch that reuses one needs no error
+// scope of its own (what WebGPU checks when encoding a pass shows at submit either way). Dispatches share one
+// compute pass until a copy, a clear or a submit, or while kernels are timed (one pass each for its timestamps).
 import { BufferPool, BufferSlice, bufferRange } from './buffers.ts';
 import { openDevice, type OpenOptions } from './device.ts';
 import { DeviceLostError, GpuValidationError, KernelCompileError } from './errors.ts';
@@ -39,6 +46,8 @@ interface Pending {
 
 const UNIFORM_ALIGN = 256;
 const ARENA_BYTES = 1 << 20;
+/** Cached bind groups kept at most; past it the cache starts again (steps reuse a few hundred). */
+const MAX_BIND_GROUPS = 4096;
 
 export class Gpu {
   readonly pool: BufferPool;
@@ -64,8 +73,16 @@ export class Gpu {
       spec: KernelSpec;
       module: GPUShaderModule;
       creation: Pending;
+      /** Numbers the pipeline in bind-group keys. */
+      id: number;
     }
   >();
+  /** Bind groups by pipeline id and bound ranges; see the top of this file. */
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextId = 1;
+  /** The compute pass that untimed dispatches share, open until the next copy, clear or submit. */
+  private pass: GPUComputePassEncoder | null = null;
   private sourceById = new Map<string, KernelSpec>();
   private encoder: GPUCommandEncoder | null = null;
   /** With the wall profiler on: each dispatch's own command buffer, submitted one at a time at the next read. */
@@ -159,7 +176,8 @@ export class Gpu {
     const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((b, i) => ({
       binding: i,
       visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: b.kind },
+      // The uniforms: a range of the arena at a dynamic offset, so that one bind group serves every dispatch.
+      buffer: { type: b.kind, hasDynamicOffset: b.kind === 'uniform' },
     }));
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code: spec.source, label: `${spec.file} (${id})` });
@@ -175,7 +193,7 @@ export class Gpu {
       onError: () => this.pipelines.delete(key),
     };
     this.pending.push(creation);
-    const entry = { pipeline, layout, spec, module, creation };
+    const entry = { pipeline, layout, spec, module, creation, id: this.nextId++ };
     this.pipelines.set(key, entry);
     return entry;
   }
@@ -202,10 +220,27 @@ export class Gpu {
     return this.encoder;
   }
 
+  /** The encoder for a command outside compute passes (copy, clear, query resolve, finish): ends the open pass. */
+  private commandEncoder(): GPUCommandEncoder {
+    this.endPass();
+    return this.getEncoder();
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextId++));
+    return id;
+  }
+
   /** Records one compute dispatch into the pending encoder. */
   dispatch(spec: KernelSpec, args: DispatchArgs): void {
     this.assertAlive();
-    const { pipeline, layout } = this.pipeline(spec, args.overrides);
+    const { pipeline, layout, id } = this.pipeline(spec, args.overrides);
     const [x, y = 1, z = 1] = args.workgroups;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxWg || y > maxWg || z > maxWg) {
@@ -218,13 +253,19 @@ export class Gpu {
     if (x === 0 || y === 0 || z === 0) return;
     const uIndex = uniformBindingIndex(spec);
     if ((uIndex >= 0 && this.arenaUsed + UNIFORM_ALIGN > ARENA_BYTES) || this.profiler?.full) this.flush();
-    const entries: GPUBindGroupEntry[] = spec.bindings.map((b, i) => {
+    // The bound ranges, checked, and the bind group's key: the pipeline, then each binding's buffer id and range.
+    const ranges: { buffer: GPUBuffer; offset?: number; size?: number }[] = [];
+    let key = `${id}`;
+    let uniformOffset = 0;
+    spec.bindings.forEach((b, i) => {
       if (i === uIndex) {
         const data = new Uint8Array(packUniforms(spec, args.uniforms ?? {}));
-        const offset = this.arenaUsed;
-        this.arenaData.set(data, offset);
+        uniformOffset = this.arenaUsed;
+        this.arenaData.set(data, uniformOffset);
         this.arenaUsed += Math.ceil(data.byteLength / UNIFORM_ALIGN) * UNIFORM_ALIGN;
-        return { binding: i, resource: { buffer: this.arena, offset, size: data.byteLength } };
+        ranges.push({ buffer: this.arena, offset: 0, size: data.byteLength });
+        key += `|u${data.byteLength}`;
+        return;
       }
       const buffer = args.buffers[b.name];
       if (!buffer)
@@ -232,7 +273,11 @@ export class Gpu {
           `Kernel ${kernelId(spec)}: no buffer given for binding "${b.name}"` +
             (args.context ? ` [${args.context}]` : ''),
         );
-      if (!(buffer instanceof BufferSlice)) return { binding: i, resource: { buffer } };
+      if (!(buffer instanceof BufferSlice)) {
+        ranges.push({ buffer });
+        key += `|${this.bufferId(buffer)}`;
+        return;
+      }
       const align = this.limits.minStorageBufferOffsetAlignment;
       if (buffer.offset % align)
         throw new GpuValidationError(
@@ -240,28 +285,40 @@ export class Gpu {
             `multiple of minStorageBufferOffsetAlignment ${align}` +
             (args.context ? ` [${args.context}]` : ''),
         );
-      return { binding: i, resource: { buffer: buffer.root, offset: buffer.offset, size: buffer.size } };
+      ranges.push({ buffer: buffer.root, offset: buffer.offset, size: buffer.size });
+      key += `|${this.bufferId(buffer.root)}@${buffer.offset}+${buffer.size}`;
     });
-    const check = this.checkDispatches;
-    if (check) this.device.pushErrorScope('validation');
-    const bindGroup = this.device.createBindGroup({ layout, entries });
-    const pass = this.getEncoder().beginComputePass({ timestampWrites: this.profiler?.passWrites(kernelId(spec)) });
+    const what = () =>
+      `dispatching ${kernelId(spec)} (${spec.file}) workgroups (${x}, ${y}, ${z})` +
+      (args.context ? ` [${args.context}]` : '');
+    let bindGroup = this.bindGroups.get(key);
+    if (!bindGroup) {
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
+      const check = this.checkDispatches;
+      if (check) this.device.pushErrorScope('validation');
+      bindGroup = this.device.createBindGroup({
+        layout,
+        entries: ranges.map((r, i) => ({ binding: i, resource: r })),
+      });
+      this.bindGroups.set(key, bindGroup);
+      // A rejected bind group leaves the cache, so its next use reports the error again.
+      if (check)
+        this.pending.push({ promise: this.device.popErrorScope(), what, onError: () => this.bindGroups.delete(key) });
+    }
+    // Timed kernels get a pass each (its timestamps); the others share the open one.
+    const timestampWrites = this.profiler?.passWrites(kernelId(spec));
+    const own = !!timestampWrites || this.wallProfiler.enabled;
+    if (own) this.endPass();
+    const pass = own
+      ? this.getEncoder().beginComputePass({ timestampWrites })
+      : (this.pass ??= this.getEncoder().beginComputePass());
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup, uIndex >= 0 ? [uniformOffset] : []);
     pass.dispatchWorkgroups(x, y, z);
-    pass.end();
+    if (own) pass.end();
     if (this.wallProfiler.enabled) {
       this.serial.push({ label: kernelId(spec), commands: this.encoder!.finish() });
       this.encoder = null;
-    }
-    if (check) {
-      const promise = this.device.popErrorScope();
-      this.pending.push({
-        promise,
-        what: () =>
-          `dispatching ${kernelId(spec)} (${spec.file}) workgroups (${x}, ${y}, ${z})` +
-          (args.context ? ` [${args.context}]` : ''),
-      });
     }
     this.dispatchCount++;
   }
@@ -275,20 +332,21 @@ export class Gpu {
       throw new GpuValidationError(
         `copy from "${src.label}" to "${dst.label}": both lie in one buffer, and WebGPU copies only between two`,
       );
-    this.getEncoder().copyBufferToBuffer(s.buffer, s.offset, d.buffer, d.offset, bytes);
+    this.commandEncoder().copyBufferToBuffer(s.buffer, s.offset, d.buffer, d.offset, bytes);
   }
 
   /** Records a zero fill into the pending encoder (to the end of `buf` without `bytes`). */
   clear(buf: GPUBuffer, offset = 0, bytes?: number): void {
     this.assertAlive();
     const r = within(buf, offset, bytes ?? buf.size - offset, 'clear of');
-    this.getEncoder().clearBuffer(r.buffer, r.offset, bytes ?? buf.size - offset);
+    this.commandEncoder().clearBuffer(r.buffer, r.offset, bytes ?? buf.size - offset);
   }
 
   /** Submits the pending encoder (if any). Uniforms for its dispatches are uploaded just before, in queue order. */
   flush(): void {
     this.assertAlive();
     if (!this.encoder && !this.serial.length) return;
+    this.endPass();
     if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed);
     const commands = this.serial.splice(0).map((s) => s.commands);
     if (this.encoder) {
@@ -391,7 +449,7 @@ export class Gpu {
     this.readCount++;
     const staging = this.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
     try {
-      this.getEncoder().copyBufferToBuffer(r.buffer, r.offset, staging, 0, Math.ceil(bytes / 4) * 4);
+      this.commandEncoder().copyBufferToBuffer(r.buffer, r.offset, staging, 0, Math.ceil(bytes / 4) * 4);
       await this.check();
       await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(bytes / 4) * 4), this.lostRejection]);
       const out = staging.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);

@@ -6,6 +6,7 @@ import {
   defineOp,
   empty,
   fill,
+  fillBuffer,
   keep,
   kernelId,
   noGrad,
@@ -122,6 +123,25 @@ describe('buffers and tensors', () => {
     expect(pool.acquire(6000, usage).size).toBe(6000);
     expect(() => pool.acquire(6004, usage)).toThrow(/exceeds this adapter's maxStorageBufferBindingSize of 6000/);
     expect(pool.stats.allocations).toBe(1);
+    pool.destroy();
+  });
+
+  it('hands out the oldest free buffer of a class, whatever order buffers were released in', async () => {
+    gpu = await testGpu();
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+    const pool = new BufferPool(gpu.device, gpu.limits);
+    const [a, b, c] = [pool.acquire(5000, usage), pool.acquire(5000, usage), pool.acquire(5000, usage)];
+    // Released in two different orders, the same three come back in creation order.
+    for (const order of [
+      [b, c, a],
+      [c, a, b],
+    ]) {
+      for (const x of order) pool.release(x);
+      // By identity (toEqual would find any two buffers of one size and usage equal).
+      const got = [pool.acquire(5000, usage), pool.acquire(5000, usage), pool.acquire(5000, usage)];
+      expect(got.map((x) => [a, b, c].indexOf(x))).toEqual([0, 1, 2]);
+    }
+    expect(pool.stats.allocations).toBe(3);
     pool.destroy();
   });
 
@@ -268,6 +288,62 @@ const plus = defineOp({
   },
 });
 
+describe('recording', () => {
+  /** Counts the bind groups the device creates while `fn` runs. */
+  function countBindGroups(fn: () => void): number {
+    const dev = gpu.device;
+    const orig = dev.createBindGroup;
+    let n = 0;
+    dev.createBindGroup = (d) => (n++, orig.call(dev, d));
+    try {
+      fn();
+    } finally {
+      dev.createBindGroup = orig;
+    }
+    return n;
+  }
+
+  it('a repeated step reuses its bind groups and gets the same results', async () => {
+    gpu = await testGpu();
+    const step = () =>
+      tidyAsync(async () => {
+        const x = tensor(gpu, [1, 2, 3, 4], [4], 'f32', { requiresGrad: true });
+        const made = countBindGroups(() => backward(plus(mul(x, x), x), tensor(gpu, [1, 1, 1, 1], [4])));
+        return { made, grad: Array.from(await x.grad!.read()) };
+      });
+    const first = await step();
+    const second = await step();
+    expect(first.made).toBeGreaterThan(0);
+    expect(second.made).toBe(0);
+    expect(first.grad).toEqual([3, 5, 7, 9]); // 2x + 1
+    expect(second.grad).toEqual(first.grad);
+  });
+
+  it('dispatches of one kernel on the same buffers in one submit each see their own uniforms', async () => {
+    gpu = await testGpu();
+    const t = tensor(gpu, [0, 0, 0, 0, 0, 0], [6]);
+    // One bind group for all three (same pipeline and buffer); the uniforms differ (n and the bits).
+    fill(t, 1);
+    const made = countBindGroups(() => {
+      fillBuffer(gpu, t.buffer, 4, 0x40000000); // 2.0
+      fillBuffer(gpu, t.buffer, 2, 0x40400000); // 3.0
+    });
+    expect(made).toBe(0);
+    expect(Array.from(await t.read())).toEqual([3, 3, 2, 2, 1, 1]);
+    t.dispose();
+  });
+
+  it('a rejected bind group is reported with its kernel each time it is used', async () => {
+    gpu = await testGpu();
+    const bad = gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.COPY_DST });
+    for (let i = 0; i < 2; i++) {
+      fillBuffer(gpu, bad, 4, 0);
+      await expect(gpu.sync()).rejects.toThrow(/dispatching fill@v1 .* workgroups \(1, 1, 1\)/);
+    }
+    bad.destroy();
+  });
+});
+
 describe('kernel specs', () => {
   it('checkSpec: an override derived from others needs no default in the spec and must not be set by it', () => {
     const source = 'override A: u32 = 2;\noverride B: u32 = A * 2;\n@compute @workgroup_size(B) fn main() {}';
@@ -298,7 +374,6 @@ describe('kernel specs', () => {
 });
 
 describe('autograd', () => {
-
   it('a diamond (fan-out and fan-in) gets the gradients of central differences of an f64 reference', async () => {
     gpu = await testGpu();
     // u = x·y and v = x·x fan out from x; z = u + v fans in; w = z·u uses u on two paths. u's gradient is complete
@@ -312,7 +387,10 @@ describe('autograd', () => {
         const u = mul(x, y);
         return mul(plus(u, mul(x, x)), u);
       },
-      [{ data: data(1), shape: [n] }, { data: data(2), shape: [n] }],
+      [
+        { data: data(1), shape: [n] },
+        { data: data(2), shape: [n] },
+      ],
       ([x, y]) => x!.map((xi, i) => (xi * y![i]! + xi * xi) * xi * y![i]!),
     );
     // Inputs in [0.5, 1.5): every term is positive (a gradient element is g times a sum of positive terms), so
