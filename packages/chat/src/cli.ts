@@ -238,7 +238,9 @@ async function once(session: ChatSession, question: string, json: boolean, io: C
   }
 }
 
-const SIMPLE_HELP = 'one question and its answer per conversation: no system message, greeting or follow-ups';
+const SIMPLE_HELP =
+  'one question and its answer per conversation (no system message, greeting or follow-ups; one phrasing per ' +
+  'arithmetic operation)';
 
 /** --kinds: a comma-separated list of the kinds of synthetic questions. */
 export function synthKindsOption(flag = '--kinds'): Option {

@@ -34,7 +34,7 @@ const ASK: Record<Op, string[]> = {
 const fill = (template: string, vars: Record<string, string | number>) =>
   template.replace(/\{(\w+)\}/g, (_, k: string) => String(vars[k]));
 
-function arithmetic(rng: Rng, messages: ChatMessage[], followUpCount?: number): void {
+function arithmetic(rng: Rng, messages: ChatMessage[], followUpCount?: number, onePhrasing = false): void {
   const op = rng.pick<Op>(['+', '-', '*']);
   let a: number;
   let b: number;
@@ -46,7 +46,7 @@ function arithmetic(rng: Rng, messages: ChatMessage[], followUpCount?: number): 
     b = op === '-' ? rng.int(0, a) : rng.int(0, 99);
   }
   let r = op === '+' ? a + b : op === '-' ? a - b : a * b;
-  messages.push({ role: 'user', content: fill(rng.pick(ASK[op]), { a, b }) });
+  messages.push({ role: 'user', content: fill(onePhrasing ? ASK[op][0] : rng.pick(ASK[op]), { a, b }) });
   messages.push({ role: 'assistant', content: `${a} ${op} ${b} = ${r}.` });
   const followUps = followUpCount ?? rng.int(0, 2);
   for (let f = 0; f < followUps; f++) {
@@ -201,7 +201,10 @@ export const SYNTH_KINDS: readonly SynthKind[] = ['arithmetic', 'countries'];
 export interface SynthOptions {
   /** The kinds of questions, drawn evenly (default both). */
   kinds?: readonly SynthKind[];
-  /** A single question and its answer: no system message, greeting or follow-ups (short enough for small contexts). */
+  /**
+   * A single question and its answer: no system message, greeting or follow-ups, and one phrasing per arithmetic
+   * operation ("What is 7+5?"): short enough for a small context, and regular enough for a small model to learn.
+   */
   simple?: boolean;
 }
 
@@ -218,7 +221,7 @@ export function synthConversation(rng: Rng, o: SynthOptions = {}): ChatMessage[]
   // Two kinds keep the draw the generator always made (one chance in two), so the same seed writes the same data.
   const kind = kinds.length === 2 ? (rng.chance(0.5) ? 'arithmetic' : 'countries') : rng.pick(kinds);
   const followUps = o.simple ? 0 : undefined;
-  if (kind === 'arithmetic') arithmetic(rng, messages, followUps);
+  if (kind === 'arithmetic') arithmetic(rng, messages, followUps, o.simple);
   else countryFacts(rng, messages, followUps);
   return messages;
 }

@@ -14,6 +14,7 @@ import {
   chatFormat,
   ChatSession,
   firstAnswerCase,
+  prepareModelForChat,
   renderConversation,
   sft,
   synthConversations,
@@ -136,7 +137,7 @@ export async function runDemo(
       `   checkpoint: ${r.checkpoint}\n   loss plot:  ${r.plot}\n` +
         `   sample it:  pnpm wgpt sample --checkpoint ${r.checkpoint} --tokenizer ${tokDir} --prompt "Fellow citizens"`,
     );
-    const sftSteps = o.sftSteps ?? (big ? 400 : 200);
+    const sftSteps = o.sftSteps ?? 900;
     if (sftSteps === 0) return { valLoss, firstLoss, lastLoss, checkpoint: r.checkpoint, plot: r.plot };
     const chat = await fineTune(gpu, { ...o, log, secs, tokDir, enc, base: r.checkpoint, steps: sftSteps, big });
     return { valLoss, firstLoss, lastLoss, checkpoint: r.checkpoint, plot: r.plot, chat };
@@ -178,19 +179,37 @@ async function fineTune(
   }
   const trainConvs = all.slice(0, SFT_TRAIN);
   const heldOut = all.slice(SFT_TRAIN);
-  const T = o.big ? 64 : 48;
+  const T = 64;
   log(
     `== 5. fine-tuning for chat (ChatML, markers appended to the tokenizer as ids ${cf.imStart}-${cf.imSep}): ` +
       `${SFT_TRAIN} synthetic arithmetic conversations, ${o.steps} steps, loss on the assistant's replies only`,
   );
   const base = readLlmcModel(join(o.base, 'model.bin'));
+  const cases = (convs: ChatMessage[][]) => convs.map((m) => firstAnswerCase(m)!).filter(Boolean) as AnswerCase[];
+  const pct = (a: ReturnType<typeof accuracy>) => `${a.correct}/${a.total} (${(100 * a.share).toFixed(0)}%)`;
+  // Trained and held-out questions, one after the other.
+  const score = async (model: GPT2) => ({
+    trained: accuracy(await answerCases(model, cf, cases(trainConvs), 24)),
+    held: accuracy(await answerCases(model, cf, cases(heldOut), 24)),
+  });
+  // Before: the pre-trained model with the markers' new rows, as fine-tuning starts from it.
+  const before = await (async () => {
+    const ready = prepareModelForChat(readLlmcModel(join(o.base, 'model.bin')), cf, 1).model;
+    const model = new GPT2(gpu, ready.config, ready.params);
+    try {
+      return await score(model);
+    } finally {
+      model.dispose();
+    }
+  })();
+  log(`   exact answers before: trained questions ${pct(before.trained)}, held-out ${pct(before.held)} (${secs()})`);
   const r = await sft(gpu, {
     base,
     cf,
     train: trainConvs.map((m) => renderConversation(cf, m)),
     val: heldOut.map((m) => renderConversation(cf, m)),
     dataName: 'synthetic arithmetic',
-    mode: 'pad',
+    mode: 'pack',
     sampleMessages: [heldOut[0]![0]!],
     B: 8,
     T,
@@ -213,10 +232,7 @@ async function fineTune(
   const tuned = readLlmcModel(join(r.checkpoint, 'model.bin'));
   const model = new GPT2(gpu, tuned.config, tuned.params);
   try {
-    const cases = (convs: typeof all) => convs.map((m) => firstAnswerCase(m)!).filter(Boolean) as AnswerCase[];
-    const trained = accuracy(await answerCases(model, cf, cases(trainConvs), 24));
-    const held = accuracy(await answerCases(model, cf, cases(heldOut), 24));
-    const pct = (a: typeof trained) => `${a.correct}/${a.total} (${(100 * a.share).toFixed(0)}%)`;
+    const { trained, held } = await score(model);
     log(`== 6. exact answers (greedy): trained questions ${pct(trained)}, held-out questions ${pct(held)} (${secs()})`);
     log('== a chat with the fine-tuned model:');
     const session = new ChatSession(model, cf, { temperature: 0, maxTokens: 16, seed: 1 });

@@ -87,8 +87,9 @@ export function registerRuntimeCommands(program: Command): void {
     .option('--vocab-size <n>', 'BPE vocabulary size', intArg({ min: 257, max: MAX_VOCAB_SIZE }), 512)
     .option(
       '--sft-steps <n>',
-      'fine-tuning steps for chat (0: none; default: 200 on SwiftShader, 400 on a GPU)',
+      'fine-tuning steps for chat (0: none)',
       intArg({ min: 0 }),
+      900,
     )
     .action(async (opts: { out: string; steps?: number; sftSteps?: number; vocabSize: number }, cmd: Command) => {
       const { runDemo } = await import('./demo.ts');
