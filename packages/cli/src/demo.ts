@@ -99,7 +99,7 @@ export async function runDemo(
       : makeConfig({ L: 2, C: 64, NH: 4, V: enc.nVocab, maxT: 64 });
     const B = big ? 8 : 4;
     const T = config.maxT;
-    const steps = o.steps ?? (big ? 500 : 200);
+    const steps = o.steps ?? (big ? 500 : 600);
     log(`== 4. pre-training GPT-2 (L=${config.L}, C=${config.C}, NH=${config.NH}, context ${T}) on ${gpu.describe()}`);
     const r = await train(gpu, {
       config,

@@ -82,7 +82,11 @@ export function registerRuntimeCommands(program: Command): void {
     )
     .option('--out <dir>', 'output folder', 'out/demo')
     // The demo fails unless the last step's loss is below the first's: that takes two steps.
-    .option('--steps <n>', 'training steps, at least 2 (default: 200 on SwiftShader, 500 on a GPU)', intArg({ min: 2 }))
+    .option(
+      '--steps <n>',
+      'pre-training steps, at least 2 (default: 600 on SwiftShader, 500 on a GPU)',
+      intArg({ min: 2 }),
+    )
     // 256 byte tokens and <|endoftext|> at least.
     .option('--vocab-size <n>', 'BPE vocabulary size', intArg({ min: 257, max: MAX_VOCAB_SIZE }), 512)
     .option(
