@@ -47,6 +47,7 @@ export {
   attention,
   attentionNaive,
   checkSegments,
+  describePlan,
   segmentBounds,
   flashBackward,
   flashForward,

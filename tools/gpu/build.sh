@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash ../shared/gpu/pack.sh >/dev/null
-for entry in bench-kernels stress train-gpt2; do
+for entry in bench-kernels stress train-gpt2 attn-tiles; do
   pnpm exec esbuild "tools/gpu/$entry.ts" --bundle --platform=node --format=esm --target=node20 \
     --external:webgpu --loader:.wgsl=text --log-level=warning --outfile=".gpu/app/$entry.mjs" \
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
