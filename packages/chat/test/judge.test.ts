@@ -8,6 +8,7 @@ describe('normalisation and token F1', () => {
     expect(normaliseAnswer('  The University of   Lisbon! ')).toBe('university of lisbon');
     expect(normaliseAnswer('Bogotá, D.C.')).toBe('bogota d c');
     expect(normaliseAnswer("I don't know; an idea?")).toBe('i dont know idea');
+    expect(normaliseAnswer('A pilot, an architect; THE end')).toBe('pilot architect end');
     expect(normaliseAnswer('...')).toBe('');
   });
 
