@@ -42,6 +42,7 @@ const BASE: Record<string, string[]> = {
   'chat synth': ['chat', 'synth', '-o', 'x'],
   'chat stats': ['chat', 'stats', '-f', 'x', '-e', 'r50k_base'],
   'chat talk': ['chat', 'talk', '--checkpoint', 'x'],
+  probe: ['probe', '--checkpoint', 'x', '--questions', 'y', '--out', 'z'],
 };
 
 interface Row {
@@ -126,6 +127,13 @@ const TABLE: Row[] = [
   size('chat talk', '--max-tokens'),
   seed('chat talk'),
   count('demo', '--sft-steps'),
+  size('probe', '--samples'),
+  row('probe', '--temperature', ['-1', 'x'], [['0', 0], ['0.7', 0.7]]),
+  size('probe', '--max-tokens'),
+  seed('probe'),
+  row('probe', '--known-at', ['0', '1.5', 'x'], [['0.5', 0.5], ['1', 1]]),
+  row('probe', '--unknown-at', ['-0.1', '1', 'x'], [['0', 0], ['0.5', 0.5]]),
+  row('probe', '--f1', ['0', '1.5', 'x'], [['0.8', 0.8], ['1', 1]]),
   row('sample', '--prompt-ids', ['1,x', '-1', '1,,2', '2.5', ''], [['5', [5]], ['5, 9,2', [5, 9, 2]], ['0', [0]]]),
   size('sample', '--max-tokens'),
   row('sample', '--temperature', ['-1', '-0.01', 'x'], [['0', 0], ['0.7', 0.7], ['2', 2]]),

@@ -79,3 +79,5 @@ export type {
   MixOptions,
   ProbeReport,
 } from './refusal.ts';
+export { probe, probeJsonl, readProbeQuestions, sampleReplies } from './probe.ts';
+export type { ProbeQuestion, ProbeResult, SampleReplyOptions } from './probe.ts';
