@@ -43,6 +43,7 @@ const BASE: Record<string, string[]> = {
   'chat stats': ['chat', 'stats', '-f', 'x', '-e', 'r50k_base'],
   'chat talk': ['chat', 'talk', '--checkpoint', 'x'],
   probe: ['probe', '--checkpoint', 'x', '--questions', 'y', '--out', 'z'],
+  'chat bio': ['chat', 'bio', '-o', 'x'],
 };
 
 interface Row {
@@ -134,6 +135,10 @@ const TABLE: Row[] = [
   row('probe', '--known-at', ['0', '1.5', 'x'], [['0.5', 0.5], ['1', 1]]),
   row('probe', '--unknown-at', ['-0.1', '1', 'x'], [['0', 0], ['0.5', 0.5]]),
   row('probe', '--f1', ['0', '1.5', 'x'], [['0.8', 0.8], ['1', 1]]),
+  size('chat bio', '--people'),
+  count('chat bio', '--never-existed'),
+  size('chat bio', '--docs'),
+  seed('chat bio'),
   row('sample', '--prompt-ids', ['1,x', '-1', '1,,2', '2.5', ''], [['5', [5]], ['5, 9,2', [5, 9, 2]], ['0', [0]]]),
   size('sample', '--max-tokens'),
   row('sample', '--temperature', ['-1', '-0.01', 'x'], [['0', 0], ['0.7', 0.7], ['2', 2]]),

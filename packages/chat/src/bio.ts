@@ -4,7 +4,9 @@
 // occupations or company names, so short lists of those are written here; a name is a pair from two lists, so
 // thousands of people can be drawn, and a "never-existed" person is drawn by the same generator with a name that
 // no known person has.
-import { WgptError } from '@wgpt/base/errors';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WgptError, withPath } from '@wgpt/base/errors';
 import { synthCountries } from './synth.ts';
 import type { ChatMessage } from './render.ts';
 import { Rng } from './rng.ts';
@@ -315,4 +317,69 @@ export function questionConversation(q: FactQuestion, reply: string = q.reply): 
 export function questionJsonl(q: FactQuestion, reply: string = q.reply): string {
   const line = { messages: questionConversation(q, reply), person: q.person, fact: q.fact, answer: q.answer };
   return `${JSON.stringify(line)}\n`;
+}
+
+// ---- files
+
+/** The files `writeBioData` writes into its folder. */
+export const BIO_FILES = {
+  /** {"id", "person", "text"} per document: pre-training text (the JSONL that `wgpt data` reads). */
+  documents: 'documents.jsonl',
+  /** Questions about the known people, as questionJsonl writes them. */
+  questions: 'questions.jsonl',
+  /** Questions about the never-existed people. */
+  neverSeen: 'never-seen.jsonl',
+  /** Every person's facts, {"known": true|false, ...Person}. */
+  people: 'people.jsonl',
+} as const;
+
+export interface BioDataOptions {
+  known: number;
+  neverExisted: number;
+  docsPerPerson: number;
+  seed: number;
+  overwrite?: boolean;
+}
+
+/**
+ * Writes people, documents and questions into `dir` from one seed (people from seed, documents from seed + 1,
+ * questions from seed + 2 and seed + 3). Existing files are replaced only with `overwrite`, and each file is
+ * written whole (a temporary file renamed), so a failed run leaves none half written.
+ */
+export function writeBioData(
+  dir: string,
+  o: BioDataOptions,
+): { documents: number; questions: number; neverSeen: number } {
+  const paths = Object.values(BIO_FILES).map((f) => join(dir, f));
+  const existing = paths.filter((p) => existsSync(p));
+  if (!o.overwrite && existing.length > 0) {
+    throw new WgptError(`${existing[0]} already exists; choose another folder, or pass --overwrite to replace it`);
+  }
+  const people = makePeople(o.known, o.neverExisted, o.seed);
+  const docs = biographyDocuments(people.known, o.docsPerPerson, o.seed + 1);
+  const questions = factQuestions(people.known, o.seed + 2);
+  const neverSeen = factQuestions(people.neverExisted, o.seed + 3);
+  const width = String(Math.max(docs.length - 1, 0)).length;
+  const text: Record<keyof typeof BIO_FILES, string> = {
+    documents: docs
+      .map((d, i) => {
+        const person = people.known[Math.floor(i / o.docsPerPerson)]!.name;
+        return `${JSON.stringify({ id: `bio-${String(i).padStart(width, '0')}`, person, text: d })}\n`;
+      })
+      .join(''),
+    questions: questions.map((q) => questionJsonl(q)).join(''),
+    neverSeen: neverSeen.map((q) => questionJsonl(q)).join(''),
+    people: [
+      ...people.known.map((p) => `${JSON.stringify({ known: true, ...p })}\n`),
+      ...people.neverExisted.map((p) => `${JSON.stringify({ known: false, ...p })}\n`),
+    ].join(''),
+  };
+  withPath(dir, () => mkdirSync(dir, { recursive: true }));
+  for (const [key, file] of Object.entries(BIO_FILES) as [keyof typeof BIO_FILES, string][]) {
+    const path = join(dir, file);
+    const tmp = `${path}.tmp-${process.pid}`;
+    withPath(tmp, () => writeFileSync(tmp, text[key]));
+    withPath(path, () => renameSync(tmp, path));
+  }
+  return { documents: docs.length, questions: questions.length, neverSeen: neverSeen.length };
 }

@@ -56,6 +56,7 @@ export { accuracy, holdOut, loadConversations } from './sft-cli.ts';
 export type { LoadedConversations } from './sft-cli.ts';
 export {
   BIO_FACTS,
+  BIO_FILES,
   biographyDocument,
   biographyDocuments,
   factQuestions,
@@ -65,8 +66,9 @@ export {
   questionConversation,
   questionJsonl,
   TemplateQuestions,
+  writeBioData,
 } from './bio.ts';
-export type { BioFact, BirthDate, FactQuestion, People, Person, QuestionSource } from './bio.ts';
+export type { BioDataOptions, BioFact, BirthDate, FactQuestion, People, Person, QuestionSource } from './bio.ts';
 export { isRefusal, MatchJudge, normaliseAnswer, REFUSALS, tokenF1 } from './judge.ts';
 export type { Judge, MatchJudgeOptions, Verdict, VerdictKind } from './judge.ts';
 export { classify, factualityMetrics, mixCounts, mixRefusals, probeReport, refusalData } from './refusal.ts';

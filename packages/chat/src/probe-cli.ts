@@ -1,11 +1,13 @@
 // `wgpt probe`: which questions a model knows the answer to, from k sampled replies per question, judged and
-// classified; one JSONL line per question and a report on stdout.
+// classified; one JSONL line per question and a report on stdout. And `wgpt chat bio`, the data to probe: fictional
+// people, documents about them for pre-training, and questions about them.
 import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { intArg, numArg, UsageError } from '@wgpt/base';
 import { withPath } from '@wgpt/base/errors';
 import { GPT2, loadModelFile } from '@wgpt/gpt2';
 import { Gpu } from '@wgpt/runtime';
 import type { Command } from 'commander';
+import { BIO_FILES, writeBioData } from './bio.ts';
 import { checkModelForChat } from './chat.ts';
 import { prepareModelForChat } from './embed.ts';
 import { resolveChatFormat } from './format.ts';
@@ -116,4 +118,41 @@ export function registerProbe(program: Command): void {
     .option('--overwrite', 'replace --out if it exists')
     .option('--json', 'print the report as JSON')
     .action(async (o: ProbeFlags, c: Command) => probeCommand(o, c.optsWithGlobals().adapter as string | undefined));
+}
+
+interface BioFlags {
+  out: string;
+  people: number;
+  neverExisted: number;
+  docs: number;
+  seed: number;
+  overwrite?: boolean;
+}
+
+/** Registers `chat bio` on the `chat` command. */
+export function registerBio(chat: Command): void {
+  chat
+    .command('bio')
+    .description(
+      'write fictional people, documents about them (pre-training text) and questions about them and about ' +
+        'people who never existed (fine-tuning and probing), all from one seed',
+    )
+    .requiredOption('-o, --out <dir>', `the folder: ${Object.values(BIO_FILES).join(', ')}`)
+    .option('--people <n>', 'people the documents are about', intArg({ min: 1 }), 1000)
+    .option(
+      '--never-existed <n>',
+      'people no document mentions, for questions that must be refused',
+      intArg({ min: 0 }),
+      200,
+    )
+    .option('--docs <n>', 'documents per person (paraphrases: other sentences, other orders)', intArg({ min: 1 }), 4)
+    .option('--seed <n>', 'random seed (the same seed writes the same bytes)', intArg({ min: 0, max: MAX_SEED }), 0)
+    .option('--overwrite', 'replace the files if they exist')
+    .action((o: BioFlags) => {
+      const r = writeBioData(o.out, { ...o, known: o.people, docsPerPerson: o.docs });
+      console.log(
+        `wrote ${r.documents} documents about ${o.people} people, ${r.questions} questions about them and ` +
+          `${r.neverSeen} about ${o.neverExisted} people who never existed to ${o.out}`,
+      );
+    });
 }

@@ -17,6 +17,8 @@ export interface ProbeQuestion {
   /** The messages up to the question, which the model continues. */
   messages: ChatMessage[];
   reference: string;
+  /** The line's own reply to the question (what fine-tuning on a known question keeps). */
+  reply: string;
   /** `file:line`. */
   where: string;
   /** The line's own fields beside the messages (person, fact, answer), kept for the output. */
@@ -49,7 +51,7 @@ export async function readProbeQuestions(file: string): Promise<ProbeQuestion[]>
         throw new WgptError(`${file}:${lineNo}: "answer" must be a non-empty string (the reference answer)`);
       }
       const reference = (extra.answer as string | undefined) ?? c.expected;
-      out.push({ messages: c.messages, reference, where: `${file}:${lineNo}`, extra });
+      out.push({ messages: c.messages, reference, reply: c.expected, where: `${file}:${lineNo}`, extra });
     }
   } catch (e) {
     const reason = systemErrorReason(e);
@@ -131,6 +133,7 @@ export function probeJsonl(r: ProbeResult): string {
     ...q.extra,
     messages: q.messages,
     reference: q.reference,
+    reply: q.reply,
     replies: r.replies,
     verdicts: r.verdicts.map((v) => v.kind),
     rightFraction: r.rightFraction,

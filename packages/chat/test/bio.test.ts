@@ -1,12 +1,13 @@
 // Fictional biographies: seeded people and documents, never-existed people disjoint from the known ones, documents
 // that state every fact in several paraphrases, and questions whose reference answers are the person's facts.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countries } from 'countries-list';
 import { describe, expect, it } from 'vitest';
 import {
   BIO_FACTS,
+  BIO_FILES,
   biographyDocuments,
   factQuestions,
   makePeople,
@@ -14,6 +15,7 @@ import {
   type Person,
   questionJsonl,
   readConversationFile,
+  writeBioData,
 } from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgpt-chat-bio-'));
@@ -130,5 +132,46 @@ describe('questions', () => {
     );
     const first = JSON.parse(questionJsonl(qs[0]!));
     expect([first.person, first.fact, first.answer]).toEqual([qs[0]!.person, qs[0]!.fact, qs[0]!.answer]);
+  });
+});
+
+describe('writeBioData', () => {
+  const o = { known: 30, neverExisted: 10, docsPerPerson: 3, seed: 5 };
+  const read = (d: string) => Object.values(BIO_FILES).map((f) => readFileSync(join(d, f), 'utf8'));
+
+  it('the same seed writes the same bytes; documents, questions and people read back', async () => {
+    const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+    expect(writeBioData(a, o)).toEqual({ documents: 90, questions: 30 * BIO_FACTS.length, neverSeen: 60 });
+    writeBioData(b, o);
+    expect(read(b)).toEqual(read(a));
+    expect(readdirSync(a).sort()).toEqual(Object.values(BIO_FILES).sort());
+    const [docs, , , people] = read(a).map((t) =>
+      t
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    );
+    expect(docs.map((d: { id: string }) => d.id).slice(0, 2)).toEqual(['bio-00', 'bio-01']);
+    expect(docs.every((d: { person: string; text: string }) => d.text.includes(d.person))).toBe(true);
+    expect(people.filter((p: { known: boolean }) => !p.known)).toHaveLength(10);
+    const neverSeen = await readConversationFile(join(a, BIO_FILES.neverSeen));
+    expect(neverSeen.conversations).toHaveLength(60);
+    const text = docs.map((d: { text: string }) => d.text).join('\n');
+    for (const c of neverSeen.conversations) {
+      const name = people.find((p: { name: string }) => c.messages[0]!.content.includes(p.name)).name;
+      expect(text.includes(name), name).toBe(false);
+    }
+  });
+
+  it('existing files are kept unless overwrite', () => {
+    const d = join(dir, 'kept');
+    writeBioData(d, o);
+    const before = read(d);
+    expect(() => writeBioData(d, { ...o, seed: 6 })).toThrow(
+      `${join(d, BIO_FILES.documents)} already exists; choose another folder, or pass --overwrite to replace it`,
+    );
+    expect(read(d)).toEqual(before);
+    writeBioData(d, { ...o, seed: 6, overwrite: true });
+    expect(read(d)).not.toEqual(before);
   });
 });

@@ -89,7 +89,7 @@ describe('wgpt probe', () => {
       [REPLY, [REPLY, REPLY], ['right', 'right'], 1, 'known'],
     ]);
     expect(lines[0].messages).toEqual([{ role: 'user', content: 'Where was Ada Varga born?' }]);
-    expect(lines[1].answer).toBe('Porto');
+    expect([lines[1].answer, lines[1].reply]).toEqual(['Porto', 'Bruno Novak was born in Porto.']);
 
     // The plain report; an existing --out is kept unless --overwrite.
     const again = await wgpt(...args(out));
@@ -102,6 +102,19 @@ describe('wgpt probe', () => {
         'samples: right 4, wrong 2, refusal 0, empty 0\n' +
         `per question: ${out}\n`,
     );
+  });
+
+  it('wgpt chat bio writes the data to probe', async () => {
+    const out = join(dir, 'bio');
+    const r = await wgpt('chat', 'bio', '-o', out, '--people', '4', '--never-existed', '2', '--docs', '2');
+    expect(r).toEqual({
+      code: 0,
+      stdout:
+        'wrote 8 documents about 4 people, 24 questions about them and 12 about 2 people who never existed ' +
+        `to ${out}\n`,
+      stderr: '',
+    });
+    expect(readFileSync(join(out, 'questions.jsonl'), 'utf8').split('\n')).toHaveLength(25);
   });
 
   it('bad thresholds and bad question lines are one-line errors, and no output is left', async () => {
