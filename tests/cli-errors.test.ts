@@ -44,6 +44,7 @@ const BASE: Record<string, string[]> = {
   'chat talk': ['chat', 'talk', '--checkpoint', 'x'],
   probe: ['probe', '--checkpoint', 'x', '--questions', 'y', '--out', 'z'],
   'chat bio': ['chat', 'bio', '-o', 'x'],
+  'chat refusals': ['chat', 'refusals', '--probe', 'x', '-o', 'y'],
 };
 
 interface Row {
@@ -139,6 +140,9 @@ const TABLE: Row[] = [
   count('chat bio', '--never-existed'),
   size('chat bio', '--docs'),
   seed('chat bio'),
+  row('chat refusals', '--refusal-fraction', ['-0.1', '1.5', 'x'], [['0', 0], ['0.25', 0.25], ['1', 1]]),
+  count('chat refusals', '--total'),
+  seed('chat refusals'),
   row('sample', '--prompt-ids', ['1,x', '-1', '1,,2', '2.5', ''], [['5', [5]], ['5, 9,2', [5, 9, 2]], ['0', [0]]]),
   size('sample', '--max-tokens'),
   row('sample', '--temperature', ['-1', '-0.01', 'x'], [['0', 0], ['0.7', 0.7], ['2', 2]]),

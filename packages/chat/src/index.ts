@@ -71,8 +71,9 @@ export {
 export type { BioDataOptions, BioFact, BirthDate, FactQuestion, People, Person, QuestionSource } from './bio.ts';
 export { isRefusal, MatchJudge, normaliseAnswer, REFUSALS, tokenF1 } from './judge.ts';
 export type { Judge, MatchJudgeOptions, Verdict, VerdictKind } from './judge.ts';
-export { classify, factualityMetrics, mixCounts, mixRefusals, probeReport, refusalData } from './refusal.ts';
+export { askedFact, classify, factualityMetrics, mixCounts, mixRefusals, probeReport, refusalData } from './refusal.ts';
 export type {
+  AskedQuestion,
   Classified,
   ClassifyOptions,
   FactualityData,
@@ -81,5 +82,5 @@ export type {
   MixOptions,
   ProbeReport,
 } from './refusal.ts';
-export { probe, probeJsonl, readProbeQuestions, sampleReplies } from './probe.ts';
+export { probe, probeJsonl, readProbed, readProbeQuestions, sampleReplies } from './probe.ts';
 export type { ProbeQuestion, ProbeResult, SampleReplyOptions } from './probe.ts';

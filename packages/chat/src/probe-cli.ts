@@ -1,7 +1,7 @@
 // `wgpt probe`: which questions a model knows the answer to, from k sampled replies per question, judged and
 // classified; one JSONL line per question and a report on stdout. And `wgpt chat bio`, the data to probe: fictional
 // people, documents about them for pre-training, and questions about them.
-import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { intArg, numArg, UsageError } from '@wgpt/base';
 import { withPath } from '@wgpt/base/errors';
 import { GPT2, loadModelFile } from '@wgpt/gpt2';
@@ -12,8 +12,9 @@ import { checkModelForChat } from './chat.ts';
 import { prepareModelForChat } from './embed.ts';
 import { resolveChatFormat } from './format.ts';
 import { MatchJudge } from './judge.ts';
-import { probe, probeJsonl, readProbeQuestions } from './probe.ts';
-import { probeReport } from './refusal.ts';
+import { probe, probeJsonl, readProbed, readProbeQuestions } from './probe.ts';
+import { mixRefusals, probeReport, refusalData } from './refusal.ts';
+import { conversationJsonl } from './synth.ts';
 
 interface ProbeFlags {
   checkpoint: string;
@@ -155,4 +156,48 @@ export function registerBio(chat: Command): void {
           `${r.neverSeen} about ${o.neverExisted} people who never existed to ${o.out}`,
       );
     });
+}
+
+interface RefusalFlags {
+  probe: string;
+  out: string;
+  refusalFraction: number;
+  total?: number;
+  seed: number;
+  overwrite?: boolean;
+}
+
+async function refusalsCommand(o: RefusalFlags): Promise<void> {
+  if (!o.overwrite && existsSync(o.out)) {
+    throw new UsageError(`--out ${o.out} already exists; choose another, or pass --overwrite to replace it`);
+  }
+  const probed = await readProbed(o.probe);
+  const data = refusalData(probed, o.seed, (q) => q);
+  const mix = mixRefusals(data, { refusalFraction: o.refusalFraction, total: o.total, seed: o.seed });
+  const tmp = `${o.out}.tmp-${process.pid}`;
+  withPath(tmp, () => writeFileSync(tmp, mix.map((m) => conversationJsonl(m)).join('')));
+  withPath(o.out, () => renameSync(tmp, o.out));
+  const refusals = mix.filter((m) => data.refusals.includes(m)).length;
+  console.log(
+    `${o.probe}: ${data.answers.length} known and ${data.refusals.length} unknown questions ` +
+      `(${probed.length - data.answers.length - data.refusals.length} uncertain left out); ` +
+      `wrote ${mix.length} conversations, ${refusals} of them refusals, to ${o.out}`,
+  );
+}
+
+/** Registers `chat refusals` on the `chat` command. */
+export function registerRefusals(chat: Command): void {
+  chat
+    .command('refusals')
+    .description(
+      "fine-tuning data from wgpt probe's output: known questions with their replies, unknown ones answered " +
+        'with a refusal, mixed at --refusal-fraction (uncertain ones left out)',
+    )
+    .requiredOption('--probe <file>', 'the JSONL that wgpt probe wrote')
+    .requiredOption('-o, --out <file>', 'the conversations, JSONL {"messages": [...]}')
+    .option('--refusal-fraction <x>', 'share of refusals in the mix', numArg({ min: 0, max: 1 }), 0.25)
+    .option('--total <n>', 'conversations in the mix (default: as many as fit at the fraction)', intArg({ min: 0 }))
+    .option('--seed <n>', 'seed of the refusal phrasings and of the mix', intArg({ min: 0, max: MAX_SEED }), 0)
+    .option('--overwrite', 'replace --out if it exists')
+    .action(async (o: RefusalFlags) => refusalsCommand(o));
 }

@@ -9,8 +9,8 @@ import { generate, type GPT2 } from '@wgpt/gpt2';
 import { ConversationDataError, parseConversationLine } from './data.ts';
 import type { ChatFormat } from './format.ts';
 import type { Judge, Verdict } from './judge.ts';
-import { type Classified, type ClassifyOptions, classify } from './refusal.ts';
-import { type ChatMessage, renderPrompt } from './render.ts';
+import { type AskedQuestion, type Classified, type ClassifyOptions, classify, type Knowledge } from './refusal.ts';
+import { type ChatMessage, checkMessages, renderPrompt } from './render.ts';
 import { decodeReply, firstAnswerCase } from './sft.ts';
 
 export interface ProbeQuestion {
@@ -139,4 +139,41 @@ export function probeJsonl(r: ProbeResult): string {
     rightFraction: r.rightFraction,
     knowledge: r.knowledge,
   })}\n`;
+}
+
+const KNOWLEDGE: readonly Knowledge[] = ['known', 'unknown', 'uncertain'];
+
+/** The lines of a `wgpt probe` output: each question's messages and reply, and its class. */
+export async function readProbed(file: string): Promise<{ question: AskedQuestion; knowledge: Knowledge }[]> {
+  const out: { question: AskedQuestion; knowledge: Knowledge }[] = [];
+  let lineNo = 0;
+  try {
+    const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+    for await (const text of lines) {
+      lineNo++;
+      if (text.trim() === '') continue;
+      const where = `${file}:${lineNo}`;
+      let o: { messages?: unknown; reply?: unknown; knowledge?: unknown };
+      try {
+        o = JSON.parse(text) as typeof o;
+      } catch (e) {
+        throw new WgptError(`${where}: not JSON (${(e as Error).message}); expected a line of wgpt probe's output`);
+      }
+      const bad = (what: string) => new WgptError(`${where}: ${what}; expected a line of wgpt probe's output`);
+      if (!Array.isArray(o?.messages) || o.messages.length === 0) throw bad('no "messages"');
+      checkMessages(o.messages as ChatMessage[], where);
+      if (typeof o.reply !== 'string') throw bad('no "reply"');
+      if (!KNOWLEDGE.includes(o.knowledge as Knowledge)) throw bad(`"knowledge" is not one of ${KNOWLEDGE.join(', ')}`);
+      out.push({
+        question: { messages: o.messages as ChatMessage[], reply: o.reply },
+        knowledge: o.knowledge as Knowledge,
+      });
+    }
+  } catch (e) {
+    const reason = systemErrorReason(e);
+    if (reason !== null) throw new WgptError(`${file}: ${reason}`);
+    throw e;
+  }
+  if (out.length === 0) throw new WgptError(`${file}: no probed questions (${lineNo} lines)`);
+  return out;
 }

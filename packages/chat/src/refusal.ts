@@ -81,21 +81,37 @@ export interface FactualityData {
   refusals: ChatMessage[][];
 }
 
+/** A question as refusal data needs it: the messages that ask it and the reply that answers it. */
+export interface AskedQuestion {
+  messages: ChatMessage[];
+  reply: string;
+}
+
+/** A FactQuestion as an AskedQuestion: the user's question alone, and its reference reply. */
+export function askedFact(q: FactQuestion): AskedQuestion {
+  const [user, assistant] = questionConversation(q);
+  return { messages: [user!], reply: assistant!.content };
+}
+
 /**
- * The conversations that classified questions teach: a known question keeps its reference reply, an unknown one
- * gets a refusal drawn from `refusals` (seeded); uncertain questions teach nothing and are left out.
+ * The conversations that classified questions teach: a known question keeps its reply, an unknown one gets a
+ * refusal drawn from `refusals` (seeded); uncertain questions teach nothing and are left out. `asked` gives a
+ * question's messages and reply (askedFact for FactQuestions; a probed question already has both).
  */
-export function refusalData(
-  classified: readonly Classified<FactQuestion>[],
+export function refusalData<Q>(
+  classified: readonly Pick<Classified<Q>, 'question' | 'knowledge'>[],
   seed: number,
+  asked: (q: Q) => AskedQuestion,
   refusals: readonly string[] = REFUSALS,
 ): FactualityData {
   if (refusals.length === 0) throw new WgptError('refusal data needs at least one refusal phrasing');
   const rng = new Rng(seed);
   const out: FactualityData = { answers: [], refusals: [] };
   for (const c of classified) {
-    if (c.knowledge === 'known') out.answers.push(questionConversation(c.question));
-    else if (c.knowledge === 'unknown') out.refusals.push(questionConversation(c.question, rng.pick(refusals)));
+    if (c.knowledge === 'uncertain') continue;
+    const { messages, reply } = asked(c.question);
+    const answer = c.knowledge === 'known' ? reply : rng.pick(refusals);
+    (c.knowledge === 'known' ? out.answers : out.refusals).push([...messages, { role: 'assistant', content: answer }]);
   }
   return out;
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { chatFormat } from '../src/index.ts';
+import { chatFormat, REFUSALS } from '../src/index.ts';
 import { getEncoding } from '@wgpt/tokenizer';
 import { craftChatModel, writeCraftedCheckpoint } from './crafted.ts';
 
@@ -102,6 +102,47 @@ describe('wgpt probe', () => {
         'samples: right 4, wrong 2, refusal 0, empty 0\n' +
         `per question: ${out}\n`,
     );
+  });
+
+  it('wgpt chat refusals turns probed questions into fine-tuning data', async () => {
+    const probed = join(dir, 'probed.jsonl');
+    expect((await wgpt(...args(probed))).code).toBe(0);
+    const out = join(dir, 'sft.jsonl');
+    const r = await wgpt('chat', 'refusals', '--probe', probed, '-o', out, '--refusal-fraction', '0.5');
+    expect(r.stderr).toBe('');
+    // 2 known, 1 unknown: at one half, 1 refusal and 1 answer fit (3 would need round(1.5) = 2 refusals).
+    expect(r.stdout).toBe(
+      `${probed}: 2 known and 1 unknown questions (0 uncertain left out); ` +
+        `wrote 2 conversations, 1 of them refusals, to ${out}\n`,
+    );
+    const convs = readFileSync(out, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).messages);
+    const refusal = convs.find((m) => m[0].content === 'Where was Bruno Novak born?');
+    expect(REFUSALS).toContain(refusal[1].content);
+    const answer = convs.find((m) => m !== refusal);
+    expect([
+      [
+        { role: 'user', content: 'Where was Ada Varga born?' },
+        { role: 'assistant', content: 'Ada Varga was born in Lisbon.' },
+      ],
+      [
+        { role: 'user', content: 'Where was she born?' },
+        { role: 'assistant', content: REPLY },
+      ],
+    ]).toContainEqual(answer);
+
+    const bad = join(dir, 'bad-probed.jsonl');
+    writeFileSync(bad, readFileSync(probed, 'utf8').replace('"knowledge":"unknown"', '"knowledge":"maybe"'));
+    const e = await wgpt('chat', 'refusals', '--probe', bad, '-o', join(dir, 'none.jsonl'));
+    expect(e).toMatchObject({
+      code: 1,
+      stderr:
+        `wgpt: ${bad}:2: "knowledge" is not one of known, unknown, uncertain; ` +
+        "expected a line of wgpt probe's output\n",
+    });
+    expect(existsSync(join(dir, 'none.jsonl'))).toBe(false);
   });
 
   it('wgpt chat bio writes the data to probe', async () => {

@@ -4,6 +4,7 @@ import { Tiktoken } from 'js-tiktoken/lite';
 import gpt2 from 'js-tiktoken/ranks/gpt2';
 import { describe, expect, it } from 'vitest';
 import {
+  askedFact,
   type ChatMessage,
   type Classified,
   classify,
@@ -72,7 +73,7 @@ function classified(n: number): Classified<FactQuestion>[] {
 describe('refusal data', () => {
   it('unknown questions get a refusal, known ones their reference reply, uncertain ones nothing', () => {
     const cs = classified(30);
-    const data = refusalData(cs, 5);
+    const data = refusalData(cs, 5, askedFact);
     expect(data.answers).toHaveLength(10);
     expect(data.refusals).toHaveLength(10);
     expect(data.answers).toEqual(
@@ -90,7 +91,7 @@ describe('refusal data', () => {
       expect(REFUSALS).toContain(m[1]!.content);
     });
     // Seeded: the same seed draws the same phrasings, and more than one of them.
-    expect(refusalData(cs, 5)).toEqual(data);
+    expect(refusalData(cs, 5, askedFact)).toEqual(data);
     expect(new Set(data.refusals.map((m) => m[1]!.content)).size).toBeGreaterThan(1);
   });
 
