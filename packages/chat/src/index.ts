@@ -1,6 +1,7 @@
 // Post-training on conversations: the ChatML format and its vocabulary, rendering with loss masks, conversation
 // data (JSONL readers, synthetic data), rows for training (packing and padding), new embedding rows, and chatting
-// with a model (a session that keeps the conversation and the KV cache, the terminal REPL).
+// with a model (a session that keeps the conversation and the KV cache, the terminal REPL), and factuality: fictional
+// biographies with questions about them, a judge of answers, probing what a model knows and refusal data.
 export {
   CHAT_FORMAT_FILE,
   CHATML_MARKERS,
@@ -53,3 +54,33 @@ export { answerCases, ConversationRows, firstAnswerCase, sft } from './sft.ts';
 export type { AnswerCase, AnswerResult, ConversationRowsOptions, SftOptions, SftResult } from './sft.ts';
 export { accuracy, holdOut, loadConversations } from './sft-cli.ts';
 export type { LoadedConversations } from './sft-cli.ts';
+export {
+  BIO_FACTS,
+  BIO_FILES,
+  biographyDocument,
+  biographyDocuments,
+  factQuestions,
+  formatDate,
+  makePeople,
+  NAME_COUNT,
+  questionConversation,
+  questionJsonl,
+  TemplateQuestions,
+  writeBioData,
+} from './bio.ts';
+export type { BioDataOptions, BioFact, BirthDate, FactQuestion, People, Person, QuestionSource } from './bio.ts';
+export { isRefusal, MatchJudge, normaliseAnswer, REFUSALS, tokenF1 } from './judge.ts';
+export type { Judge, MatchJudgeOptions, Verdict, VerdictKind } from './judge.ts';
+export { askedFact, classify, factualityMetrics, mixCounts, mixRefusals, probeReport, refusalData } from './refusal.ts';
+export type {
+  AskedQuestion,
+  Classified,
+  ClassifyOptions,
+  FactualityData,
+  FactualityMetrics,
+  Knowledge,
+  MixOptions,
+  ProbeReport,
+} from './refusal.ts';
+export { probe, probeJsonl, readProbed, readProbeQuestions, sampleReplies } from './probe.ts';
+export type { ProbeQuestion, ProbeResult, SampleReplyOptions } from './probe.ts';

@@ -204,7 +204,8 @@ export async function answerCases(
   return out;
 }
 
-function decodeReply(cf: ChatFormat, ids: number[]): string {
+/** The text of reply tokens, undecodable bytes as U+FFFD. */
+export function decodeReply(cf: ChatFormat, ids: readonly number[]): string {
   const parts: Uint8Array[] = [];
   for (const id of ids) {
     try {

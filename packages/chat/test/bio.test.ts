@@ -1,0 +1,177 @@
+// Fictional biographies: seeded people and documents, never-existed people disjoint from the known ones, documents
+// that state every fact in several paraphrases, and questions whose reference answers are the person's facts.
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { countries } from 'countries-list';
+import { describe, expect, it } from 'vitest';
+import {
+  BIO_FACTS,
+  BIO_FILES,
+  biographyDocuments,
+  factQuestions,
+  makePeople,
+  NAME_COUNT,
+  type Person,
+  questionJsonl,
+  readConversationFile,
+  writeBioData,
+} from '../src/index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'wgpt-chat-bio-'));
+const MONTHS = 'January February March April May June July August September October November December'.split(' ');
+// Days per month written out here, February by the Gregorian leap rule.
+const daysIn = (y: number, m: number) =>
+  m === 2 ? (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31;
+
+describe('fictional people', () => {
+  it('the same seed gives the same people and documents; another seed others', () => {
+    const a = makePeople(50, 20, 1);
+    expect(makePeople(50, 20, 1)).toEqual(a);
+    expect(makePeople(50, 20, 2).known).not.toEqual(a.known);
+    expect(biographyDocuments(a.known, 3, 5)).toEqual(biographyDocuments(a.known, 3, 5));
+    expect(biographyDocuments(a.known, 3, 5)).not.toEqual(biographyDocuments(a.known, 3, 6));
+  });
+
+  it('never-existed people have names no known person has, and no document mentions them', () => {
+    const { known, neverExisted } = makePeople(300, 100, 3);
+    expect(neverExisted).toHaveLength(100);
+    const names = new Set(known.map((p) => p.name));
+    expect(names.size).toBe(300);
+    for (const p of neverExisted) expect(names.has(p.name), p.name).toBe(false);
+    expect(new Set(neverExisted.map((p) => p.name)).size).toBe(100);
+    const text = biographyDocuments(known, 2, 3).join('\n');
+    for (const p of neverExisted) expect(text.includes(p.name), p.name).toBe(false);
+    // The known people do not depend on how many never-existed ones are drawn after them.
+    expect(makePeople(300, 7, 3).known).toEqual(known);
+  });
+
+  it('facts are well formed: real dates, capitals from countries-list as birth cities', () => {
+    const pairs = new Set(Object.values(countries).map((c) => `${c.capital} in ${c.name}`));
+    for (const p of makePeople(500, 0, 9).known) {
+      const { year, month, day } = p.birthDate;
+      expect(day >= 1 && day <= daysIn(year, month), `${p.name} ${year}-${month}-${day}`).toBe(true);
+      const pair = `${p.birthCity} in ${p.birthCountry.replace(/^the /, '')}`;
+      expect(pairs.has(pair), pair).toBe(true);
+      expect(p.university).toMatch(/\w/);
+    }
+  });
+
+  it('asking for more people than the names allow is a clear error', () => {
+    expect(() => makePeople(NAME_COUNT, 0, 1)).toThrow(/more than the \d+ that the name lists allow; draw fewer/);
+    expect(() => makePeople(-1, 0, 1)).toThrow('the count of known people must be >= 0, not -1');
+  });
+});
+
+/** Every fact as a document states it. */
+function factTexts(p: Person): string[] {
+  const { year, month, day } = p.birthDate;
+  return [`${MONTHS[month - 1]} ${day}, ${year}`, p.birthCity, p.university, p.major, p.employer, p.occupation];
+}
+
+describe('documents', () => {
+  it('each states every fact of its person and names the person first; paraphrases and orders vary', () => {
+    const { known } = makePeople(40, 0, 11);
+    const per = 4;
+    const docs = biographyDocuments(known, per, 12);
+    expect(docs).toHaveLength(40 * per);
+    const openings = new Set<string>();
+    known.forEach((p, i) => {
+      const mine = docs.slice(i * per, (i + 1) * per);
+      for (const d of mine) {
+        for (const f of factTexts(p)) expect(d, f).toContain(f);
+        // The name once, in the first sentence; "they" afterwards.
+        expect(d.split(p.name)).toHaveLength(2);
+        expect(d.indexOf(p.name)).toBeLessThan(d.indexOf('.'));
+        const first = d.slice(0, d.indexOf('.'));
+        openings.add(
+          factTexts(p)
+            .map((f) => (first.includes(f) ? 1 : 0))
+            .join(''),
+        );
+      }
+      // Paraphrases: at least two of the four documents about a person differ.
+      expect(new Set(mine).size, p.name).toBeGreaterThan(1);
+    });
+    // The first sentence states each kind of fact in some documents (the university's sentence holds the major).
+    for (const f of ['100000', '010000', '001100', '000010', '000001']) expect([...openings]).toContain(f);
+  });
+});
+
+describe('questions', () => {
+  it('one question per fact, naming the person, the reply stating the reference answer', () => {
+    const { known } = makePeople(20, 0, 4);
+    const qs = factQuestions(known, 8);
+    expect(qs).toHaveLength(20 * BIO_FACTS.length);
+    expect(factQuestions(known, 8)).toEqual(qs);
+    for (const [i, q] of qs.entries()) {
+      const p = known[Math.floor(i / BIO_FACTS.length)];
+      expect(q.person).toBe(p.name);
+      expect(q.fact).toBe(BIO_FACTS[i % BIO_FACTS.length]);
+      expect(q.question).toContain(p.name);
+      expect(q.question).toMatch(/\?$/);
+      expect(q.reply).toContain(q.answer);
+      expect(factTexts(p)).toContain(q.answer);
+    }
+    expect(
+      new Set(qs.filter((q) => q.fact === 'birthCity').map((q) => q.question.replace(q.person, 'N'))).size,
+    ).toBeGreaterThan(1);
+  });
+
+  it('JSONL lines read back as conversations, with the reference beside them', async () => {
+    const qs = factQuestions(makePeople(5, 0, 4).known, 1);
+    const f = join(dir, 'q.jsonl');
+    writeFileSync(f, qs.map((q) => questionJsonl(q)).join(''));
+    const { conversations, stats } = await readConversationFile(f);
+    expect(stats.formats.openai).toBe(qs.length);
+    expect(conversations.map((c) => c.messages)).toEqual(
+      qs.map((q) => [
+        { role: 'user', content: q.question },
+        { role: 'assistant', content: q.reply },
+      ]),
+    );
+    const first = JSON.parse(questionJsonl(qs[0]!));
+    expect([first.person, first.fact, first.answer]).toEqual([qs[0]!.person, qs[0]!.fact, qs[0]!.answer]);
+  });
+});
+
+describe('writeBioData', () => {
+  const o = { known: 30, neverExisted: 10, docsPerPerson: 3, seed: 5 };
+  const read = (d: string) => Object.values(BIO_FILES).map((f) => readFileSync(join(d, f), 'utf8'));
+
+  it('the same seed writes the same bytes; documents, questions and people read back', async () => {
+    const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+    expect(writeBioData(a, o)).toEqual({ documents: 90, questions: 30 * BIO_FACTS.length, neverSeen: 60 });
+    writeBioData(b, o);
+    expect(read(b)).toEqual(read(a));
+    expect(readdirSync(a).sort()).toEqual(Object.values(BIO_FILES).sort());
+    const [docs, , , people] = read(a).map((t) =>
+      t
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    );
+    expect(docs.map((d: { id: string }) => d.id).slice(0, 2)).toEqual(['bio-00', 'bio-01']);
+    expect(docs.every((d: { person: string; text: string }) => d.text.includes(d.person))).toBe(true);
+    expect(people.filter((p: { known: boolean }) => !p.known)).toHaveLength(10);
+    const neverSeen = await readConversationFile(join(a, BIO_FILES.neverSeen));
+    expect(neverSeen.conversations).toHaveLength(60);
+    const text = docs.map((d: { text: string }) => d.text).join('\n');
+    for (const c of neverSeen.conversations) {
+      const name = people.find((p: { name: string }) => c.messages[0]!.content.includes(p.name)).name;
+      expect(text.includes(name), name).toBe(false);
+    }
+  });
+
+  it('existing files are kept unless overwrite', () => {
+    const d = join(dir, 'kept');
+    writeBioData(d, o);
+    const before = read(d);
+    expect(() => writeBioData(d, { ...o, seed: 6 })).toThrow(
+      `${join(d, BIO_FILES.documents)} already exists; choose another folder, or pass --overwrite to replace it`,
+    );
+    expect(read(d)).toEqual(before);
+    writeBioData(d, { ...o, seed: 6, overwrite: true });
+    expect(read(d)).not.toEqual(before);
+  });
+});
