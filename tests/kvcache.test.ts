@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr, rng, testGpu } from '@wgpt/runtime/testing';
-import { generate, GPT2, KVCache, makeConfig, paramOffsets, readLlmcModel, type SampleOptions } from '@wgpt/gpt2';
+import { generate, generateBatch, GPT2, KVCache, makeConfig, paramOffsets, readLlmcModel, type SampleOptions } from '@wgpt/gpt2';
 
 const DIR = new URL('./fixtures/gpt2-tiny/', import.meta.url).pathname;
 
@@ -190,5 +190,39 @@ describe('generate() with the KV cache', () => {
   it('stop tokens end generation with the cache too', async () => {
     const first = (await ids(tiny, [2, 3], { maxNewTokens: 1, temperature: 0 }))[0]!;
     expect(await ids(tiny, [2, 3], { maxNewTokens: 10, temperature: 0, stopTokens: [first] })).toEqual([first]);
+  });
+});
+
+describe('generateBatch(): several prompts of one length as the rows of one cache', () => {
+  // Each row must be generate()'s continuation of its prompt with its seed: a shared generator, rows' logits read
+  // from the wrong offset or a finished row's tokens leaking into the others would all change some row.
+  it('greedy and temperature 1: row i = generate(prompt i, seed i); rows stop at a stop token', async () => {
+    for (const m of [tiny, large]) {
+      const V = m.config.V;
+      const prompts = [1, 2, 3, 4, 5].map((s) => tokensFor(5, V, 20 + s));
+      prompts.push(prompts[0]!.slice()); // the same prompt twice: different seeds must still differ below
+      const seeds = prompts.map((_, i) => 100 + i);
+      for (const temperature of [0, 1]) {
+        const o = { maxNewTokens: 9, temperature };
+        const got = await generateBatch(m, prompts, { ...o, seeds });
+        const want = await Promise.all(prompts.map((p, i) => ids(m, p, { ...o, seed: seeds[i] })));
+        expect(got).toEqual(want);
+        if (temperature === 1) expect(got[5]).not.toEqual(got[0]);
+      }
+      // With a stop token, a row ends there (the token included) and the other rows go on.
+      const full = await generateBatch(m, prompts, { maxNewTokens: 9, temperature: 1, seeds });
+      const stopAt = full[2]![3]!;
+      const cut = await generateBatch(m, prompts, { maxNewTokens: 9, temperature: 1, seeds, stopTokens: [stopAt] });
+      for (const [i, r] of full.entries()) {
+        const k = r.indexOf(stopAt);
+        expect(cut[i]).toEqual(k < 0 ? r : r.slice(0, k + 1));
+      }
+    }
+  });
+
+  it('ends where the context ends, and rejects prompts of different lengths', async () => {
+    const got = await generateBatch(tiny, [tokensFor(14, 61, 3)], { maxNewTokens: 10, temperature: 0 });
+    expect(got[0]).toEqual(await ids(tiny, tokensFor(14, 61, 3), { maxNewTokens: 3, temperature: 0 }));
+    await expect(generateBatch(tiny, [[1, 2], [3]], { maxNewTokens: 2 })).rejects.toThrow(/prompt 1 has 1 tokens/);
   });
 });

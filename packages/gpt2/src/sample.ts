@@ -177,3 +177,75 @@ async function* generateCached(
     if (!o.reuse) cache.dispose();
   }
 }
+
+export interface BatchSampleOptions extends Omit<SampleOptions, 'seed' | 'kvCache' | 'reuse'> {
+  /** Row i draws from its own generator seeded seeds[i] (default 1337 for every row). */
+  seeds?: readonly number[];
+}
+
+/**
+ * Continues several prompts of one length at once, as the rows of one KV cache: each step is one decode call for
+ * every row instead of one per row. Row i's tokens are the ones generate() gives for prompt i with seed seeds[i]
+ * (each row reads its own logits and draws from its own generator; the decode matmuls sum in the same order for
+ * any row count). A row ends after a stop token (which it includes); the call ends when every row has, or after
+ * maxNewTokens, or when the context is full: unlike generate(), it does not slide the window past maxT.
+ */
+export async function generateBatch(
+  model: GPT2,
+  prompts: readonly (readonly number[])[],
+  o: BatchSampleOptions,
+): Promise<number[][]> {
+  const n = prompts.length;
+  if (n === 0) return [];
+  const P = prompts[0]!.length;
+  const { V, Vp, maxT } = model.config;
+  if (P === 0) throw new WgptError('generateBatch: the prompts need at least one token');
+  for (const [i, p] of prompts.entries()) {
+    if (p.length !== P) throw new WgptError(`generateBatch: prompt ${i} has ${p.length} tokens, prompt 0 has ${P}`);
+    for (const t of p) {
+      if (!Number.isInteger(t) || t < 0 || t >= V) {
+        throw new WgptError(`generateBatch: prompt ${i}'s token ${t} is outside the vocabulary [0, ${V})`);
+      }
+    }
+  }
+  if (P > maxT) throw new WgptError(`generateBatch: prompts of ${P} tokens exceed the model's context ${maxT}`);
+  if (o.seeds && o.seeds.length !== n) {
+    throw new WgptError(`generateBatch: ${o.seeds.length} seeds for ${n} prompts`);
+  }
+  const rands = prompts.map((_, i) => mulberry32(o.seeds?.[i] ?? 1337));
+  const stop = new Set(o.stopTokens ?? []);
+  const out: number[][] = prompts.map(() => []);
+  const done: boolean[] = prompts.map(() => false);
+  const gpu = model.gpu;
+  const cache = new KVCache(gpu, model.config, n, Math.min(maxT, P + o.maxNewTokens));
+  try {
+    let feed = prompts.flat();
+    let pos = 0;
+    const steps = Math.min(o.maxNewTokens, maxT - P + 1);
+    for (let s = 0; s < steps && !done.every(Boolean); s++) {
+      const T = feed.length / n;
+      const rows = await tidyAsync(async () => {
+        const logits = model.forwardCached(tensor(gpu, feed, [n, T], 'i32'), cache, pos, { lastOnly: true });
+        return new Float32Array(await gpu.read(logits.buffer, n * Vp * 4));
+      });
+      pos += T;
+      const next: number[] = [];
+      for (let i = 0; i < n; i++) {
+        // A finished row keeps decoding (its token is thrown away) so that the batch stays one shape.
+        if (done[i]) {
+          next.push(out[i]!.at(-1)!);
+          continue;
+        }
+        const id = pickToken(rows.subarray(i * Vp, (i + 1) * Vp), V, o, rands[i]!);
+        out[i]!.push(id);
+        if (stop.has(id)) done[i] = true;
+        next.push(id);
+      }
+      if (pos >= cache.maxT) break;
+      feed = next;
+    }
+    return out;
+  } finally {
+    cache.dispose();
+  }
+}
