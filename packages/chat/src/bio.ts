@@ -277,15 +277,31 @@ const REPLY: Record<BioFact, (p: Person) => string> = {
   occupation: (p) => `${p.name} is ${article(p.occupation)} ${p.occupation}.`,
 };
 
-/** One question per fact (or per fact in `facts`), each in a drawn phrasing, answered in one fixed form. */
+/** How many phrasings TemplateQuestions has for each fact's question. */
+export const QUESTION_FORMS = 3;
+
+/**
+ * One question per fact (or per fact in `facts`), each in a phrasing drawn from `forms` (indices below
+ * QUESTION_FORMS; default all), answered in one fixed form. Disjoint forms give held-out phrasings of a question.
+ */
 export class TemplateQuestions implements QuestionSource {
-  constructor(private readonly facts: readonly BioFact[] = BIO_FACTS) {}
+  private readonly forms: readonly number[];
+
+  constructor(
+    private readonly facts: readonly BioFact[] = BIO_FACTS,
+    forms?: readonly number[],
+  ) {
+    this.forms = forms ?? Array.from({ length: QUESTION_FORMS }, (_, i) => i);
+    if (this.forms.length === 0 || this.forms.some((f) => !Number.isInteger(f) || f < 0 || f >= QUESTION_FORMS)) {
+      throw new WgptError(`question forms must be indices in [0, ${QUESTION_FORMS}), not [${this.forms.join(', ')}]`);
+    }
+  }
 
   questions(p: Person, rng: Rng): FactQuestion[] {
     return this.facts.map((fact) => ({
       person: p.name,
       fact,
-      question: rng.pick(ASK[fact]).replace('{n}', p.name),
+      question: ASK[fact][rng.pick(this.forms)]!.replace('{n}', p.name),
       answer: FACT_VALUE[fact](p),
       reply: REPLY[fact](p),
     }));

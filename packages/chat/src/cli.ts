@@ -12,6 +12,7 @@ import { type ChatFormat, resolveChatFormat } from './format.ts';
 import { type PackStats, planRows } from './pack.ts';
 import { checkMessages, type ChatMessage, type RenderedConversation, renderConversation } from './render.ts';
 import { runRepl } from './repl.ts';
+import { registerEvalFactuality } from './factuality-cli.ts';
 import { registerBio, registerProbe, registerRefusals } from './probe-cli.ts';
 import { registerSft } from './sft-cli.ts';
 import { SYNTH_KINDS, type SynthKind, writeSynthJsonl } from './synth.ts';
@@ -335,6 +336,7 @@ export function register(program: Command, io: ChatCliIo = processIo): void {
     .action(async (opts: StatsOpts) => stats(opts, io));
   registerSft(program, chat);
   registerProbe(program);
+  registerEvalFactuality(program);
   registerBio(chat);
   registerRefusals(chat);
 }

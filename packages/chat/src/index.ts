@@ -65,6 +65,7 @@ export {
   NAME_COUNT,
   questionConversation,
   questionJsonl,
+  QUESTION_FORMS,
   TemplateQuestions,
   writeBioData,
 } from './bio.ts';
@@ -84,3 +85,5 @@ export type {
 } from './refusal.ts';
 export { probe, probeJsonl, readProbed, readProbeQuestions, sampleReplies } from './probe.ts';
 export type { ProbeQuestion, ProbeResult, SampleReplyOptions } from './probe.ts';
+export { evaluateFactuality, factualityTable } from './factuality.ts';
+export type { EvalQuestion, FactualityEval, JudgedReply } from './factuality.ts';

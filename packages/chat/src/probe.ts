@@ -5,7 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { systemErrorReason, WgptError } from '@wgpt/base/errors';
-import { generate, type GPT2 } from '@wgpt/gpt2';
+import { generateBatch, type GPT2 } from '@wgpt/gpt2';
 import { ConversationDataError, parseConversationLine } from './data.ts';
 import type { ChatFormat } from './format.ts';
 import type { Judge, Verdict } from './judge.ts';
@@ -69,61 +69,81 @@ export interface SampleReplyOptions {
   seed: number;
 }
 
+/** The most rows one batched decode call runs: enough to pay for the call's fixed costs, few enough for memory. */
+const MAX_ROWS = 128;
+
 /**
- * `samples` replies to the messages, each sampled with its own seed (seed, seed + 1, ...), each ending at
- * <|im_end|> or after maxTokens (fewer where the context runs out; none fits: empty replies).
+ * `samples` replies to each question's messages: question i's sample j drawn with seed + i * samples + j, each
+ * reply ending at <|im_end|> or after maxTokens (fewer where the context runs out; none fits: empty replies).
+ * Questions whose prompts have the same length are answered together as the rows of one batch (generateBatch),
+ * which gives each row the tokens generate() would give it alone.
  */
 export async function sampleReplies(
   model: GPT2,
   cf: ChatFormat,
-  messages: readonly ChatMessage[],
+  questions: readonly (readonly ChatMessage[])[],
   o: SampleReplyOptions,
-): Promise<string[]> {
-  const prompt = Array.from(renderPrompt(cf, messages));
-  const room = model.config.maxT - prompt.length;
-  const replies: string[] = [];
-  for (let s = 0; s < o.samples; s++) {
-    if (room <= 0) {
-      replies.push('');
+): Promise<string[][]> {
+  const k = o.samples;
+  const out: string[][] = questions.map(() => []);
+  const rows = new Map<number, { q: number; s: number; prompt: number[] }[]>();
+  for (const [q, messages] of questions.entries()) {
+    const prompt = Array.from(renderPrompt(cf, messages));
+    if (prompt.length >= model.config.maxT) {
+      out[q] = Array.from({ length: k }, () => '');
       continue;
     }
-    const ids: number[] = [];
-    const tokens = generate(model, prompt, {
-      maxNewTokens: Math.min(o.maxTokens, room),
-      temperature: o.temperature,
-      seed: o.seed + s,
-      stopTokens: [cf.imEnd],
-    });
-    for await (const id of tokens) {
-      if (id === cf.imEnd) break;
-      ids.push(id);
-    }
-    replies.push(decodeReply(cf, ids));
+    const group = rows.get(prompt.length) ?? [];
+    for (let s = 0; s < k; s++) group.push({ q, s, prompt });
+    rows.set(prompt.length, group);
   }
-  return replies;
+  for (const group of rows.values()) {
+    for (let at = 0; at < group.length; at += MAX_ROWS) {
+      const part = group.slice(at, at + MAX_ROWS);
+      const ids = await generateBatch(
+        model,
+        part.map((r) => r.prompt),
+        {
+          maxNewTokens: o.maxTokens,
+          temperature: o.temperature,
+          seeds: part.map((r) => o.seed + r.q * k + r.s),
+          stopTokens: [cf.imEnd],
+        },
+      );
+      for (const [i, r] of part.entries()) {
+        const reply = ids[i]!;
+        if (reply.at(-1) === cf.imEnd) reply.pop();
+        out[r.q]![r.s] = decodeReply(cf, reply);
+      }
+    }
+  }
+  return out;
 }
 
 export interface ProbeResult extends Classified<ProbeQuestion> {
   replies: string[];
 }
 
-/** Samples, judges and classifies every question; question i samples from seed + i * samples on. */
+/** Samples (see sampleReplies), judges and classifies every question. */
 export async function probe(
   model: GPT2,
   cf: ChatFormat,
   questions: readonly ProbeQuestion[],
   judge: Judge,
-  o: Omit<SampleReplyOptions, 'seed'> & ClassifyOptions & { seed: number; onResult?: (r: ProbeResult) => void },
+  o: SampleReplyOptions & ClassifyOptions & { onResult?: (r: ProbeResult) => void },
 ): Promise<ProbeResult[]> {
-  const out: ProbeResult[] = [];
-  for (const [i, q] of questions.entries()) {
-    const replies = await sampleReplies(model, cf, q.messages, { ...o, seed: o.seed + i * o.samples });
-    const verdicts: Verdict[] = replies.map((r) => judge.judge(r, q.reference));
-    const r = { ...classify(q, verdicts, o), replies };
+  const replies = await sampleReplies(
+    model,
+    cf,
+    questions.map((q) => q.messages),
+    o,
+  );
+  return questions.map((q, i) => {
+    const verdicts: Verdict[] = replies[i]!.map((r) => judge.judge(r, q.reference));
+    const r = { ...classify(q, verdicts, o), replies: replies[i]! };
     o.onResult?.(r);
-    out.push(r);
-  }
-  return out;
+    return r;
+  });
 }
 
 /** The output line of a probed question: its fields, the question, the replies and their verdicts, the class. */

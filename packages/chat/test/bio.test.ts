@@ -14,7 +14,9 @@ import {
   NAME_COUNT,
   type Person,
   questionJsonl,
+  QUESTION_FORMS,
   readConversationFile,
+  TemplateQuestions,
   writeBioData,
 } from '../src/index.ts';
 
@@ -116,6 +118,25 @@ describe('questions', () => {
     expect(
       new Set(qs.filter((q) => q.fact === 'birthCity').map((q) => q.question.replace(q.person, 'N'))).size,
     ).toBeGreaterThan(1);
+  });
+
+  it('forms split the phrasings: disjoint forms never ask a fact the same way', () => {
+    const { known } = makePeople(30, 0, 4);
+    const phrasings = (forms: number[]) => {
+      const qs = factQuestions(known, 8, new TemplateQuestions(BIO_FACTS, forms));
+      return new Set(qs.map((q) => `${q.fact}: ${q.question.replace(q.person, 'N')}`));
+    };
+    const all = phrasings([0, 1, 2]);
+    // Every fact in each of its QUESTION_FORMS phrasings, drawn over 30 people.
+    expect(all.size).toBe(BIO_FACTS.length * QUESTION_FORMS);
+    const parts = [[0, 1], [2], [0], [1]].map(phrasings);
+    expect(parts.map((p) => p.size)).toEqual([2, 1, 1, 1].map((n) => n * BIO_FACTS.length));
+    for (const q of parts[1]!) expect(parts[0]!.has(q), q).toBe(false);
+    expect(new Set([...parts[0]!, ...parts[1]!])).toEqual(all);
+    expect(new Set([...parts[2]!, ...parts[3]!])).toEqual(parts[0]);
+    for (const bad of [[], [3], [-1], [0.5]]) {
+      expect(() => new TemplateQuestions(BIO_FACTS, bad)).toThrow(/question forms must be indices in \[0, 3\)/);
+    }
   });
 
   it('JSONL lines read back as conversations, with the reference beside them', async () => {

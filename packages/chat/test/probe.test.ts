@@ -185,3 +185,54 @@ describe('wgpt probe', () => {
     }
   });
 });
+
+describe('wgpt eval-factuality', () => {
+  // The crafted model says REPLY to everything: right where the reference is Lisbon, wrong elsewhere; a second one
+  // says a refusal to everything. The rates follow by hand from the four questions.
+  it('judges greedy replies into the rates, as a table and as JSON', async () => {
+    const known = join(dir, 'known.jsonl');
+    const never = join(dir, 'never.jsonl');
+    writeFileSync(
+      known,
+      line('Where was Ada Varga born?', 'x', 'Lisbon') + line('Where was Bruno Novak born?', 'x', 'Porto'),
+    );
+    writeFileSync(
+      never,
+      line('Where was Celia Brandt born?', 'x', 'Oslo') + line('Where was Dario Costa born?', 'x', 'Lisbon'),
+    );
+    const flags = ['--tokenizer', 'r50k_base', '--known', known, '--never-seen', never];
+    const r = await wgpt('eval-factuality', '--checkpoint', ckpt, ...flags, '--json');
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout).metrics).toEqual({
+      known: { n: 2, accuracy: 0.5, overRefusal: 0, hallucination: 0.5 },
+      // A lucky guess about someone the model cannot know is a hallucination too.
+      neverSeen: { n: 2, refusal: 0, hallucination: 1 },
+      hallucination: 0.75,
+    });
+    const table = await wgpt('eval-factuality', '--checkpoint', ckpt, ...flags, '--show-replies', '1');
+    expect(table.stdout).toBe(
+      [
+        'questions: 2 about known people, 2 about never-seen',
+        '                                    rate',
+        'known facts: accuracy              50.0%',
+        'known facts: over-refusal           0.0%',
+        'known facts: hallucination         50.0%',
+        'never-seen people: refusal          0.0%',
+        'never-seen people: hallucination  100.0%',
+        'hallucination, both sets           75.0%',
+        `${known}:1: Where was Ada Varga born? -> ${REPLY} [right]`,
+        `${never}:1: Where was Celia Brandt born? -> ${REPLY} [wrong]`,
+        '',
+      ].join('\n'),
+    );
+
+    const refuser = join(dir, 'refuser');
+    writeCraftedCheckpoint(refuser, cf, craftChatModel(cf, { reply: REFUSALS[1]!, maxT: 64 }));
+    const s = await wgpt('eval-factuality', '--checkpoint', refuser, ...flags, '--json');
+    expect(JSON.parse(s.stdout).metrics).toEqual({
+      known: { n: 2, accuracy: 0, overRefusal: 1, hallucination: 0 },
+      neverSeen: { n: 2, refusal: 1, hallucination: 0 },
+      hallucination: 0,
+    });
+  });
+});

@@ -7,6 +7,7 @@ import { register as registerGpt2 } from '@wgpt/gpt2';
 import { register as registerTokenizer } from '@wgpt/tokenizer';
 import { reportError } from './errors.ts';
 import { exitWhenFlushed, handleOutputErrors } from './output.ts';
+import { registerExperiment } from './experiment-command.ts';
 import { registerRuntimeCommands } from './runtime-commands.ts';
 
 /** The version of the wgpt workspace (the root package.json's). */
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerData(program);
   registerGpt2(program);
   registerChat(program);
+  registerExperiment(program);
   return program;
 }
 

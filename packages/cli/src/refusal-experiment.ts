@@ -1,0 +1,410 @@
+// `wgpt experiment refusal`: does probing what a model knows and teaching it to refuse the rest (Llama 3's
+// factuality recipe) make a model we train say "I don't know" about people it never saw, without losing what it
+// knows? Everything is made here from one seed, so what the model knows is known by construction:
+//   1. fictional people: `known` ones, documents about them (paraphrases); never-existed ones drawn the same way;
+//   2. a byte-level BPE vocabulary trained on the documents and questions;
+//   3. a small GPT-2 pre-trained on the documents (the only place the facts are stated);
+//   4. SFT on questions about a share of the known people (two of the three question phrasings);
+//   5. probing the SFT model: k sampled replies per question about every known person and about the never-existed
+//      people set aside for training, each question classified known / unknown / uncertain;
+//   6. SFT again, from the SFT model, on the probe's data: known questions keep their answers, unknown ones get a
+//      refusal;
+//   7. both models evaluated (greedy) on held-out questions (the third phrasing) about the known people and on
+//      questions about never-existed people that no training step saw.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WgptError } from '@wgpt/base/errors';
+import { ShardWriter } from '@wgpt/data';
+import { Gpu } from '@wgpt/runtime';
+import { GPT2, initParams, makeConfig, readLlmcModel, train, type ModelFile } from '@wgpt/gpt2';
+import {
+  BIO_FACTS,
+  biographyDocuments,
+  chatFormat,
+  type ChatMessage,
+  evaluateFactuality,
+  type EvalQuestion,
+  factQuestions,
+  factualityTable,
+  type FactQuestion,
+  type FactualityMetrics,
+  makePeople,
+  MatchJudge,
+  probe,
+  probeReport,
+  type ProbeQuestion,
+  type ProbeReport,
+  questionConversation,
+  questionJsonl,
+  REFUSALS,
+  refusalData,
+  renderConversation,
+  sft,
+  TemplateQuestions,
+} from '@wgpt/chat';
+import { saveTokenizer, trainBpe, trainedEncoding } from '@wgpt/tokenizer';
+
+export interface RefusalExperimentOptions {
+  out: string;
+  seed: number;
+  /** People the documents are about. */
+  known: number;
+  /** The share of the known people whose questions the first SFT trains on. */
+  qaShare: number;
+  /** Never-existed people whose questions are probed, and so become refusal data. */
+  neverTrain: number;
+  /** Never-existed people asked about only in the evaluation. */
+  neverEval: number;
+  docsPerPerson: number;
+  vocabSize: number;
+  L: number;
+  C: number;
+  NH: number;
+  T: number;
+  B: number;
+  pretrainSteps: number;
+  sftSteps: number;
+  refusalSteps: number;
+  lr: number;
+  /** Sampled replies per probed question, and their temperature. */
+  samples: number;
+  temperature: number;
+  adapter?: string;
+  log?: (s: string) => void;
+}
+
+/** The defaults: sized to run on a CPU (SwiftShader) in the time the README states. */
+export const REFUSAL_DEFAULTS: Omit<RefusalExperimentOptions, 'out' | 'adapter' | 'log'> = {
+  seed: 1,
+  known: 48,
+  qaShare: 0.75,
+  neverTrain: 48,
+  neverEval: 32,
+  docsPerPerson: 6,
+  vocabSize: 768,
+  L: 2,
+  C: 64,
+  NH: 4,
+  T: 64,
+  B: 8,
+  pretrainSteps: 1500,
+  sftSteps: 600,
+  refusalSteps: 400,
+  lr: 3e-3,
+  samples: 4,
+  temperature: 0.7,
+};
+
+/** The phrasings of the questions: fine-tuning and probing ask in the first two, the evaluation in the third. */
+const TRAIN_FORMS = [0, 1];
+const EVAL_FORMS = [2];
+
+export interface RefusalExperimentResult {
+  sft: FactualityMetrics;
+  refusal: FactualityMetrics;
+  probe: ProbeReport;
+  /** Accuracy on the held-out phrasings about the known people with and without questions in the first SFT. */
+  byGroup: { name: string; sft: number | null; refusal: number | null }[];
+  table: string;
+  checkpoints: { base: string; sft: string; refusal: string };
+  tokenizer: string;
+  seconds: number;
+}
+
+const asEval = (q: FactQuestion): EvalQuestion => ({
+  messages: [{ role: 'user', content: q.question }],
+  reference: q.answer,
+});
+
+/** Both phrasings of every fact of every person (questions in form 0, then in form 1). */
+function trainQuestions(people: Parameters<typeof factQuestions>[0], seed: number): FactQuestion[] {
+  return TRAIN_FORMS.flatMap((f, i) => factQuestions(people, seed + i, new TemplateQuestions(BIO_FACTS, [f])));
+}
+
+export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise<RefusalExperimentResult> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const t0 = performance.now();
+  const secs = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  if (!(o.qaShare > 0 && o.qaShare <= 1)) throw new WgptError(`the QA share must be in (0, 1], not ${o.qaShare}`);
+  mkdirSync(o.out, { recursive: true });
+
+  // ---- 1. people, documents, questions
+  const people = makePeople(o.known, o.neverTrain + o.neverEval, o.seed);
+  const nQa = Math.max(1, Math.round(o.known * o.qaShare));
+  const qaPeople = people.known.slice(0, nQa);
+  const docOnly = people.known.slice(nQa);
+  const neverTrain = people.neverExisted.slice(0, o.neverTrain);
+  const neverEval = people.neverExisted.slice(o.neverTrain);
+  const docs = biographyDocuments(people.known, o.docsPerPerson, o.seed + 1);
+  const valDocs = biographyDocuments(people.known, 1, o.seed + 2);
+  const sftQuestions = trainQuestions(qaPeople, o.seed + 3);
+  const probeQuestions = [
+    ...sftQuestions,
+    ...trainQuestions(docOnly, o.seed + 4),
+    ...factQuestions(neverTrain, o.seed + 5, new TemplateQuestions(BIO_FACTS, TRAIN_FORMS)),
+  ];
+  const evalForms = new TemplateQuestions(BIO_FACTS, EVAL_FORMS);
+  const evalQa = factQuestions(qaPeople, o.seed + 6, evalForms);
+  const evalDocOnly = factQuestions(docOnly, o.seed + 7, evalForms);
+  const evalNever = factQuestions(neverEval, o.seed + 8, evalForms);
+  const dataDir = join(o.out, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const writeQuestions = (name: string, qs: FactQuestion[]) =>
+    writeFileSync(join(dataDir, name), qs.map((q) => questionJsonl(q)).join(''));
+  writeFileSync(join(dataDir, 'documents.txt'), `${docs.join('\n')}\n`);
+  writeQuestions('sft.jsonl', sftQuestions);
+  writeQuestions('eval-known.jsonl', [...evalQa, ...evalDocOnly]);
+  writeQuestions('eval-never-seen.jsonl', evalNever);
+  log(
+    `== 1. people: ${o.known} in ${docs.length} documents (${o.docsPerPerson} paraphrases each), ` +
+      `${nQa} of them with questions in fine-tuning; ${o.neverTrain} never-existed people to probe, ` +
+      `${o.neverEval} more only in the evaluation (seed ${o.seed}); files in ${dataDir}`,
+  );
+  log(`   e.g. "${docs[0]}"`);
+
+  // ---- 2. tokenizer
+  const questionText = probeQuestions.map((q) => `${q.question} ${q.reply}`);
+  const bpe = trainBpe([...docs, ...questionText, ...REFUSALS], {
+    vocabSize: o.vocabSize,
+    pattern: 'gpt2',
+    specialTokens: ['<|endoftext|>'],
+  });
+  const tokDir = join(o.out, 'tokenizer');
+  saveTokenizer(tokDir, bpe, 'bio');
+  const enc = trainedEncoding(bpe, 'bio');
+  const cf = chatFormat(enc);
+  log(`== 2. tokenizer: byte-level BPE of ${o.vocabSize} tokens trained on the documents and questions (${secs()})`);
+
+  // Every conversation the fine-tuning stages can make must fit in a row: checked now, before any training.
+  const longestRefusal = REFUSALS.reduce((a, r) => (r.length > a.length ? r : a));
+  let longest = 0;
+  for (const q of [...probeQuestions, ...evalQa, ...evalDocOnly, ...evalNever]) {
+    for (const reply of [q.reply, longestRefusal]) {
+      longest = Math.max(longest, renderConversation(cf, questionConversation(q, reply)).ids.length);
+    }
+  }
+  if (longest > o.T) {
+    throw new WgptError(
+      `a question with its reply takes up to ${longest} tokens, more than the context ${o.T}: ` +
+        `raise --context, or --vocab-size for shorter tokens`,
+    );
+  }
+  // ---- 3. pre-training
+  const shardDir = join(o.out, 'shards');
+  const files: Record<'train' | 'val', string[]> = { train: [], val: [] };
+  let tokens = 0;
+  for (const [split, part] of [
+    ['train', docs],
+    ['val', valDocs],
+  ] as const) {
+    const w = new ShardWriter({ dir: shardDir, prefix: 'bio', split, part: 0, nVocab: enc.nVocab });
+    for (const d of part) {
+      const ids = [enc.eotToken, ...enc.encodeOrdinary(d)];
+      if (split === 'train') tokens += ids.length;
+      w.addDocument(ids);
+    }
+    files[split] = w.close().map((s) => join(shardDir, s.file));
+  }
+  const gpu = await Gpu.open({ adapter: o.adapter });
+  try {
+    const config = makeConfig({ L: o.L, C: o.C, NH: o.NH, V: enc.nVocab, maxT: o.T });
+    const epochs = (o.pretrainSteps * o.B * o.T) / tokens;
+    log(
+      `== 3. pre-training GPT-2 (L=${o.L}, C=${o.C}, NH=${o.NH}, context ${o.T}) on ${gpu.describe()}: ` +
+        `${tokens} tokens of documents, ${o.pretrainSteps} steps of ${o.B}x${o.T} (${epochs.toFixed(0)} epochs); ` +
+        'validation on new paraphrases of the same facts',
+    );
+    const quiet = (s: string) => {
+      // Step lines only every 100 steps: the experiment's own lines are the ones to read.
+      const m = /^step\s+(\d+)\//.exec(s);
+      if (!m || Number(m[1]) % 100 === 0) log(`   ${s}`);
+    };
+    const pre = await train(gpu, {
+      config,
+      init: initParams(config, o.seed),
+      trainFiles: files.train,
+      valFiles: files.val,
+      B: o.B,
+      T: o.T,
+      totalBatchTokens: o.B * o.T,
+      steps: o.pretrainSteps,
+      lr: o.lr,
+      warmupSteps: Math.round(o.pretrainSteps / 50),
+      finalLrFrac: 0.1,
+      weightDecay: 0,
+      maxNorm: 1,
+      valEvery: Math.max(1, Math.round(o.pretrainSteps / 3)),
+      valBatches: 4,
+      sampleEvery: 0,
+      sampleTokens: 0,
+      checkpointEvery: 0,
+      outDir: join(o.out, 'base'),
+      seed: o.seed,
+      eotToken: enc.eotToken,
+      log: quiet,
+    });
+    log(`   validation loss ${pre.valLosses.at(-1)?.loss.toFixed(3)} (${secs()})`);
+    const base = readLlmcModel(join(pre.checkpoint, 'model.bin'));
+
+    // ---- 4. SFT on questions about part of the people
+    const fineTune = async (name: string, from: ModelFile, convs: ChatMessage[][], steps: number, seed: number) => {
+      const r = await sft(gpu, {
+        base: from,
+        cf,
+        train: convs.map((m) => renderConversation(cf, m)),
+        val: [],
+        dataName: name,
+        mode: 'pack',
+        B: o.B,
+        T: o.T,
+        totalBatchTokens: o.B * o.T,
+        steps,
+        lr: o.lr,
+        warmupSteps: Math.round(steps / 20),
+        finalLrFrac: 0.1,
+        weightDecay: 0,
+        maxNorm: 1,
+        valEvery: 0,
+        valBatches: 0,
+        sampleEvery: 0,
+        sampleTokens: 0,
+        checkpointEvery: 0,
+        outDir: join(o.out, name),
+        seed,
+        log: quiet,
+      });
+      return { checkpoint: r.checkpoint, model: readLlmcModel(join(r.checkpoint, 'model.bin')) };
+    };
+    log(
+      `== 4. fine-tuning (SFT) on ${sftQuestions.length} questions about ${nQa} people ` +
+        `(${TRAIN_FORMS.length} phrasings per fact), ${o.sftSteps} steps`,
+    );
+    const first = await fineTune(
+      'sft',
+      base,
+      sftQuestions.map((q) => questionConversation(q)),
+      o.sftSteps,
+      o.seed,
+    );
+    log(`   (${secs()})`);
+
+    // ---- 5. probing
+    const judge = new MatchJudge();
+    const asProbe = (q: FactQuestion, i: number): ProbeQuestion => ({
+      messages: [{ role: 'user', content: q.question }],
+      reference: q.answer,
+      reply: q.reply,
+      where: `question ${i}`,
+      extra: { person: q.person, fact: q.fact },
+    });
+    log(
+      `== 5. probing the SFT model: ${probeQuestions.length} questions (about the ${o.known} known people and ` +
+        `${o.neverTrain} never-existed ones), ${o.samples} samples each at temperature ${o.temperature}`,
+    );
+    const sftModel = new GPT2(gpu, first.model.config, first.model.params);
+    const probed = await (async () => {
+      try {
+        return await probe(sftModel, cf, probeQuestions.map(asProbe), judge, {
+          samples: o.samples,
+          temperature: o.temperature,
+          maxTokens: 24,
+          seed: o.seed,
+        });
+      } finally {
+        sftModel.dispose();
+      }
+    })();
+    const report = probeReport(probed);
+    const kinds = (from: number, to: number) => {
+      const r = probeReport(probed.slice(from, to));
+      return `known ${r.known}, unknown ${r.unknown}, uncertain ${r.uncertain}`;
+    };
+    const nDoc = 2 * docOnly.length * BIO_FACTS.length;
+    log(
+      `   questions in the SFT data: ${kinds(0, sftQuestions.length)}\n` +
+        `   about people only in the documents: ${kinds(sftQuestions.length, sftQuestions.length + nDoc)}\n` +
+        `   about never-existed people: ${kinds(sftQuestions.length + nDoc, probed.length)} (${secs()})`,
+    );
+    writeFileSync(
+      join(dataDir, 'probe.jsonl'),
+      probed.map((r) => JSON.stringify({ ...r.question.extra, replies: r.replies, knowledge: r.knowledge })).join('\n'),
+    );
+
+    // ---- 6. SFT again with refusals
+    const data = refusalData(probed, o.seed, (q) => ({ messages: q.messages, reply: q.reply }));
+    const mix = [...data.answers, ...data.refusals];
+    log(
+      `== 6. fine-tuning again, from the SFT model: ${data.answers.length} known questions with their answers, ` +
+        `${data.refusals.length} unknown ones with a refusal ("${REFUSALS[0]}", ...), ${o.refusalSteps} steps`,
+    );
+    if (mix.length === 0) throw new WgptError('the probe classified every question uncertain: no data to train on');
+    const second = await fineTune('refusal', first.model, mix, o.refusalSteps, o.seed + 1);
+    log(`   (${secs()})`);
+
+    // ---- 7. evaluation
+    log(
+      `== 7. evaluation (greedy) on held-out phrasings: ${evalQa.length + evalDocOnly.length} questions about ` +
+        `known people, ${evalNever.length} about never-existed people no training step saw`,
+    );
+    const evaluate = async (m: ModelFile) => {
+      const model = new GPT2(gpu, m.config, m.params);
+      try {
+        const sets = { known: [...evalQa, ...evalDocOnly].map(asEval), neverSeen: evalNever.map(asEval) };
+        return await evaluateFactuality(model, cf, sets, judge, 24);
+      } finally {
+        model.dispose();
+      }
+    };
+    const before = await evaluate(first.model);
+    const after = await evaluate(second.model);
+    const acc = (e: typeof before, from: number, to: number) => {
+      const part = e.known.slice(from, to);
+      return part.length ? part.filter((j) => j.verdict.kind === 'right').length / part.length : null;
+    };
+    const nA = evalQa.length;
+    const nK = nA + evalDocOnly.length;
+    const byGroup = [
+      { name: 'accuracy, people with questions in SFT', sft: acc(before, 0, nA), refusal: acc(after, 0, nA) },
+      { name: 'accuracy, people only in the documents', sft: acc(before, nA, nK), refusal: acc(after, nA, nK) },
+    ];
+    const table =
+      factualityTable([
+        { name: 'SFT', metrics: before.metrics },
+        { name: 'SFT + refusals', metrics: after.metrics },
+      ]) +
+      '\n' +
+      byGroup
+        .map((g) => {
+          const p = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+          return `  ${g.name}: ${p(g.sft)} -> ${p(g.refusal)}`;
+        })
+        .join('\n');
+    log(table);
+    const show = (e: typeof before, i: number, qs: FactQuestion[]) =>
+      `   user: ${qs[i]!.question}\n   assistant: ${e.known.concat(e.neverSeen)[i]!.reply}`;
+    log(`== examples after refusal training:\n${show(after, 0, [...evalQa, ...evalDocOnly, ...evalNever])}`);
+    log(show(after, nK, [...evalQa, ...evalDocOnly, ...evalNever]));
+    const seconds = (performance.now() - t0) / 1000;
+    const result: RefusalExperimentResult = {
+      sft: before.metrics,
+      refusal: after.metrics,
+      probe: report,
+      byGroup,
+      table,
+      checkpoints: { base: pre.checkpoint, sft: first.checkpoint, refusal: second.checkpoint },
+      tokenizer: tokDir,
+      seconds,
+    };
+    writeFileSync(
+      join(o.out, 'results.json'),
+      `${JSON.stringify({ options: { ...o, log: undefined }, ...result }, null, 2)}\n`,
+    );
+    log(
+      `== done in ${secs()}; results in ${join(o.out, 'results.json')}\n` +
+        `   chat with it: pnpm wgpt chat --checkpoint ${second.checkpoint} --tokenizer ${tokDir}`,
+    );
+    return result;
+  } finally {
+    gpu.destroy();
+  }
+}
