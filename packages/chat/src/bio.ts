@@ -215,20 +215,34 @@ function sentence(template: string, p: Person, first: boolean): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
+export interface DocumentOptions {
+  /**
+   * Name the person in every sentence instead of "they" after the first. Each sentence then states its fact about
+   * the name on its own, which a small model with a short context learns far more easily: a training window that
+   * starts mid-document still says whose fact it is.
+   */
+  fullName?: boolean;
+}
+
 /**
  * One document about a person: every fact once, in a drawn order and with drawn sentence forms; the first sentence
- * names the person and the rest say "they".
+ * names the person and the rest say "they" (or the name again, with fullName).
  */
-export function biographyDocument(p: Person, rng: Rng): string {
+export function biographyDocument(p: Person, rng: Rng, o: DocumentOptions = {}): string {
   const facts = rng.shuffle(BIO_FACTS.filter((f) => SENTENCES[f].length > 0));
-  return facts.map((f, i) => sentence(rng.pick(SENTENCES[f]), p, i === 0)).join(' ');
+  return facts.map((f, i) => sentence(rng.pick(SENTENCES[f]), p, i === 0 || !!o.fullName)).join(' ');
 }
 
 /** `perPerson` documents about each person, person by person, from `seed`. */
-export function biographyDocuments(people: readonly Person[], perPerson: number, seed: number): string[] {
+export function biographyDocuments(
+  people: readonly Person[],
+  perPerson: number,
+  seed: number,
+  o: DocumentOptions = {},
+): string[] {
   const rng = new Rng(seed);
   const docs: string[] = [];
-  for (const p of people) for (let i = 0; i < perPerson; i++) docs.push(biographyDocument(p, rng));
+  for (const p of people) for (let i = 0; i < perPerson; i++) docs.push(biographyDocument(p, rng, o));
   return docs;
 }
 

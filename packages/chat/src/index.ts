@@ -69,7 +69,16 @@ export {
   TemplateQuestions,
   writeBioData,
 } from './bio.ts';
-export type { BioDataOptions, BioFact, BirthDate, FactQuestion, People, Person, QuestionSource } from './bio.ts';
+export type {
+  BioDataOptions,
+  BioFact,
+  BirthDate,
+  DocumentOptions,
+  FactQuestion,
+  People,
+  Person,
+  QuestionSource,
+} from './bio.ts';
 export { isRefusal, MatchJudge, normaliseAnswer, REFUSALS, tokenF1 } from './judge.ts';
 export type { Judge, MatchJudgeOptions, Verdict, VerdictKind } from './judge.ts';
 export { askedFact, classify, factualityMetrics, mixCounts, mixRefusals, probeReport, refusalData } from './refusal.ts';

@@ -98,6 +98,21 @@ describe('documents', () => {
     // The first sentence states each kind of fact in some documents (the university's sentence holds the major).
     for (const f of ['100000', '010000', '001100', '000010', '000001']) expect([...openings]).toContain(f);
   });
+
+  it('with fullName every sentence names the person, and the facts and their order are the same', () => {
+    const { known } = makePeople(10, 0, 11);
+    const plain = biographyDocuments(known, 2, 12);
+    const full = biographyDocuments(known, 2, 12, { fullName: true });
+    full.forEach((d, i) => {
+      const p = known[Math.floor(i / 2)]!;
+      const sentences = d.split(/(?<=\.) (?=[A-Z])/);
+      expect(sentences).toHaveLength(5);
+      for (const s of sentences) expect(s, d).toContain(p.name);
+      expect(d).not.toMatch(/\b[Tt]hey\b|\btheir\b/);
+      for (const f of factTexts(p)) expect(d.indexOf(f) >= 0, f).toBe(true);
+      expect(d.replaceAll(p.name, '').length).toBeLessThan(plain[i]!.length);
+    });
+  });
 });
 
 describe('questions', () => {

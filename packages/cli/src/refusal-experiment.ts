@@ -135,8 +135,9 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
   const docOnly = people.known.slice(nQa);
   const neverTrain = people.neverExisted.slice(0, o.neverTrain);
   const neverEval = people.neverExisted.slice(o.neverTrain);
-  const docs = biographyDocuments(people.known, o.docsPerPerson, o.seed + 1);
-  const valDocs = biographyDocuments(people.known, 1, o.seed + 2);
+  // Every sentence names its person: a training window that starts mid-document still says whose fact it is.
+  const docs = biographyDocuments(people.known, o.docsPerPerson, o.seed + 1, { fullName: true });
+  const valDocs = biographyDocuments(people.known, 1, o.seed + 2, { fullName: true });
   const sftQuestions = trainQuestions(qaPeople, o.seed + 3);
   const probeQuestions = [
     ...sftQuestions,
