@@ -5,6 +5,7 @@ import { register as registerChat } from '@wgpt/chat';
 import { register as registerData } from '@wgpt/data';
 import { register as registerGpt2 } from '@wgpt/gpt2';
 import { register as registerTokenizer } from '@wgpt/tokenizer';
+import { register as registerWeb } from '@wgpt/web';
 import { reportError } from './errors.ts';
 import { exitWhenFlushed, handleOutputErrors } from './output.ts';
 import { registerRuntimeCommands } from './runtime-commands.ts';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerData(program);
   registerGpt2(program);
   registerChat(program);
+  registerWeb(program);
   return program;
 }
 
