@@ -268,9 +268,13 @@ export async function startServer(o: ServeOptions): Promise<WgptServer> {
       const status = e instanceof HttpError ? e.status : 500;
       const message = e instanceof HttpError ? e.message : `server error: ${(e as Error).message}`;
       if (status === 500) process.stderr.write(`wgpt serve: ${req.method} ${req.url}: ${(e as Error).stack}\n`);
-      // An upload refused before its end: answer, then close the connection instead of reading the rest.
+      // An upload refused before its end: the rest is read and dropped (no memory kept) so that the client sees the
+      // answer rather than a reset connection, which then closes.
+      if (status === 413) {
+        res.setHeader('connection', 'close');
+        req.resume();
+      }
       if (!res.headersSent) json(res, status, { error: message });
-      if (status === 413) req.destroy();
     });
   });
   // Slow or endless requests are cut: headers within 10 s, a whole request (uploads included) within 10 minutes.
