@@ -76,6 +76,9 @@ export async function bundlePage(opts: BundleOptions): Promise<string> {
     loader: { '.wgsl': 'text' },
     // The Node-only branch of the device layer imports these; it never runs in a page.
     external: ['webgpu'],
+    // Node-side modules in the bundle read settings from the environment when they load (e.g. gpt2's crash-test
+    // hook); a page has none.
+    define: { 'process.env': '{}' },
     plugins: [browserPlugin],
     logLevel: 'silent',
   });

@@ -83,7 +83,7 @@ function pageHtml(page: PageName | 'index'): string {
   return (
     '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
     '<meta name="viewport" content="width=device-width, initial-scale=1">' +
-    `<title>${title}</title><link rel="stylesheet" href="/assets/style.css"></head>` +
+    `<title>${title}</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/assets/style.css"></head>` +
     `<body><nav><a href="/" class="home">wgpt</a>${nav}</nav>${body}</body></html>`
   );
 }
