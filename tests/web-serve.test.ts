@@ -1,6 +1,7 @@
 // `wgpt serve` over HTTP, without a browser: it serves its pages and the files it was given and nothing else (no
 // path reaches another file), refuses other hosts when bound to loopback, limits uploads, and parses an uploaded
 // checkpoint with the CLI's code, refusing one that is not a checkpoint with a message naming it.
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,5 +157,36 @@ describe('wgpt serve', () => {
     await expect(startServer({ port })).rejects.toThrow(
       `--port ${port}: the port is in use; pick another, or --port 0 for any free port`,
     );
+  });
+
+  it('runs as `wgpt serve`: prints the URL and pages, warns for a non-loopback host, stops on SIGINT', async () => {
+    const root = new URL('..', import.meta.url).pathname;
+    const child = spawn(
+      process.execPath,
+      ['scripts/wgpt.mjs', 'serve', '--port', '0', '--host', '0.0.0.0', '--checkpoint', fx.model],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        const m = /listening on (http:\/\/\S+\/) .*\n(.*\n){3}/.exec(stdout);
+        if (m) resolve(m[1]!);
+      });
+      child.on('exit', (code) => reject(new Error(`wgpt serve exited with ${code}: ${stderr}`)));
+    });
+    expect(url).toMatch(/^http:\/\/0\.0\.0\.0:\d+\/$/);
+    expect(stdout.split('\n').slice(1, 4)).toEqual(['tokenizer', 'generate', 'chat'].map((p) => `  ${url}${p}`));
+    expect(stderr).toMatch(/^wgpt serve: warning: --host 0\.0\.0\.0 lets other machines reach this server/);
+    const port = new URL(url).port;
+    const info = await fetch(`http://127.0.0.1:${port}/api/info`);
+    expect(((await info.json()) as ServerInfo).checkpoints).toHaveLength(1);
+    const code = await new Promise<number | null>((resolve) => {
+      child.on('exit', resolve);
+      child.kill('SIGINT');
+    });
+    expect(code).toBe(0);
   });
 });
