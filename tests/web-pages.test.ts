@@ -68,10 +68,12 @@ async function open(path: string, base = srv.url, before?: (p: Page) => Promise<
   return { page, errors };
 }
 
-async function screenshot(page: Page, name: string): Promise<void> {
+/** A PNG of the page in out/screenshots/; one per page (`committed`) is also kept under docs/img/. */
+async function screenshot(page: Page, name: string, committed = false): Promise<void> {
   const file = join(SHOTS, `web-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
-  if (process.env.WGPT_UPDATE_SCREENSHOTS) copyFileSync(file, join(ROOT, 'docs', 'img', `web-${name}.png`));
+  if (committed && process.env.WGPT_UPDATE_SCREENSHOTS)
+    copyFileSync(file, join(ROOT, 'docs', 'img', `web-${name}.png`));
 }
 
 const statusOf = (page: Page) =>
@@ -181,7 +183,7 @@ describe('tokenizer page', () => {
     await page.$eval('#special', (e) => ((e as HTMLInputElement).checked = false));
     // Chromium here has no CJK or emoji fonts: the screenshot shows text it can draw.
     await setField(page, '#text', SHOWN, 'input');
-    await screenshot(page, 'tokenizer');
+    await screenshot(page, 'tokenizer', true);
 
     // Chat mode: each message's text (markers typed into it included) is plain text between the ChatML markers.
     await setField(page, '#encoding', 'o200k_base', 'change');
@@ -278,7 +280,7 @@ describe('generate page', () => {
       expect(await page.$eval('#stats', (e) => e.textContent)).toMatch(
         /^24 tokens in [\d.]+ s \([\d.]+ tokens\/s\) on .+/,
       );
-      await screenshot(page, 'generate');
+      await screenshot(page, 'generate', true);
       expect(errors).toEqual([]);
     } finally {
       model.dispose();
@@ -319,7 +321,7 @@ describe('chat page', () => {
         expect(await page.evaluate((i) => window.wgptChat!.replies[i], i)).toBe(want);
         expect(await page.$$eval('.bubble.assistant', (els) => els.map((e) => e.textContent))).toHaveLength(i + 1);
       }
-      await screenshot(page, 'chat');
+      await screenshot(page, 'chat', true);
       expect(errors).toEqual([]);
     } finally {
       session.dispose();
