@@ -45,6 +45,7 @@ const BASE: Record<string, string[]> = {
   probe: ['probe', '--checkpoint', 'x', '--questions', 'y', '--out', 'z'],
   'chat bio': ['chat', 'bio', '-o', 'x'],
   'chat refusals': ['chat', 'refusals', '--probe', 'x', '-o', 'y'],
+  serve: ['serve'],
 };
 
 interface Row {
@@ -158,6 +159,8 @@ const TABLE: Row[] = [
   row('demo', '--steps', ['1', '0', 'x'], [['2', 2], ['200', 200]]),
   row('demo', '--vocab-size', ['256', '2.5', 'x'], [['257', 257], ['512', 512]]),
   row('bench', '--filter', ['(', '[a-'], [['matmul|gelu', 'matmul|gelu']]),
+  row('serve', '--port', ['-1', '65536', '1.5', 'x', ''], [['0', 0], ['8080', 8080], ['65535', 65535]]),
+  row('serve', '--max-upload-mb', ['0', '-1', '2.5', 'x', '16385'], [['1', 1], ['16384', 16384]]),
 ];
 
 function commandAt(program: Command, path: string): Command {
@@ -290,6 +293,11 @@ describe('each kind of error through the CLI: one line, the right exit status', 
     ['commander: missing option', ['eval', '--checkpoint', 'x'], 2,
       /^wgpt: required option '--tokens <shard>' not specified$/],
     ['commander: unknown command', ['trian'], 2, /^wgpt: unknown command 'trian' \(did you mean train\?\)$/],
+    ['WgptError (serve)', ['serve', '--port', '0', '--checkpoint', aFile], 1,
+      about(aFile, '1 bytes is too short for llm.c\'s 1024-byte header')],
+    ['TokenizerConfigError (serve)', ['serve', '--port', '0', '--tokenizer', badJson], 1,
+      about(join(badJson, 'tokenizer.json'), 'invalid JSON (', '')],
+    ['UsageError (serve)', ['serve', '--host', ' '], 2, /^wgpt: --host: empty; give an address such as 127\.0\.0\.1$/],
   ];
   const noSpace = 'no space left on the device: free some space or write somewhere else';
   if (devFull) cases.push(['ENOSPC', tokTrain(full), 1, about(join(full, 'tokenizer.tiktoken'), noSpace)]);

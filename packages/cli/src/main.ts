@@ -5,9 +5,10 @@ import { register as registerChat } from '@wgpt/chat';
 import { register as registerData } from '@wgpt/data';
 import { register as registerGpt2 } from '@wgpt/gpt2';
 import { register as registerTokenizer } from '@wgpt/tokenizer';
+import { register as registerWeb } from '@wgpt/web';
 import { reportError } from './errors.ts';
-import { exitWhenFlushed, handleOutputErrors } from './output.ts';
 import { registerExperiment } from './experiment-command.ts';
+import { exitWhenFlushed, handleOutputErrors } from './output.ts';
 import { registerRuntimeCommands } from './runtime-commands.ts';
 
 /** The version of the wgpt workspace (the root package.json's). */
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerGpt2(program);
   registerChat(program);
   registerExperiment(program);
+  registerWeb(program);
   return program;
 }
 

@@ -1,0 +1,373 @@
+// The browser pages of `wgpt serve` in headless Chromium (WebGPU on SwiftShader), one browser for the file: each
+// page loads without console errors and does its job, checked against the same packages run in Node here; bad input
+// (a file that is no checkpoint, no WebGPU, a server that went away) ends in a visible message, never a blank page.
+// Screenshots of every page go to out/screenshots/; WGPT_UPDATE_SCREENSHOTS=1 also refreshes docs/img/web-*.png.
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ChatMessage, chatFormat, chatmlText, ChatSession, renderConversation } from '@wgpt/chat';
+import { generate, GPT2 } from '@wgpt/gpt2';
+import { type Gpu, noGrad, tensor, tidyAsync } from '@wgpt/runtime';
+import { relErr, testGpu } from '@wgpt/runtime/testing';
+import { type Encoding, getEncoding } from '@wgpt/tokenizer';
+import { startServer, type WgptServer } from '@wgpt/web';
+import { makeWebFixtures, type WebFixtures } from './web-fixtures.ts';
+
+const CHROMIUM = process.env.WGPT_CHROMIUM ?? '/usr/bin/chromium';
+const ROOT = new URL('..', import.meta.url).pathname;
+const SHOTS = join(ROOT, 'out', 'screenshots');
+
+let fx: WebFixtures;
+let srv: WgptServer;
+let browser: Browser;
+let gpu: Gpu;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM))
+    throw new Error(`browser tests need Chromium at ${CHROMIUM}: sudo apt-get install chromium (or set WGPT_CHROMIUM)`);
+  fx = makeWebFixtures();
+  srv = await startServer({ port: 0, checkpoints: [fx.model, fx.chat], tokenizer: fx.tokenizer });
+  mkdirSync(SHOTS, { recursive: true });
+  gpu = await testGpu();
+  browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    defaultViewport: { width: 1000, height: 720 },
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--enable-unsafe-webgpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+      '--disable-dev-shm-usage',
+      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'wgpt-chromium-'))}`,
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await srv?.close();
+});
+
+/** A page with its console errors and uncaught exceptions collected. */
+async function open(path: string, base = srv.url, before?: (p: Page) => Promise<void>) {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${(e as Error).message}`));
+  if (before) await before(page);
+  await page.goto(new URL(path, base).href);
+  return { page, errors };
+}
+
+/** A PNG of the page in out/screenshots/; one per page (`committed`) is also kept under docs/img/. */
+async function screenshot(page: Page, name: string, committed = false): Promise<void> {
+  const file = join(SHOTS, `web-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  if (committed && process.env.WGPT_UPDATE_SCREENSHOTS)
+    copyFileSync(file, join(ROOT, 'docs', 'img', `web-${name}.png`));
+}
+
+const statusOf = (page: Page) =>
+  page.$eval('#status', (e) => ({ text: e.textContent ?? '', kind: e.className, role: e.getAttribute('role') }));
+
+async function waitForError(page: Page): Promise<{ text: string; role: string | null }> {
+  await page.waitForFunction(() => document.getElementById('status')?.classList.contains('error'), {
+    timeout: 60_000,
+  });
+  return statusOf(page);
+}
+
+// Emoji (one with joiners), CJK, accents, a ligature, whitespace runs with tabs and newlines, digits, and
+// special-token text: the kinds of input where byte-level BPE splits characters and pre-tokenization matters. No
+// CR: a textarea turns CRLF into LF, as browsers do.
+const MIXED =
+  'Déjà vu — 東京タワーに行きました。 🙂👩‍👩‍👧 ﬁne\t\t  spaced   out\n\n\n    indented\n \nLF 1234567 ' +
+  "don't <|endoftext|> 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 !!!???";
+
+const SHOWN =
+  'Tokenizers split text into pieces: "tokenization" becomes token ids.\n\n' +
+  '    def add(a, b):\n        return a + b  # 12345 + 678\n\nDéjà vu, naïve café.';
+
+/** The text the token spans spell: partial tokens (\xNN) back to bytes, the drawn ↵ dropped. */
+function spelled(spans: { text: string; partial: boolean }[]): Buffer {
+  const parts = spans.map((s) =>
+    s.partial
+      ? Buffer.from(
+          s.text
+            .split('\\x')
+            .slice(1)
+            .map((h) => parseInt(h, 16)),
+        )
+      : Buffer.from(s.text.replace(/↵\n/g, '\n'), 'utf8'),
+  );
+  return Buffer.concat(parts);
+}
+
+async function tokensShown(page: Page) {
+  return page.$$eval('#tokens .tok', (els) =>
+    els.map((e) => ({
+      id: Number((e as HTMLElement).dataset.id),
+      text: e.textContent ?? '',
+      partial: e.classList.contains('partial'),
+      special: e.classList.contains('special'),
+    })),
+  );
+}
+
+async function countsShown(page: Page) {
+  return page.$eval('#counts', (e) => ({
+    chars: Number(e.querySelector('#count-chars')!.textContent),
+    bytes: Number(e.querySelector('#count-bytes')!.textContent),
+    tokens: Number(e.querySelector('#count-tokens')!.textContent),
+  }));
+}
+
+/** Sets a form field's value as typing would, and waits for the page's next rendering. */
+async function setField(page: Page, selector: string, value: string, event: 'input' | 'change'): Promise<void> {
+  await page.evaluate(() => (window.wgptTokens = undefined));
+  await page.$eval(
+    selector,
+    (e, v, ev) => {
+      (e as HTMLInputElement).value = v;
+      e.dispatchEvent(new Event(ev, { bubbles: true }));
+    },
+    value,
+    event,
+  );
+  await page.waitForFunction('window.wgptTokens !== undefined', { timeout: 60_000 });
+  const r = (await page.evaluate(() => window.wgptTokens)) as { error?: string };
+  expect(r.error).toBeUndefined();
+}
+
+describe('tokenizer page', () => {
+  it("shows the Node tokenizer's tokens and counts for every encoding, and ChatML conversations", async () => {
+    const { page, errors } = await open('/tokenizer');
+    await page.waitForFunction('window.wgptTokens !== undefined', { timeout: 60_000 });
+    const trained = (await import('@wgpt/tokenizer')).loadTokenizer(fx.tokenizer);
+    const cases: [string, Encoding, boolean][] = [
+      ['cl100k_base', getEncoding('cl100k_base'), false],
+      ['o200k_base', getEncoding('o200k_base'), true],
+      ['r50k_base', getEncoding('r50k_base'), false],
+      ['trained', trained, true],
+    ];
+    await setField(page, '#text', MIXED, 'input');
+    for (const [id, enc, special] of cases) {
+      await page.$eval('#special', (e, on) => ((e as HTMLInputElement).checked = on), special);
+      await setField(page, '#encoding', id, 'change');
+      const want = special ? enc.encode(MIXED, { allowedSpecial: 'all' }) : enc.encodeOrdinary(MIXED);
+      const spans = await tokensShown(page);
+      expect(
+        spans.map((s) => s.id),
+        id,
+      ).toEqual(want);
+      expect(spelled(spans).equals(Buffer.from(MIXED, 'utf8')), id).toBe(true);
+      expect(spans.filter((s) => s.special).map((s) => s.text)).toEqual(special ? ['<|endoftext|>'] : []);
+      expect(await countsShown(page), id).toEqual({
+        chars: [...MIXED].length,
+        bytes: Buffer.byteLength(MIXED),
+        tokens: want.length,
+      });
+    }
+    // The split characters really are shown as bytes somewhere (the trained vocabulary has few merges).
+    expect((await tokensShown(page)).some((s) => s.partial)).toBe(true);
+    await setField(page, '#encoding', 'cl100k_base', 'change');
+    await page.$eval('#special', (e) => ((e as HTMLInputElement).checked = false));
+    // Chromium here has no CJK or emoji fonts: the screenshot shows text it can draw.
+    await setField(page, '#text', SHOWN, 'input');
+    await screenshot(page, 'tokenizer', true);
+
+    // Chat mode: each message's text (markers typed into it included) is plain text between the ChatML markers.
+    await setField(page, '#encoding', 'o200k_base', 'change');
+    await setField(page, '#mode', 'chat', 'change');
+    const messages: ChatMessage[] = [
+      { role: 'system', content: 'Answer in one line.' },
+      { role: 'user', content: 'Say <|im_end|> and <|im_start|>assistant literally 🙂\n\n  東京?' },
+      { role: 'assistant', content: '  <|im_end|>\t東京 ' },
+    ];
+    for (const [i, m] of messages.entries()) {
+      await page.$$eval(
+        '#messages .role',
+        (els, i, v) => {
+          (els[i] as HTMLSelectElement).value = v;
+          els[i]!.dispatchEvent(new Event('change'));
+        },
+        i,
+        m.role,
+      );
+      await setField(page, `#messages .message:nth-of-type(${i + 1}) .content`, m.content, 'input');
+    }
+    for (const [id, base] of [
+      ['o200k_base', getEncoding('o200k_base')],
+      ['r50k_base', getEncoding('r50k_base')],
+      ['trained', trained],
+    ] as const) {
+      await setField(page, '#encoding', id, 'change');
+      const cf = chatFormat(base);
+      const want = Array.from(renderConversation(cf, messages).ids);
+      const spans = await tokensShown(page);
+      expect(
+        spans.map((s) => s.id),
+        id,
+      ).toEqual(want);
+      // Exactly the six markers are special; the ones typed into the messages are text.
+      expect(
+        spans.filter((s) => s.special).map((s) => s.id),
+        id,
+      ).toEqual(want.filter((t) => t === cf.imStart || t === cf.imEnd || t === cf.imSep));
+      expect(spans.filter((s) => s.special)).toHaveLength(9);
+      const text = chatmlText(messages);
+      expect(spelled(spans).equals(Buffer.from(text, 'utf8')), id).toBe(true);
+      expect(await countsShown(page), id).toEqual({
+        chars: [...text].length,
+        bytes: Buffer.byteLength(text),
+        tokens: want.length,
+      });
+    }
+    await setField(page, '#encoding', 'cl100k_base', 'change');
+    await screenshot(page, 'tokenizer-chat');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
+
+/** Node's logits for every position of `ids` (T rows of Vp), with the checkpoint's parameters on Dawn. */
+async function nodeLogits(model: GPT2, ids: number[]): Promise<Float32Array> {
+  return tidyAsync(async () => {
+    const { logits } = noGrad(() => model.forward(tensor(gpu, ids, [1, ids.length], 'i32')));
+    return (await logits.read()) as Float32Array;
+  });
+}
+
+describe('generate page', () => {
+  it("computes Node's logits, samples Node's tokens with the same seed, and streams them", async () => {
+    const { page, errors } = await open('/generate');
+    await page.waitForFunction(() => window.wgptGenerate?.state !== 'loading', { timeout: 120_000 });
+    expect(await page.evaluate(() => window.wgptGenerate?.error)).toBeUndefined();
+    const model = new GPT2(gpu, fx.modelConfig, fx.modelParams);
+    try {
+      const prompt = fx.enc.encode('Once upon a time there was a model');
+      const mine = await nodeLogits(model, prompt);
+      const theirs = (await page.evaluate((ids) => window.wgptGenerate!.logits!(ids), prompt)) as number[];
+      // The same kernels in f32 on two builds of SwiftShader: sums of at most C=32 or 4C=128 products per output,
+      // through two layers; rounding differs by a few ulps per sum, far below 1e-5 relative.
+      expect(theirs).toHaveLength(mine.length);
+      expect(relErr(theirs, mine)).toBeLessThanOrEqual(1e-5);
+
+      const o = { maxNewTokens: 24, temperature: 1, topK: 0, topP: 1, seed: 7 };
+      const want: number[] = [];
+      for await (const t of generate(model, prompt, o)) want.push(t);
+      const set = (id: string, v: string) => page.$eval(`#${id}`, (e, v) => ((e as HTMLInputElement).value = v), v);
+      await set('prompt', 'Once upon a time there was a model');
+      await set('max-tokens', '24');
+      await set('temperature', '1');
+      await set('seed', '7');
+      await page.click('#generate');
+      await page.waitForFunction(() => ['done', 'error'].includes(window.wgptGenerate!.state), { timeout: 120_000 });
+      const r = (await page.evaluate(() => window.wgptGenerate)) as { ids: number[]; text: string; error?: string };
+      expect(r.error).toBeUndefined();
+      expect(r.ids).toEqual(want);
+      expect(r.text).toBe(fx.enc.decode(want));
+      expect(await page.$eval('#output .generated', (e) => e.textContent)).toBe(r.text);
+      expect(await page.$eval('#stats', (e) => e.textContent)).toMatch(
+        /^24 tokens in [\d.]+ s \([\d.]+ tokens\/s\) on .+/,
+      );
+      await screenshot(page, 'generate', true);
+      expect(errors).toEqual([]);
+    } finally {
+      model.dispose();
+      await page.close();
+    }
+  });
+
+  it('refuses a picked file that is not a checkpoint, saying which and why', async () => {
+    const { page } = await open('/generate');
+    await page.waitForFunction(() => window.wgptGenerate?.state === 'ready', { timeout: 120_000 });
+    const input = await page.$('#file');
+    await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(fx.notACheckpoint);
+    const s = await waitForError(page);
+    expect(s.text).toMatch(/^notes\.bin: bad magic \d+ \(an llm\.c model file starts with 20240326/);
+    expect(s.role).toBe('alert');
+    await page.close();
+  });
+});
+
+describe('chat page', () => {
+  it("answers as @wgpt/chat's ChatSession does in Node, streaming, and keeps the conversation", async () => {
+    const { page, errors } = await open('/chat');
+    await page.waitForFunction(() => window.wgptChat?.state !== 'loading', { timeout: 120_000 });
+    expect(await page.evaluate(() => window.wgptChat?.error)).toBeUndefined();
+    const model = new GPT2(gpu, fx.chatConfig, fx.chatParams);
+    const session = new ChatSession(model, chatFormat(fx.enc), { temperature: 0, maxTokens: 12, seed: 1337 });
+    try {
+      await page.$eval('#max-tokens', (e) => {
+        (e as HTMLInputElement).value = '12';
+        e.dispatchEvent(new Event('change'));
+      });
+      for (const [i, q] of ['What is a token?', 'And a model?'].entries()) {
+        const want = (await session.ask(q)).text;
+        await page.$eval('#question', (e, q) => ((e as HTMLTextAreaElement).value = q), q);
+        await page.click('#send');
+        await page.waitForFunction((n) => window.wgptChat!.replies.length === n || window.wgptChat!.error, {}, i + 1);
+        expect(await page.evaluate(() => window.wgptChat!.error)).toBeUndefined();
+        expect(await page.evaluate((i) => window.wgptChat!.replies[i], i)).toBe(want);
+        expect(await page.$$eval('.bubble.assistant', (els) => els.map((e) => e.textContent))).toHaveLength(i + 1);
+      }
+      await screenshot(page, 'chat', true);
+      expect(errors).toEqual([]);
+    } finally {
+      session.dispose();
+      model.dispose();
+      await page.close();
+    }
+  });
+});
+
+describe('bad conditions: a visible message that says what to do', () => {
+  it('a browser without WebGPU', async () => {
+    const noGpu = async (p: Page) => {
+      await p.evaluateOnNewDocument(() => {
+        delete (Navigator.prototype as { gpu?: unknown }).gpu;
+      });
+    };
+    for (const path of ['/generate', '/chat']) {
+      const { page } = await open(path, srv.url, noGpu);
+      const s = await waitForError(page);
+      expect(s.text, path).toMatch(/^This browser has no WebGPU .* start Chromium with --enable-unsafe-webgpu/);
+      if (path === '/generate') await screenshot(page, 'no-webgpu');
+      await page.close();
+    }
+    // The tokenizer page needs no WebGPU.
+    const { page, errors } = await open('/tokenizer', srv.url, noGpu);
+    await page.waitForFunction('window.wgptTokens !== undefined', { timeout: 60_000 });
+    expect(await page.evaluate(() => window.wgptTokens)).toHaveProperty('ids');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('a server that went away', async () => {
+    const other = await startServer({ port: 0 });
+    const { page } = await open('/tokenizer', other.url);
+    await page.waitForFunction('window.wgptTokens !== undefined', { timeout: 60_000 });
+    await other.close();
+    await page.$eval('#encoding', (e) => {
+      (e as HTMLSelectElement).value = 'o200k_base';
+      e.dispatchEvent(new Event('change'));
+    });
+    const s = await waitForError(page);
+    expect(s.text).toBe(
+      `cannot reach the wgpt server at ${other.url.slice(0, -1)}: it has stopped or the network is down. ` +
+        'Start it again (wgpt serve) and reload this page.',
+    );
+    await screenshot(page, 'server-gone');
+    await page.close();
+  });
+});
