@@ -4,3 +4,4 @@ export * from './collective.ts';
 export * from './env.ts';
 export * from './shm.ts';
 export * from './launch.ts';
+export * from './device.ts';
