@@ -2,8 +2,7 @@
 // input after a guard band, all-reduced in chunks; the buffer read back to OUT_DIR/gpu-rank<R>.f32.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Gpu } from '../src/gpu.ts';
-import { allReduceBuffer, runRank } from '../src/dist/index.ts';
+import { allReduceBuffer, openRankGpu, runRank } from '../src/dist/index.ts';
 import { rankInput } from './dist-data.ts';
 
 const [out, nArg] = process.argv.slice(2);
@@ -11,8 +10,8 @@ const n = Number(nArg);
 const GUARD = 5; // floats before and after the data that must keep their values
 
 await runRank(
-  async (c) => {
-    const gpu = await Gpu.open();
+  async (c, env) => {
+    const gpu = await openRankGpu(env);
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     const buf = gpu.pool.acquire((n + 2 * GUARD) * 4, usage, 'grads');
     const init = new Float32Array(n + 2 * GUARD).fill(-7);

@@ -1,6 +1,6 @@
 // Rank bookkeeping without processes: shards, the launchers' environments, socket paths.
 import { describe, expect, it } from 'vitest';
-import { jobSocketPath, readDistEnv, shardRange } from './index.ts';
+import { adapterForRank, jobSocketPath, readDistEnv, shardRange } from './index.ts';
 
 describe('shardRange', () => {
   it('splits n into W contiguous shards in rank order, lengths differing by at most one', () => {
@@ -57,4 +57,24 @@ it('jobSocketPath stays under the Unix socket path limit', () => {
   const long = jobSocketPath('x'.repeat(200), '/tmp');
   expect(Buffer.byteLength(long)).toBeLessThan(100);
   expect(long).not.toBe(jobSocketPath('y'.repeat(200), '/tmp'));
+});
+
+describe('adapterForRank', () => {
+  const gpu = (index: number, name: string, software = false) => ({ index, backend: 'vulkan', name, software });
+  it('distinct GPUs: rank i gets the i-th hardware adapter', () => {
+    const list = [gpu(0, 'SwiftShader Device (Subzero)', true), gpu(1, 'NVIDIA H200'), gpu(2, 'NVIDIA H100 80GB HBM3')];
+    expect(adapterForRank(list, 0, 2)).toBe(1);
+    expect(adapterForRank(list, 1, 2)).toBe(2);
+  });
+  it('identical GPUs: refused, since dawn.node would open the first for every rank', () => {
+    const list = [gpu(0, 'NVIDIA H200'), gpu(1, 'NVIDIA H200')];
+    expect(adapterForRank(list, 0, 2)).toBe(0);
+    expect(() => adapterForRank(list, 1, 2)).toThrow(/should open adapter \[1\] "NVIDIA H200", .* opens .* \[0\]/);
+    expect(adapterForRank(list, 1, 2, true)).toBe(1);
+  });
+  it('a name that contains an earlier one counts too; more ranks than GPUs is refused; CPU only is fine', () => {
+    expect(() => adapterForRank([gpu(0, 'GPU X Pro'), gpu(1, 'GPU X')], 1, 2)).toThrow(/\[0\]/);
+    expect(() => adapterForRank([gpu(0, 'A')], 0, 2)).toThrow(/2 ranks on this node but 1 GPU/);
+    expect(adapterForRank([gpu(0, 'SwiftShader', true)], 3, 4)).toBeUndefined();
+  });
 });

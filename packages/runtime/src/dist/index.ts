@@ -5,3 +5,4 @@ export * from './env.ts';
 export * from './shm.ts';
 export * from './launch.ts';
 export * from './device.ts';
+export * from './gpu-select.ts';
