@@ -6,14 +6,16 @@
 // rank needs its own process; Node cannot map shared memory between processes without a native addon, so the
 // ranks share a tmpfs file and copy with pread/pwrite (one kernel memcpy each way).
 //
-// Layout of the file: W input slots of `chunk` floats (slot r is written only by rank r), then one output slot.
-// An operation runs in rounds; in each, every rank's piece is at most q = chunk / W floats per destination rank:
-//   allReduce:     rank r writes its pieces for every owner d into slot r at d·q; barrier; owner d reads piece d of
-//                  every slot in rank order and sums (the reduce-scatter, every rank summing its own part at the
+// Layout of the file: two sets of W input slots of `chunk` floats (slot r of a set is written only by rank r), then
+// one output slot. An operation runs in rounds that alternate between the two sets, so a rank writes round k+1's
+// input (on libuv's thread pool) while it sums round k, and reads the next slot while it adds the last one. In a
+// round every rank's piece is at most q = chunk / W floats per destination rank:
+//   allReduce:     rank r writes its pieces for every owner d into its slot at d·q; barrier; owner d reads piece d
+//                  of every slot in rank order and sums (the reduce-scatter, every rank summing its own part at the
 //                  same time); writes the result into the output slot at d·q; barrier; every rank reads every
 //                  piece of the output slot (the all-gather).
-//   reduceScatter: the first half, then a barrier before the input slots are written again.
-//   allGather / broadcast: each rank (the root) writes into its own slot, barrier, all read, barrier.
+//   reduceScatter: the first half, a barrier per round, and one at the end.
+//   allGather / broadcast: each rank (the root) writes into its slot, barrier, all read; a last barrier.
 // Each element is summed by one rank in one order, so every rank gets the same bits. Barriers are messages to
 // rank 0, which also checks that all ranks called the same operation on the same length, and times out a rank
 // that does not arrive, naming it; a rank whose process ends breaks its socket, which rank 0 reports.
@@ -28,7 +30,7 @@ export interface ShmOptions {
   worldSize: number;
   /** The Unix socket where rank 0 listens; every rank of the job must be given the same path. */
   socketPath: string;
-  /** Floats per rank slot and round (default 1 Mi floats, 4 MiB): the file holds W + 1 of them. */
+  /** Floats per rank slot and round (default 1 Mi floats, 4 MiB): the file holds 2W + 1 of them. */
   chunkFloats?: number;
   /** How long a rank may be missing at a barrier or at the start before the job is ended (default 600 s). */
   timeoutMs?: number;
@@ -110,8 +112,7 @@ export class ShmCollective implements Collective {
   // other ranks
   private hub: Channel | null = null;
   private readonly timeoutMs: number;
-  private scratch = new Float32Array(0);
-  private scratch2 = new Float32Array(0);
+  private scratch = [0, 1, 2].map(() => new Float32Array(0));
   /** What the job is doing, for messages. */
   private doing = 'joining the job';
 
@@ -151,7 +152,7 @@ export class ShmCollective implements Collective {
     const file = path.join(shmDir, `wgpt-dist-${process.pid}-${Math.random().toString(36).slice(2)}`);
     this.fd = fs.openSync(file, 'w+', 0o600);
     try {
-      fs.ftruncateSync(this.fd, (W + 1) * chunk * 4);
+      fs.ftruncateSync(this.fd, (2 * W + 1) * chunk * 4);
       if (W === 1) return;
       try {
         if (fs.statSync(socketPath).isSocket()) fs.unlinkSync(socketPath); // left by a job that crashed
@@ -389,16 +390,20 @@ export class ShmCollective implements Collective {
 
   // ---- data ----
 
+  private bytes(a: Float32Array, start: number, end: number): Buffer {
+    return Buffer.from(a.buffer, a.byteOffset + start * 4, (end - start) * 4);
+  }
+
   private write(src: Float32Array, start: number, end: number, at: number): void {
     if (end <= start) return;
-    const b = Buffer.from(src.buffer, src.byteOffset + start * 4, (end - start) * 4);
+    const b = this.bytes(src, start, end);
     let done = 0;
     while (done < b.length) done += fs.writeSync(this.fd, b, done, b.length - done, at * 4 + done);
   }
 
   private read(dst: Float32Array, start: number, end: number, at: number): void {
     if (end <= start) return;
-    const b = Buffer.from(dst.buffer, dst.byteOffset + start * 4, (end - start) * 4);
+    const b = this.bytes(dst, start, end);
     let done = 0;
     while (done < b.length) {
       const got = fs.readSync(this.fd, b, done, b.length - done, at * 4 + done);
@@ -407,16 +412,34 @@ export class ShmCollective implements Collective {
     }
   }
 
-  private slot(r: number): number {
-    return r * this.chunk;
+  /** The same as write/read, on libuv's thread pool: the main thread sums meanwhile. */
+  private async io(kind: 'read' | 'write', a: Float32Array, start: number, end: number, at: number): Promise<void> {
+    if (end <= start) return;
+    const b = this.bytes(a, start, end);
+    let done = 0;
+    while (done < b.length) {
+      const got = await new Promise<number>((resolve, reject) => {
+        const cb = (e: Error | null, n: number) => (e ? reject(e) : resolve(n));
+        if (kind === 'read') fs.read(this.fd, b, done, b.length - done, at * 4 + done, cb);
+        else fs.write(this.fd, b, done, b.length - done, at * 4 + done, cb);
+      });
+      if (got === 0) throw new DistError(`the shared file ended early (${kind} at byte ${at * 4 + done})`);
+      done += got;
+    }
   }
 
-  private scratchOf(n: number): [Float32Array, Float32Array] {
-    if (this.scratch.length < n) {
-      this.scratch = new Float32Array(n);
-      this.scratch2 = new Float32Array(n);
-    }
-    return [this.scratch, this.scratch2];
+  /** Input slot of rank r in the slot set of parity p (rounds alternate between two sets). */
+  private inSlot(p: number, r: number): number {
+    return ((p % 2) * this.worldSize + r) * this.chunk;
+  }
+
+  private outSlot(): number {
+    return 2 * this.worldSize * this.chunk;
+  }
+
+  private scratchOf(n: number): Float32Array[] {
+    if (this.scratch[0]!.length < n) this.scratch = [0, 1, 2].map(() => new Float32Array(n));
+    return this.scratch;
   }
 
   /** Runs one operation: checks the state, names it for messages and for the cross-rank agreement check. */
@@ -434,31 +457,42 @@ export class ShmCollective implements Collective {
     }
   }
 
-  /**
-   * The reduce-scatter of round k: this rank's pieces go into its slot, then it sums its own piece over every slot
-   * in rank order. Returns the summed piece (a view of scratch) and where it lies in the array.
-   */
-  private async reduceRound(input: Float32Array, k: number, q: number, op: ReduceOp, tag: string) {
+  /** Round k's pieces of `input`, one per owner d (at most q floats of d's shard), into this rank's input slot. */
+  private writePieces(input: Float32Array, k: number, q: number): Promise<unknown> {
     const W = this.worldSize;
     const n = input.length;
+    const ps: Promise<void>[] = [];
     for (let d = 0; d < W; d++) {
       const s = shardRange(n, W, d);
       const a = Math.min(s.end, s.start + k * q);
-      this.write(input, a, Math.min(s.end, a + q), this.slot(this.rank) + d * q);
+      ps.push(this.io('write', input, a, Math.min(s.end, a + q), this.inSlot(k, this.rank) + d * q));
     }
-    await this.sync(`${tag} round ${k}`);
+    return Promise.all(ps);
+  }
+
+  /**
+   * This rank's piece of round k summed over every input slot in rank order (the next slot's read in flight while
+   * one is added). Returns the sum (a view of scratch) and where it lies in the n-element array.
+   */
+  private async reducePiece(n: number, k: number, q: number, op: ReduceOp) {
+    const W = this.worldSize;
     const own = shardRange(n, W, this.rank);
     const a = Math.min(own.end, own.start + k * q);
     const len = Math.min(own.end, a + q) - a;
-    const [acc, tmp] = this.scratchOf(len);
-    this.read(acc, 0, len, this.slot(0) + this.rank * q);
+    const [acc, t0, t1] = this.scratchOf(len);
+    const at = (r: number) => this.inSlot(k, r) + this.rank * q;
+    const tmp = [t0!, t1!];
+    let next = this.io('read', tmp[1]!, 0, len, at(1));
+    this.read(acc!, 0, len, at(0));
     for (let r = 1; r < W; r++) {
-      this.read(tmp, 0, len, this.slot(r) + this.rank * q);
+      await next;
+      const t = tmp[r % 2]!;
+      if (r + 1 < W) next = this.io('read', tmp[(r + 1) % 2]!, 0, len, at(r + 1));
       // Float32Array stores round each f64 sum of two f32 values to f32, which is exactly IEEE f32 addition.
-      for (let i = 0; i < len; i++) acc[i] += tmp[i]!;
+      for (let i = 0; i < len; i++) acc![i] += t[i]!;
     }
-    if (op === 'mean') for (let i = 0; i < len; i++) acc[i] /= W;
-    return { piece: acc.subarray(0, len), at: a };
+    if (op === 'mean') for (let i = 0; i < len; i++) acc![i] /= W;
+    return { piece: acc!.subarray(0, len), at: a };
   }
 
   async allReduce(data: Float32Array, op: ReduceOp = 'sum'): Promise<void> {
@@ -469,14 +503,19 @@ export class ShmCollective implements Collective {
       const W = this.worldSize;
       const q = Math.floor(this.chunk / W);
       const rounds = Math.ceil(Math.ceil(n / W) / q);
+      let writing = rounds ? this.writePieces(data, 0, q) : null;
       for (let k = 0; k < rounds; k++) {
-        const { piece } = await this.reduceRound(data, k, q, op, tag);
-        this.write(piece, 0, piece.length, this.slot(W) + this.rank * q);
+        await writing;
+        await this.sync(`${tag} round ${k}`);
+        // The other slot set was last read in round k-1, which every rank finished before this barrier.
+        writing = k + 1 < rounds ? this.writePieces(data, k + 1, q) : null;
+        const { piece } = await this.reducePiece(n, k, q, op);
+        this.write(piece, 0, piece.length, this.outSlot() + this.rank * q);
         await this.sync(`${tag} round ${k} gather`);
         for (let d = 0; d < W; d++) {
           const s = shardRange(n, W, d);
           const a = Math.min(s.end, s.start + k * q);
-          this.read(data, a, Math.min(s.end, a + q), this.slot(W) + d * q);
+          this.read(data, a, Math.min(s.end, a + q), this.outSlot() + d * q);
         }
       }
     });
@@ -495,12 +534,16 @@ export class ShmCollective implements Collective {
       }
       const q = Math.floor(this.chunk / W);
       const rounds = Math.ceil(Math.ceil(n / W) / q);
+      let writing = rounds ? this.writePieces(input, 0, q) : null;
       for (let k = 0; k < rounds; k++) {
-        const { piece, at } = await this.reduceRound(input, k, q, op, tag);
+        await writing;
+        await this.sync(`${tag} round ${k}`);
+        writing = k + 1 < rounds ? this.writePieces(input, k + 1, q) : null;
+        const { piece, at } = await this.reducePiece(n, k, q, op);
         out.set(piece, at - own.start);
-        // The slots are written again next round (or by the next operation) only once every rank has read them.
-        await this.sync(`${tag} round ${k} done`);
       }
+      // The next operation writes slot set 0 before its first barrier: only once every rank has read this one's.
+      await this.sync(`${tag} done`);
       return out;
     });
   }
@@ -524,15 +567,16 @@ export class ShmCollective implements Collective {
       const rounds = Math.ceil(Math.ceil(n / W) / q);
       for (let k = 0; k < rounds; k++) {
         const a = Math.min(shard.length, k * q);
-        this.write(shard, a, Math.min(shard.length, a + q), this.slot(this.rank));
+        // Slot set k % 2 was last read in round k-2, which every rank finished before the last barrier.
+        this.write(shard, a, Math.min(shard.length, a + q), this.inSlot(k, this.rank));
         await this.sync(`${tag} round ${k}`);
         for (let d = 0; d < W; d++) {
           const s = shardRange(n, W, d);
           const b = Math.min(s.end, s.start + k * q);
-          this.read(out, b, Math.min(s.end, b + q), this.slot(d));
+          this.read(out, b, Math.min(s.end, b + q), this.inSlot(k, d));
         }
-        await this.sync(`${tag} round ${k} done`);
       }
+      await this.sync(`${tag} done`);
       return out;
     });
   }
@@ -549,11 +593,11 @@ export class ShmCollective implements Collective {
       for (let k = 0; k * q < n; k++) {
         const a = k * q;
         const b = Math.min(n, a + q);
-        if (this.rank === root) this.write(data, a, b, this.slot(root));
+        if (this.rank === root) this.write(data, a, b, this.inSlot(k, root));
         await this.sync(`${tag} round ${k}`);
-        if (this.rank !== root) this.read(data, a, b, this.slot(root));
-        await this.sync(`${tag} round ${k} done`);
+        if (this.rank !== root) this.read(data, a, b, this.inSlot(k, root));
       }
+      await this.sync(`${tag} done`);
     });
   }
 
