@@ -1,6 +1,6 @@
 // The shared-memory collective across real rank processes (started by launchLocal): results against references
 // computed here, bit equality across ranks, and the failures a job must survive with a message naming the rank.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,9 +11,10 @@ const ROOT = new URL('../../../../', import.meta.url).pathname;
 const RANK = 'packages/runtime/test/dist-rank.ts';
 const u = 2 ** -24;
 
-/** Runs W ranks of the test program; returns each rank's exit and stderr. */
+/** Runs W ranks of the test program; returns each rank's exit and stderr, and the files the job left behind. */
 async function run(W: number, args: string[], env: Record<string, string> = {}) {
   const stderr: string[] = Array(W).fill('');
+  const pids: number[] = [];
   const res = await launchLocal({
     nproc: W,
     command: process.execPath,
@@ -22,9 +23,17 @@ async function run(W: number, args: string[], env: Record<string, string> = {}) 
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
     graceMs: 1500,
-    onSpawn: (r, child) => child.stderr!.on('data', (d: Buffer) => (stderr[r] += d.toString())),
+    onSpawn: (r, child) => {
+      pids[r] = child.pid!;
+      child.stderr!.on('data', (d: Buffer) => (stderr[r] += d.toString()));
+    },
   });
-  return { ...res, stderr };
+  // The shared file is named by rank 0's pid, the socket by the launcher's (this process).
+  const left = [
+    ...(existsSync('/dev/shm') ? readdirSync('/dev/shm').filter((f) => f.startsWith(`wgpt-dist-${pids[0]}-`)) : []),
+    ...readdirSync(tmpdir()).filter((f) => f.startsWith(`wgpt-dist-local-${process.pid}-`)),
+  ];
+  return { ...res, stderr, left };
 }
 
 const dirs: string[] = [];
@@ -56,6 +65,7 @@ describe.each([2, 4])('%i ranks', (W) => {
     const res = await done;
     expect(res.stderr.filter((s) => /Error/.test(s))).toEqual([]);
     expect(res.exits.map((e) => e.code)).toEqual(Array(W).fill(0));
+    expect(res.left).toEqual([]);
   }, 60_000);
 
   it.each(CASES)('allReduce sum and mean of %s (%i floats): the f64 sum within f32 rounding, same bits', async (
@@ -140,6 +150,7 @@ describe('a rank that fails ends the whole job with a message naming it', () => 
     for (const r of [1, 2]) expect(res.stderr[r]).toMatch(/no answer from rank 0 within 2\.5 s .* rank 0 is hung/);
     expect(res.exits.slice(1).map((e) => e.code)).toEqual([1, 1]);
     expect(res.exits[0]!.signal).toBe('SIGTERM'); // the launcher ends it after the grace time
+    expect(res.left).toEqual([]); // a rank 0 killed after the start leaves neither its file nor its socket
   }, 60_000);
 
   it('ranks that call different operations: named, both', async () => {

@@ -206,9 +206,10 @@ export class ShmCollective implements Collective {
       });
       this.pending = null;
     } finally {
-      // Every rank holds the file open now (or the job failed): its name is no longer needed, and unlinking it
-      // here means no crash can leave it behind.
+      // Every rank holds the file open and is connected now (or the job failed): their names are no longer
+      // needed, and unlinking them here means no later crash can leave them behind.
       fs.rmSync(file, { force: true });
+      if (this.server) fs.rmSync(socketPath, { force: true });
     }
   }
 
