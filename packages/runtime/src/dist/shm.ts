@@ -328,7 +328,8 @@ export class ShmCollective implements Collective {
 
   private onHubClosed(): void {
     if (this.closing || this.dead) return;
-    this.die(new DistError(`rank 0 exited or crashed (its connection closed) while rank ${this.rank} was ${this.doing}`));
+    const what = `rank 0 exited or crashed (its connection closed) while rank ${this.rank} was ${this.doing}`;
+    this.die(new DistError(what));
   }
 
   /** rank 0: ends the job on every rank with this message. */
