@@ -5,6 +5,7 @@
 //   block R        rank R blocks its thread (and so cannot answer messages) before its second operation
 //   exit R         rank R exits with status 3 before its second operation
 //   mismatch       rank 1 reduces 11 floats where the others reduce 10
+//   nojoin         rank 1 never joins the job
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runRank, shardRange } from '../src/dist/index.ts';
@@ -12,6 +13,8 @@ import { CASES, rankInput } from './dist-data.ts';
 
 const [mode, arg] = process.argv.slice(2);
 const chunkFloats = Number(process.env.TEST_CHUNK ?? 4099);
+
+if (mode === 'nojoin' && process.env.RANK === '1') await new Promise((r) => setTimeout(r, 60_000));
 
 await runRank(
   async (c) => {

@@ -154,6 +154,13 @@ describe('a rank that fails ends the whole job with a message naming it', () => 
     expect(res.left).toEqual([]); // a rank 0 killed after the start leaves neither its file nor its socket
   }, 60_000);
 
+  it('a rank that never joins: rank 0 names it, and the ranks that joined end too', async () => {
+    const res = await run(3, ['nojoin'], env);
+    for (const r of [0, 2]) expect(res.stderr[r]).toMatch(/rank 1 did not join within 1\.5 s/);
+    expect(res.exits.map((e) => e.code)).toEqual([1, null, 1]);
+    expect(res.left).toEqual([]);
+  }, 60_000);
+
   it('ranks that call different operations: named, both', async () => {
     const res = await run(2, ['mismatch'], env);
     expect(res.exits.map((e) => e.code)).toEqual([1, 1]);
