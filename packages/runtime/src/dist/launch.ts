@@ -119,6 +119,8 @@ export interface JoinOptions {
   chunkFloats?: number;
   /** Default: WGPT_DIST_TIMEOUT seconds from the environment, else 600 s. */
   timeoutMs?: number;
+  /** How long the ranks may take to start and join. Default: WGPT_DIST_JOIN_TIMEOUT seconds, else timeoutMs. */
+  joinTimeoutMs?: number;
 }
 
 /** This process's rank joins its job's collective (a job of one rank needs nobody). */
@@ -131,20 +133,23 @@ export async function joinJob(opts: JoinOptions = {}): Promise<{ env: DistEnv; c
         'the ranks of one node only; start every rank on one node',
     );
   }
-  let timeoutMs = opts.timeoutMs;
-  const t = vars.WGPT_DIST_TIMEOUT;
-  if (timeoutMs === undefined && t !== undefined && t !== '') {
+  const seconds = (name: string): number | undefined => {
+    const t = vars[name];
+    if (t === undefined || t === '') return undefined;
     if (!/^\d+(\.\d+)?$/.test(t) || Number(t) <= 0) {
-      throw new UsageError(`WGPT_DIST_TIMEOUT="${t}" is not a positive number of seconds`);
+      throw new UsageError(`${name}="${t}" is not a positive number of seconds`);
     }
-    timeoutMs = Number(t) * 1000;
-  }
+    return Number(t) * 1000;
+  };
+  const timeoutMs = opts.timeoutMs ?? seconds('WGPT_DIST_TIMEOUT');
+  const joinTimeoutMs = opts.joinTimeoutMs ?? seconds('WGPT_DIST_JOIN_TIMEOUT');
   const collective = await ShmCollective.connect({
     rank: env.rank,
     worldSize: env.worldSize,
     socketPath: jobSocketPath(env.jobId),
     chunkFloats: opts.chunkFloats,
     timeoutMs,
+    joinTimeoutMs,
   });
   return { env, collective };
 }

@@ -34,6 +34,8 @@ export interface ShmOptions {
   chunkFloats?: number;
   /** How long a rank may be missing at a barrier or at the start before the job is ended (default 600 s). */
   timeoutMs?: number;
+  /** How long the ranks may take to start and join (default: timeoutMs). */
+  joinTimeoutMs?: number;
   /** Where the shared file is made (default /dev/shm, else the temp folder). */
   shmDir?: string;
 }
@@ -112,6 +114,7 @@ export class ShmCollective implements Collective {
   // other ranks
   private hub: Channel | null = null;
   private readonly timeoutMs: number;
+  private readonly joinTimeoutMs: number;
   private scratch = [0, 1, 2].map(() => new Float32Array(0));
   /** What the job is doing, for messages. */
   private doing = 'joining the job';
@@ -125,6 +128,7 @@ export class ShmCollective implements Collective {
     this.rank = opts.rank;
     this.worldSize = opts.worldSize;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.joinTimeoutMs = opts.joinTimeoutMs ?? this.timeoutMs;
   }
 
   /** Joins the job: rank 0 listens and makes the shared file, the others connect; resolves when all have. */
@@ -192,11 +196,11 @@ export class ShmCollective implements Collective {
         const timer = setTimeout(() => {
           const missing = [...Array(W).keys()].filter((r) => r > 0 && !this.clients[r]);
           const why = missing.length
-            ? `${rankList(missing)} did not join within ${seconds(this.timeoutMs)}`
-            : `not every rank opened the shared file within ${seconds(this.timeoutMs)}`;
+            ? `${rankList(missing)} did not join within ${seconds(this.joinTimeoutMs)}`
+            : `not every rank opened the shared file within ${seconds(this.joinTimeoutMs)}`;
           this.failAll(why);
           reject(this.dead);
-        }, this.timeoutMs);
+        }, this.joinTimeoutMs);
         wake = () => {
           clearTimeout(timer);
           resolve();
@@ -214,7 +218,7 @@ export class ShmCollective implements Collective {
   }
 
   private async join(socketPath: string): Promise<void> {
-    const deadline = Date.now() + this.timeoutMs;
+    const deadline = Date.now() + this.joinTimeoutMs;
     let socket: net.Socket;
     for (;;) {
       try {
@@ -227,7 +231,7 @@ export class ShmCollective implements Collective {
         const code = (e as NodeJS.ErrnoException).code;
         if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) {
           throw new DistError(
-            `rank ${this.rank} could not reach rank 0 at ${socketPath} within ${seconds(this.timeoutMs)} ` +
+            `rank ${this.rank} could not reach rank 0 at ${socketPath} within ${seconds(this.joinTimeoutMs)} ` +
               `(${code ?? (e as Error).message}): did rank 0 start?`,
           );
         }
@@ -235,10 +239,8 @@ export class ShmCollective implements Collective {
       }
     }
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new DistError(`rank 0 did not admit rank ${this.rank} within ${seconds(this.timeoutMs)}`)),
-        this.timeoutMs,
-      );
+      const late = `rank 0 did not admit rank ${this.rank} within ${seconds(this.joinTimeoutMs)}`;
+      const timer = setTimeout(() => reject(new DistError(late)), this.joinTimeoutMs);
       this.pending = { seq: -1, resolve: () => {}, reject: (e) => (clearTimeout(timer), reject(e)) };
       this.hub = new Channel(
         socket,
