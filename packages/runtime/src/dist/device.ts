@@ -2,6 +2,7 @@
 // across ranks on the host, and uploaded through a mapped MAP_WRITE staging buffer and a copy, not
 // queue.writeBuffer (which crashed dawn.node when handed shared memory). Done in chunks, so the readback of the
 // next chunk is in flight while this one is reduced, and staging memory stays at a few chunks whatever the size.
+import { bufferRange } from '../buffers.ts';
 import type { Gpu } from '../gpu.ts';
 import { DistError, type Collective, type ReduceOp } from './collective.ts';
 
@@ -53,4 +54,39 @@ export async function upload(gpu: Gpu, buf: GPUBuffer, data: Float32Array, offse
   } finally {
     gpu.pool.release(staging);
   }
+}
+
+/** Floats at a byte offset of one GPU buffer. */
+export interface BufferSpan {
+  buffer: GPUBuffer;
+  offset: number;
+  count: number;
+}
+
+/**
+ * The fewest spans that cover these (possibly packed) tensors: one per underlying buffer, from its first tensor's
+ * start to its last one's end (gaps between packed tensors are padding, reduced along with the rest).
+ */
+export function coveringSpans(tensors: readonly { buffer: GPUBuffer; bytes: number }[]): BufferSpan[] {
+  const byRoot = new Map<GPUBuffer, { start: number; end: number }>();
+  for (const t of tensors) {
+    const r = bufferRange(t.buffer);
+    const s = byRoot.get(r.buffer);
+    if (!s) byRoot.set(r.buffer, { start: r.offset, end: r.offset + t.bytes });
+    else {
+      s.start = Math.min(s.start, r.offset);
+      s.end = Math.max(s.end, r.offset + t.bytes);
+    }
+  }
+  return [...byRoot].map(([buffer, s]) => ({ buffer, offset: s.start, count: (s.end - s.start) / 4 }));
+}
+
+/** allReduceBuffer over each span in turn (every rank must give the same spans in the same order). */
+export async function allReduceSpans(
+  gpu: Gpu,
+  c: Collective,
+  spans: readonly BufferSpan[],
+  op: ReduceOp = 'sum',
+): Promise<void> {
+  for (const s of spans) await allReduceBuffer(gpu, c, s.buffer, s.count, op, { offset: s.offset });
 }
