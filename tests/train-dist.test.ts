@@ -10,10 +10,12 @@
 // - The logged loss: the ranks average their micro-batch losses l0, l1 in f32 (fl(l0 + l1)/2), the single run in
 //   f64 ((l0 + l1)/2): |difference| ≤ u·|l0 + l1|/2 = u·loss, u = 2^-24.
 // - Every rank ends the step with the same bits.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { ShardWriter } from '@wgpt/data';
 import { makeConfig, paramOffsets } from '@wgpt/gpt2';
 import { launchLocal } from '@wgpt/runtime/dist';
 
@@ -64,4 +66,29 @@ it('2 ranks at B rows track 1 rank accumulating 2 micro-batches of B rows; every
     worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / bound);
   }
   expect(worst).toBeLessThanOrEqual(1);
+}, 180_000);
+
+it('wgpt train --nproc 2: two ranks train, rank 0 alone prints and writes the log and the checkpoint', async () => {
+  const data = join(out, 'data');
+  for (const split of ['train', 'val'] as const) {
+    const w = new ShardWriter({ dir: data, prefix: 't', split, part: 0, nVocab: 61, shardTokens: 400 });
+    for (let d = 0; d < (split === 'train' ? 60 : 10); d++) {
+      w.addDocument([60, ...Array.from({ length: 15 }, (_, i) => (d + i * (1 + (d % 3))) % 60)]);
+    }
+    w.close();
+  }
+  const run = join(out, 'cli-run');
+  const model = ['--depth', '1', '--channels', '16', '--heads', '2', '--vocab', '61', '--context', '16'];
+  const args = ['train', '--data', data, ...model, '-B', '2', '-T', '8', '--steps', '2', '--sample-every', '0'];
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    execFile('node', ['scripts/wgpt.mjs', ...args, '--nproc', '2', '--out', run], { cwd: ROOT }, (e, stdout, stderr) =>
+      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+  expect(r.code, r.stderr).toBe(0);
+  // One header and one line per step: printed by rank 0 only.
+  expect(r.stdout.match(/^GPT-2 L=1/gm)).toHaveLength(1);
+  expect(r.stdout.match(/^step +\d\/2 \| loss/gm)).toHaveLength(2);
+  expect(readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+  expect(existsSync(join(run, 'checkpoint', 'model.bin'))).toBe(true);
 }, 180_000);

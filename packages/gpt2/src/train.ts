@@ -575,7 +575,13 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     if (lead) appendFileSync(logFile, JSON.stringify(entry) + '\n');
     steps.push(entry);
     if (lead && o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps)) await sample(step);
-    const stopNow = step === o.stopAfter || !!o.shouldStop?.();
+    let stopNow = step === o.stopAfter || !!o.shouldStop?.();
+    if (o.collective) {
+      // Every rank stops after the same step (a signal may reach one rank first): stop if any rank would.
+      const flag = new Float32Array([stopNow ? 1 : 0]);
+      await o.collective.allReduce(flag);
+      stopNow = flag[0]! > 0;
+    }
     if (lead && ((o.checkpointEvery > 0 && step % o.checkpointEvery === 0) || step === o.steps || stopNow))
       await checkpoint(step);
     if (stopNow && step < o.steps) {
