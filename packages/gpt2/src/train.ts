@@ -411,7 +411,8 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   log(
     `GPT-2 L=${config.L} C=${config.C} NH=${config.NH} V=${config.V} (Vp ${config.Vp}), ` +
       `${(paramCount(config) / 1e6).toFixed(2)}M parameters on ${gpu.describe()}; ` +
-      `B=${B} T=${T}, ${accum} micro-batch(es) per step (${o.totalBatchTokens} tokens), ` +
+      `B=${B} T=${T}${W > 1 ? ` on each of ${W} ranks` : ''}, ${accum} micro-batch(es) per step ` +
+      `(${o.totalBatchTokens} tokens), ` +
       `${o.steps} steps${startStep ? `, resuming after step ${startStep}` : ''}; ` +
       `MFU against ${peak >= 1 ? `${peak.toFixed(1)} TFLOP/s` : `${(peak * 1000).toFixed(2)} GFLOP/s`} ` +
       `(our matmul, measured now)`,
@@ -556,7 +557,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
       gradNorm,
       ms,
       tokensPerSec: tps,
-      mfu: (tps * fpt) / (peak * 1e12),
+      mfu: (tps * fpt) / (W * peak * 1e12), // tokens of all ranks, each rank on its own GPU
       ...(skipped ? { skipped } : {}),
     };
     const eta = ((performance.now() - tStart) / (step - startStep)) * (o.steps - step);
