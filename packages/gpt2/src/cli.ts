@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { intArg, intListArg, numArg, stopOnSignals, UsageError, withPath } from '@wgpt/base';
 import { Gpu, noGrad, tensor, tidyAsync, WgptError } from '@wgpt/runtime';
+import { joinJob, launchLocal, openRankGpu, readDistEnv } from '@wgpt/runtime/dist';
 import { getEncoding, isOpenAiEncodingName, loadTokenizer, type Encoding } from '@wgpt/tokenizer';
 import { checkpointDirOf, checkpointModelPath, removeCheckpoints } from './checkpoint.ts';
 import { makeConfig, PRESETS, type GPT2Config } from './config.ts';
@@ -61,13 +62,18 @@ function configFrom(
 }
 
 /** What train() would refuse later, refused before a GPU is opened and named by flag. */
-function checkBatchFlags(o: { batch: number; seq: number; totalBatch?: number }, config: GPT2Config): void {
+function checkBatchFlags(
+  o: { batch: number; seq: number; totalBatch?: number },
+  config: GPT2Config,
+  ranks = 1,
+): void {
   if (o.seq > config.maxT) {
     throw new UsageError(`-T, --seq ${o.seq} exceeds the model's context ${config.maxT} (--context)`);
   }
-  const bt = o.batch * o.seq;
+  const bt = ranks * o.batch * o.seq;
+  const what = ranks > 1 ? `ranks·B·T = ${ranks}·${o.batch}·${o.seq}` : `B·T = ${o.batch}·${o.seq}`;
   if (o.totalBatch !== undefined && o.totalBatch % bt) {
-    throw new UsageError(`--total-batch ${o.totalBatch} is not a multiple of B·T = ${o.batch}·${o.seq} = ${bt} tokens`);
+    throw new UsageError(`--total-batch ${o.totalBatch} is not a multiple of ${what} = ${bt} tokens`);
   }
 }
 
@@ -218,7 +224,14 @@ export function register(program: Command): void {
       '--init-from <file>',
       'start from a model file (llm.c .bin or Hugging Face .safetensors) instead of random init',
     )
-    .option('--tokenizer <name|dir>', 'tokenizer for printing samples', 'r50k_base');
+    .option('--tokenizer <name|dir>', 'tokenizer for printing samples', 'r50k_base')
+    .option(
+      '--nproc <n>',
+      'data-parallel ranks on this node, one process each (-B is then each rank\'s rows); torchrun and srun ' +
+        'start ranks themselves',
+      intArg({ min: 1, max: 1024 }),
+      1,
+    );
   addRunOptions(trainCmd, {
     steps: 100,
     lr: 6e-4,
@@ -229,12 +242,32 @@ export function register(program: Command): void {
     seed: 42,
   }).action(async (o, cmd: Command) => {
     o.seq ??= 64;
-    checkOutDir(o.out, o.resume, !!o.overwrite);
+    const dist = readDistEnv();
+    // Rank 0 writes the run folder, the others must not refuse it for existing once rank 0 has made it.
+    if (dist.rank === 0) checkOutDir(o.out, o.resume, !!o.overwrite);
+    if (o.nproc > 1 && dist.worldSize === 1) {
+      // This process only launches: the same command once per rank, each told its rank by the environment.
+      // A signal reaches every rank (one process group): they agree on a step to stop after, so this one waits.
+      const wait = () => {};
+      process.on('SIGINT', wait).on('SIGTERM', wait);
+      const res = await launchLocal({ nproc: o.nproc, command: process.execPath, args: process.argv.slice(1) });
+      process.off('SIGINT', wait).off('SIGTERM', wait);
+      const f = res.firstFailure;
+      if (f && (f.code === 130 || f.code === 143) && res.exits.every((e) => e.code === f.code)) {
+        process.exitCode = f.code; // stopped by a signal, with a checkpoint
+      } else if (f) {
+        throw new WgptError(`rank ${f.rank} of ${o.nproc} failed (${f.signal ?? `exit status ${f.code}`})`);
+      }
+      return;
+    }
+    if (dist.worldSize > 1 && cmd.getOptionValueSource('nproc') === 'cli' && o.nproc !== dist.worldSize) {
+      throw new UsageError(`--nproc ${o.nproc}, but the launcher started ${dist.worldSize} ranks: leave --nproc out`);
+    }
     const enc = pickEncoding(o.tokenizer);
     const shards = findShards(o.data);
     let init: ModelFile | null = o.initFrom ? loadModelFile(o.initFrom) : null;
     const config = init ? init.config : configFrom(o, enc.nVocab);
-    checkBatchFlags(o, config);
+    checkBatchFlags(o, config, dist.worldSize);
     // The tokenizer prints samples; when it is used (or named), it must fit the model, checked before step 1.
     if (o.sampleEvery > 0 || cmd.getOptionValueSource('tokenizer') === 'cli') {
       if (enc.nVocab > config.V) {
@@ -251,23 +284,37 @@ export function register(program: Command): void {
         );
       }
     }
-    const gpu = await Gpu.open({ adapter: cmd.optsWithGlobals().adapter });
+    const collective = dist.worldSize > 1 ? (await joinJob()).collective : undefined;
+    const adapter = cmd.optsWithGlobals().adapter;
+    const gpu = collective && adapter === undefined ? await openRankGpu(dist) : await Gpu.open({ adapter });
     // SIGINT and SIGTERM stop after the step in progress, with a checkpoint; the exit status then says which.
     const signals = stopOnSignals('finishing this step, writing a checkpoint, then exiting');
     try {
-      const r = await train(gpu, {
+      const run = train(gpu, {
         config,
         init: init?.params ?? initParams(config, o.seed),
         trainFiles: shards.train,
         valFiles: shards.val,
         ...runOptions(o),
+        totalBatchTokens: o.totalBatch ?? dist.worldSize * o.batch * o.seq,
         decode: (ids) => decodeForDisplay(enc, ids),
         eotToken: enc.eotToken,
         shouldStop: () => signals.signal !== null,
+        collective,
       });
+      // A rank busy elsewhere when another one fails still ends, with the job's reason.
+      const r = collective ? await Promise.race([run, collective.failed]) : await run;
       init = null;
-      console.log(`checkpoint: ${r.checkpoint}\nloss plot: ${r.plot}\nlog: ${join(o.out, 'log.jsonl')}`);
+      if (dist.rank === 0) {
+        console.log(`checkpoint: ${r.checkpoint}\nloss plot: ${r.plot}\nlog: ${join(o.out, 'log.jsonl')}`);
+      }
       if (r.stoppedEarly) process.exitCode = signals.exitCode ?? 1;
+      await collective?.close();
+    } catch (e) {
+      if (collective && !(e instanceof WgptError && e.name === 'DistError')) {
+        collective.abort(`rank ${dist.rank} failed: ${(e as Error)?.message ?? String(e)}`);
+      }
+      throw e;
     } finally {
       signals.dispose();
       gpu.destroy();

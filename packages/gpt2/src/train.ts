@@ -6,6 +6,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { backward, empty, noGrad, profileTable, tensor, tidy, tidyAsync, WgptError, type Gpu } from '@wgpt/runtime';
+import { allReduceSpans, coveringSpans, type Collective } from '@wgpt/runtime/dist';
 import { AdamW, checkPositions, checkSegments, gemm } from '@wgpt/kernels';
 import { paramCount, type GPT2Config } from './config.ts';
 import {
@@ -78,6 +79,16 @@ export interface TrainOptions {
   sampler?: (model: GPT2, step: number) => Promise<string>;
   /** Files written into every checkpoint folder with model.bin and state.bin (name → text), e.g. a chat format. */
   checkpointFiles?: Record<string, string>;
+  /**
+   * Data parallelism: this process is one rank of the collective's job. B is then each rank's rows: the training
+   * batches (trainFiles or trainSource) have worldSize·B rows, of which rank r trains on rows r·B..(r+1)·B-1; the
+   * gradients and micro-batch losses become their mean over the ranks before the update (the same bits on every
+   * rank, so every rank applies the same update); totalBatchTokens counts every rank's tokens. Only rank 0 logs,
+   * validates, samples and writes (log, checkpoints, plot); the others wait for it at the next step's all-reduce.
+   */
+  collective?: Collective;
+  /** Read the final parameters back into TrainResult.params (every rank's, for checks across ranks). */
+  returnParams?: boolean;
   /** Measured f32 peak of the adapter in TFLOP/s for MFU; measured at start when absent. */
   peakTflops?: number;
   /**
@@ -195,6 +206,8 @@ export interface TrainResult {
   checkpoint: string;
   plot: string;
   stoppedEarly?: string;
+  /** The parameters at the end (llm.c's order), with TrainOptions.returnParams. */
+  params?: Float32Array;
 }
 
 /** A one-line bar on stderr when it is a terminal (log lines go to stdout and stay readable in files). */
@@ -279,12 +292,30 @@ export function findShards(dir: string): { train: string[]; val: string[] } {
 }
 
 export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
-  const log = o.log ?? ((s: string) => console.log(s));
+  const W = o.collective?.worldSize ?? 1;
+  const rank = o.collective?.rank ?? 0;
+  const lead = rank === 0;
+  const log = lead ? (o.log ?? ((s: string) => console.log(s))) : () => {};
   const { config, B, T } = o;
   if (T > config.maxT) throw new WgptError(`sequence length T=${T} exceeds the model's context ${config.maxT}`);
-  if (o.totalBatchTokens % (B * T))
-    throw new WgptError(`total batch ${o.totalBatchTokens} tokens is not a multiple of B·T = ${B * T}`);
-  const accum = o.totalBatchTokens / (B * T);
+  if (o.totalBatchTokens % (W * B * T)) {
+    const what = W > 1 ? `ranks·B·T = ${W}·${B}·${T}` : `B·T = ${B * T}`;
+    throw new WgptError(`total batch ${o.totalBatchTokens} tokens is not a multiple of ${what}`);
+  }
+  const accum = o.totalBatchTokens / (W * B * T);
+  // This rank's rows of a batch of W·B rows.
+  const mine = (b: Batch): Batch => {
+    if (W === 1) return b;
+    const [from, to] = [rank * B * T, (rank + 1) * B * T];
+    const { inputs, targets, mask, segments, positions } = b;
+    return {
+      inputs: inputs.subarray(from, to),
+      targets: targets.subarray(from, to),
+      ...(mask ? { mask: mask.subarray(from, to) } : {}),
+      ...(segments ? { segments: segments.subarray(from, to) } : {}),
+      ...(positions ? { positions: positions.subarray(from, to) } : {}),
+    };
+  };
   // Packed rows: each sequence attends only to itself and its positions restart (checked once per batch here, so a
   // source that breaks the contract fails naming the row rather than training on a wrong mask).
   const packing = (b: Batch) => {
@@ -309,14 +340,14 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   let trainLoader: BatchSource;
   if (o.trainSource) trainLoader = o.trainSource;
   else if (o.trainFiles?.length) {
-    trainLoader = new ShardLoader(o.trainFiles, B, T, { shuffle: true, seed: o.seed, vocab: config.V });
+    trainLoader = new ShardLoader(o.trainFiles, W * B, T, { shuffle: true, seed: o.seed, vocab: config.V });
   } else throw new WgptError('train: no training data (trainFiles or trainSource)');
   const valOpts = { shuffle: false, seed: 0, vocab: config.V };
   const valLoader: ValidationSource | null =
     o.valSource ?? (o.valFiles?.length ? new ShardLoader(o.valFiles, B, T, valOpts) : null);
-  for (const [what, src] of [['training', trainLoader], ['validation', valLoader]] as const) {
-    if (src && (src.B !== B || src.T !== T)) {
-      throw new Error(`train: the ${what} batches are ${src.B}×${src.T}, the run's B×T is ${B}×${T}`);
+  for (const [what, src, rows] of [['training', trainLoader, W * B], ['validation', valLoader, B]] as const) {
+    if (src && (src.B !== rows || src.T !== T)) {
+      throw new Error(`train: the ${what} batches are ${src.B}×${src.T}, the run's are ${rows}×${T}`);
     }
   }
   const settings = runSettings(o, trainLoader);
@@ -359,8 +390,8 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     const byStep = new Map<number, StepLog>();
     for (const e of readLog(source)) if (e.step <= startStep) byStep.set(e.step, e);
     history = [...byStep.values()].sort((a, b) => a.step - b.step);
-    writeFileAtomic(logFile, [Buffer.from(history.map((e) => JSON.stringify(e) + '\n').join(''), 'utf8')]);
-  } else {
+    if (lead) writeFileAtomic(logFile, [Buffer.from(history.map((e) => JSON.stringify(e) + '\n').join(''), 'utf8')]);
+  } else if (lead) {
     removeCheckpoints(join(o.outDir, 'checkpoint')); // an earlier run's, which a later --resume must not pick up
     writeFileSync(logFile, '');
   }
@@ -380,7 +411,8 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   log(
     `GPT-2 L=${config.L} C=${config.C} NH=${config.NH} V=${config.V} (Vp ${config.Vp}), ` +
       `${(paramCount(config) / 1e6).toFixed(2)}M parameters on ${gpu.describe()}; ` +
-      `B=${B} T=${T}, ${accum} micro-batch(es) per step (${o.totalBatchTokens} tokens), ` +
+      `B=${B} T=${T}${W > 1 ? ` on each of ${W} ranks` : ''}, ${accum} micro-batch(es) per step ` +
+      `(${o.totalBatchTokens} tokens), ` +
       `${o.steps} steps${startStep ? `, resuming after step ${startStep}` : ''}; ` +
       `MFU against ${peak >= 1 ? `${peak.toFixed(1)} TFLOP/s` : `${(peak * 1000).toFixed(2)} GFLOP/s`} ` +
       `(our matmul, measured now)`,
@@ -448,7 +480,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     lastCheckpoint = dir;
   };
 
-  if (resumed) {
+  if (resumed && lead) {
     const own = join(o.outDir, 'checkpoint');
     // What a crash left beside this run's checkpoint goes now, as the next save would remove it.
     if (resolve(resumed.dir) === resolve(own)) tidyCheckpoints(own, startStep);
@@ -458,6 +490,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const tStart = performance.now();
   // Each micro-batch's loss lands here on the GPU; the optimizer's status carries them back with the norm.
   const microLosses = empty(gpu, [accum], 'f32', { track: false, name: 'micro-batch losses' });
+  const reduced = o.collective ? coveringSpans([...model.parameters().map((p) => p.grad!), microLosses]) : [];
   const profiled = { steps: 0, dispatches: 0, how: '' };
   for (let step = startStep + 1; step <= o.steps; step++) {
     const t0 = performance.now();
@@ -469,12 +502,13 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     // before it), then forward, backward and the update are recorded, and one read after the update returns the
     // losses, the norm and whether the update was applied (the GPU skips a non-finite step by itself).
     const batches = Array.from({ length: accum }, () => trainLoader.next());
-    const weights = lossWeights(batches, B * T);
+    // Weights over all ranks' rows: the mean over ranks of each rank's mean is then the mean over all positions.
+    const weights = lossWeights(batches, W * B * T);
     const result = await tidyAsync(async () => {
-      const xy = batches.map((b, micro) => ({
+      const xy = batches.map(mine).map((b, micro) => ({
         x: tensor(gpu, b.inputs, [B, T], 'i32'),
         y: tensor(gpu, b.targets, [B, T], 'i32'),
-        mask: weights ? tensor(gpu, weights[micro]!, [B * T]) : undefined,
+        mask: weights ? tensor(gpu, weights[micro]!.subarray(rank * B * T, (rank + 1) * B * T), [B * T]) : undefined,
         ...packing(b),
       }));
       opt.zeroGrad();
@@ -485,6 +519,8 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
           gpu.copy(loss!.buffer, 0, microLosses.buffer, 4 * micro, 4);
         }),
       );
+      // The mean over the ranks of the gradients and of the losses (which decide whether the update is applied).
+      if (o.collective) await allReduceSpans(gpu, o.collective, reduced, 'mean');
       opt.update(lr, { skipNonFinite: true, losses: microLosses });
       return opt.lastStep();
     });
@@ -521,27 +557,33 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
       gradNorm,
       ms,
       tokensPerSec: tps,
-      mfu: (tps * fpt) / (peak * 1e12),
+      mfu: (tps * fpt) / (W * peak * 1e12), // tokens of all ranks, each rank on its own GPU
       ...(skipped ? { skipped } : {}),
     };
     const eta = ((performance.now() - tStart) / (step - startStep)) * (o.steps - step);
-    progressBar(step, o.steps, eta);
+    if (lead) progressBar(step, o.steps, eta);
     log(
       `step ${String(step).padStart(String(o.steps).length)}/${o.steps} | loss ${loss.toFixed(6)} | ` +
         `lr ${lr.toExponential(2)} | norm ${gradNorm.toFixed(4)} | ` +
         `${ms.toFixed(1)} ms | ${Math.round(tps)} tok/s | MFU ${(100 * entry.mfu).toFixed(1)}% | ` +
         `eta ${(eta / 1000).toFixed(0)} s`,
     );
-    if (valLoader && (step % o.valEvery === 0 || step === o.steps)) {
+    if (lead && valLoader && (step % o.valEvery === 0 || step === o.steps)) {
       entry.valLoss = await validate();
       valLosses.push({ step, loss: entry.valLoss });
       log(`val loss ${entry.valLoss.toFixed(6)}`);
     }
-    appendFileSync(logFile, JSON.stringify(entry) + '\n');
+    if (lead) appendFileSync(logFile, JSON.stringify(entry) + '\n');
     steps.push(entry);
-    if (o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps)) await sample(step);
-    const stopNow = step === o.stopAfter || !!o.shouldStop?.();
-    if ((o.checkpointEvery > 0 && step % o.checkpointEvery === 0) || step === o.steps || stopNow)
+    if (lead && o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps)) await sample(step);
+    let stopNow = step === o.stopAfter || !!o.shouldStop?.();
+    if (o.collective) {
+      // Every rank stops after the same step (a signal may reach one rank first): stop if any rank would.
+      const flag = new Float32Array([stopNow ? 1 : 0]);
+      await o.collective.allReduce(flag);
+      stopNow = flag[0]! > 0;
+    }
+    if (lead && ((o.checkpointEvery > 0 && step % o.checkpointEvery === 0) || step === o.steps || stopNow))
       await checkpoint(step);
     if (stopNow && step < o.steps) {
       stoppedEarly = `stopped after step ${step}; resume with the checkpoint ${lastCheckpoint}`;
@@ -554,7 +596,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const all = [...history, ...steps];
   const allVal = all.filter((s) => Number.isFinite(s.valLoss)).map((s) => ({ step: s.step, loss: s.valLoss! }));
   const title = `GPT-2 L=${config.L} C=${config.C}: loss`;
-  writeFileSync(plot, lossPlotSvg(all.map((s) => ({ step: s.step, loss: s.loss })), allVal, title));
+  if (lead) writeFileSync(plot, lossPlotSvg(all.map((s) => ({ step: s.step, loss: s.loss })), allVal, title));
   if (o.profile) {
     if (!profiled.steps) log('profile: no step after the first ran, nothing timed');
     else {
@@ -565,9 +607,10 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
       gpu.resetProfile();
     }
   }
+  const finalParams = o.returnParams ? await model.toFlat() : undefined;
   opt.dispose();
   model.dispose();
   scale.dispose();
   microLosses.dispose();
-  return { steps, valLosses, checkpoint: lastCheckpoint, plot, stoppedEarly };
+  return { steps, valLosses, checkpoint: lastCheckpoint, plot, stoppedEarly, params: finalParams };
 }

@@ -1,0 +1,59 @@
+// Collective operations between the ranks of a data-parallel job: the contract every backend keeps.
+// All data is f32. Every rank calls the same operations in the same order with the same lengths (a backend that can
+// see a mismatch reports it naming both ranks). Reductions sum in rank order 0, 1, ..., W-1, each element on one
+// rank only, so every rank receives the same bits and a rerun gives the same bits again.
+import { WgptError } from '@wgpt/base/errors';
+
+export type ReduceOp = 'sum' | 'mean';
+
+export interface Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** In place: every element becomes its sum (or mean) over the ranks; the same bits on every rank. */
+  allReduce(data: Float32Array, op?: ReduceOp): Promise<void>;
+  /**
+   * Reduces `input` (the same length n on every rank) and returns this rank's shard of the result:
+   * elements shardRange(n, worldSize, rank).
+   */
+  reduceScatter(input: Float32Array, op?: ReduceOp): Promise<Float32Array>;
+  /** Each rank gives its shard (shardRange(n, worldSize, rank)) of an n-element array; every rank gets all of it. */
+  allGather(shard: Float32Array, n: number): Promise<Float32Array>;
+  /** In place: `data` on every rank becomes root's `data`. */
+  broadcast(data: Float32Array, root?: number): Promise<void>;
+  /** Returns once every rank has called it. */
+  barrier(): Promise<void>;
+  /**
+   * Ends the job on every rank: each pending and later operation on every rank throws DistError with `reason`.
+   * For a rank that hit an error it cannot recover from, so the others stop at once instead of at a timeout.
+   */
+  abort(reason: string): void;
+  /**
+   * Rejects when the job ends by failure (a rank died, hung or aborted), even while this rank runs no operation:
+   * race the rank's work against it so a rank busy elsewhere still stops.
+   */
+  readonly failed: Promise<never>;
+  /** Waits for every rank to close, then frees what the backend holds. */
+  close(): Promise<void>;
+}
+
+/** A collective failed on some rank (died, hung, disagreed): the message names the rank and the operation. */
+export class DistError extends WgptError {
+  override name = 'DistError';
+}
+
+/**
+ * The elements [start, end) of an n-element array that rank r of W owns in reduceScatter and allGather: contiguous
+ * shards in rank order whose lengths differ by at most one (the first n mod W ranks get one more).
+ */
+export function shardRange(n: number, W: number, r: number): { start: number; end: number } {
+  const base = Math.floor(n / W);
+  const extra = n % W;
+  const start = r * base + Math.min(r, extra);
+  return { start, end: start + base + (r < extra ? 1 : 0) };
+}
+
+/** Checks an op name from a caller that may not be typed (a CLI flag, JSON). */
+export function checkReduceOp(op: string): ReduceOp {
+  if (op !== 'sum' && op !== 'mean') throw new DistError(`reduce op "${op}" is not one of sum, mean`);
+  return op;
+}

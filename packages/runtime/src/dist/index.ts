@@ -1,0 +1,8 @@
+// Data parallelism between processes (Node only: it needs sockets and files, so it is not in the runtime's
+// browser-safe main entry).
+export * from './collective.ts';
+export * from './env.ts';
+export * from './shm.ts';
+export * from './launch.ts';
+export * from './device.ts';
+export * from './gpu-select.ts';

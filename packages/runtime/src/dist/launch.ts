@@ -1,0 +1,178 @@
+// Starting ranks: `launchLocal` runs N copies of a command on this node, one process per rank (one GPU each, when
+// there is a way to give each its own: see gpuForRank), with the environment torchrun would give them; `joinJob`
+// is the rank's side: it reads that environment (or torchrun's, or Slurm's) and joins the job's collective.
+import { spawn, type StdioOptions } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { UsageError } from '@wgpt/base/errors';
+import { DistError, type Collective } from './collective.ts';
+import { readDistEnv, type DistEnv } from './env.ts';
+import { ShmCollective } from './shm.ts';
+
+export interface LaunchOptions {
+  nproc: number;
+  command: string;
+  args: string[];
+  cwd?: string;
+  /** Added to this process's environment for every rank. */
+  env?: Record<string, string>;
+  /** Default 'inherit'; tests pass 'pipe' and read `children`. */
+  stdio?: StdioOptions;
+  /**
+   * After the first rank fails, how long the others get to end on their own (their collective tells them at once
+   * that a rank is gone) before they are sent SIGTERM, then SIGKILL after as long again. Default 30 s.
+   */
+  graceMs?: number;
+  /** Called with each rank's process as it starts (to read its output). */
+  onSpawn?: (rank: number, child: import('node:child_process').ChildProcess) => void;
+}
+
+export interface RankExit {
+  rank: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface LaunchResult {
+  exits: RankExit[];
+  /** The first rank that ended with a failure, if any: the one to name. */
+  firstFailure?: RankExit;
+}
+
+/** Runs `nproc` ranks of a command on this node and waits for all of them. */
+export async function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
+  if (!Number.isInteger(opts.nproc) || opts.nproc < 1) {
+    throw new UsageError(`--nproc ${opts.nproc}: give a positive whole number of ranks`);
+  }
+  const id = `local-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const exits: RankExit[] = [];
+  let firstFailure: RankExit | undefined;
+  const grace = opts.graceMs ?? 30_000;
+  const children = [...Array(opts.nproc).keys()].map((rank) => {
+    const child = spawn(opts.command, opts.args, {
+      cwd: opts.cwd,
+      stdio: opts.stdio ?? 'inherit',
+      env: {
+        ...process.env,
+        ...opts.env,
+        RANK: String(rank),
+        WORLD_SIZE: String(opts.nproc),
+        LOCAL_RANK: String(rank),
+        LOCAL_WORLD_SIZE: String(opts.nproc),
+        WGPT_DIST_ID: id,
+      },
+    });
+    opts.onSpawn?.(rank, child);
+    return child;
+  });
+  const timers: NodeJS.Timeout[] = [];
+  const stopOthers = () => {
+    timers.push(
+      setTimeout(() => {
+        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+        timers.push(
+          setTimeout(() => {
+            for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+          }, grace),
+        );
+      }, grace),
+    );
+  };
+  await Promise.all(
+    children.map(
+      (child, rank) =>
+        new Promise<void>((resolve) => {
+          child.on('error', (e) => {
+            exits.push({ rank, code: null, signal: null });
+            firstFailure ??= { rank, code: null, signal: null };
+            stopOthers();
+            process.stderr.write(`wgpt: rank ${rank}: cannot start ${opts.command}: ${e.message}\n`);
+            resolve();
+          });
+          child.on('exit', (code, signal) => {
+            const e = { rank, code, signal };
+            exits.push(e);
+            if ((code !== 0 || signal) && !firstFailure) {
+              firstFailure = e;
+              stopOthers();
+            }
+            resolve();
+          });
+        }),
+    ),
+  );
+  for (const t of timers) clearTimeout(t);
+  exits.sort((a, b) => a.rank - b.rank);
+  return { exits, firstFailure };
+}
+
+/** A Unix socket path for a job: short enough for the 107-byte limit, private to the user's temp folder. */
+export function jobSocketPath(jobId: string, dir = os.tmpdir()): string {
+  const p = path.join(dir, `wgpt-dist-${jobId}.sock`);
+  if (Buffer.byteLength(p) < 100) return p;
+  return path.join(dir, `wgpt-dist-${createHash('sha256').update(jobId).digest('hex').slice(0, 16)}.sock`);
+}
+
+export interface JoinOptions {
+  env?: Record<string, string | undefined>;
+  chunkFloats?: number;
+  /** Default: WGPT_DIST_TIMEOUT seconds from the environment, else 600 s. */
+  timeoutMs?: number;
+  /** How long the ranks may take to start and join. Default: WGPT_DIST_JOIN_TIMEOUT seconds, else timeoutMs. */
+  joinTimeoutMs?: number;
+}
+
+/** This process's rank joins its job's collective (a job of one rank needs nobody). */
+export async function joinJob(opts: JoinOptions = {}): Promise<{ env: DistEnv; collective: Collective }> {
+  const vars = opts.env ?? process.env;
+  const env = readDistEnv(vars);
+  if (env.localWorldSize !== env.worldSize) {
+    throw new UsageError(
+      `this job has ${env.worldSize} ranks, ${env.localWorldSize} on this node: the shared-memory backend joins ` +
+        'the ranks of one node only; start every rank on one node',
+    );
+  }
+  const seconds = (name: string): number | undefined => {
+    const t = vars[name];
+    if (t === undefined || t === '') return undefined;
+    if (!/^\d+(\.\d+)?$/.test(t) || Number(t) <= 0) {
+      throw new UsageError(`${name}="${t}" is not a positive number of seconds`);
+    }
+    return Number(t) * 1000;
+  };
+  const timeoutMs = opts.timeoutMs ?? seconds('WGPT_DIST_TIMEOUT');
+  const joinTimeoutMs = opts.joinTimeoutMs ?? seconds('WGPT_DIST_JOIN_TIMEOUT');
+  const collective = await ShmCollective.connect({
+    rank: env.rank,
+    worldSize: env.worldSize,
+    socketPath: jobSocketPath(env.jobId),
+    chunkFloats: opts.chunkFloats,
+    timeoutMs,
+    joinTimeoutMs,
+  });
+  return { env, collective };
+}
+
+/**
+ * Runs a rank's work: joins the job, runs `main`, closes. When `main` throws, the other ranks are told at once
+ * (their next operation throws a DistError naming this rank and the error) and the error is rethrown here.
+ */
+export async function runRank<T>(
+  main: (c: Collective, env: DistEnv) => Promise<T>,
+  opts: JoinOptions = {},
+): Promise<T> {
+  const { env, collective } = await joinJob(opts);
+  let out: T;
+  try {
+    // A rank that is busy elsewhere (computing, or stuck) when the job fails still ends, with the job's reason.
+    out = await Promise.race([main(collective, env), collective.failed]);
+  } catch (e) {
+    if (!(e instanceof DistError)) {
+      collective.abort(`rank ${env.rank} failed: ${(e as Error)?.message ?? String(e)}`);
+    }
+    throw e;
+  }
+  await collective.close();
+  return out;
+}

@@ -1,0 +1,178 @@
+// The shared-memory collective across real rank processes (started by launchLocal): results against references
+// computed here, bit equality across ranks, and the failures a job must survive with a message naming the rank.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CASES, rankInput } from '../../test/dist-data.ts';
+import { launchLocal, shardRange } from './index.ts';
+
+const ROOT = new URL('../../../../', import.meta.url).pathname;
+const RANK = 'packages/runtime/test/dist-rank.ts';
+const u = 2 ** -24;
+
+/** Runs W ranks of the test program; returns each rank's exit and stderr, and the files the job left behind. */
+async function run(W: number, args: string[], env: Record<string, string> = {}) {
+  const stderr: string[] = Array(W).fill('');
+  const pids: number[] = [];
+  const res = await launchLocal({
+    nproc: W,
+    command: process.execPath,
+    args: ['scripts/run-ts.mjs', RANK, ...args],
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    graceMs: 1500,
+    onSpawn: (r, child) => {
+      pids[r] = child.pid!;
+      child.stderr!.on('data', (d: Buffer) => (stderr[r] += d.toString()));
+    },
+  });
+  // The shared file is named by rank 0's pid, the socket by the launcher's (this process).
+  const left = [
+    ...(existsSync('/dev/shm') ? readdirSync('/dev/shm').filter((f) => f.startsWith(`wgpt-dist-${pids[0]}-`)) : []),
+    ...readdirSync(tmpdir()).filter((f) => f.startsWith(`wgpt-dist-local-${process.pid}-`)),
+  ];
+  return { ...res, stderr, left };
+}
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** Where two f32 arrays first differ in bits ('length' when their lengths do), or -1. */
+function firstDiff(a: Float32Array, b: Float32Array): number | 'length' {
+  if (a.length !== b.length) return 'length';
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
+  return -1;
+}
+
+/** f32 sum in rank order 0..W-1, written out with Math.fround: what every rank must get, bit for bit. */
+function rankOrderSum(W: number, n: number, salt: number): Float32Array {
+  const xs = [...Array(W).keys()].map((r) => rankInput(r, n, salt));
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = xs[0]![i]!;
+    for (let r = 1; r < W; r++) s = Math.fround(s + xs[r]![i]!);
+    out[i] = s;
+  }
+  return out;
+}
+
+describe.each([2, 4])('%i ranks', (W) => {
+  const out = mkdtempSync(join(tmpdir(), 'wgpt-dist-'));
+  dirs.push(out);
+  // Slots of 4099 floats: 100003 floats take 25 rounds with a short last piece; 1 float leaves ranks ≥ 1 empty.
+  const done = run(W, ['ops', out], { TEST_CHUNK: '4099' });
+  const load = (name: string, r: number) => {
+    const b = readFileSync(join(out, `${name}-rank${r}.f32`));
+    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+
+  it('every rank exits cleanly', async () => {
+    const res = await done;
+    expect(res.stderr.filter((s) => /Error/.test(s))).toEqual([]);
+    expect(res.exits.map((e) => e.code)).toEqual(Array(W).fill(0));
+    expect(res.left).toEqual([]);
+  }, 60_000);
+
+  it.each(CASES)('allReduce sum and mean of %s (%i floats): the f64 sum within f32 rounding, same bits', async (
+    name,
+    n,
+  ) => {
+    await done;
+    const xs = [...Array(W).keys()].map((r) => rankInput(r, n, 0));
+    // W terms summed one by one in f32: |error| ≤ γ(W-1)·Σ|x| with γ(k) = k·u/(1-k·u); the f64 reference adds its
+    // own (W-1)·2^-53·Σ|x|. The mean divides once more: one more rounding of at most u·|result|.
+    const gamma = ((W - 1) * u) / (1 - (W - 1) * u) + (W - 1) * 2 ** -53;
+    const exact = rankOrderSum(W, n, 0);
+    for (const op of ['sum', 'mean'] as const) {
+      const got = [...Array(W).keys()].map((r) => load(`${op}-${name}`, r));
+      for (let r = 1; r < W; r++) expect(firstDiff(got[r]!, got[0]!)).toBe(-1);
+      let worst = 0;
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        let abs = 0;
+        for (const x of xs) {
+          s += x[i]!;
+          abs += Math.abs(x[i]!);
+        }
+        const want = op === 'sum' ? s : s / W;
+        const tol = op === 'sum' ? gamma * abs : (gamma * abs) / W + u * ((Math.abs(s) + gamma * abs) / W);
+        worst = Math.max(worst, Math.abs(got[0]![i]! - want) / tol);
+      }
+      expect(worst).toBeLessThanOrEqual(1);
+      // And exactly the rank-order f32 sum (divided by W in f32 for the mean).
+      const ref = op === 'sum' ? exact : exact.map((v) => v / W);
+      expect(firstDiff(got[0]!, ref)).toBe(-1);
+    }
+  }, 60_000);
+
+  it.each(CASES)('reduceScatter, allGather, broadcast of %s (%i floats) against plain references', async (
+    name,
+    n,
+  ) => {
+    await done;
+    const sum = rankOrderSum(W, n, 1);
+    const gathered = new Float32Array(n);
+    for (let r = 0; r < W; r++) {
+      const s = shardRange(n, W, r);
+      gathered.set(rankInput(r, n, 2).subarray(s.start, s.end), s.start);
+    }
+    const root = rankInput(W - 1, n, 3);
+    for (let r = 0; r < W; r++) {
+      const s = shardRange(n, W, r);
+      expect(firstDiff(load(`scatter-${name}`, r), sum.subarray(s.start, s.end))).toBe(-1);
+      expect(firstDiff(load(`gather-${name}`, r), gathered)).toBe(-1);
+      expect(firstDiff(load(`bcast-${name}`, r), root)).toBe(-1);
+    }
+  }, 60_000);
+});
+
+describe('a rank that fails ends the whole job with a message naming it', () => {
+  // 1.5 s for a missing rank; 2.5 s before the others give up on a rank 0 that cannot answer at all.
+  // Starting a rank (node, tsx) can take seconds on a busy machine: joining has its own, longer timeout.
+  const env = { WGPT_DIST_TIMEOUT: '1.5', WGPT_DIST_JOIN_TIMEOUT: '60' };
+  const expectAll = (stderr: string[], re: RegExp) => stderr.forEach((s) => expect(s).toMatch(re));
+
+  it('a rank that throws: every rank ends with its error', async () => {
+    const res = await run(3, ['throw'], env);
+    expect(res.exits.map((e) => e.code)).toEqual([1, 1, 1]);
+    expect(res.stderr[1]).toMatch(/Error: a bug in rank 1/);
+    for (const r of [0, 2]) expect(res.stderr[r]).toMatch(/DistError: rank 1 failed: a bug in rank 1/);
+  }, 60_000);
+
+  it('a rank that exits: the others name it', async () => {
+    const res = await run(3, ['exit', '1'], env);
+    expect(res.exits.map((e) => e.code)).toEqual([1, 3, 1]);
+    for (const r of [0, 2]) expect(res.stderr[r]).toMatch(/rank 1 exited or crashed .* allReduce\(sum\) of 10 floats/);
+  }, 60_000);
+
+  it('a rank that never arrives: rank 0 times it out and every rank ends, the missing one too', async () => {
+    const res = await run(3, ['hang', '1'], env);
+    expect(res.exits.map((e) => [e.code, e.signal])).toEqual([[1, null], [1, null], [1, null]]);
+    expectAll(res.stderr, /rank 1 did not reach allReduce\(sum\) of 10 floats \(call 2\) round 0 within 1\.5 s/);
+  }, 60_000);
+
+  it('rank 0 blocked (cannot even answer): the others time it out themselves', async () => {
+    const res = await run(3, ['block', '0'], env);
+    for (const r of [1, 2]) expect(res.stderr[r]).toMatch(/no answer from rank 0 within 2\.5 s .* rank 0 is hung/);
+    expect(res.exits.slice(1).map((e) => e.code)).toEqual([1, 1]);
+    expect(res.exits[0]!.signal).toBe('SIGTERM'); // the launcher ends it after the grace time
+    expect(res.left).toEqual([]); // a rank 0 killed after the start leaves neither its file nor its socket
+  }, 60_000);
+
+  it('a rank that never joins: rank 0 names it, and the ranks that joined end too', async () => {
+    const res = await run(3, ['nojoin'], { ...env, WGPT_DIST_JOIN_TIMEOUT: '1.5' });
+    for (const r of [0, 2]) expect(res.stderr[r]).toMatch(/rank 1 did not join within 1\.5 s/);
+    expect(res.exits.map((e) => e.code)).toEqual([1, null, 1]);
+    expect(res.left).toEqual([]);
+  }, 60_000);
+
+  it('ranks that call different operations: named, both', async () => {
+    const res = await run(2, ['mismatch'], env);
+    expect(res.exits.map((e) => e.code)).toEqual([1, 1]);
+    expectAll(res.stderr, /ranks disagree: rank \d called allReduce\(sum\) of 1[01] floats .* rank \d called/);
+  }, 60_000);
+});

@@ -1,0 +1,94 @@
+// Data-parallel training: two rank processes at B rows each against one process at B rows with two micro-batches
+// of gradient accumulation over the same rows, one step, no clipping. What the arithmetic says:
+// - A rank's gradient is exactly twice the accumulating run's micro-batch gradient (its backward starts from 1
+//   instead of 1/2, a power of two), so for a parameter with one gradient contribution per backward the ranks' mean
+//   fl(g0 + g1)/2 equals the accumulated fl(g0/2 + g1/2) bit for bit, and so does AdamW's update of it. wte is
+//   used twice (embedding and the tied classifier): the single run adds its four contributions as
+//   ((e0 + c0) + e1) + c1, the ranks as (e0 + c0) + (e1 + c1), so wte may differ. AdamW's first step moves each
+//   element by lr·(m̂/(√v̂ + ε) + wd·p) with |m̂/(√v̂ + ε)| ≤ 1 (up to a few roundings, 8u here): two runs differ by
+//   at most 2·lr·(1 + 8u), plus one rounding of each result.
+// - The logged loss: the ranks average their micro-batch losses l0, l1 in f32 (fl(l0 + l1)/2), the single run in
+//   f64 ((l0 + l1)/2): |difference| ≤ u·|l0 + l1|/2 = u·loss, u = 2^-24.
+// - Every rank ends the step with the same bits.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { ShardWriter } from '@wgpt/data';
+import { makeConfig, paramOffsets } from '@wgpt/gpt2';
+import { launchLocal } from '@wgpt/runtime/dist';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const out = mkdtempSync(join(tmpdir(), 'wgpt-train-dist-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+const u = 2 ** -24;
+const LR = 1e-2; // the fixture's peak learning rate, at least the first step's
+
+type Result = { steps: { loss: number; gradNorm: number }[]; params: Float32Array };
+
+async function job(name: string, nproc: number): Promise<Result[]> {
+  let stderr = '';
+  const res = await launchLocal({
+    nproc,
+    command: process.execPath,
+    args: ['scripts/run-ts.mjs', 'tests/fixtures/train-rank.ts', out, name, '1', '1e9'],
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    graceMs: 1500,
+    onSpawn: (_, child) => child.stderr!.on('data', (d: Buffer) => (stderr += d.toString())),
+  });
+  expect(res.exits.map((e) => e.code), stderr).toEqual(Array(nproc).fill(0));
+  return [...Array(nproc).keys()].map((r) => {
+    const j = JSON.parse(readFileSync(join(out, `${name}-rank${r}.json`), 'utf8')) as { params: string };
+    const b = Buffer.from(j.params, 'base64');
+    return { ...(j as unknown as Result), params: new Float32Array(b.buffer, b.byteOffset, b.length / 4) };
+  });
+}
+
+it('2 ranks at B rows track 1 rank accumulating 2 micro-batches of B rows; every rank has the same bits', async () => {
+  const [[one], [r0, r1]] = await Promise.all([job('one', 1), job('two', 2)]);
+  const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+  expect(bits(r1!.params)).toBe(bits(r0!.params));
+  expect(r1!.steps).toEqual(r0!.steps);
+
+  const want = one!.steps[0]!.loss;
+  expect(Math.abs(r0!.steps[0]!.loss - want)).toBeLessThanOrEqual(u * want);
+
+  const wte = paramOffsets(makeConfig({ maxT: 16, V: 61, L: 1, NH: 2, C: 16 })).wte!;
+  expect(wte.offset).toBe(0);
+  const a = one!.params;
+  const b = r0!.params;
+  expect(bits(b.subarray(wte.size))).toBe(bits(a.subarray(wte.size)));
+  let worst = 0;
+  for (let i = 0; i < wte.size; i++) {
+    const bound = 2 * LR * (1 + 8 * u) + u * (Math.abs(a[i]!) + Math.abs(b[i]!));
+    worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / bound);
+  }
+  expect(worst).toBeLessThanOrEqual(1);
+}, 180_000);
+
+it('wgpt train --nproc 2: two ranks train, rank 0 alone prints and writes the log and the checkpoint', async () => {
+  const data = join(out, 'data');
+  for (const split of ['train', 'val'] as const) {
+    const w = new ShardWriter({ dir: data, prefix: 't', split, part: 0, nVocab: 61, shardTokens: 400 });
+    for (let d = 0; d < (split === 'train' ? 60 : 10); d++) {
+      w.addDocument([60, ...Array.from({ length: 15 }, (_, i) => (d + i * (1 + (d % 3))) % 60)]);
+    }
+    w.close();
+  }
+  const run = join(out, 'cli-run');
+  const model = ['--depth', '1', '--channels', '16', '--heads', '2', '--vocab', '61', '--context', '16'];
+  const args = ['train', '--data', data, ...model, '-B', '2', '-T', '8', '--steps', '2', '--sample-every', '0'];
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    execFile('node', ['scripts/wgpt.mjs', ...args, '--nproc', '2', '--out', run], { cwd: ROOT }, (e, stdout, stderr) =>
+      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+  expect(r.code, r.stderr).toBe(0);
+  // One header and one line per step: printed by rank 0 only.
+  expect(r.stdout.match(/^GPT-2 L=1/gm)).toHaveLength(1);
+  expect(r.stdout.match(/^step +\d\/2 \| loss/gm)).toHaveLength(2);
+  expect(readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+  expect(existsSync(join(run, 'checkpoint', 'model.bin'))).toBe(true);
+}, 180_000);
