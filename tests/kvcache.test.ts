@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tensor, tidyAsync, type Gpu } from '@wgpt/runtime';
 import { EPS32, randomF32, relErr, rng, testGpu } from '@wgpt/runtime/testing';
-import { generate, generateBatch, GPT2, KVCache, makeConfig, paramOffsets, readLlmcModel, type SampleOptions } from '@wgpt/gpt2';
+import {
+  generate,
+  generateBatch,
+  GPT2,
+  KVCache,
+  makeConfig,
+  paramOffsets,
+  readLlmcModel,
+  type SampleOptions,
+} from '@wgpt/gpt2';
 
 const DIR = new URL('./fixtures/gpt2-tiny/', import.meta.url).pathname;
 
@@ -70,7 +79,7 @@ async function cachedLogits(
   const out = new Float32Array(B * T * Vp);
   const cache = new KVCache(gpu, model.config, B);
   try {
-    for (let p = 0; p < T; ) {
+    for (let p = 0; p < T;) {
       const n = p === 0 ? prefill : Math.min(chunk, T - p);
       const part = Array.from({ length: B }, (_, b) => tokens.slice(b * T + p, b * T + p + n)).flat();
       const lg = await tidyAsync(

@@ -28,7 +28,8 @@ async function wgpt(...args: string[]): Promise<{ code: number; stdout: string; 
 
 // 2 known people (1 with questions in SFT), 1 never-existed to probe, 1 to evaluate; a 1-layer model, a few steps.
 const TINY = (
-  '--known 2 --qa-share 0.5 --never-train 1 --never-eval 1 --docs 2 --vocab-size 320 --layers 1 --channels 32 --heads 2 -T 96 ' +
+  '--known 2 --qa-share 0.5 --never-train 1 --never-eval 1 --docs 2 --vocab-size 320 ' +
+  '--layers 1 --channels 32 --heads 2 -T 96 ' +
   '-B 2 --pretrain-steps 4 --sft-steps 3 --refusal-steps 3 --samples 2 --seed 5'
 ).split(' ');
 
@@ -44,14 +45,21 @@ describe('wgpt experiment refusal', () => {
       expect(b.code).toBe(0);
       const ra = JSON.parse(a.stdout.trim().split('\n').at(-1)!);
       const rb = JSON.parse(b.stdout.trim().split('\n').at(-1)!);
-      for (const k of ['sft', 'refusal', 'probe', 'byGroup', 'table']) expect(rb[k], k).toEqual(ra[k]);
+      for (const k of ['sft', 'refusal', 'probe', 'docOnly', 'table']) expect(rb[k], k).toEqual(ra[k]);
       expect(a.stdout).toContain(ra.table);
       // 1 person x 6 facts x 2 phrasings in SFT, 1 x 6 x 2 only in the documents, 1 x 6 never existed.
       expect(ra.probe.questions).toBe(12 + 12 + 6);
       expect(ra.sft.known.n).toBe(12);
       expect(ra.sft.neverSeen.n).toBe(6);
       const data = join(dir, 'a', 'data');
-      for (const f of ['documents.txt', 'sft.jsonl', 'eval-known.jsonl', 'eval-never-seen.jsonl', 'probe.jsonl']) {
+      for (const f of [
+        'documents.txt',
+        'sft.jsonl',
+        'eval-known.jsonl',
+        'eval-documents-only.jsonl',
+        'eval-never-seen.jsonl',
+        'probe.jsonl',
+      ]) {
         expect(existsSync(join(data, f)), f).toBe(true);
       }
       expect(readFileSync(join(data, 'sft.jsonl'), 'utf8').trimEnd().split('\n')).toHaveLength(12);

@@ -23,17 +23,22 @@ export interface FactualityEval {
   metrics: FactualityMetrics;
   known: JudgedReply[];
   neverSeen: JudgedReply[];
+  /** The judged replies to `other`, which the metrics leave out. */
+  other: JudgedReply[];
 }
 
-/** Greedy replies (at most maxTokens) to both sets, judged, and their metrics. */
+/**
+ * Greedy replies (at most maxTokens) to both sets, judged, and their metrics; `other` questions (a group the
+ * caller rates itself) are answered and judged in the same batches.
+ */
 export async function evaluateFactuality(
   model: GPT2,
   cf: ChatFormat,
-  sets: { known: readonly EvalQuestion[]; neverSeen: readonly EvalQuestion[] },
+  sets: { known: readonly EvalQuestion[]; neverSeen: readonly EvalQuestion[]; other?: readonly EvalQuestion[] },
   judge: Judge,
   maxTokens = 32,
 ): Promise<FactualityEval> {
-  const all = [...sets.known, ...sets.neverSeen];
+  const all = [...sets.known, ...sets.neverSeen, ...(sets.other ?? [])];
   const replies = await sampleReplies(
     model,
     cf,
@@ -45,7 +50,8 @@ export async function evaluateFactuality(
     return { reply, verdict: judge.judge(reply, q.reference) };
   });
   const known = judged.slice(0, sets.known.length);
-  const neverSeen = judged.slice(sets.known.length);
+  const neverSeen = judged.slice(sets.known.length, sets.known.length + sets.neverSeen.length);
+  const other = judged.slice(sets.known.length + sets.neverSeen.length);
   return {
     metrics: factualityMetrics(
       known.map((j) => j.verdict),
@@ -53,7 +59,14 @@ export async function evaluateFactuality(
     ),
     known,
     neverSeen,
+    other,
   };
+}
+
+/** The share of judged replies of the given kinds (null for none). */
+export function verdictShare(judged: readonly JudgedReply[], ...kinds: Verdict['kind'][]): number | null {
+  if (judged.length === 0) return null;
+  return judged.filter((j) => kinds.includes(j.verdict.kind)).length / judged.length;
 }
 
 const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
@@ -68,11 +81,17 @@ const ROWS: [string, (m: FactualityMetrics) => number | null][] = [
   ['hallucination, both sets', (m) => m.hallucination],
 ];
 
-/** A text table of the metrics of one or more models (columns), with the question counts in the header. */
-export function factualityTable(columns: readonly { name: string; metrics: FactualityMetrics }[]): string {
+/**
+ * A text table of the metrics of one or more models (columns), with the question counts in the header; `extra`
+ * rows (a label and a rate per column) follow the metrics' rows.
+ */
+export function factualityTable(
+  columns: readonly { name: string; metrics: FactualityMetrics }[],
+  extra: readonly { label: string; values: readonly (number | null)[] }[] = [],
+): string {
   const first = columns[0]?.metrics;
   const head = `questions: ${first?.known.n ?? 0} about known people, ${first?.neverSeen.n ?? 0} about never-seen`;
-  const w0 = Math.max(...ROWS.map(([l]) => l.length));
+  const w0 = Math.max(...ROWS.map(([l]) => l.length), ...extra.map((e) => e.label.length));
   const widths = columns.map((c) => Math.max(c.name.length, 6));
   const line = (label: string, cells: string[]) =>
     `${label.padEnd(w0)}  ${cells.map((c, i) => c.padStart(widths[i]!)).join('  ')}`.trimEnd();

@@ -94,5 +94,5 @@ export type {
 } from './refusal.ts';
 export { probe, probeJsonl, readProbed, readProbeQuestions, sampleReplies } from './probe.ts';
 export type { ProbeQuestion, ProbeResult, SampleReplyOptions } from './probe.ts';
-export { evaluateFactuality, factualityTable } from './factuality.ts';
+export { evaluateFactuality, factualityTable, verdictShare } from './factuality.ts';
 export type { EvalQuestion, FactualityEval, JudgedReply } from './factuality.ts';

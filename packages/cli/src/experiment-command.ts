@@ -22,7 +22,12 @@ export function registerExperiment(program: Command): void {
     )
     .option('--out <dir>', 'output folder', 'out/refusal')
     .option('--overwrite', 'reuse --out if it holds an earlier run')
-    .option('--seed <n>', 'the seed of everything (the same seed gives the same table)', intArg({ min: 0 }), d.seed)
+    .option(
+      '--seed <n>',
+      'the seed of everything (the same seed gives the same table)',
+      intArg({ min: 0, max: 2 ** 31 - 1 }),
+      d.seed,
+    )
     .option('--known <n>', 'people the documents are about', intArg({ min: 1 }), d.known)
     .option('--qa-share <x>', 'share of them with questions in SFT', numArg({ above: 0, max: 1 }), d.qaShare)
     .option('--never-train <n>', 'never-existed people probed (refusal data)', intArg({ min: 0 }), d.neverTrain)

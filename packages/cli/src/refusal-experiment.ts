@@ -24,7 +24,6 @@ import {
   type ChatMessage,
   evaluateFactuality,
   type EvalQuestion,
-  factQuestions,
   factualityTable,
   type FactQuestion,
   type FactualityMetrics,
@@ -34,6 +33,11 @@ import {
   probeReport,
   type ProbeQuestion,
   type ProbeReport,
+  verdictShare,
+  type VerdictKind,
+  type Person,
+  QUESTION_FORMS,
+  Rng,
   questionConversation,
   questionJsonl,
   REFUSALS,
@@ -95,16 +99,29 @@ export const REFUSAL_DEFAULTS: Omit<RefusalExperimentOptions, 'out' | 'adapter' 
   temperature: 0.7,
 };
 
-/** The phrasings of the questions: fine-tuning and probing ask in the first two, the evaluation in the third. */
-const TRAIN_FORMS = [0, 1];
-const EVAL_FORMS = [2];
+/**
+ * Questions about each person in the phrasings of one role. For person i and fact j, phrasing (i + j) mod 3 is held
+ * out for the evaluation and the other two are for training and probing; so each phrasing is trained for two
+ * thirds of the people and held out for the rest, and a held-out question is a new pairing of a phrasing the model
+ * has learned with a fact it has learned.
+ */
+function rotatedQuestions(people: readonly Person[], role: 'train' | 'eval', seed: number): FactQuestion[] {
+  const rng = new Rng(seed);
+  return people.flatMap((p, i) =>
+    BIO_FACTS.flatMap((fact, j) => {
+      const held = (i + j) % QUESTION_FORMS;
+      const forms = role === 'eval' ? [held] : [0, 1, 2].filter((f) => f !== held);
+      return forms.flatMap((f) => new TemplateQuestions([fact], [f]).questions(p, rng));
+    }),
+  );
+}
 
 export interface RefusalExperimentResult {
   sft: FactualityMetrics;
   refusal: FactualityMetrics;
   probe: ProbeReport;
-  /** Accuracy on the held-out phrasings about the known people with and without questions in the first SFT. */
-  byGroup: { name: string; sft: number | null; refusal: number | null }[];
+  /** The verdicts on the held-out questions about people only in the documents (not in the metrics). */
+  docOnly: { sft: VerdictKind[]; refusal: VerdictKind[] };
   table: string;
   checkpoints: { base: string; sft: string; refusal: string };
   tokenizer: string;
@@ -115,11 +132,6 @@ const asEval = (q: FactQuestion): EvalQuestion => ({
   messages: [{ role: 'user', content: q.question }],
   reference: q.answer,
 });
-
-/** Both phrasings of every fact of every person (questions in form 0, then in form 1). */
-function trainQuestions(people: Parameters<typeof factQuestions>[0], seed: number): FactQuestion[] {
-  return TRAIN_FORMS.flatMap((f, i) => factQuestions(people, seed + i, new TemplateQuestions(BIO_FACTS, [f])));
-}
 
 export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise<RefusalExperimentResult> {
   const log = o.log ?? ((s: string) => console.log(s));
@@ -138,23 +150,23 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
   // Every sentence names its person: a training window that starts mid-document still says whose fact it is.
   const docs = biographyDocuments(people.known, o.docsPerPerson, o.seed + 1, { fullName: true });
   const valDocs = biographyDocuments(people.known, 1, o.seed + 2, { fullName: true });
-  const sftQuestions = trainQuestions(qaPeople, o.seed + 3);
+  const sftQuestions = rotatedQuestions(qaPeople, 'train', o.seed + 3);
   const probeQuestions = [
     ...sftQuestions,
-    ...trainQuestions(docOnly, o.seed + 4),
-    ...factQuestions(neverTrain, o.seed + 5, new TemplateQuestions(BIO_FACTS, TRAIN_FORMS)),
+    ...rotatedQuestions(docOnly, 'train', o.seed + 4),
+    ...rotatedQuestions(neverTrain, 'train', o.seed + 5),
   ];
-  const evalForms = new TemplateQuestions(BIO_FACTS, EVAL_FORMS);
-  const evalQa = factQuestions(qaPeople, o.seed + 6, evalForms);
-  const evalDocOnly = factQuestions(docOnly, o.seed + 7, evalForms);
-  const evalNever = factQuestions(neverEval, o.seed + 8, evalForms);
+  const evalQa = rotatedQuestions(qaPeople, 'eval', o.seed + 6);
+  const evalDocOnly = rotatedQuestions(docOnly, 'eval', o.seed + 7);
+  const evalNever = rotatedQuestions(neverEval, 'eval', o.seed + 8);
   const dataDir = join(o.out, 'data');
   mkdirSync(dataDir, { recursive: true });
   const writeQuestions = (name: string, qs: FactQuestion[]) =>
     writeFileSync(join(dataDir, name), qs.map((q) => questionJsonl(q)).join(''));
   writeFileSync(join(dataDir, 'documents.txt'), `${docs.join('\n')}\n`);
   writeQuestions('sft.jsonl', sftQuestions);
-  writeQuestions('eval-known.jsonl', [...evalQa, ...evalDocOnly]);
+  writeQuestions('eval-known.jsonl', evalQa);
+  writeQuestions('eval-documents-only.jsonl', evalDocOnly);
   writeQuestions('eval-never-seen.jsonl', evalNever);
   log(
     `== 1. people: ${o.known} in ${docs.length} documents (${o.docsPerPerson} paraphrases each), ` +
@@ -278,7 +290,7 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
     };
     log(
       `== 4. fine-tuning (SFT) on ${sftQuestions.length} questions about ${nQa} people ` +
-        `(${TRAIN_FORMS.length} phrasings per fact), ${o.sftSteps} steps`,
+        `(2 of the 3 phrasings of each fact), ${o.sftSteps} steps`,
     );
     const first = await fineTune(
       'sft',
@@ -344,13 +356,14 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
 
     // ---- 7. evaluation
     log(
-      `== 7. evaluation (greedy) on held-out phrasings: ${evalQa.length + evalDocOnly.length} questions about ` +
-        `known people, ${evalNever.length} about never-existed people no training step saw`,
+      `== 7. evaluation (greedy) on held-out phrasings: ${evalQa.length} questions about the people with ` +
+        `questions in SFT, ${evalDocOnly.length} about people only in the documents, ${evalNever.length} about ` +
+        'never-existed people that no training step saw',
     );
     const evaluate = async (m: ModelFile) => {
       const model = new GPT2(gpu, m.config, m.params);
       try {
-        const sets = { known: [...evalQa, ...evalDocOnly].map(asEval), neverSeen: evalNever.map(asEval) };
+        const sets = { known: evalQa.map(asEval), neverSeen: evalNever.map(asEval), other: evalDocOnly.map(asEval) };
         return await evaluateFactuality(model, cf, sets, judge, 24);
       } finally {
         model.dispose();
@@ -358,39 +371,38 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
     };
     const before = await evaluate(first.model);
     const after = await evaluate(second.model);
-    const acc = (e: typeof before, from: number, to: number) => {
-      const part = e.known.slice(from, to);
-      return part.length ? part.filter((j) => j.verdict.kind === 'right').length / part.length : null;
-    };
-    const nA = evalQa.length;
-    const nK = nA + evalDocOnly.length;
-    const byGroup = [
-      { name: 'accuracy, people with questions in SFT', sft: acc(before, 0, nA), refusal: acc(after, 0, nA) },
-      { name: 'accuracy, people only in the documents', sft: acc(before, nA, nK), refusal: acc(after, nA, nK) },
-    ];
-    const table =
-      factualityTable([
+    const docOnlyRows = (
+      [
+        ['accuracy', ['right']],
+        ['refusal', ['refusal']],
+        ['hallucination', ['wrong']],
+      ] as const
+    ).map(([what, kinds]) => ({
+      label: `people only in documents: ${what}`,
+      values: [before, after].map((e) => verdictShare(e.other, ...kinds)),
+    }));
+    const table = factualityTable(
+      [
         { name: 'SFT', metrics: before.metrics },
         { name: 'SFT + refusals', metrics: after.metrics },
-      ]) +
-      '\n' +
-      byGroup
-        .map((g) => {
-          const p = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
-          return `  ${g.name}: ${p(g.sft)} -> ${p(g.refusal)}`;
-        })
-        .join('\n');
+      ],
+      docOnlyRows,
+    );
     log(table);
-    const show = (e: typeof before, i: number, qs: FactQuestion[]) =>
-      `   user: ${qs[i]!.question}\n   assistant: ${e.known.concat(e.neverSeen)[i]!.reply}`;
-    log(`== examples after refusal training:\n${show(after, 0, [...evalQa, ...evalDocOnly, ...evalNever])}`);
-    log(show(after, nK, [...evalQa, ...evalDocOnly, ...evalNever]));
+    const examples = [
+      [evalQa[0]!, after.known[0]!],
+      [evalNever[0]!, after.neverSeen[0]!],
+    ] as const;
+    log(
+      `== after refusal training:\n` +
+        examples.map(([q, j]) => `   user: ${q.question}\n   assistant: ${j.reply}`).join('\n'),
+    );
     const seconds = (performance.now() - t0) / 1000;
     const result: RefusalExperimentResult = {
       sft: before.metrics,
       refusal: after.metrics,
       probe: report,
-      byGroup,
+      docOnly: { sft: before.other.map((j) => j.verdict.kind), refusal: after.other.map((j) => j.verdict.kind) },
       table,
       checkpoints: { base: pre.checkpoint, sft: first.checkpoint, refusal: second.checkpoint },
       tokenizer: tokDir,
