@@ -554,7 +554,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const all = [...history, ...steps];
   const allVal = all.filter((s) => Number.isFinite(s.valLoss)).map((s) => ({ step: s.step, loss: s.valLoss! }));
   const title = `GPT-2 L=${config.L} C=${config.C}: loss`;
-  writeFileSync(plot, lossPlotSvg(all.map((s) => ({ step: s.step, loss: s.loss })), allVal, title));
+  writeFileSync(plot, await lossPlotSvg(all.map((s) => ({ step: s.step, loss: s.loss })), allVal, title));
   if (o.profile) {
     if (!profiled.steps) log('profile: no step after the first ran, nothing timed');
     else {
