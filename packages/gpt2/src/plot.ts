@@ -35,9 +35,9 @@ export async function lossPlotSvg(train: LossPoint[], val: LossPoint[], title: s
       animation: false,
       backgroundColor: '#fff',
       textStyle: { fontFamily: 'sans-serif' },
-      title: { text: title, left: 'center', textStyle: { fontSize: 14 } },
-      legend: { top: 26 },
-      grid: { left: 56, right: 24, top: 64, bottom: 48 },
+      title: { text: title, left: 'center', top: 6, textStyle: { fontSize: 14 } },
+      legend: { top: 34 },
+      grid: { left: 56, right: 24, top: 72, bottom: 48 },
       xAxis: { type: 'value', name: 'step', nameLocation: 'middle', nameGap: 28, minInterval: 1, min: 0 },
       yAxis: { type: 'value', name: 'loss', scale: true },
       series: [
