@@ -524,6 +524,35 @@ describe('bad conditions: a visible message that says what to do', () => {
     await page.close();
   });
 
+  it('a model too large for the adapter', async () => {
+    // An adapter whose largest buffer is 16 KiB: the checkpoint's token embedding (320 × 32 f32, 40 KiB) is over it.
+    const smallAdapter = async (p: Page) => {
+      await p.evaluateOnNewDocument(() => {
+        const real = Object.getOwnPropertyDescriptor(GPUDevice.prototype, 'limits')!.get!;
+        Object.defineProperty(GPUDevice.prototype, 'limits', {
+          get(this: GPUDevice) {
+            const l = real.call(this) as GPUSupportedLimits;
+            return new Proxy(l, { get: (t, k) => (k === 'maxStorageBufferBindingSize' ? 16384 : Reflect.get(t, k)) });
+          },
+        });
+      });
+    };
+    const want: [string, string][] = [
+      ['/model', 'tiny.bin is too large for this adapter: its token embedding (Vp=320 × C=32) needs 40960 bytes'],
+      ['/train', "the page's model (B=4 T=32) is too large for this adapter: its token embedding (Vp=320 × C=32)"],
+    ];
+    for (const [path, start] of want) {
+      const { page } = await open(path, srv.url, smallAdapter);
+      const s = await waitForError(page);
+      expect(s.text, path).toBe(
+        `${start}${path === '/model' ? '' : ' needs 40960 bytes'}, and its largest buffer is 16384 bytes ` +
+          '(maxStorageBufferBindingSize); use a smaller model, batch or context, or a browser on a GPU',
+      );
+      if (path === '/model') await screenshot(page, 'too-large');
+      await page.close();
+    }
+  });
+
   it('a server that went away', async () => {
     const other = await startServer({ port: 0 });
     const { page } = await open('/tokenizer', other.url);
