@@ -283,11 +283,12 @@ describe('resume checks', () => {
     await train(gpu, { ...o, outDir: whole });
     expect(numbers(logOf(out))).toEqual(numbers(logOf(whole)));
     expect(logOf(out).map((s) => s.valLoss)).toEqual(logOf(whole).map((s) => s.valLoss));
-    // The plot: one train-loss path over steps 1..6 (M then 5 L) and validation points at steps 2, 4, 6.
+    // The plot: one train-loss line over steps 1..6 (M then 5 L; the data series are ECharts' clipped paths) and
+    // validation points marked at steps 2, 4, 6.
     const svg = readFileSync(join(out, 'loss.svg'), 'utf8');
-    const paths = [...svg.matchAll(/<path d="([^"]*)"/g)].map((m) => m[1]!);
-    expect(paths[0]!.split(' ').length).toBe(6);
-    expect(svg.match(/<circle /g)?.length).toBe(3);
+    const series = [...svg.matchAll(/<g clip-path="[^"]*">\s*<path d="([^"]*)"/g)].map((m) => m[1]!);
+    expect(series[0]!.match(/[ML]/g)).toEqual(['M', 'L', 'L', 'L', 'L', 'L']);
+    expect(svg.match(/ecmeta_series_index="1" ecmeta_data_index="\d+" ecmeta_ssr_type="chart"/g)?.length).toBe(3);
     expect(svg).toBe(readFileSync(join(whole, 'loss.svg'), 'utf8'));
   });
 });

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chatFormat, writeChatFormat } from '@wgpt/chat';
-import { type GPT2Config, makeConfig, paramCount, writeLlmcModel } from '@wgpt/gpt2';
+import { type GPT2Config, makeConfig, paramCount, paramOffsets, writeLlmcModel } from '@wgpt/gpt2';
 import { randomF32 } from '@wgpt/runtime/testing';
 import { type Encoding, loadTokenizer, saveTokenizer, trainBpe } from '@wgpt/tokenizer';
 
@@ -20,6 +20,12 @@ export interface WebFixtures {
   chat: string;
   chatConfig: GPT2Config;
   chatParams: Float32Array;
+  /**
+   * An llm.c model file like `model` whose LayerNorm weights are 1 to 3 instead of ±0.15: attention patterns and
+   * next-token probabilities far from uniform (the model view's test tells them apart).
+   */
+  sharp: string;
+  sharpParams: Float32Array;
   /** Text that is not a checkpoint. */
   notACheckpoint: string;
 }
@@ -46,7 +52,28 @@ export function makeWebFixtures(): WebFixtures {
   mkdirSync(chat);
   writeLlmcModel(join(chat, 'model.bin'), { config: chatConfig, params: chatParams });
   writeChatFormat(join(chat, 'chat_format.json'), cf);
+  const sharpParams = modelParams.slice();
+  const ln = randomF32(paramCount(modelConfig), 7, 1, 3);
+  for (const name of ['ln1w', 'ln2w', 'lnfw']) {
+    const o = paramOffsets(modelConfig)[name]!;
+    sharpParams.set(ln.subarray(o.offset, o.offset + o.size), o.offset);
+  }
+  const sharp = join(dir, 'sharp.bin');
+  writeLlmcModel(sharp, { config: modelConfig, params: sharpParams });
   const notACheckpoint = join(dir, 'notes.bin');
   writeFileSync(notACheckpoint, 'these are my notes, not a model\n'.repeat(64));
-  return { dir, tokenizer, enc, model, modelConfig, modelParams, chat, chatConfig, chatParams, notACheckpoint };
+  return {
+    dir,
+    tokenizer,
+    enc,
+    model,
+    modelConfig,
+    modelParams,
+    chat,
+    chatConfig,
+    chatParams,
+    sharp,
+    sharpParams,
+    notACheckpoint,
+  };
 }

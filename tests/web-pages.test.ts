@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ChatMessage, chatFormat, chatmlText, ChatSession, renderConversation } from '@wgpt/chat';
-import { generate, GPT2 } from '@wgpt/gpt2';
+import { generate, GPT2, initParams, makeConfig, paramCount, paramOffsets } from '@wgpt/gpt2';
 import { type Gpu, noGrad, tensor, tidyAsync } from '@wgpt/runtime';
 import { relErr, testGpu } from '@wgpt/runtime/testing';
-import { type Encoding, getEncoding } from '@wgpt/tokenizer';
-import { startServer, type WgptServer } from '@wgpt/web';
+import { type Encoding, getEncoding, trainBpe, trainedEncoding } from '@wgpt/tokenizer';
+import { startServer, tokenPieces, TRAIN_TEXT, type WgptServer } from '@wgpt/web';
+import { attentionProbsRef, qkvRef } from './attention-ref.ts';
 import { makeWebFixtures, type WebFixtures } from './web-fixtures.ts';
 
 const CHROMIUM = process.env.WGPT_CHROMIUM ?? '/usr/bin/chromium';
@@ -28,7 +29,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM))
     throw new Error(`browser tests need Chromium at ${CHROMIUM}: sudo apt-get install chromium (or set WGPT_CHROMIUM)`);
   fx = makeWebFixtures();
-  srv = await startServer({ port: 0, checkpoints: [fx.model, fx.chat], tokenizer: fx.tokenizer });
+  srv = await startServer({ port: 0, checkpoints: [fx.model, fx.chat, fx.sharp], tokenizer: fx.tokenizer });
   mkdirSync(SHOTS, { recursive: true });
   gpu = await testGpu();
   browser = await puppeteer.launch({
@@ -331,6 +332,176 @@ describe('chat page', () => {
   });
 });
 
+describe('train page', () => {
+  it("trains from Node's first loss down, pauses (no step while paused) and resumes", async () => {
+    const { page, errors } = await open('/train');
+    await page.waitForFunction(() => window.wgptTrain?.state !== 'loading', { timeout: 120_000 });
+    const run = await page.evaluate(() => {
+      const s = window.wgptTrain!;
+      return { ids: s.ids!, config: s.config!, o: s.options!, error: s.error };
+    });
+    expect(run.error).toBeUndefined();
+    const { o } = run;
+    // The page's tokens are those of @wgpt/tokenizer's trainer run here on the same text.
+    const enc = trainedEncoding(trainBpe(TRAIN_TEXT, { vocabSize: o.vocabSize, pattern: 'gpt2' }));
+    expect(run.ids).toEqual(enc.encode(TRAIN_TEXT, { allowedSpecial: 'all' }));
+    const config = makeConfig({ L: o.L, C: o.C, NH: o.NH, V: enc.nVocab, maxT: o.T });
+    expect(run.config).toEqual(config);
+    // Node's loss before the first update: the same init and seed, and the first batch: rows b of T tokens from
+    // b·T, targets one further.
+    const { B, T } = o;
+    const rows = (shift: number) => Array.from({ length: B * T }, (_, n) => run.ids[n + shift]!);
+    const model = new GPT2(gpu, config, initParams(config, o.seed));
+    const nodeLoss = await tidyAsync(async () => {
+      const { loss } = noGrad(() =>
+        model.forward(tensor(gpu, rows(0), [B, T], 'i32'), tensor(gpu, rows(1), [B, T], 'i32')),
+      );
+      return loss!.item();
+    });
+    model.dispose();
+
+    const set = (id: string, v: string) => page.$eval(`#${id}`, (e, v) => ((e as HTMLInputElement).value = v), v);
+    await set('steps', '1000');
+    await set('sample-every', '5');
+    await page.click('#toggle');
+    await page.waitForFunction(() => window.wgptTrain!.losses.length >= 15 || window.wgptTrain!.error, {
+      timeout: 300_000,
+    });
+    // Pause: the step under way when the button is pressed is the last one.
+    const pause = () =>
+      page.evaluate(() => {
+        const k = window.wgptTrain!.losses.length;
+        document.getElementById('toggle')!.click();
+        return k;
+      });
+    let k = await pause();
+    await page.waitForFunction(() => ['paused', 'error'].includes(window.wgptTrain!.state), { timeout: 120_000 });
+    let r = (await page.evaluate(() => window.wgptTrain)) as NonNullable<Window['wgptTrain']>;
+    expect(r.error).toBeUndefined();
+    expect(r.losses.length).toBeLessThanOrEqual(k + 1);
+    // The first loss is a mean over B·T = 128 positions of ln Σ exp(logit) − logit[target], near ln V ≈ 5.8, in f32
+    // by the same kernels on two builds of SwiftShader: the logits agree within 1e-5 relative (generate page), and
+    // at init they are within ±1 (weights 0.02), so each position's term moves by at most ~2e-5 and so does the
+    // mean; 5e-5 leaves room for the f32 rounding of the mean itself (ulp of 5.8 is 5e-7).
+    expect(Math.abs(r.losses[0]! - nodeLoss)).toBeLessThanOrEqual(5e-5);
+    // From uniform to learning the text's most common pairs: the mean of steps 13-15 is well below that of 1-3
+    // (step-to-step noise at this size is ~0.1).
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    expect(mean(r.losses.slice(12, 15))).toBeLessThan(mean(r.losses.slice(0, 3)) - 0.5);
+    // Paused: no step runs while the page waits.
+    const n = r.losses.length;
+    await new Promise((f) => setTimeout(f, 1500));
+    expect(await page.evaluate(() => window.wgptTrain!.losses.length)).toBe(n);
+    expect(await page.$eval('#toggle', (e) => e.textContent)).toBe('Resume');
+    // Resumed: the steps go on from where they stopped, on the same chart.
+    await page.click('#toggle');
+    await page.waitForFunction((n) => window.wgptTrain!.losses.length >= n + 3, { timeout: 120_000 }, n);
+    k = await pause();
+    await page.waitForFunction(() => window.wgptTrain!.state === 'paused', { timeout: 120_000 });
+    r = (await page.evaluate(() => window.wgptTrain)) as NonNullable<Window['wgptTrain']>;
+    expect(r.losses.length).toBeLessThanOrEqual(k + 1);
+    const plotted = (await page.evaluate(() => window.wgptTrain!.plotted!())) as [number[], number[]];
+    expect(plotted[0]).toEqual(r.losses.map((_, i) => i + 1));
+    expect(plotted[1]).toEqual(r.losses);
+    // A sample every 5 steps, shown newest first.
+    expect(r.samples.map((s) => s.step)).toEqual(r.losses.map((_, i) => i + 1).filter((s) => s % 5 === 0));
+    expect(await page.$$eval('#samples .sample', (els) => els.length)).toBe(r.samples.length);
+    expect(await page.$eval('#progress', (e) => e.textContent)).toMatch(
+      new RegExp(`^step ${r.losses.length}/1000 \\| loss \\d+\\.\\d{4} \\| norm `),
+    );
+    await screenshot(page, 'train', true);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
+
+describe('model page', () => {
+  it("shows the architecture, attention equal to an f64 forward's, and Node's next-token probabilities", async () => {
+    const { page, errors } = await open('/model');
+    await page.waitForFunction(() => window.wgptModel?.shown !== undefined || window.wgptModel?.error, {
+      timeout: 120_000,
+    });
+    expect(await page.evaluate(() => window.wgptModel!.error)).toBeUndefined();
+    const c = fx.modelConfig;
+    // The architecture: every parameter tensor with its shape and count, and the total.
+    const table = await page.$$eval('#arch tr', (trs) =>
+      trs.slice(1).map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent ?? '')),
+    );
+    const offs = paramOffsets(c);
+    expect(table.slice(0, -1)).toEqual(
+      Object.entries(offs).map(([name, o]) => [name, o.shape.join(' × '), o.size.toLocaleString('en')]),
+    );
+    expect(table.at(-1)).toEqual(['total', '', paramCount(c).toLocaleString('en')]);
+    expect(await page.$eval('#summary', (e) => e.textContent)).toContain(
+      `${paramCount(c).toLocaleString('en')} parameters`,
+    );
+
+    // The model with LayerNorm weights of 1 to 3 (checkpoint 2): attention and logits far from uniform.
+    await page.evaluate(() => (window.wgptModel!.shown = undefined));
+    await page.$eval('#checkpoint', (e) => {
+      (e as HTMLSelectElement).value = '2';
+      e.dispatchEvent(new Event('change'));
+    });
+    await page.click('#inspect');
+    await page.waitForFunction(() => window.wgptModel!.shown !== undefined || window.wgptModel!.error, {
+      timeout: 120_000,
+    });
+    expect(await page.evaluate(() => window.wgptModel!.error)).toBeUndefined();
+    const prompt = 'Once upon a time there was a model';
+    const ids = fx.enc.encode(prompt);
+    const T = ids.length;
+    for (const layer of [0, 1]) {
+      const got = (await page.evaluate((ids, l) => window.wgptModel!.inspect!(ids, l), ids, layer)) as {
+        attention: number[][][];
+        lastLogits: number[];
+      };
+      const want = attentionProbsRef(qkvRef(c, fx.sharpParams, ids, layer), T, c.C, c.NH);
+      // The page's q and k are f32 from a forward that agrees with f64 to ~1e-5 relative (logits, above); the
+      // scores q·k/√HS are within ±5 here, so off by at most ~5e-5, and a softmax moves each probability by at most
+      // half the largest score error (the ∞-norm of its Jacobian is ≤ ½): 2.5e-5, and 5e-5 with room.
+      let worst = 0;
+      for (let h = 0; h < c.NH; h++)
+        for (let i = 0; i < T; i++)
+          for (let j = 0; j < T; j++) worst = Math.max(worst, Math.abs(got.attention[h]![i]![j]! - want[h]![i]![j]!));
+      expect(worst, `layer ${layer}`).toBeLessThanOrEqual(5e-5);
+      // Far from uniform (at most 1/4 in rows of four keys or more), so the comparison tells heads and rows apart.
+      expect(Math.max(...got.attention.flatMap((head) => head.slice(3).flat()))).toBeGreaterThan(0.5);
+      // Each row is a distribution over the keys it sees.
+      for (const row of got.attention.flat()) expect(Math.abs(row.reduce((a, v) => a + v, 0) - 1)).toBeLessThan(1e-12);
+      expect(got.attention[0]![0]!.slice(1).every((v) => v === 0)).toBe(true);
+    }
+
+    // The shown next tokens: Node's logits after the prompt, softmax in f64 here.
+    const shown = (await page.evaluate(() => window.wgptModel!.shown)) as NonNullable<
+      NonNullable<Window['wgptModel']>['shown']
+    >;
+    expect(shown.ids).toEqual(ids);
+    const model = new GPT2(gpu, c, fx.sharpParams);
+    try {
+      const logits = await nodeLogits(model, ids);
+      const last = Array.from(logits.subarray((T - 1) * c.Vp, (T - 1) * c.Vp + c.V));
+      const m = Math.max(...last);
+      const z = last.reduce((a, v) => a + Math.exp(v - m), 0);
+      const probs = last.map((v, id) => ({ id, p: Math.exp(v - m) / z })).sort((a, b) => b.p - a.p || a.id - b.id);
+      // Logits within 1e-5 relative (|logit| ≲ 10 here) move a probability by at most ~2e-4 of itself.
+      expect(shown.top.map((t) => t.id)).toEqual(probs.slice(0, 10).map((t) => t.id));
+      shown.top.forEach((t, i) => expect(Math.abs(t.p - probs[i]!.p)).toBeLessThanOrEqual(2e-4 * probs[i]!.p + 1e-12));
+      expect(shown.top.map((t) => t.text)).toEqual(
+        tokenPieces(
+          fx.enc,
+          shown.top.map((t) => t.id),
+        ).map((p) => p.text),
+      );
+    } finally {
+      model.dispose();
+    }
+    expect(await page.$$eval('#top tr', (trs) => trs.length)).toBe(11);
+    await screenshot(page, 'model', true);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
+
 describe('bad conditions: a visible message that says what to do', () => {
   it('a browser without WebGPU', async () => {
     const noGpu = async (p: Page) => {
@@ -338,7 +509,7 @@ describe('bad conditions: a visible message that says what to do', () => {
         delete (Navigator.prototype as { gpu?: unknown }).gpu;
       });
     };
-    for (const path of ['/generate', '/chat']) {
+    for (const path of ['/generate', '/chat', '/train', '/model']) {
       const { page } = await open(path, srv.url, noGpu);
       const s = await waitForError(page);
       expect(s.text, path).toMatch(/^This browser has no WebGPU .* start Chromium with --enable-unsafe-webgpu/);
@@ -351,6 +522,35 @@ describe('bad conditions: a visible message that says what to do', () => {
     expect(await page.evaluate(() => window.wgptTokens)).toHaveProperty('ids');
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  it('a model too large for the adapter', async () => {
+    // An adapter whose largest buffer is 16 KiB: the checkpoint's token embedding (320 × 32 f32, 40 KiB) is over it.
+    const smallAdapter = async (p: Page) => {
+      await p.evaluateOnNewDocument(() => {
+        const real = Object.getOwnPropertyDescriptor(GPUDevice.prototype, 'limits')!.get!;
+        Object.defineProperty(GPUDevice.prototype, 'limits', {
+          get(this: GPUDevice) {
+            const l = real.call(this) as GPUSupportedLimits;
+            return new Proxy(l, { get: (t, k) => (k === 'maxStorageBufferBindingSize' ? 16384 : Reflect.get(t, k)) });
+          },
+        });
+      });
+    };
+    const want: [string, string][] = [
+      ['/model', 'tiny.bin is too large for this adapter: its token embedding (Vp=320 × C=32) needs 40960 bytes'],
+      ['/train', "the page's model (B=4 T=32) is too large for this adapter: its token embedding (Vp=320 × C=32)"],
+    ];
+    for (const [path, start] of want) {
+      const { page } = await open(path, srv.url, smallAdapter);
+      const s = await waitForError(page);
+      expect(s.text, path).toBe(
+        `${start}${path === '/model' ? '' : ' needs 40960 bytes'}, and its largest buffer is 16384 bytes ` +
+          '(maxStorageBufferBindingSize); use a smaller model, batch or context, or a browser on a GPU',
+      );
+      if (path === '/model') await screenshot(page, 'too-large');
+      await page.close();
+    }
   });
 
   it('a server that went away', async () => {

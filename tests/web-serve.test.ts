@@ -172,13 +172,15 @@ describe('wgpt serve', () => {
     const url = await new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => {
         stdout += d.toString();
-        const m = /listening on (http:\/\/\S+\/) .*\n(.*\n){3}/.exec(stdout);
+        const m = /listening on (http:\/\/\S+\/) .*\n(.*\n){5}/.exec(stdout);
         if (m) resolve(m[1]!);
       });
       child.on('exit', (code) => reject(new Error(`wgpt serve exited with ${code}: ${stderr}`)));
     });
     expect(url).toMatch(/^http:\/\/0\.0\.0\.0:\d+\/$/);
-    expect(stdout.split('\n').slice(1, 4)).toEqual(['tokenizer', 'generate', 'chat'].map((p) => `  ${url}${p}`));
+    expect(stdout.split('\n').slice(1, 6)).toEqual(
+      ['tokenizer', 'generate', 'chat', 'train', 'model'].map((p) => `  ${url}${p}`),
+    );
     expect(stderr).toMatch(/^wgpt serve: warning: --host 0\.0\.0\.0 lets other machines reach this server/);
     const port = new URL(url).port;
     const info = await fetch(`http://127.0.0.1:${port}/api/info`);

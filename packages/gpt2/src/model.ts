@@ -66,6 +66,11 @@ export interface ForwardOptions {
    * exceed maxT.
    */
   positions?: Tensor;
+  /**
+   * Called with each block's q, k and v, (B·T, 3C) as the attention gets them, before it runs: for looking at
+   * attention patterns (the tensor belongs to the caller's tidy scope).
+   */
+  onQkv?: (layer: number, qkv: Tensor) => void;
 }
 
 export interface CachedForwardOptions {
@@ -164,7 +169,10 @@ export class GPT2 {
     const { segments, positions } = opts;
     const causal = (qkv: Tensor) => reshape(attention(reshape(qkv, [B, T, 3 * C]), { NH, segments }), [B * T, C]);
     let x = reshape(encoder(tokens, this.wte, this.wpe, { positions }), [B * T, C]);
-    for (const p of this.blocks) x = block(x, p, causal, AUTOGRAD);
+    const { onQkv } = opts;
+    for (const [l, p] of this.blocks.entries()) {
+      x = block(x, p, onQkv ? (qkv) => (onQkv(l, qkv), causal(qkv)) : causal, AUTOGRAD);
+    }
     const logits = this.head(x, AUTOGRAD);
     if (!targets) return { logits };
     const losses = fusedClassifier(logits, reshape(targets, [B * T]), {

@@ -596,7 +596,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const all = [...history, ...steps];
   const allVal = all.filter((s) => Number.isFinite(s.valLoss)).map((s) => ({ step: s.step, loss: s.valLoss! }));
   const title = `GPT-2 L=${config.L} C=${config.C}: loss`;
-  if (lead) writeFileSync(plot, lossPlotSvg(all.map((s) => ({ step: s.step, loss: s.loss })), allVal, title));
+  if (lead) writeFileSync(plot, await lossPlotSvg(all.map((s) => ({ step: s.step, loss: s.loss })), allVal, title));
   if (o.profile) {
     if (!profiled.steps) log('profile: no step after the first ran, nothing timed');
     else {

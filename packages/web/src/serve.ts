@@ -4,6 +4,7 @@
 // reach another file. Uploaded checkpoints (the page's file picker) are parsed by the same Node code as
 // `wgpt sample` and kept in memory, one at a time.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -43,7 +44,7 @@ export interface WgptServer {
   close(): Promise<void>;
 }
 
-export const PAGES = ['tokenizer', 'generate', 'chat'] as const;
+export const PAGES = ['tokenizer', 'generate', 'chat', 'train', 'model'] as const;
 export type PageName = (typeof PAGES)[number];
 
 /** The id under which the last uploaded checkpoint is offered. */
@@ -61,13 +62,22 @@ interface EncodingFile {
 }
 
 const PAGES_DIR = fileURLToPath(new URL('./pages/', import.meta.url));
-const STYLE = readFileSync(join(PAGES_DIR, 'style.css'), 'utf8');
+// The pages' stylesheet, and uPlot's (the train page's chart) after it.
+const STYLE =
+  readFileSync(join(PAGES_DIR, 'style.css'), 'utf8') +
+  '\n' +
+  readFileSync(createRequire(import.meta.url).resolve('uplot/dist/uPlot.min.css'), 'utf8');
 
 const TITLES: Record<PageName, string> = {
   tokenizer: 'Tokenizer playground',
   generate: 'Generate',
   chat: 'Chat',
+  train: 'Train live',
+  model: 'Model view',
 };
+
+/** A page's script where it is not <page>.ts (pages/model.ts is the pages' checkpoint loading). */
+const ENTRIES: Partial<Record<PageName, string>> = { model: 'model-view.ts' };
 
 function pageHtml(page: PageName | 'index'): string {
   const title = page === 'index' ? 'wgpt' : `wgpt: ${TITLES[page]}`;
@@ -161,7 +171,7 @@ export async function startServer(o: ServeOptions): Promise<WgptServer> {
   const script = (page: PageName) => {
     let s = scripts.get(page);
     if (!s) {
-      s = bundlePage({ entry: join(PAGES_DIR, `${page}.ts`), minify: true });
+      s = bundlePage({ entry: join(PAGES_DIR, ENTRIES[page] ?? `${page}.ts`), minify: true });
       scripts.set(page, s);
     }
     return s;

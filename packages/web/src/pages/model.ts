@@ -1,11 +1,32 @@
 // Loading a checkpoint the server offers (or one uploaded from the page's file picker) into a GPT2 on the page's
 // WebGPU device, and the pieces the generate and chat pages share.
 import { type Gpu, noGrad, tensor, tidyAsync } from '@wgpt/runtime';
-import { GPT2 } from '@wgpt/gpt2';
+import { GPT2, type GPT2Config } from '@wgpt/gpt2';
 import type { CheckpointInfo, ServerInfo } from './api.ts';
 import { api, el, option } from './common.ts';
 
+/**
+ * A model this adapter cannot hold fails before any buffer is made, saying what is too large: the largest buffers
+ * are the token embedding (Vp·C) and the logits of `rows` positions (rows·Vp).
+ */
+export function checkModelFits(gpu: Gpu, c: GPT2Config, rows: number, what: string): void {
+  const max = gpu.limits.maxStorageBufferBindingSize;
+  const need = [
+    [c.Vp * c.C * 4, `its token embedding (Vp=${c.Vp} × C=${c.C})`],
+    [rows * c.Vp * 4, `the logits of ${rows} positions over Vp=${c.Vp}`],
+  ] as const;
+  for (const [bytes, part] of need) {
+    if (bytes > max) {
+      throw new Error(
+        `${what} is too large for this adapter: ${part} needs ${bytes} bytes, and its largest buffer is ${max} ` +
+          'bytes (maxStorageBufferBindingSize); use a smaller model, batch or context, or a browser on a GPU',
+      );
+    }
+  }
+}
+
 export async function fetchModel(gpu: Gpu, c: CheckpointInfo): Promise<GPT2> {
+  checkModelFits(gpu, c.config, c.config.maxT, c.name);
   const bytes = await (await api(`/api/checkpoints/${c.id}`)).arrayBuffer();
   return new GPT2(gpu, c.config, new Float32Array(bytes));
 }
