@@ -77,26 +77,53 @@ export interface RefusalExperimentOptions {
   log?: (s: string) => void;
 }
 
-/** The defaults: sized to run on a CPU (SwiftShader) in the time the README states. */
-export const REFUSAL_DEFAULTS: Omit<RefusalExperimentOptions, 'out' | 'adapter' | 'log'> = {
-  seed: 1,
-  known: 48,
-  qaShare: 0.75,
-  neverTrain: 48,
-  neverEval: 32,
-  docsPerPerson: 6,
-  vocabSize: 768,
-  L: 2,
-  C: 64,
-  NH: 4,
-  T: 64,
-  B: 8,
-  pretrainSteps: 1500,
-  sftSteps: 600,
-  refusalSteps: 400,
-  lr: 3e-3,
-  samples: 4,
-  temperature: 0.7,
+export type RefusalSizes = Omit<RefusalExperimentOptions, 'out' | 'adapter' | 'log'>;
+
+/**
+ * The sizes of a run: `cpu` (the default) runs on SwiftShader in the time the README states; `gpu` is ten times the
+ * people and a model of 6 layers and 256 channels for a GPU.
+ */
+export const REFUSAL_PRESETS: Record<'cpu' | 'gpu', RefusalSizes> = {
+  cpu: {
+    seed: 1,
+    known: 48,
+    qaShare: 0.75,
+    neverTrain: 96,
+    neverEval: 32,
+    docsPerPerson: 6,
+    vocabSize: 768,
+    L: 2,
+    C: 64,
+    NH: 4,
+    T: 64,
+    B: 8,
+    pretrainSteps: 1500,
+    sftSteps: 600,
+    refusalSteps: 600,
+    lr: 3e-3,
+    samples: 4,
+    temperature: 0.7,
+  },
+  gpu: {
+    seed: 1,
+    known: 480,
+    qaShare: 0.75,
+    neverTrain: 480,
+    neverEval: 200,
+    docsPerPerson: 8,
+    vocabSize: 2048,
+    L: 6,
+    C: 256,
+    NH: 8,
+    T: 128,
+    B: 32,
+    pretrainSteps: 6000,
+    sftSteps: 2000,
+    refusalSteps: 2000,
+    lr: 1e-3,
+    samples: 4,
+    temperature: 0.7,
+  },
 };
 
 /**
