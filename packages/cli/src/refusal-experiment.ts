@@ -88,7 +88,7 @@ export const REFUSAL_PRESETS: Record<'cpu' | 'gpu', RefusalSizes> = {
     seed: 1,
     known: 48,
     qaShare: 0.75,
-    neverTrain: 96,
+    neverTrain: 128,
     neverEval: 32,
     docsPerPerson: 6,
     vocabSize: 768,
@@ -99,7 +99,7 @@ export const REFUSAL_PRESETS: Record<'cpu' | 'gpu', RefusalSizes> = {
     B: 8,
     pretrainSteps: 1500,
     sftSteps: 600,
-    refusalSteps: 600,
+    refusalSteps: 800,
     lr: 3e-3,
     samples: 4,
     temperature: 0.7,
@@ -160,6 +160,28 @@ const asEval = (q: FactQuestion): EvalQuestion => ({
   reference: q.answer,
 });
 
+/**
+ * Half of the never-existed people whose questions teach refusals (every other one) renamed to a known person's given
+ * name with another known person's surname: the closest misses, which teach the model that knowing both parts of a
+ * name is not knowing the person. A mixed name that a known or never-existed person already has is skipped; when
+ * none is left the person keeps the drawn name.
+ */
+function withMixedNames(people: Person[], known: readonly Person[], others: readonly Person[], seed: number): Person[] {
+  const rng = new Rng(seed);
+  const taken = new Set([...known, ...others, ...people].map((p) => p.name));
+  const parts = known.map((p) => p.name.split(' ') as [string, string]);
+  return people.map((p, i) => {
+    if (i % 2 === 1 || known.length < 2) return p;
+    for (let tries = 0; tries < 20; tries++) {
+      const name = `${rng.pick(parts)[0]} ${rng.pick(parts)[1]}`;
+      if (taken.has(name)) continue;
+      taken.add(name);
+      return { ...p, name };
+    }
+    return p;
+  });
+}
+
 export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise<RefusalExperimentResult> {
   const log = o.log ?? ((s: string) => console.log(s));
   const t0 = performance.now();
@@ -172,8 +194,8 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
   const nQa = Math.max(1, Math.round(o.known * o.qaShare));
   const qaPeople = people.known.slice(0, nQa);
   const docOnly = people.known.slice(nQa);
-  const neverTrain = people.neverExisted.slice(0, o.neverTrain);
   const neverEval = people.neverExisted.slice(o.neverTrain);
+  const neverTrain = withMixedNames(people.neverExisted.slice(0, o.neverTrain), people.known, neverEval, o.seed + 9);
   // Every sentence names its person: a training window that starts mid-document still says whose fact it is.
   const docs = biographyDocuments(people.known, o.docsPerPerson, o.seed + 1, { fullName: true });
   const valDocs = biographyDocuments(people.known, 1, o.seed + 2, { fullName: true });
@@ -198,7 +220,8 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
   log(
     `== 1. people: ${o.known} in ${docs.length} documents (${o.docsPerPerson} paraphrases each), ` +
       `${nQa} of them with questions in fine-tuning; ${o.neverTrain} never-existed people to probe, ` +
-      `${o.neverEval} more only in the evaluation (seed ${o.seed}); files in ${dataDir}`,
+      `${o.neverEval} more only in the evaluation (seed ${o.seed}); every other one probed is named with a known ` +
+      `person's given name and another's surname; files in ${dataDir}`,
   );
   log(`   e.g. "${docs[0]}"`);
 
