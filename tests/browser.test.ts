@@ -1,18 +1,16 @@
 // The same runtime and kernels in headless Chromium (WebGPU on SwiftShader there too), checked against the f64
 // references: a page runs linear → GELU → cross-entropy forward and backward and reports its numbers.
 import { createServer, type Server } from 'node:http';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './chromium.ts';
 import { bundlePage } from '@wgpt/web';
 import { EPS32, finiteDiff, randomF32, relErr } from '@wgpt/runtime/testing';
 import { linearRef } from '@wgpt/kernels/matmul/matmul.ref.ts';
 import { geluRef } from '@wgpt/kernels/elementwise/elementwise.ref.ts';
 import { crossEntropyRef } from '@wgpt/kernels/crossentropy/crossentropy.ref.ts';
 
-const CHROMIUM = process.env.WGPT_CHROMIUM ?? '/usr/bin/chromium';
 const ROOT = new URL('..', import.meta.url).pathname;
 
 let server: Server;
@@ -26,8 +24,6 @@ const b = randomF32(OC, 3);
 const t = [0, 2, 1, 1, 0];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`browser tests need Chromium at ${CHROMIUM}: sudo apt-get install chromium (or set WGPT_CHROMIUM)`);
   const js = await bundlePage({ entry: join(ROOT, 'packages/web/src/selfcheck-page.ts') });
   const input = JSON.stringify({ x: Array.from(x), w: Array.from(w), b: Array.from(b), t, M, C, OC });
   const html =
@@ -40,22 +36,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const addr = server.address() as { port: number };
   url = `http://127.0.0.1:${addr.port}/`;
-  browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--enable-unsafe-webgpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-      '--disable-dev-shm-usage',
-      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'wgpt-chromium-'))}`,
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -2,11 +2,11 @@
 // page loads without console errors and does its job, checked against the same packages run in Node here; bad input
 // (a file that is no checkpoint, no WebGPU, a server that went away) ends in a visible message, never a blank page.
 // Screenshots of every page go to out/screenshots/; WGPT_UPDATE_SCREENSHOTS=1 also refreshes docs/img/web-*.png.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './chromium.ts';
 import { type ChatMessage, chatFormat, chatmlText, ChatSession, renderConversation } from '@wgpt/chat';
 import { generate, GPT2, initParams, makeConfig, paramCount, paramOffsets } from '@wgpt/gpt2';
 import { type Gpu, noGrad, tensor, tidyAsync } from '@wgpt/runtime';
@@ -16,7 +16,6 @@ import { startServer, tokenPieces, TRAIN_TEXT, type WgptServer } from '@wgpt/web
 import { attentionProbsRef, qkvRef } from './attention-ref.ts';
 import { makeWebFixtures, type WebFixtures } from './web-fixtures.ts';
 
-const CHROMIUM = process.env.WGPT_CHROMIUM ?? '/usr/bin/chromium';
 const ROOT = new URL('..', import.meta.url).pathname;
 const SHOTS = join(ROOT, 'out', 'screenshots');
 
@@ -26,29 +25,11 @@ let browser: Browser;
 let gpu: Gpu;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`browser tests need Chromium at ${CHROMIUM}: sudo apt-get install chromium (or set WGPT_CHROMIUM)`);
   fx = makeWebFixtures();
   srv = await startServer({ port: 0, checkpoints: [fx.model, fx.chat, fx.sharp], tokenizer: fx.tokenizer });
   mkdirSync(SHOTS, { recursive: true });
   gpu = await testGpu();
-  browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    defaultViewport: { width: 1000, height: 720 },
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--enable-unsafe-webgpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-      '--disable-dev-shm-usage',
-      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'wgpt-chromium-'))}`,
-    ],
-  });
+  browser = await launchChromium({ width: 1000, height: 720 });
 });
 
 afterAll(async () => {
