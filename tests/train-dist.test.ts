@@ -127,7 +127,7 @@ it('a run of 2 ranks resumed on 1 rank accumulating 2 micro-batches continues it
   expect([end.step, end.ranks, end.rows]).toEqual([3, 1, 12]);
 }, 180_000);
 
-it('wgpt train --nproc 2: two ranks train, rank 0 alone prints and writes the log and the checkpoint', async () => {
+it('wgpt train --nproc 2 --zero 1: rank 0 alone prints and writes; resuming on 1 rank needs the same global batch', async () => {
   const data = join(out, 'data');
   for (const split of ['train', 'val'] as const) {
     const w = new ShardWriter({ dir: data, prefix: 't', split, part: 0, nVocab: 61, shardTokens: 400 });
@@ -139,15 +139,31 @@ it('wgpt train --nproc 2: two ranks train, rank 0 alone prints and writes the lo
   const run = join(out, 'cli-run');
   const model = ['--depth', '1', '--channels', '16', '--heads', '2', '--vocab', '61', '--context', '16'];
   const args = ['train', '--data', data, ...model, '-B', '2', '-T', '8', '--steps', '2', '--sample-every', '0'];
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    execFile('node', ['scripts/wgpt.mjs', ...args, '--nproc', '2', '--out', run], { cwd: ROOT }, (e, stdout, stderr) =>
-      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  );
+  const wgpt = (...extra: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+      execFile('node', ['scripts/wgpt.mjs', ...args, ...extra], { cwd: ROOT }, (e, stdout, stderr) =>
+        resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+  const r = await wgpt('--nproc', '2', '--zero', '1', '--out', run);
   expect(r.code, r.stderr).toBe(0);
   // One header and one line per step: printed by rank 0 only.
-  expect(r.stdout.match(/^GPT-2 L=1/gm)).toHaveLength(1);
+  expect(r.stdout.match(/^GPT-2 L=1.*on each of 2 ranks \(ZeRO-1\)/gm)).toHaveLength(1);
   expect(r.stdout.match(/^step +\d\/2 \| loss/gm)).toHaveLength(2);
   expect(readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
   expect(existsSync(join(run, 'checkpoint', 'model.bin'))).toBe(true);
+
+  // On 1 rank the default global batch is 1·B·T, which would change the run: refused; with the same --total-batch
+  // (and more steps, allowed) it continues.
+  const more = ['--steps', '3', '--resume', run, '--out', run];
+  const refused = await wgpt(...more);
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toMatch(/^wgpt: .*--total-batch 32 → 16.*--allow-change/);
+  const resumed = await wgpt(...more, '--total-batch', '32', '--allow-change'); // for --steps alone
+  expect(resumed.code, resumed.stderr).toBe(0);
+  expect(resumed.stdout.match(/^setting changed on resume.*$/gm)).toEqual([
+    'setting changed on resume (--allow-change): --steps 2 → 3',
+  ]);
+  expect(resumed.stdout).toMatch(/^continuing a run of 2 rank\(s\) on 1: 2 micro-batch\(es\) of 2 rows per rank/m);
+  expect(resumed.stdout.match(/^step +\d\/3 \| loss/gm)).toHaveLength(1);
 }, 180_000);

@@ -231,6 +231,12 @@ export function register(program: Command): void {
         'start ranks themselves',
       intArg({ min: 1, max: 1024 }),
       1,
+    )
+    .option(
+      '--zero <stage>',
+      'ZeRO stage with --nproc: 1 shards the AdamW moments by tensor across the ranks (same results, less memory)',
+      intArg({ min: 0, max: 1 }),
+      0,
     );
   addRunOptions(trainCmd, {
     steps: 100,
@@ -245,6 +251,9 @@ export function register(program: Command): void {
     const dist = readDistEnv();
     // Rank 0 writes the run folder, the others must not refuse it for existing once rank 0 has made it.
     if (dist.rank === 0) checkOutDir(o.out, o.resume, !!o.overwrite);
+    if (o.zero && o.nproc === 1 && dist.worldSize === 1) {
+      throw new UsageError(`--zero ${o.zero} shards the optimizer across ranks: give --nproc 2 or more, or leave it out`);
+    }
     if (o.nproc > 1 && dist.worldSize === 1) {
       // This process only launches: the same command once per rank, each told its rank by the environment.
       // A signal reaches every rank (one process group): they agree on a step to stop after, so this one waits.
@@ -301,6 +310,7 @@ export function register(program: Command): void {
         eotToken: enc.eotToken,
         shouldStop: () => signals.signal !== null,
         collective,
+        zero: o.zero as 0 | 1,
       });
       // A rank busy elsewhere when another one fails still ends, with the job's reason.
       const r = collective ? await Promise.race([run, collective.failed]) : await run;
