@@ -127,7 +127,7 @@ it('a run of 2 ranks resumed on 1 rank accumulating 2 micro-batches continues it
   expect([end.step, end.ranks, end.rows]).toEqual([3, 1, 12]);
 }, 180_000);
 
-it('wgpt train --nproc 2 --zero 1: rank 0 alone prints and writes; resuming on 1 rank needs the same global batch', async () => {
+it('wgpt train --nproc 2 --zero 1: rank 0 alone prints and writes; resuming on 1 rank keeps the global batch', async () => {
   const data = join(out, 'data');
   for (const split of ['train', 'val'] as const) {
     const w = new ShardWriter({ dir: data, prefix: 't', split, part: 0, nVocab: 61, shardTokens: 400 });

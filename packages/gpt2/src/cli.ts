@@ -252,7 +252,8 @@ export function register(program: Command): void {
     // Rank 0 writes the run folder, the others must not refuse it for existing once rank 0 has made it.
     if (dist.rank === 0) checkOutDir(o.out, o.resume, !!o.overwrite);
     if (o.zero && o.nproc === 1 && dist.worldSize === 1) {
-      throw new UsageError(`--zero ${o.zero} shards the optimizer across ranks: give --nproc 2 or more, or leave it out`);
+      const what = `--zero ${o.zero} shards the optimizer across ranks`;
+      throw new UsageError(`${what}: give --nproc 2 or more, or leave it out`);
     }
     if (o.nproc > 1 && dist.worldSize === 1) {
       // This process only launches: the same command once per rank, each told its rank by the environment.
