@@ -79,7 +79,7 @@ it('2 ranks at B rows track 1 rank accumulating 2 micro-batches of B rows; every
 }, 180_000);
 
 // Three steps of 2 ranks without a stop, with ZeRO-1, and stopped after step 2 then resumed on 1 rank.
-type Runs = { dp: Result[]; zero: Result[]; split: Result[]; resumed: Result };
+type Runs = { dp: Result[]; zero: Result[]; overlap: Result[]; split: Result[]; resumed: Result };
 let started: Promise<Runs> | undefined;
 const runs = () =>
   (started ??= (async () => {
@@ -89,8 +89,12 @@ const runs = () =>
       job('zero3', 2, 3, zero),
       job('split', 2, 3, ['stop=2']),
     ]);
-    const [resumed] = await job('resumed', 1, 3, ['resume=split']);
-    return { dp, zero: z, split, resumed: resumed! };
+    // Buckets of 4 KB: the tiny model's 16 gradients (about 19 KB) in several buckets.
+    const [[resumed], overlap] = await Promise.all([
+      job('resumed', 1, 3, ['resume=split']),
+      job('ov3', 2, 3, ['bucket=4096']),
+    ]);
+    return { dp, zero: z, overlap, split, resumed: resumed! };
   })());
 
 it('ZeRO-1 gives every rank the bits of plain data parallelism, and the same checkpoint files', async () => {
@@ -102,6 +106,12 @@ it('ZeRO-1 gives every rank the bits of plain data parallelism, and the same che
     expect(file('zero3').equals(file('dp3')), f).toBe(true);
   }
   expect(loadCheckpoint(join(out, 'zero3-run', 'checkpoint')).state.optimizer.m.every((m) => m.length > 0)).toBe(true);
+}, 180_000);
+
+it('the all-reduce overlapped with backward in small buckets gives the bits of reducing after it', async () => {
+  const { dp, overlap } = await runs();
+  for (const r of overlap) expect(bits(r.params)).toBe(bits(dp[0]!.params));
+  for (const r of overlap) expect(r.steps).toEqual(dp[0]!.steps);
 }, 180_000);
 
 it('a run of 2 ranks resumed on 1 rank accumulating 2 micro-batches continues it (bound above)', async () => {
@@ -127,7 +137,7 @@ it('a run of 2 ranks resumed on 1 rank accumulating 2 micro-batches continues it
   expect([end.step, end.ranks, end.rows]).toEqual([3, 1, 12]);
 }, 180_000);
 
-it('wgpt train --nproc 2 --zero 1: rank 0 alone prints and writes; resuming on 1 rank keeps the global batch', async () => {
+it('wgpt train --nproc 2 --zero 1: rank 0 alone prints and writes; 1 rank resumes with the global batch', async () => {
   const data = join(out, 'data');
   for (const split of ['train', 'val'] as const) {
     const w = new ShardWriter({ dir: data, prefix: 't', split, part: 0, nVocab: 61, shardTokens: 400 });

@@ -5,8 +5,28 @@
 // rows of conversations with a loss mask for fine-tuning; with a mask the loss is the mean over the masked-in tokens.
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { backward, bufferRange, empty, noGrad, profileTable, tensor, tidy, tidyAsync, WgptError, type Gpu } from '@wgpt/runtime';
-import { allReduceSpans, broadcastSpans, coveringSpans, type Collective } from '@wgpt/runtime/dist';
+import {
+  backward,
+  bufferRange,
+  empty,
+  noGrad,
+  profileTable,
+  tensor,
+  tidy,
+  tidyAsync,
+  WgptError,
+  type Gpu,
+  type Tensor,
+} from '@wgpt/runtime';
+import {
+  allReduceSpans,
+  broadcastSpans,
+  coveringSpans,
+  readSpans,
+  uploadSpans,
+  type BufferSpan,
+  type Collective,
+} from '@wgpt/runtime/dist';
 import { AdamW, checkPositions, checkSegments, gemm, type AdamWState } from '@wgpt/kernels';
 import { paramCount, type GPT2Config } from './config.ts';
 import {
@@ -95,6 +115,12 @@ export interface TrainOptions {
    * them to the others, so every rank ends the step with the same bits as with 0. Checkpoints are the same files.
    */
   zero?: 0 | 1;
+  /**
+   * With a collective: overlap the gradients' all-reduce with backward, in buckets of about this many bytes, each
+   * read back and reduced once backward has recorded everything that adds to it (last micro-batch only); the
+   * results are the same bits as without. 0 or absent: reduce everything after backward.
+   */
+  bucketBytes?: number;
   /** Read the final parameters back into TrainResult.params (every rank's, for checks across ranks). */
   returnParams?: boolean;
   /** Measured f32 peak of the adapter in TFLOP/s for MFU; measured at start when absent. */
@@ -508,6 +534,13 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   // Each micro-batch's loss lands here on the GPU; the optimizer's status carries them back with the norm.
   const microLosses = empty(gpu, [accum], 'f32', { track: false, name: 'micro-batch losses' });
   const reduced = o.collective ? coveringSpans([...model.parameters().map((p) => p.grad!), microLosses]) : [];
+  const overlap = !!o.collective && (o.bucketBytes ?? 0) > 0;
+  const gradSpans = new Map(
+    model.parameters().map((p) => {
+      const { buffer, offset } = bufferRange(p.grad!.buffer);
+      return [p, { buffer, offset, count: p.size }] as const;
+    }),
+  );
   // Per rank, the parameters it owns under ZeRO-1 (one span per tensor, padding left out).
   const ownedSpans = owners
     ? [...Array(W).keys()].map((r) =>
@@ -539,15 +572,18 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
         ...packing(batches[k]!),
       }));
       opt.zeroGrad();
+      const buckets = overlap ? new Buckets(gpu, o.collective!, gradSpans, o.bucketBytes!) : null;
       xy.forEach(({ x, y, mask, segments, positions }, micro) =>
         tidy(() => {
           const { loss } = model.forward(x, y, { overwriteLogits: true, mask, segments, positions });
-          backward(loss!, scale);
+          const last = buckets && micro === accum - 1;
+          backward(loss!, scale, last ? { onGradFinal: (t) => buckets.ready(t) } : {});
           gpu.copy(loss!.buffer, 0, microLosses.buffer, 4 * micro, 4);
         }),
       );
       // The mean over the ranks of the gradients and of the losses (which decide whether the update is applied).
-      if (o.collective) await allReduceSpans(gpu, o.collective, reduced, 'mean');
+      if (buckets) await buckets.finish([{ buffer: microLosses.buffer, offset: 0, count: accum }]);
+      else if (o.collective) await allReduceSpans(gpu, o.collective, reduced, 'mean');
       opt.update(lr, { skipNonFinite: true, losses: microLosses });
       // ZeRO-1: each owner's updated tensors to every rank (a skipped step sends them unchanged).
       if (ownedSpans) await broadcastSpans(gpu, o.collective!, ownedSpans);
@@ -689,5 +725,56 @@ async function gatherMoments(
       st.v[i] = packed.slice(n + at, n + at + sizes[i]!);
       at += sizes[i]!;
     }
+  }
+}
+
+/**
+ * The gradients' all-reduce overlapped with backward: parameters join the open bucket as backward finishes their
+ * gradients (the same order on every rank: the same graph), and a full bucket is read back at once (copies submitted
+ * behind the backward recorded so far) and reduced on the host in bucket order while the GPU runs the rest.
+ */
+class Buckets {
+  private open: BufferSpan[] = [];
+  private floats = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly left: Set<Tensor>;
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly c: Collective,
+    private readonly spans: Map<Tensor, BufferSpan>,
+    private readonly bytes: number,
+  ) {
+    this.left = new Set(spans.keys());
+  }
+
+  /** A tensor's gradient is final: a parameter's joins the open bucket, which closes when full. */
+  ready(t: Tensor): void {
+    const s = this.spans.get(t);
+    if (!s || !this.left.delete(t)) return;
+    this.open.push(s);
+    this.floats += s.count;
+    if (4 * this.floats >= this.bytes) this.close();
+  }
+
+  private close(extra: BufferSpan[] = []): void {
+    const spans = [...this.open, ...extra];
+    this.open = [];
+    this.floats = 0;
+    if (!spans.length) return;
+    const data = readSpans(this.gpu, spans);
+    data.catch(() => {}); // surfaced by the chain, which awaits it
+    this.chain = this.chain.then(async () => {
+      const d = await data;
+      await this.c.allReduce(d, 'mean');
+      await uploadSpans(this.gpu, spans, d);
+    });
+  }
+
+  /** After backward: the rest (parameters backward did not reach, then `extra`) in a last bucket; waits for all. */
+  async finish(extra: BufferSpan[]): Promise<void> {
+    for (const t of [...this.left]) this.ready(t);
+    this.close(extra);
+    await this.chain;
   }
 }
