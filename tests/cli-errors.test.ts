@@ -270,6 +270,7 @@ const TABLE: Row[] = [
       ['1', 1],
     ],
   ),
+  count('train', '--bucket-mb'),
   size('eval-factuality', '--max-tokens'),
   row(
     'eval-factuality',

@@ -237,6 +237,12 @@ export function register(program: Command): void {
       'ZeRO stage with --nproc: 1 shards the AdamW moments by tensor across the ranks (same results, less memory)',
       intArg({ min: 0, max: 1 }),
       0,
+    )
+    .option(
+      '--bucket-mb <n>',
+      'with --nproc: all-reduce the gradients in buckets of this many MB while backward still runs (0: after it)',
+      intArg({ min: 0 }),
+      25,
     );
   addRunOptions(trainCmd, {
     steps: 100,
@@ -312,6 +318,7 @@ export function register(program: Command): void {
         shouldStop: () => signals.signal !== null,
         collective,
         zero: o.zero as 0 | 1,
+        bucketBytes: o.bucketMb * 2 ** 20,
       });
       // A rank busy elsewhere when another one fails still ends, with the job's reason.
       const r = collective ? await Promise.race([run, collective.failed]) : await run;
