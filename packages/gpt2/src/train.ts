@@ -535,6 +535,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const microLosses = empty(gpu, [accum], 'f32', { track: false, name: 'micro-batch losses' });
   const reduced = o.collective ? coveringSpans([...model.parameters().map((p) => p.grad!), microLosses]) : [];
   const overlap = !!o.collective && (o.bucketBytes ?? 0) > 0;
+  // Each parameter's gradient, for the buckets of the overlapped all-reduce.
   const gradSpans = new Map(
     model.parameters().map((p) => {
       const { buffer, offset } = bufferRange(p.grad!.buffer);
@@ -560,7 +561,8 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     const d0 = gpu.dispatchCount;
     // One submit and one wait per step: every micro-batch's tokens go up first (an upload submits what is recorded
     // before it), then forward, backward and the update are recorded, and one read after the update returns the
-    // losses, the norm and whether the update was applied (the GPU skips a non-finite step by itself).
+    // losses, the norm and whether the update was applied (the GPU skips a non-finite step by itself). With ranks,
+    // the all-reduce (and ZeRO-1's broadcast) add their own reads, uploads and submits.
     const batches = Array.from({ length: accum * W }, () => trainLoader.next());
     // Weights over all ranks' rows: the mean over ranks of each rank's mean is then the mean over all positions.
     const weights = lossWeights(batches, B * T);
