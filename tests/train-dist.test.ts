@@ -79,7 +79,7 @@ it('2 ranks at B rows track 1 rank accumulating 2 micro-batches of B rows; every
 }, 180_000);
 
 // Three steps of 2 ranks without a stop, with ZeRO-1, and stopped after step 2 then resumed on 1 rank.
-type Runs = { dp: Result[]; zero: Result[]; overlap: Result[]; split: Result[]; resumed: Result };
+type Runs = { dp: Result[]; zero: Result[]; overlap: Result[]; split: Result[]; resumed: Result; acc: Result[][] };
 let started: Promise<Runs> | undefined;
 const runs = () =>
   (started ??= (async () => {
@@ -90,11 +90,15 @@ const runs = () =>
       job('split', 2, 3, ['stop=2']),
     ]);
     // Buckets of 4 KB: the tiny model's 16 gradients (about 19 KB) in several buckets.
-    const [[resumed], overlap] = await Promise.all([
+    // And 2 micro-batches per rank, reduced after backward and overlapped (the last micro-batch only).
+    const acc = ['total=64'];
+    const [[resumed], overlap, ...accRuns] = await Promise.all([
       job('resumed', 1, 3, ['resume=split']),
       job('ov3', 2, 3, ['bucket=4096']),
+      job('acc', 2, 2, acc),
+      job('ovacc', 2, 2, [...acc, 'bucket=4096']),
     ]);
-    return { dp, zero: z, overlap, split, resumed: resumed! };
+    return { dp, zero: z, overlap, split, resumed: resumed!, acc: accRuns };
   })());
 
 it('ZeRO-1 gives every rank the bits of plain data parallelism, and the same checkpoint files', async () => {
@@ -109,9 +113,13 @@ it('ZeRO-1 gives every rank the bits of plain data parallelism, and the same che
 }, 180_000);
 
 it('the all-reduce overlapped with backward in small buckets gives the bits of reducing after it', async () => {
-  const { dp, overlap } = await runs();
+  const { dp, overlap, acc } = await runs();
   for (const r of overlap) expect(bits(r.params)).toBe(bits(dp[0]!.params));
   for (const r of overlap) expect(r.steps).toEqual(dp[0]!.steps);
+  const [after, during] = acc as [Result[], Result[]];
+  expect(bits(after[0]!.params)).not.toBe(bits(dp[0]!.params)); // other rows, other numbers
+  for (const r of [...after, ...during]) expect(bits(r.params)).toBe(bits(after[0]!.params));
+  for (const r of during) expect(r.steps).toEqual(after[0]!.steps);
 }, 180_000);
 
 it('a run of 2 ranks resumed on 1 rank accumulating 2 micro-batches continues it (bound above)', async () => {
