@@ -10,7 +10,7 @@ const ROOT = new URL('../../../../', import.meta.url).pathname;
 const out = mkdtempSync(join(tmpdir(), 'wgpt-dist-gpu-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-it('2 ranks: the rank-order f32 sum, the same bits on both, guard bands untouched; spans sent by their owners', async () => {
+it('2 ranks: the rank-order f32 sum, the same bits on both, guard bands kept; spans sent by their owners', async () => {
   const n = 100_003; // 4 device chunks of 30011 floats, the last one short
   const W = 2;
   let stderr = '';
