@@ -261,6 +261,16 @@ const TABLE: Row[] = [
       ['1024', 1024],
     ],
   ),
+  row(
+    'train',
+    '--zero',
+    ['-1', '2', '0.5', 'x'],
+    [
+      ['0', 0],
+      ['1', 1],
+    ],
+  ),
+  count('train', '--bucket-mb'),
   size('eval-factuality', '--max-tokens'),
   row(
     'eval-factuality',
@@ -484,6 +494,7 @@ describe('flags checked against each other before any work starts', () => {
       /^wgpt: --total-batch 100 is not a multiple of B·T = 2·8 = 16 tokens/,
     ],
     [['--tokenizer', 'no-such-tokenizer'], /^wgpt: --tokenizer: unknown tokenizer "no-such-tokenizer": /],
+    [['--zero', '1'], /^wgpt: --zero 1 shards the optimizer across ranks: give --nproc 2 or more, or leave it out\n$/],
     [['--preset', 'd13'], /^wgpt: option '--preset <name>' argument 'd13' is invalid\. Allowed choices are d12, d24, /],
   ])('train %j', async (extra, message) => {
     const r = await wgpt(...train, ...(extra as string[]));

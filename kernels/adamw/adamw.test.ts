@@ -254,6 +254,44 @@ describe('adamw', () => {
         dispose(ps, opt);
       });
 
+      it('owned: updates only the owned tensors, each with the bits of an optimizer that owns all', async () => {
+        // Two steps with clipping: the norm covers every gradient either way, the moments carry over.
+        const init = SHAPES.map((s, i) => randomF32(size(s), 90 + i));
+        const all = makeParams(true, init);
+        const some = makeParams(true, init);
+        const owned = [false, true, true, false];
+        const cfg = { maxNorm: 1, weightDecay: 0.1 };
+        const a = new AdamW(gpu, all, cfg, undefined, { version });
+        const b = new AdamW(gpu, some, cfg, undefined, { version, owned });
+        for (const step of [1, 2]) {
+          setGrads(all, gradsFor(step));
+          setGrads(some, gradsFor(step));
+          a.update(1e-2);
+          b.update(1e-2);
+        }
+        expect(b.dispatchesPerStep).toBe(a.dispatchesPerStep); // p1, p2: one piece; one span
+        for (let i = 0; i < SHAPES.length; i++) {
+          const got = Array.from((await some[i]!.read()) as Float32Array);
+          const want = owned[i] ? (await all[i]!.read()) : init[i]!;
+          expect(got, `p${i}`).toEqual(Array.from(want as Float32Array));
+        }
+        const st = await b.state();
+        const full = await a.state();
+        expect(st.m.map((m) => m.length)).toEqual([0, 127, 3, 0]);
+        for (const i of [1, 2]) {
+          expect(Array.from(st.m[i]!)).toEqual(Array.from(full.m[i]!));
+          expect(Array.from(st.v[i]!)).toEqual(Array.from(full.v[i]!));
+        }
+        expect(b.m).toHaveLength(2);
+        // A full state (a checkpoint's) loads into the owned moments.
+        const c = new AdamW(gpu, some, cfg, undefined, { version, owned: [true, false, false, true] });
+        c.load(full);
+        expect(Array.from(await c.m[1]!.read())).toEqual(Array.from(full.m[3]!));
+        c.dispose();
+        dispose(some, b);
+        dispose(all, a);
+      });
+
       it('refuses to step a parameter that has no gradient', () => {
         const p = parameter(gpu, [1, 2], [2]);
         const opt = new AdamW(gpu, [p], {}, undefined, { version });

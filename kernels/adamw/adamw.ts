@@ -167,34 +167,50 @@ const MAX_PARTIALS = 1024;
 const partialsFor = (n: number, version: AdamWVersion) =>
   Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(n / (version === 'v1' ? 256 * 16 : 256))));
 
-/** Parameters whose values, gradients and moments lie in one buffer each, at the same relative offsets. */
+/** Parameters whose values and gradients lie in one buffer each, at the same relative offsets. */
 interface Span {
   /** Indices into params, in order. */
   members: number[];
-  /** The span's range of the parameters' and the gradients' buffers. */
+  /** The span's range of the gradients' buffer. */
+  grad: GPUBuffer;
+  /** Elements in the span (padding included). */
+  n: number;
+  partials: number;
+  partialBase: number;
+  /** The runs of consecutive owned members that this optimizer updates: the whole span unless `owned` says else. */
+  pieces: Piece[];
+}
+
+/** Consecutive members of a span updated by one dispatch, with their moments. */
+interface Piece {
+  members: number[];
+  /** The piece's range of the parameters' and the gradients' buffers. */
   param: GPUBuffer;
   grad: GPUBuffer;
-  /** Moments: buffers of the span's size, owned by the optimizer. */
+  /** Moments: buffers of the piece's size, owned by the optimizer. */
   m: Tensor;
   v: Tensor;
   /** (first element, flags) pairs for the update kernel. */
   runs: Tensor;
   nRuns: number;
-  /** Elements in the span (padding included). */
+  /** Elements in the piece (padding between members included). */
   n: number;
-  /** Element offset of each member in the span. */
+  /** Element offset of each member in the piece. */
   at: number[];
-  partials: number;
-  partialBase: number;
 }
 
 export class AdamW {
   readonly config: AdamWConfig;
   /** Steps applied: the t of the bias correction. */
   step = 0;
-  /** Per parameter, views of the packed moments (the checkpoint's order). */
+  /**
+   * Per owned parameter (every one unless `opts.owned`), in parameter order: views of the packed moments (the
+   * checkpoint's order).
+   */
   readonly m: Tensor[];
   readonly v: Tensor[];
+  /** Per parameter: whether this optimizer updates it and keeps its moments. */
+  readonly owned: boolean[];
   private readonly spans: Span[] = [];
   private readonly grads: Tensor[];
   private readonly partials: Tensor;
@@ -211,13 +227,16 @@ export class AdamW {
    * @param decay per parameter: whether weight decay applies (GPT-2: 2-D weights yes, biases and norms no);
    *   default: parameters of rank ≥ 2.
    * @param opts.version force a version of the kernels (tests, benches); default adamwVersion(gpu)
+   * @param opts.owned per parameter: whether this optimizer updates it (default all). The norm still covers every
+   *   gradient; moments exist only for owned parameters, which get per element the same arithmetic as with all
+   *   owned (ZeRO-1: each rank of a data-parallel job owns some tensors and sends them to the others after).
    */
   constructor(
     readonly gpu: Gpu,
     readonly params: Tensor[],
     config: Partial<AdamWConfig> = {},
     readonly decay: boolean[] = params.map((p) => p.shape.length >= 2),
-    opts: { version?: AdamWVersion } = {},
+    opts: { version?: AdamWVersion; owned?: boolean[] } = {},
   ) {
     this.config = { ...ADAMW_DEFAULTS, ...config };
     this.version = opts.version ?? adamwVersion(gpu);
@@ -225,6 +244,9 @@ export class AdamW {
       throw new Error(`AdamW v2 needs subgroups of 4 (${gpu.describe()})`);
     if (decay.length !== params.length)
       throw new WgptError(`AdamW: ${decay.length} decay flags for ${params.length} parameters`);
+    this.owned = opts.owned ?? params.map(() => true);
+    if (this.owned.length !== params.length)
+      throw new WgptError(`AdamW: ${this.owned.length} ownership flags for ${params.length} parameters`);
     this.grads = params.map((p) => p.ensureGrad());
     const align = gpu.limits.minStorageBufferOffsetAlignment;
     // Group consecutive parameters that lie in one buffer, with gradients in one buffer at the same offsets.
@@ -250,36 +272,58 @@ export class AdamW {
       const bytes = d.end - d.p0;
       const n = bytes / 4;
       const at = d.members.map((i) => (bufferRange(params[i]!.buffer).offset - d.p0) / 4);
-      // Runs: each member with its decay flag, the gaps between members marked as padding; equal neighbours merge.
-      const runs: [number, number][] = [];
-      const push = (start: number, flags: number) => {
-        if (runs.length && runs.at(-1)![1] === flags) return;
-        runs.push([start, flags]);
-      };
+      // Pieces: runs of consecutive owned members (all of the span when every member is owned).
+      const groups: number[][] = [];
+      let open = false;
       d.members.forEach((i, k) => {
-        push(at[k]!, decay[i] ? 1 : 0);
-        const end = at[k]! + params[i]!.size;
-        const next = k + 1 < d.members.length ? at[k + 1]! : n;
-        if (next > end) push(end, 2);
+        if (!this.owned[i]) open = false;
+        else if (open) groups.at(-1)!.push(k);
+        else (groups.push([k]), (open = true));
       });
-      const moment = (name: string) => zeros(gpu, [n], 'f32', { track: false, name, exact: true });
+      const pieces = groups.map((ks): Piece => {
+        const first = at[ks[0]!]!;
+        const last = ks.at(-1)!;
+        const pn = at[last]! + params[d.members[last]!]!.size - first;
+        const pat = ks.map((k) => at[k]! - first);
+        // Runs: each member with its decay flag, the gaps between members marked as padding; equal neighbours merge.
+        const runs: [number, number][] = [];
+        const push = (start: number, flags: number) => {
+          if (runs.length && runs.at(-1)![1] === flags) return;
+          runs.push([start, flags]);
+        };
+        ks.forEach((k, j) => {
+          const i = d.members[k]!;
+          push(pat[j]!, decay[i] ? 1 : 0);
+          const end = pat[j]! + params[i]!.size;
+          const next = j + 1 < ks.length ? pat[j + 1]! : pn;
+          if (next > end) push(end, 2);
+        });
+        const moment = (name: string) => zeros(gpu, [pn], 'f32', { track: false, name, exact: true });
+        const [p0, g0] = [d.p0 + 4 * first, d.g0 + 4 * first];
+        return {
+          members: ks.map((k) => d.members[k]!),
+          param: new BufferSlice(d.p, p0, 4 * pn, `parameters [${p0}, ${p0 + 4 * pn})`),
+          grad: new BufferSlice(d.g, g0, 4 * pn, `gradients [${g0}, ${g0 + 4 * pn})`),
+          m: moment('AdamW m'),
+          v: moment('AdamW v'),
+          runs: tensor(gpu, runs.flat(), [runs.length, 2], 'u32', { track: false, name: 'AdamW runs' }),
+          nRuns: runs.length,
+          n: pn,
+          at: pat,
+        };
+      });
       const partials = partialsFor(n, this.version);
       this.spans.push({
         members: d.members,
-        param: new BufferSlice(d.p, d.p0, bytes, `parameters [${d.p0}, ${d.end})`),
         grad: new BufferSlice(d.g, d.g0, bytes, `gradients [${d.g0}, ${d.g0 + bytes})`),
-        m: moment('AdamW m'),
-        v: moment('AdamW v'),
-        runs: tensor(gpu, runs.flat(), [runs.length, 2], 'u32', { track: false, name: 'AdamW runs' }),
-        nRuns: runs.length,
         n,
-        at,
         partials,
         partialBase,
+        pieces,
       });
       partialBase += partials;
     }
-    const view = (s: Span, k: number, which: 'm' | 'v') => {
+    const view = (s: Piece, k: number, which: 'm' | 'v') => {
       const p = params[s.members[k]!]!;
       const root = s[which];
       const slice = new BufferSlice(root.buffer, 4 * s.at[k]!, p.bytes, `${which}(${p.name ?? `t${p.id}`})`);
@@ -289,7 +333,7 @@ export class AdamW {
     };
     this.m = [];
     this.v = [];
-    for (const s of this.spans)
+    for (const s of this.pieces)
       s.members.forEach((_, k) => {
         this.m.push(view(s, k, 'm'));
         this.v.push(view(s, k, 'v'));
@@ -299,9 +343,13 @@ export class AdamW {
     this.status = empty(gpu, [3], 'f32', { track: false, name: 'AdamW status' });
   }
 
-  /** Dispatches per update(): a norm pass and an update per span, and the status. */
+  private get pieces(): Piece[] {
+    return this.spans.flatMap((s) => s.pieces);
+  }
+
+  /** Dispatches per update(): a norm pass per span, the status, and an update per piece (per span unless owned). */
   get dispatchesPerStep(): number {
-    return 2 * this.spans.length + 1;
+    return this.spans.length + 1 + this.pieces.length;
   }
 
   /**
@@ -362,7 +410,7 @@ export class AdamW {
       context: `${this.spans.length} span(s), ${nLosses} losses`,
     });
     const t = this.step + 1;
-    for (const s of this.spans)
+    for (const s of this.pieces)
       gpu.dispatch(v2 ? adamwV2Spec : adamwSpec, {
         buffers: {
           ...{ param: s.param, grad: s.grad, m: s.m.buffer, v: s.v.buffer },
@@ -406,28 +454,31 @@ export class AdamW {
 
   dispose(): void {
     for (const t of [...this.m, ...this.v]) t.dispose();
-    for (const s of this.spans) for (const t of [s.m, s.v, s.runs]) t.dispose();
+    for (const s of this.pieces) for (const t of [s.m, s.v, s.runs]) t.dispose();
     this.partials.dispose();
     this.status.dispose();
   }
 
-  /** Moments per parameter, read span by span (one read each). Waits for a guarded step's outcome. */
+  /**
+   * Moments per parameter, read piece by piece (one read each); empty arrays for parameters not owned. Waits for a
+   * guarded step's outcome.
+   */
   async state(): Promise<AdamWState> {
     if (this.pending) await this.lastStep();
-    const m: Float32Array[] = [];
-    const v: Float32Array[] = [];
-    for (const s of this.spans) {
+    const m: Float32Array[] = this.params.map(() => new Float32Array(0));
+    const v: Float32Array[] = this.params.map(() => new Float32Array(0));
+    for (const s of this.pieces) {
       const [ms, vs] = [(await s.m.read()) as Float32Array, (await s.v.read()) as Float32Array];
       s.members.forEach((i, k) => {
         const size = this.params[i]!.size;
-        m.push(ms.slice(s.at[k]!, s.at[k]! + size));
-        v.push(vs.slice(s.at[k]!, s.at[k]! + size));
+        m[i] = ms.slice(s.at[k]!, s.at[k]! + size);
+        v[i] = vs.slice(s.at[k]!, s.at[k]! + size);
       });
     }
     return { step: this.step, m, v };
   }
 
-  /** Sets moments and step count (a checkpoint's), one write per span. */
+  /** Sets moments and step count (a checkpoint's, of every parameter), one write per piece: the owned ones. */
   load(st: AdamWState): void {
     if (st.m.length !== this.params.length || st.v.length !== this.params.length)
       throw new WgptError(`AdamW state has ${st.m.length} moments, the optimizer ${this.params.length} parameters`);
@@ -437,7 +488,7 @@ export class AdamW {
           `AdamW state: parameter ${i} has ${st.m[i]!.length} and ${st.v[i]!.length} moment values, ` +
             `${p} needs ${p.size}`,
         );
-    for (const s of this.spans) {
+    for (const s of this.pieces) {
       const ms = new Float32Array(s.n);
       const vs = new Float32Array(s.n);
       s.members.forEach((i, k) => {

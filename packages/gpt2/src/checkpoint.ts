@@ -27,6 +27,10 @@ export interface TrainState {
   seed: number;
   /** The run's settings (see train.ts), to check that a resume is exact; absent in checkpoints of older versions. */
   settings?: Record<string, unknown>;
+  /** Data-parallel ranks that wrote it (absent: one, or an older wgpt). */
+  ranks?: number;
+  /** Rows of B tokens the training source had handed out over every rank since the run began (absent: unknown). */
+  rows?: number;
 }
 
 const MAGIC = 'WGPTSTAT';
@@ -44,6 +48,8 @@ interface StateMeta {
   sizes: number[];
   sha256: string;
   settings?: Record<string, unknown>;
+  ranks?: number;
+  rows?: number;
 }
 
 function digest(params: Float32Array, opt: AdamWState): string {
@@ -85,6 +91,8 @@ function parseMeta(raw: unknown, file: string): StateMeta {
     sizes: field('sizes', (x) => Array.isArray(x) && x.every(isCount), 'a list of tensor sizes') as number[],
     sha256: field('sha256', (x) => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x), 'a SHA-256 in hex') as string,
     settings: field('settings', (x) => x === undefined || isObject(x), 'an object') as StateMeta['settings'],
+    ranks: field('ranks', (x) => x === undefined || (isCount(x) && x > 0), 'a rank count') as number | undefined,
+    rows: field('rows', (x) => x === undefined || isCount(x), 'a count of rows') as number | undefined,
   };
 }
 
@@ -190,6 +198,8 @@ export async function saveCheckpoint(
     sizes: state.optimizer.m.map((m) => m.length),
     sha256: digest(model.params, state.optimizer),
     ...(state.settings ? { settings: state.settings } : {}),
+    ...(state.ranks === undefined ? {} : { ranks: state.ranks }),
+    ...(state.rows === undefined ? {} : { rows: state.rows }),
   };
   const json = Buffer.from(JSON.stringify(meta), 'utf8');
   const head = Buffer.alloc(HEAD_BYTES);
@@ -258,8 +268,9 @@ function loadFrom(dir: string): { model: ModelFile; state: TrainState } {
     throw new WgptError(`${dir}: checksum mismatch between model.bin and state.bin (corrupt or torn checkpoint)`);
   }
   const optimizer: AdamWState = { step: meta.optimizerStep, m, v };
-  const { step, loader, seed, settings } = meta;
-  return { model, state: { step, loader, optimizer, seed, ...(settings ? { settings } : {}) } };
+  const { step, loader, seed, settings, ranks, rows } = meta;
+  const dist = { ...(ranks === undefined ? {} : { ranks }), ...(rows === undefined ? {} : { rows }) };
+  return { model, state: { step, loader, optimizer, seed, ...(settings ? { settings } : {}), ...dist } };
 }
 
 /** A run folder given instead of its checkpoint (`--resume out/run1`) means out/run1/checkpoint. */

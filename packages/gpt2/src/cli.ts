@@ -231,6 +231,18 @@ export function register(program: Command): void {
         'start ranks themselves',
       intArg({ min: 1, max: 1024 }),
       1,
+    )
+    .option(
+      '--zero <stage>',
+      'ZeRO stage with --nproc: 1 shards the AdamW moments by tensor across the ranks (same results, less memory)',
+      intArg({ min: 0, max: 1 }),
+      0,
+    )
+    .option(
+      '--bucket-mb <n>',
+      'with --nproc: all-reduce the gradients in buckets of this many MB while backward still runs (0: after it)',
+      intArg({ min: 0 }),
+      25,
     );
   addRunOptions(trainCmd, {
     steps: 100,
@@ -245,6 +257,10 @@ export function register(program: Command): void {
     const dist = readDistEnv();
     // Rank 0 writes the run folder, the others must not refuse it for existing once rank 0 has made it.
     if (dist.rank === 0) checkOutDir(o.out, o.resume, !!o.overwrite);
+    if (o.zero && o.nproc === 1 && dist.worldSize === 1) {
+      const what = `--zero ${o.zero} shards the optimizer across ranks`;
+      throw new UsageError(`${what}: give --nproc 2 or more, or leave it out`);
+    }
     if (o.nproc > 1 && dist.worldSize === 1) {
       // This process only launches: the same command once per rank, each told its rank by the environment.
       // A signal reaches every rank (one process group): they agree on a step to stop after, so this one waits.
@@ -301,6 +317,8 @@ export function register(program: Command): void {
         eotToken: enc.eotToken,
         shouldStop: () => signals.signal !== null,
         collective,
+        zero: o.zero as 0 | 1,
+        bucketBytes: o.bucketMb * 2 ** 20,
       });
       // A rank busy elsewhere when another one fails still ends, with the job's reason.
       const r = collective ? await Promise.race([run, collective.failed]) : await run;

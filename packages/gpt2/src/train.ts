@@ -5,9 +5,29 @@
 // rows of conversations with a loss mask for fine-tuning; with a mask the loss is the mean over the masked-in tokens.
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { backward, empty, noGrad, profileTable, tensor, tidy, tidyAsync, WgptError, type Gpu } from '@wgpt/runtime';
-import { allReduceSpans, coveringSpans, type Collective } from '@wgpt/runtime/dist';
-import { AdamW, checkPositions, checkSegments, gemm } from '@wgpt/kernels';
+import {
+  backward,
+  bufferRange,
+  empty,
+  noGrad,
+  profileTable,
+  tensor,
+  tidy,
+  tidyAsync,
+  WgptError,
+  type Gpu,
+  type Tensor,
+} from '@wgpt/runtime';
+import {
+  allReduceSpans,
+  broadcastSpans,
+  coveringSpans,
+  readSpans,
+  uploadSpans,
+  type BufferSpan,
+  type Collective,
+} from '@wgpt/runtime/dist';
+import { AdamW, checkPositions, checkSegments, gemm, type AdamWState } from '@wgpt/kernels';
 import { paramCount, type GPT2Config } from './config.ts';
 import {
   type Batch,
@@ -80,13 +100,27 @@ export interface TrainOptions {
   /** Files written into every checkpoint folder with model.bin and state.bin (name → text), e.g. a chat format. */
   checkpointFiles?: Record<string, string>;
   /**
-   * Data parallelism: this process is one rank of the collective's job. B is then each rank's rows: the training
-   * batches (trainFiles or trainSource) have worldSize·B rows, of which rank r trains on rows r·B..(r+1)·B-1; the
-   * gradients and micro-batch losses become their mean over the ranks before the update (the same bits on every
-   * rank, so every rank applies the same update); totalBatchTokens counts every rank's tokens. Only rank 0 logs,
-   * validates, samples and writes (log, checkpoints, plot); the others wait for it at the next step's all-reduce.
+   * Data parallelism: this process is one rank of the collective's job. B is then each rank's rows. The training
+   * source always hands out batches of B rows; a step reads accum·worldSize of them, and micro-batch m of rank r is
+   * the step's batch m·worldSize + r, so a step covers the same rows whatever the split between ranks and
+   * accumulation (a run may resume with another rank count and the same totalBatchTokens). The gradients and
+   * micro-batch losses become their mean over the ranks before the update (the same bits on every rank, so every
+   * rank applies the same update); totalBatchTokens counts every rank's tokens. Only rank 0 logs, validates,
+   * samples and writes (log, checkpoints, plot); the others wait for it at the next step's all-reduce.
    */
   collective?: Collective;
+  /**
+   * ZeRO stage with a collective: 0 (default) every rank keeps all AdamW moments and updates every tensor; 1 each
+   * rank keeps the moments of the tensors it owns (assigned greedily by size, zeroOwners), updates those, and sends
+   * them to the others, so every rank ends the step with the same bits as with 0. Checkpoints are the same files.
+   */
+  zero?: 0 | 1;
+  /**
+   * With a collective: overlap the gradients' all-reduce with backward, in buckets of about this many bytes, each
+   * read back and reduced once backward has recorded everything that adds to it (last micro-batch only); the
+   * results are the same bits as without. 0 or absent: reduce everything after backward.
+   */
+  bucketBytes?: number;
   /** Read the final parameters back into TrainResult.params (every rank's, for checks across ranks). */
   returnParams?: boolean;
   /** Measured f32 peak of the adapter in TFLOP/s for MFU; measured at start when absent. */
@@ -303,19 +337,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     throw new WgptError(`total batch ${o.totalBatchTokens} tokens is not a multiple of ${what}`);
   }
   const accum = o.totalBatchTokens / (W * B * T);
-  // This rank's rows of a batch of W·B rows.
-  const mine = (b: Batch): Batch => {
-    if (W === 1) return b;
-    const [from, to] = [rank * B * T, (rank + 1) * B * T];
-    const { inputs, targets, mask, segments, positions } = b;
-    return {
-      inputs: inputs.subarray(from, to),
-      targets: targets.subarray(from, to),
-      ...(mask ? { mask: mask.subarray(from, to) } : {}),
-      ...(segments ? { segments: segments.subarray(from, to) } : {}),
-      ...(positions ? { positions: positions.subarray(from, to) } : {}),
-    };
-  };
+  const zero = W > 1 ? (o.zero ?? 0) : 0;
   // Packed rows: each sequence attends only to itself and its positions restart (checked once per batch here, so a
   // source that breaks the contract fails naming the row rather than training on a wrong mask).
   const packing = (b: Batch) => {
@@ -340,12 +362,12 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   let trainLoader: BatchSource;
   if (o.trainSource) trainLoader = o.trainSource;
   else if (o.trainFiles?.length) {
-    trainLoader = new ShardLoader(o.trainFiles, W * B, T, { shuffle: true, seed: o.seed, vocab: config.V });
+    trainLoader = new ShardLoader(o.trainFiles, B, T, { shuffle: true, seed: o.seed, vocab: config.V });
   } else throw new WgptError('train: no training data (trainFiles or trainSource)');
   const valOpts = { shuffle: false, seed: 0, vocab: config.V };
   const valLoader: ValidationSource | null =
     o.valSource ?? (o.valFiles?.length ? new ShardLoader(o.valFiles, B, T, valOpts) : null);
-  for (const [what, src, rows] of [['training', trainLoader, W * B], ['validation', valLoader, B]] as const) {
+  for (const [what, src, rows] of [['training', trainLoader, B], ['validation', valLoader, B]] as const) {
     if (src && (src.B !== rows || src.T !== T)) {
       throw new Error(`train: the ${what} batches are ${src.B}×${src.T}, the run's are ${rows}×${T}`);
     }
@@ -380,6 +402,14 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     params = resumed.model.params;
     startStep = resumed.state.step;
     trainLoader.restore(resumed.state.loader);
+    const ranks = resumed.state.ranks ?? 1;
+    if (ranks !== W) {
+      // The source's position counts batches of B rows, whatever the rank count: the same rows come next.
+      log(
+        `continuing a run of ${ranks} rank(s) on ${W}: ${accum} micro-batch(es) of ${B} rows per rank, the same ` +
+          `${W * accum * B} rows per step (${resumed.state.rows ?? '?'} rows read so far)`,
+      );
+    }
   }
   mkdirSync(o.outDir, { recursive: true });
   const logFile = join(o.outDir, 'log.jsonl');
@@ -396,11 +426,13 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     writeFileSync(logFile, '');
   }
   const model = new GPT2(gpu, config, params);
+  const owners = zero ? zeroOwners(model.parameters().map((p) => p.size), W) : null;
   const opt = new AdamW(
     gpu,
     model.parameters(),
     { lr: o.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: o.weightDecay, maxNorm: o.maxNorm },
     model.decayFlags(),
+    owners ? { owned: owners.map((r) => r === rank) } : {},
   );
   if (resumed) {
     const { loadAdamW } = await import('@wgpt/kernels');
@@ -411,7 +443,8 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   log(
     `GPT-2 L=${config.L} C=${config.C} NH=${config.NH} V=${config.V} (Vp ${config.Vp}), ` +
       `${(paramCount(config) / 1e6).toFixed(2)}M parameters on ${gpu.describe()}; ` +
-      `B=${B} T=${T}${W > 1 ? ` on each of ${W} ranks` : ''}, ${accum} micro-batch(es) per step ` +
+      `B=${B} T=${T}${W > 1 ? ` on each of ${W} ranks${zero ? ' (ZeRO-1)' : ''}` : ''}, ` +
+      `${accum} micro-batch(es) per step ` +
       `(${o.totalBatchTokens} tokens), ` +
       `${o.steps} steps${startStep ? `, resuming after step ${startStep}` : ''}; ` +
       `MFU against ${peak >= 1 ? `${peak.toFixed(1)} TFLOP/s` : `${(peak * 1000).toFixed(2)} GFLOP/s`} ` +
@@ -468,14 +501,24 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     log(`--- sample at step ${step} ---\n${printable(text)}\n---`);
   };
 
-  const checkpoint = async (step: number) => {
+  // Every rank's moments (with ZeRO-1 each owner sends its own to the others); rank 0 writes them.
+  const optimizerState = async () => {
+    const st = await opt.state();
+    if (owners) await gatherMoments(o.collective!, owners, model.parameters().map((p) => p.size), st);
+    return st;
+  };
+  const checkpoint = async (step: number, optimizer: AdamWState) => {
     const dir = join(o.outDir, 'checkpoint');
+    // Rows the training source has handed out since the run began (not known when resuming an older checkpoint).
+    const before = resumed ? resumed.state.rows : 0;
     await saveCheckpoint(dir, { config, params: await model.toFlat() }, {
       step,
       loader: trainLoader.state,
-      optimizer: await (await import('@wgpt/kernels')).saveAdamW(opt),
+      optimizer,
       seed: o.seed,
       settings: { ...settings },
+      ranks: W,
+      ...(before === undefined ? {} : { rows: before + (step - startStep) * W * accum * B }),
     }, o.checkpointFiles);
     lastCheckpoint = dir;
   };
@@ -485,12 +528,30 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     // What a crash left beside this run's checkpoint goes now, as the next save would remove it.
     if (resolve(resumed.dir) === resolve(own)) tidyCheckpoints(own, startStep);
     // A run resumed at its last step from a folder left by a crash (checkpoint.old, .tmp-*) puts it in place.
-    else if (startStep >= o.steps) await checkpoint(startStep);
+    else if (startStep >= o.steps) await checkpoint(startStep, resumed.state.optimizer);
   }
   const tStart = performance.now();
   // Each micro-batch's loss lands here on the GPU; the optimizer's status carries them back with the norm.
   const microLosses = empty(gpu, [accum], 'f32', { track: false, name: 'micro-batch losses' });
   const reduced = o.collective ? coveringSpans([...model.parameters().map((p) => p.grad!), microLosses]) : [];
+  const overlap = !!o.collective && (o.bucketBytes ?? 0) > 0;
+  // Each parameter's gradient, for the buckets of the overlapped all-reduce.
+  const gradSpans = new Map(
+    model.parameters().map((p) => {
+      const { buffer, offset } = bufferRange(p.grad!.buffer);
+      return [p, { buffer, offset, count: p.size }] as const;
+    }),
+  );
+  // Per rank, the parameters it owns under ZeRO-1 (one span per tensor, padding left out).
+  const ownedSpans = owners
+    ? [...Array(W).keys()].map((r) =>
+        model.parameters().flatMap((p, i) => {
+          if (owners[i] !== r) return [];
+          const { buffer, offset } = bufferRange(p.buffer);
+          return [{ buffer, offset, count: p.size }];
+        }),
+      )
+    : null;
   const profiled = { steps: 0, dispatches: 0, how: '' };
   for (let step = startStep + 1; step <= o.steps; step++) {
     const t0 = performance.now();
@@ -500,28 +561,34 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
     const d0 = gpu.dispatchCount;
     // One submit and one wait per step: every micro-batch's tokens go up first (an upload submits what is recorded
     // before it), then forward, backward and the update are recorded, and one read after the update returns the
-    // losses, the norm and whether the update was applied (the GPU skips a non-finite step by itself).
-    const batches = Array.from({ length: accum }, () => trainLoader.next());
+    // losses, the norm and whether the update was applied (the GPU skips a non-finite step by itself). With ranks,
+    // the all-reduce (and ZeRO-1's broadcast) add their own reads, uploads and submits.
+    const batches = Array.from({ length: accum * W }, () => trainLoader.next());
     // Weights over all ranks' rows: the mean over ranks of each rank's mean is then the mean over all positions.
-    const weights = lossWeights(batches, W * B * T);
+    const weights = lossWeights(batches, B * T);
     const result = await tidyAsync(async () => {
-      const xy = batches.map(mine).map((b, micro) => ({
-        x: tensor(gpu, b.inputs, [B, T], 'i32'),
-        y: tensor(gpu, b.targets, [B, T], 'i32'),
-        mask: weights ? tensor(gpu, weights[micro]!.subarray(rank * B * T, (rank + 1) * B * T), [B * T]) : undefined,
-        ...packing(b),
+      const xy = Array.from({ length: accum }, (_, micro) => micro * W + rank).map((k) => ({
+        x: tensor(gpu, batches[k]!.inputs, [B, T], 'i32'),
+        y: tensor(gpu, batches[k]!.targets, [B, T], 'i32'),
+        mask: weights ? tensor(gpu, weights[k]!, [B * T]) : undefined,
+        ...packing(batches[k]!),
       }));
       opt.zeroGrad();
+      const buckets = overlap ? new Buckets(gpu, o.collective!, gradSpans, o.bucketBytes!) : null;
       xy.forEach(({ x, y, mask, segments, positions }, micro) =>
         tidy(() => {
           const { loss } = model.forward(x, y, { overwriteLogits: true, mask, segments, positions });
-          backward(loss!, scale);
+          const last = buckets && micro === accum - 1;
+          backward(loss!, scale, last ? { onGradFinal: (t) => buckets.ready(t) } : {});
           gpu.copy(loss!.buffer, 0, microLosses.buffer, 4 * micro, 4);
         }),
       );
       // The mean over the ranks of the gradients and of the losses (which decide whether the update is applied).
-      if (o.collective) await allReduceSpans(gpu, o.collective, reduced, 'mean');
+      if (buckets) await buckets.finish([{ buffer: microLosses.buffer, offset: 0, count: accum }]);
+      else if (o.collective) await allReduceSpans(gpu, o.collective, reduced, 'mean');
       opt.update(lr, { skipNonFinite: true, losses: microLosses });
+      // ZeRO-1: each owner's updated tensors to every rank (a skipped step sends them unchanged).
+      if (ownedSpans) await broadcastSpans(gpu, o.collective!, ownedSpans);
       return opt.lastStep();
     });
     if (profiling) {
@@ -583,8 +650,10 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
       await o.collective.allReduce(flag);
       stopNow = flag[0]! > 0;
     }
-    if (lead && ((o.checkpointEvery > 0 && step % o.checkpointEvery === 0) || step === o.steps || stopNow))
-      await checkpoint(step);
+    if ((o.checkpointEvery > 0 && step % o.checkpointEvery === 0) || step === o.steps || stopNow) {
+      const st = lead || owners ? await optimizerState() : null; // with ZeRO-1 every rank sends its moments
+      if (lead) await checkpoint(step, st!);
+    }
     if (stopNow && step < o.steps) {
       stoppedEarly = `stopped after step ${step}; resume with the checkpoint ${lastCheckpoint}`;
       log(stoppedEarly);
@@ -613,4 +682,101 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   scale.dispose();
   microLosses.dispose();
   return { steps, valLosses, checkpoint: lastCheckpoint, plot, stoppedEarly, params: finalParams };
+}
+
+/**
+ * ZeRO-1's owner of each tensor (by its size, in parameter order): the largest first, each to the rank with the
+ * fewest elements so far (the lowest rank on a tie), so every rank computes the same assignment.
+ */
+export function zeroOwners(sizes: readonly number[], worldSize: number): number[] {
+  const load = new Array<number>(worldSize).fill(0);
+  const owners = new Array<number>(sizes.length).fill(0);
+  const order = sizes.map((n, i) => [n, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  for (const [n, i] of order) {
+    const r = load.indexOf(Math.min(...load));
+    owners[i] = r;
+    load[r]! += n;
+  }
+  return owners;
+}
+
+/**
+ * Fills the moments of the tensors other ranks own (empty in `st`): each owner broadcasts its m and v, packed, in
+ * one message. `sizes` are the tensors' element counts.
+ */
+async function gatherMoments(
+  c: Collective,
+  owners: readonly number[],
+  sizes: readonly number[],
+  st: AdamWState,
+): Promise<void> {
+  for (let r = 0; r < c.worldSize; r++) {
+    const its = owners.flatMap((o, i) => (o === r ? [i] : []));
+    const n = its.reduce((a, i) => a + sizes[i]!, 0);
+    const packed = new Float32Array(2 * n);
+    let at = 0;
+    for (const i of its) {
+      if (r === c.rank) packed.set(st.m[i]!, at), packed.set(st.v[i]!, n + at);
+      at += sizes[i]!;
+    }
+    await c.broadcast(packed, r);
+    if (r === c.rank) continue;
+    at = 0;
+    for (const i of its) {
+      st.m[i] = packed.slice(at, at + sizes[i]!);
+      st.v[i] = packed.slice(n + at, n + at + sizes[i]!);
+      at += sizes[i]!;
+    }
+  }
+}
+
+/**
+ * The gradients' all-reduce overlapped with backward: parameters join the open bucket as backward finishes their
+ * gradients (the same order on every rank: the same graph), and a full bucket is read back at once (copies submitted
+ * behind the backward recorded so far) and reduced on the host in bucket order while the GPU runs the rest.
+ */
+class Buckets {
+  private open: BufferSpan[] = [];
+  private floats = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly left: Set<Tensor>;
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly c: Collective,
+    private readonly spans: Map<Tensor, BufferSpan>,
+    private readonly bytes: number,
+  ) {
+    this.left = new Set(spans.keys());
+  }
+
+  /** A tensor's gradient is final: a parameter's joins the open bucket, which closes when full. */
+  ready(t: Tensor): void {
+    const s = this.spans.get(t);
+    if (!s || !this.left.delete(t)) return;
+    this.open.push(s);
+    this.floats += s.count;
+    if (4 * this.floats >= this.bytes) this.close();
+  }
+
+  private close(extra: BufferSpan[] = []): void {
+    const spans = [...this.open, ...extra];
+    this.open = [];
+    this.floats = 0;
+    if (!spans.length) return;
+    const data = readSpans(this.gpu, spans);
+    data.catch(() => {}); // surfaced by the chain, which awaits it
+    this.chain = this.chain.then(async () => {
+      const d = await data;
+      await this.c.allReduce(d, 'mean');
+      await uploadSpans(this.gpu, spans, d);
+    });
+  }
+
+  /** After backward: the rest (parameters backward did not reach, then `extra`) in a last bucket; waits for all. */
+  async finish(extra: BufferSpan[]): Promise<void> {
+    for (const t of [...this.left]) this.ready(t);
+    this.close(extra);
+    await this.chain;
+  }
 }

@@ -152,11 +152,20 @@ export function topoSort(root: Tensor): TapeNode[] {
   return order;
 }
 
+export interface BackwardOptions {
+  /**
+   * Called for each tensor without a node (a parameter, an input) that requires grad, once the backward of its
+   * last consumer on the tape has been recorded: nothing recorded later adds to its gradient (data-parallel
+   * training starts reducing it then).
+   */
+  onGradFinal?: (leaf: Tensor) => void;
+}
+
 /**
  * Backpropagates from `root`. With no `gradient`, root must have one element and its gradient is 1.
  * Nodes are kept (not freed): dispose the graph's tensors with tidy() around forward + backward.
  */
-export function backward(root: Tensor, gradient?: Tensor): void {
+export function backward(root: Tensor, gradient?: Tensor, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad || !root.node) {
     throw new WgptError(`backward(): ${root} does not depend on any tensor that requires grad`);
   }
@@ -170,11 +179,20 @@ export function backward(root: Tensor, gradient?: Tensor): void {
   }
   root.markGradReady();
   const order = topoSort(root);
+  // Per node index, the leaves whose last consumer (in the order backward runs) it is.
+  const finals = new Map<number, Tensor[]>();
+  if (opts.onGradFinal) {
+    const last = new Map<Tensor, number>();
+    order.forEach((node, i) => {
+      for (const t of node.inputs) if (!t.node && t.requiresGrad && !last.has(t)) last.set(t, i);
+    });
+    for (const [t, i] of last) finals.set(i, [...(finals.get(i) ?? []), t]);
+  }
   for (let i = order.length - 1; i >= 0; i--) {
     const node = order[i]!;
     const out = node.output;
     // An output nobody used for the loss has no gradient: nothing flows back through it.
-    if (!out.grad || !out.gradReady) continue;
-    node.backward(ctx, out.grad);
+    if (out.grad && out.gradReady) node.backward(ctx, out.grad);
+    for (const t of finals.get(i) ?? []) opts.onGradFinal!(t);
   }
 }

@@ -423,6 +423,31 @@ describe('autograd', () => {
     });
   });
 
+  it('onGradFinal: each leaf once, right after the backward of its last consumer is recorded', async () => {
+    gpu = await testGpu();
+    await tidyAsync(async () => {
+      // y = (x·x + w)·(w + c). Backward runs the outer mul, then w + c (a use of w), then x·x + w (w's last use),
+      // then x·x (x's only consumer). c requires no gradient and is never reported.
+      const x = tensor(gpu, [1, 2], [2], 'f32', { requiresGrad: true });
+      const w = tensor(gpu, [3, 4], [2], 'f32', { requiresGrad: true });
+      const c = tensor(gpu, [1, 1], [2], 'f32');
+      const y = mul(plus(mul(x, x), w), plus(w, c));
+      const seen: string[] = [];
+      const atCall: Promise<Float32Array>[] = [];
+      backward(y, tensor(gpu, [1, 1], [2]), {
+        onGradFinal: (t) => {
+          seen.push(t === x ? 'x' : t === w ? 'w' : '?');
+          atCall.push(t.grad!.read() as Promise<Float32Array>); // its copy is recorded now, in queue order
+        },
+      });
+      expect(seen).toEqual(['w', 'x']);
+      // What the gradients held at the call is their final value: dy/dw = x² + 2w + c, dy/dx = 2x(w + c).
+      const [gw, gx] = await Promise.all(atCall);
+      expect(Array.from(gw!)).toEqual([1 + 6 + 1, 4 + 8 + 1]);
+      expect(Array.from(gx!)).toEqual([2 * 1 * 4, 2 * 2 * 5]);
+    });
+  });
+
   it('markGradReady() needs a gradient buffer; backward then adds to it', async () => {
     gpu = await testGpu();
     await tidyAsync(async () => {

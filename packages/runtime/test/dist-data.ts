@@ -15,3 +15,10 @@ export const CASES: [string, number][] = [
   ['seven', 7],
   ['odd', 100_003],
 ];
+
+/** broadcastSpans test: a buffer of BCAST_FLOATS, rank r sending spans (first float, count) BCAST_SPANS[r]. */
+export const BCAST_FLOATS = 1000;
+export const BCAST_SPANS: [number, number][][] = [
+  [[0, 3], [10, 300], [700, 1]],
+  [[3, 7], [400, 250]],
+];

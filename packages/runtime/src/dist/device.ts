@@ -90,3 +90,60 @@ export async function allReduceSpans(
 ): Promise<void> {
   for (const s of spans) await allReduceBuffer(gpu, c, s.buffer, s.count, op, { offset: s.offset });
 }
+
+/**
+ * For each rank r in turn, the floats of spans[r] (that rank's spans of GPU buffers) go from rank r to every other
+ * rank: r reads them back, one broadcast carries them packed, the others upload them through one staging buffer and
+ * a copy per span. Every rank gives the same spans; afterwards they hold r's bits there.
+ */
+export async function broadcastSpans(
+  gpu: Gpu,
+  c: Collective,
+  spans: readonly (readonly BufferSpan[])[],
+): Promise<void> {
+  if (spans.length !== c.worldSize) {
+    throw new DistError(`broadcastSpans: ${spans.length} span lists for ${c.worldSize} ranks`);
+  }
+  if (c.worldSize === 1) return;
+  for (let r = 0; r < c.worldSize; r++) {
+    const list = spans[r]!;
+    const n = list.reduce((a, s) => a + s.count, 0);
+    if (n === 0) continue;
+    const packed = r === c.rank ? await readSpans(gpu, list) : new Float32Array(n);
+    await c.broadcast(packed, r);
+    if (r === c.rank) continue;
+    await uploadSpans(gpu, list, packed);
+  }
+}
+
+/**
+ * Starts reading spans back, packed in order: the copies are recorded and submitted now, behind what is recorded
+ * so far, so the data is there as soon as the GPU gets that far (while later work is recorded and runs).
+ */
+export function readSpans(gpu: Gpu, spans: readonly BufferSpan[]): Promise<Float32Array> {
+  const parts = spans.map((s) => gpu.read(s.buffer, 4 * s.count, s.offset));
+  gpu.flush();
+  return Promise.all(parts).then((ps) => {
+    const out = new Float32Array(spans.reduce((a, s) => a + s.count, 0));
+    let at = 0;
+    for (const p of ps) out.set(new Float32Array(p), at), (at += p.byteLength / 4);
+    return out;
+  });
+}
+
+/** Writes packed host data into spans (in order) through one mapped staging buffer and a copy per span. */
+export async function uploadSpans(gpu: Gpu, spans: readonly BufferSpan[], packed: Float32Array): Promise<void> {
+  const bytes = packed.byteLength;
+  if (!bytes) return;
+  const staging = gpu.pool.acquire(bytes, GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC, 'span upload staging');
+  try {
+    await staging.mapAsync(GPUMapMode.WRITE, 0, bytes);
+    new Float32Array(staging.getMappedRange(0, bytes)).set(packed);
+    staging.unmap();
+    let at = 0;
+    for (const s of spans) gpu.copy(staging, 4 * at, s.buffer, s.offset, 4 * s.count), (at += s.count);
+    gpu.flush(); // before the staging buffer goes back to the pool (see upload)
+  } finally {
+    gpu.pool.release(staging);
+  }
+}
