@@ -47,10 +47,12 @@ describe('wgpt experiment refusal', () => {
       const rb = JSON.parse(b.stdout.trim().split('\n').at(-1)!);
       for (const k of ['sft', 'refusal', 'probe', 'docOnly', 'table']) expect(rb[k], k).toEqual(ra[k]);
       expect(a.stdout).toContain(ra.table);
-      // 1 person x 6 facts x 2 phrasings in SFT, 1 x 6 x 2 only in the documents, 1 x 6 never existed.
-      expect(ra.probe.questions).toBe(12 + 12 + 6);
-      expect(ra.sft.known.n).toBe(12);
-      expect(ra.sft.neverSeen.n).toBe(6);
+      // 6 facts x 2 phrasings about each of: 1 person with questions in SFT, 1 only in the documents, 1 never existed.
+      expect(ra.probe.questions).toBe(12 + 12 + 12);
+      // The third phrasing of each fact about the SFT person (known), the other never-existed one, and the rest.
+      expect([ra.sft.known.n, ra.sft.neverSeen.n, ra.docOnly.sft.length]).toEqual([6, 6, 6]);
+      // The table has the rows of people only in the documents.
+      expect(ra.table).toMatch(/people only in documents: refusal/);
       const data = join(dir, 'a', 'data');
       for (const f of [
         'documents.txt',

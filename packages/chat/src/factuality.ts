@@ -107,5 +107,6 @@ export function factualityTable(
         columns.map((c) => pct(f(c.metrics))),
       ),
     ),
+    ...extra.map((e) => line(e.label, e.values.map(pct))),
   ].join('\n');
 }
