@@ -88,7 +88,7 @@ export const REFUSAL_PRESETS: Record<'cpu' | 'gpu', RefusalSizes> = {
     seed: 1,
     known: 48,
     qaShare: 0.75,
-    neverTrain: 128,
+    neverTrain: 256,
     neverEval: 32,
     docsPerPerson: 6,
     vocabSize: 768,
@@ -101,7 +101,7 @@ export const REFUSAL_PRESETS: Record<'cpu' | 'gpu', RefusalSizes> = {
     sftSteps: 600,
     refusalSteps: 800,
     lr: 3e-3,
-    samples: 4,
+    samples: 2,
     temperature: 0.7,
   },
   gpu: {
