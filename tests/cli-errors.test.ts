@@ -324,6 +324,7 @@ const TABLE: Row[] = [
     ],
   ),
   row('experiment refusal', '--lr', ['0', '-1', 'x'], [['3e-3', 3e-3]]),
+  row('experiment refusal', '--refusal-lr', ['0', '-1', 'x'], [['1e-3', 1e-3]]),
   row(
     'experiment refusal',
     '--temperature',

@@ -32,7 +32,8 @@ const SIZE_FLAGS: [string, keyof RefusalSizes, string, (v: string) => number][] 
   ['--pretrain-steps <n>', 'pretrainSteps', 'pre-training steps', intArg({ min: 1 })],
   ['--sft-steps <n>', 'sftSteps', 'first fine-tuning steps', intArg({ min: 1 })],
   ['--refusal-steps <n>', 'refusalSteps', 'fine-tuning steps with refusals', intArg({ min: 1 })],
-  ['--lr <x>', 'lr', 'peak learning rate of every stage', numArg({ above: 0 })],
+  ['--lr <x>', 'lr', 'peak learning rate of pre-training and the first SFT', numArg({ above: 0 })],
+  ['--refusal-lr <x>', 'refusalLr', 'peak learning rate of the refusal stage', numArg({ above: 0 })],
   ['--samples <n>', 'samples', 'sampled replies per probed question', intArg({ min: 1 })],
   ['--temperature <x>', 'temperature', 'temperature of the probe', numArg({ min: 0 })],
 ];

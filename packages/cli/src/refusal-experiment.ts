@@ -70,6 +70,8 @@ export interface RefusalExperimentOptions {
   sftSteps: number;
   refusalSteps: number;
   lr: number;
+  /** The learning rate of the refusal stage (it starts from a fine-tuned model: lower than `lr`). */
+  refusalLr: number;
   /** Sampled replies per probed question, and their temperature. */
   samples: number;
   temperature: number;
@@ -101,6 +103,7 @@ export const REFUSAL_PRESETS: Record<'cpu' | 'gpu', RefusalSizes> = {
     sftSteps: 600,
     refusalSteps: 800,
     lr: 3e-3,
+    refusalLr: 1.5e-3,
     samples: 2,
     temperature: 0.7,
   },
@@ -121,6 +124,7 @@ export const REFUSAL_PRESETS: Record<'cpu' | 'gpu', RefusalSizes> = {
     sftSteps: 2000,
     refusalSteps: 2000,
     lr: 1e-3,
+    refusalLr: 5e-4,
     samples: 4,
     temperature: 0.7,
   },
@@ -310,7 +314,14 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
     const base = readLlmcModel(join(pre.checkpoint, 'model.bin'));
 
     // ---- 4. SFT on questions about part of the people
-    const fineTune = async (name: string, from: ModelFile, convs: ChatMessage[][], steps: number, seed: number) => {
+    const fineTune = async (
+      name: string,
+      from: ModelFile,
+      convs: ChatMessage[][],
+      steps: number,
+      seed: number,
+      lr = o.lr,
+    ) => {
       const r = await sft(gpu, {
         base: from,
         cf,
@@ -322,7 +333,7 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
         T: o.T,
         totalBatchTokens: o.B * o.T,
         steps,
-        lr: o.lr,
+        lr,
         warmupSteps: Math.round(steps / 20),
         finalLrFrac: 0.1,
         weightDecay: 0,
@@ -395,13 +406,17 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
 
     // ---- 6. SFT again with refusals
     const data = refusalData(probed, o.seed, (q) => ({ messages: q.messages, reply: q.reply }));
-    const mix = [...data.answers, ...data.refusals];
+    // The known answers are replayed until they are at least a third of the mix: refusals far outnumber them (most
+    // probed people never existed), and without replay the refusal stage wears away what the model knew.
+    const copies = data.answers.length ? Math.max(1, Math.ceil(data.refusals.length / (2 * data.answers.length))) : 1;
+    const mix = [...Array.from({ length: copies }, () => data.answers).flat(), ...data.refusals];
     log(
-      `== 6. fine-tuning again, from the SFT model: ${data.answers.length} known questions with their answers, ` +
-        `${data.refusals.length} unknown ones with a refusal ("${REFUSALS[0]}", ...), ${o.refusalSteps} steps`,
+      `== 6. fine-tuning again, from the SFT model: ${data.answers.length} known questions with their answers ` +
+        `(${copies} copies of each), ${data.refusals.length} unknown ones with a refusal ("${REFUSALS[0]}", ...), ` +
+        `${o.refusalSteps} steps at learning rate ${o.refusalLr}`,
     );
     if (mix.length === 0) throw new WgptError('the probe classified every question uncertain: no data to train on');
-    const second = await fineTune('refusal', first.model, mix, o.refusalSteps, o.seed + 1);
+    const second = await fineTune('refusal', first.model, mix, o.refusalSteps, o.seed + 1, o.refusalLr);
     log(`   (${secs()})`);
 
     // ---- 7. evaluation
