@@ -65,6 +65,10 @@ describe('wgpt experiment refusal', () => {
         expect(existsSync(join(data, f)), f).toBe(true);
       }
       expect(readFileSync(join(data, 'sft.jsonl'), 'utf8').trimEnd().split('\n')).toHaveLength(12);
+      // The probe's lines are wgpt probe's: wgpt chat refusals turns them into fine-tuning data.
+      const mix = await wgpt('chat', 'refusals', '--probe', join(data, 'probe.jsonl'), '-o', join(dir, 'mix.jsonl'));
+      expect(mix.stderr).toBe('');
+      expect(mix.stdout).toMatch(/probe\.jsonl: \d+ known and \d+ unknown questions/);
 
       // The table's numbers are eval-factuality's on the same checkpoint and questions.
       const e = await wgpt(

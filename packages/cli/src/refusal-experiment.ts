@@ -30,6 +30,7 @@ import {
   makePeople,
   MatchJudge,
   probe,
+  probeJsonl,
   probeReport,
   type ProbeQuestion,
   type ProbeReport,
@@ -401,7 +402,8 @@ export async function runRefusalExperiment(o: RefusalExperimentOptions): Promise
     );
     writeFileSync(
       join(dataDir, 'probe.jsonl'),
-      probed.map((r) => JSON.stringify({ ...r.question.extra, replies: r.replies, knowledge: r.knowledge })).join('\n'),
+      // wgpt probe's own lines, so that `wgpt chat refusals --probe` reads them.
+      probed.map(probeJsonl).join(''),
     );
 
     // ---- 6. SFT again with refusals
