@@ -24,13 +24,15 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { checkReduceOp, DistError, shardRange, type Collective, type ReduceOp } from './collective.ts';
+import { mapShared, type SharedMapping } from './mmap.ts';
+import { jsAdder, pickAdder, sumInOrder, type Adder } from './sum.ts';
 
 export interface ShmOptions {
   rank: number;
   worldSize: number;
   /** The Unix socket where rank 0 listens; every rank of the job must be given the same path. */
   socketPath: string;
-  /** Floats per rank slot and round (default 1 Mi floats, 4 MiB): the file holds 2W + 1 of them. */
+  /** Floats per rank slot and round (default 1 Mi floats, 4 MiB): the file holds 2W + 2 of them. */
   chunkFloats?: number;
   /** How long a rank may be missing at a barrier or at the start before the job is ended (default 600 s). */
   timeoutMs?: number;
@@ -38,6 +40,8 @@ export interface ShmOptions {
   joinTimeoutMs?: number;
   /** Where the shared file is made (default /dev/shm, else the temp folder). */
   shmDir?: string;
+  /** How the sums are added (default: pickAdder(), from WGPT_DIST_SUM). */
+  adder?: Adder;
 }
 
 type Msg =
@@ -86,7 +90,9 @@ const DEFAULT_TIMEOUT_MS = 600_000;
 function defaultShmDir(): string {
   try {
     if (fs.statSync('/dev/shm').isDirectory()) return '/dev/shm';
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return os.tmpdir();
 }
 
@@ -97,7 +103,10 @@ export class ShmCollective implements Collective {
   readonly rank: number;
   readonly worldSize: number;
   private chunk = 0;
-  private fd = -1;
+  private mapping: SharedMapping | null = null;
+  /** The shared file's floats (empty until joined and after close). */
+  private mem: Float32Array = new Float32Array(0);
+  private adder: Adder = jsAdder;
   private seq = 0;
   private calls = 0;
   private busy = false;
@@ -115,9 +124,13 @@ export class ShmCollective implements Collective {
   private hub: Channel | null = null;
   private readonly timeoutMs: number;
   private readonly joinTimeoutMs: number;
-  private scratch = [0, 1, 2].map(() => new Float32Array(0));
   /** What the job is doing, for messages. */
   private doing = 'joining the job';
+
+  /** How this rank adds: 'js' or 'blas (library)'. */
+  get summation(): string {
+    return this.adder.name;
+  }
 
   readonly failed: Promise<never>;
   private onFailed: (e: DistError) => void = () => {};
@@ -141,6 +154,7 @@ export class ShmCollective implements Collective {
     const c = new ShmCollective(opts);
     const chunk = opts.chunkFloats ?? DEFAULT_CHUNK;
     if (!Number.isInteger(chunk) || chunk < W) throw new DistError(`chunk of ${chunk} floats is below ${W} ranks`);
+    if (W > 1) c.adder = opts.adder ?? (await pickAdder());
     if (opts.rank === 0) await c.host(opts.socketPath, chunk, opts.shmDir ?? defaultShmDir());
     else await c.join(opts.socketPath);
     c.doing = 'idle';
@@ -153,14 +167,17 @@ export class ShmCollective implements Collective {
     const W = this.worldSize;
     this.clients = new Array<Channel | null>(W).fill(null);
     this.chunk = chunk;
+    if (W === 1) return;
     const file = path.join(shmDir, `wgpt-dist-${process.pid}-${Math.random().toString(36).slice(2)}`);
-    this.fd = fs.openSync(file, 'w+', 0o600);
+    const fd = fs.openSync(file, 'w+', 0o600);
     try {
-      fs.ftruncateSync(this.fd, (2 * W + 1) * chunk * 4);
-      if (W === 1) return;
+      fs.ftruncateSync(fd, fileFloats(W, chunk) * 4);
+      await this.map(fd, file);
       try {
         if (fs.statSync(socketPath).isSocket()) fs.unlinkSync(socketPath); // left by a job that crashed
-      } catch { /* none */ }
+      } catch {
+        /* none */
+      }
       const joined = { hello: 0, opened: 0 };
       let wake: (() => void) | null = null;
       const server = net.createServer((socket) => {
@@ -246,19 +263,21 @@ export class ShmCollective implements Collective {
         socket,
         (m) => {
           if (m.t === 'ready') {
-            try {
-              this.fd = fs.openSync(m.file, 'r+');
-            } catch (e) {
-              clearTimeout(timer);
-              this.abort(`rank ${this.rank} cannot open the shared file ${m.file}: ${(e as Error).message}`);
-              reject(this.dead);
-              return;
-            }
             this.chunk = m.chunk;
-            this.hub!.send({ t: 'opened' });
-            clearTimeout(timer);
-            this.pending = null;
-            resolve();
+            const opened = (async () => this.map(fs.openSync(m.file, 'r+'), m.file))();
+            opened.then(
+              () => {
+                this.hub!.send({ t: 'opened' });
+                clearTimeout(timer);
+                this.pending = null;
+                resolve();
+              },
+              (e: Error) => {
+                clearTimeout(timer);
+                this.abort(`rank ${this.rank} cannot map the shared file ${m.file}: ${e.message}`);
+                reject(this.dead);
+              },
+            );
           } else this.onClientMessage(m);
         },
         () => this.onHubClosed(),
@@ -394,62 +413,28 @@ export class ShmCollective implements Collective {
 
   // ---- data ----
 
-  private bytes(a: Float32Array, start: number, end: number): Buffer {
-    return Buffer.from(a.buffer, a.byteOffset + start * 4, (end - start) * 4);
+  /** Elements [a, e) of an n-element array: round k's piece (at most q floats) of rank d's shard. */
+  private piece(n: number, d: number, k: number, q: number): { a: number; e: number } {
+    const s = shardRange(n, this.worldSize, d);
+    const a = Math.min(s.end, s.start + k * q);
+    return { a, e: Math.min(s.end, a + q) };
   }
 
-  private write(src: Float32Array, start: number, end: number, at: number): void {
-    if (end <= start) return;
-    const b = this.bytes(src, start, end);
-    let done = 0;
-    while (done < b.length) done += fs.writeSync(this.fd, b, done, b.length - done, at * 4 + done);
+  /** Input slot of rank r in the set of round k (rounds alternate between two sets). */
+  private inSlot(k: number, r: number): number {
+    return ((k % 2) * this.worldSize + r) * this.chunk;
   }
 
-  private read(dst: Float32Array, start: number, end: number, at: number): void {
-    if (end <= start) return;
-    const b = this.bytes(dst, start, end);
-    let done = 0;
-    while (done < b.length) {
-      const got = fs.readSync(this.fd, b, done, b.length - done, at * 4 + done);
-      if (got === 0) throw new DistError(`the shared file ended early (read at byte ${at * 4 + done})`);
-      done += got;
-    }
-  }
-
-  /** The same as write/read, on libuv's thread pool: the main thread sums meanwhile. */
-  private async io(kind: 'read' | 'write', a: Float32Array, start: number, end: number, at: number): Promise<void> {
-    if (end <= start) return;
-    const b = this.bytes(a, start, end);
-    let done = 0;
-    while (done < b.length) {
-      const got = await new Promise<number>((resolve, reject) => {
-        const cb = (e: Error | null, n: number) => (e ? reject(e) : resolve(n));
-        if (kind === 'read') fs.read(this.fd, b, done, b.length - done, at * 4 + done, cb);
-        else fs.write(this.fd, b, done, b.length - done, at * 4 + done, cb);
-      });
-      if (got === 0) throw new DistError(`the shared file ended early (${kind} at byte ${at * 4 + done})`);
-      done += got;
-    }
-  }
-
-  /** Input slot of rank r in the slot set of parity p (rounds alternate between two sets). */
-  private inSlot(p: number, r: number): number {
-    return ((p % 2) * this.worldSize + r) * this.chunk;
-  }
-
-  private outSlot(): number {
-    return 2 * this.worldSize * this.chunk;
-  }
-
-  private scratchOf(n: number): Float32Array[] {
-    if (this.scratch[0]!.length < n) this.scratch = [0, 1, 2].map(() => new Float32Array(n));
-    return this.scratch;
+  /** Output slot of round k (two, alternating too). */
+  private outSlot(k: number): number {
+    return (2 * this.worldSize + (k % 2)) * this.chunk;
   }
 
   /** Runs one operation: checks the state, names it for messages and for the cross-rank agreement check. */
   private async op<T>(tag: string, body: (tag: string) => Promise<T>): Promise<T> {
     if (this.dead) throw this.dead;
     if (this.busy) throw new DistError(`rank ${this.rank}: ${tag} started while another operation is running`);
+    if (this.closing) throw new DistError(`rank ${this.rank}: ${tag} after close()`);
     this.busy = true;
     const full = `${tag} (call ${++this.calls})`;
     this.doing = `in ${full}`;
@@ -461,42 +446,29 @@ export class ShmCollective implements Collective {
     }
   }
 
-  /** Round k's pieces of `input`, one per owner d (at most q floats of d's shard), into this rank's input slot. */
-  private writePieces(input: Float32Array, k: number, q: number): Promise<unknown> {
-    const W = this.worldSize;
-    const n = input.length;
-    const ps: Promise<void>[] = [];
-    for (let d = 0; d < W; d++) {
-      const s = shardRange(n, W, d);
-      const a = Math.min(s.end, s.start + k * q);
-      ps.push(this.io('write', input, a, Math.min(s.end, a + q), this.inSlot(k, this.rank) + d * q));
+  /** Round k's pieces of `input` for every other owner d into this rank's input slot (its own stays put). */
+  private writePieces(input: Float32Array, k: number, q: number): void {
+    const slot = this.inSlot(k, this.rank);
+    for (let d = 0; d < this.worldSize; d++) {
+      if (d === this.rank) continue;
+      const { a, e } = this.piece(input.length, d, k, q);
+      if (e > a) this.mem.set(input.subarray(a, e), slot + d * q);
     }
-    return Promise.all(ps);
   }
 
   /**
-   * This rank's piece of round k summed over every input slot in rank order (the next slot's read in flight while
-   * one is added). Returns the sum (a view of scratch) and where it lies in the n-element array.
+   * This rank's piece of round k summed over the ranks in rank order into `acc` (its length): rank r's term
+   * is read from r's input slot, this rank's own from `input`. `acc` must not overlap `input`.
    */
-  private async reducePiece(n: number, k: number, q: number, op: ReduceOp) {
-    const W = this.worldSize;
-    const own = shardRange(n, W, this.rank);
-    const a = Math.min(own.end, own.start + k * q);
-    const len = Math.min(own.end, a + q) - a;
-    const [acc, t0, t1] = this.scratchOf(len);
-    const at = (r: number) => this.inSlot(k, r) + this.rank * q;
-    const tmp = [t0!, t1!];
-    let next = this.io('read', tmp[1]!, 0, len, at(1));
-    this.read(acc!, 0, len, at(0));
-    for (let r = 1; r < W; r++) {
-      await next;
-      const t = tmp[r % 2]!;
-      if (r + 1 < W) next = this.io('read', tmp[(r + 1) % 2]!, 0, len, at(r + 1));
-      // Float32Array stores round each f64 sum of two f32 values to f32, which is exactly IEEE f32 addition.
-      for (let i = 0; i < len; i++) acc![i] += t[i]!;
-    }
-    if (op === 'mean') for (let i = 0; i < len; i++) acc![i] /= W;
-    return { piece: acc!.subarray(0, len), at: a };
+  private reducePiece(input: Float32Array, k: number, q: number, op: ReduceOp, acc: Float32Array): void {
+    const { a } = this.piece(input.length, this.rank, k, q);
+    const len = acc.length;
+    const term = (r: number) =>
+      r === this.rank
+        ? input.subarray(a, a + len)
+        : this.mem.subarray(this.inSlot(k, r) + this.rank * q, this.inSlot(k, r) + this.rank * q + len);
+    sumInOrder(this.adder, acc, term, this.worldSize);
+    if (op === 'mean') for (let i = 0; i < len; i++) acc[i] /= this.worldSize;
   }
 
   async allReduce(data: Float32Array, op: ReduceOp = 'sum'): Promise<void> {
@@ -507,19 +479,25 @@ export class ShmCollective implements Collective {
       const W = this.worldSize;
       const q = Math.floor(this.chunk / W);
       const rounds = Math.ceil(Math.ceil(n / W) / q);
-      let writing = rounds ? this.writePieces(data, 0, q) : null;
-      for (let k = 0; k < rounds; k++) {
-        await writing;
+      // One barrier per round: round k's inputs and round k-1's sums are in place once every rank is past it.
+      // Input set k % 2 was last read by the sums of round k-2, output set (k-1) % 2 is read only after barrier k
+      // and rewritten after barrier k+1, which no rank passes before it has read it.
+      for (let k = 0; k <= rounds; k++) {
+        if (k < rounds) this.writePieces(data, k, q);
         await this.sync(`${tag} round ${k}`);
-        // The other slot set was last read in round k-1, which every rank finished before this barrier.
-        writing = k + 1 < rounds ? this.writePieces(data, k + 1, q) : null;
-        const { piece } = await this.reducePiece(n, k, q, op);
-        this.write(piece, 0, piece.length, this.outSlot() + this.rank * q);
-        await this.sync(`${tag} round ${k} gather`);
-        for (let d = 0; d < W; d++) {
-          const s = shardRange(n, W, d);
-          const a = Math.min(s.end, s.start + k * q);
-          this.read(data, a, Math.min(s.end, a + q), this.outSlot() + d * q);
+        if (k > 0) {
+          for (let d = 0; d < W; d++) {
+            const { a, e } = this.piece(n, d, k - 1, q);
+            if (d !== this.rank && e > a)
+              data.set(this.mem.subarray(this.outSlot(k - 1) + d * q, this.outSlot(k - 1) + d * q + e - a), a);
+          }
+        }
+        if (k < rounds) {
+          const { a, e } = this.piece(n, this.rank, k, q);
+          const out = this.outSlot(k) + this.rank * q;
+          const acc = this.mem.subarray(out, out + e - a);
+          this.reducePiece(data, k, q, op, acc);
+          data.set(acc, a);
         }
       }
     });
@@ -538,13 +516,11 @@ export class ShmCollective implements Collective {
       }
       const q = Math.floor(this.chunk / W);
       const rounds = Math.ceil(Math.ceil(n / W) / q);
-      let writing = rounds ? this.writePieces(input, 0, q) : null;
       for (let k = 0; k < rounds; k++) {
-        await writing;
+        this.writePieces(input, k, q); // set k % 2, last read in round k-2, before this rank's last barrier
         await this.sync(`${tag} round ${k}`);
-        writing = k + 1 < rounds ? this.writePieces(input, k + 1, q) : null;
-        const { piece, at } = await this.reducePiece(n, k, q, op);
-        out.set(piece, at - own.start);
+        const { a, e } = this.piece(n, this.rank, k, q);
+        this.reducePiece(input, k, q, op, out.subarray(a - own.start, e - own.start));
       }
       // The next operation writes slot set 0 before its first barrier: only once every rank has read this one's.
       await this.sync(`${tag} done`);
@@ -563,21 +539,20 @@ export class ShmCollective implements Collective {
         );
       }
       const out = new Float32Array(n);
-      if (W === 1) {
-        out.set(shard);
-        return out;
-      }
+      out.set(shard, own.start);
+      if (W === 1) return out;
       const q = this.chunk;
       const rounds = Math.ceil(Math.ceil(n / W) / q);
       for (let k = 0; k < rounds; k++) {
         const a = Math.min(shard.length, k * q);
         // Slot set k % 2 was last read in round k-2, which every rank finished before the last barrier.
-        this.write(shard, a, Math.min(shard.length, a + q), this.inSlot(k, this.rank));
+        this.mem.set(shard.subarray(a, Math.min(shard.length, a + q)), this.inSlot(k, this.rank));
         await this.sync(`${tag} round ${k}`);
         for (let d = 0; d < W; d++) {
           const s = shardRange(n, W, d);
           const b = Math.min(s.end, s.start + k * q);
-          this.read(out, b, Math.min(s.end, b + q), this.inSlot(k, d));
+          const e = Math.min(s.end, b + q);
+          if (d !== this.rank && e > b) out.set(this.mem.subarray(this.inSlot(k, d), this.inSlot(k, d) + e - b), b);
         }
       }
       await this.sync(`${tag} done`);
@@ -597,9 +572,9 @@ export class ShmCollective implements Collective {
       for (let k = 0; k * q < n; k++) {
         const a = k * q;
         const b = Math.min(n, a + q);
-        if (this.rank === root) this.write(data, a, b, this.inSlot(k, root));
+        if (this.rank === root) this.mem.set(data.subarray(a, b), this.inSlot(k, root));
         await this.sync(`${tag} round ${k}`);
-        if (this.rank !== root) this.read(data, a, b, this.inSlot(k, root));
+        if (this.rank !== root) data.set(this.mem.subarray(this.inSlot(k, root), this.inSlot(k, root) + b - a), a);
       }
       await this.sync(`${tag} done`);
     });
@@ -623,7 +598,23 @@ export class ShmCollective implements Collective {
       this.hub.send({ t: 'bye' });
       this.hub.socket.end();
     }
-    if (this.fd >= 0) fs.closeSync(this.fd);
-    this.fd = -1;
+    this.mem = new Float32Array(0);
+    this.mapping?.unmap();
+    this.mapping = null;
   }
+
+  /** Maps the shared file (then its descriptor is no longer needed). */
+  private async map(fd: number, file: string): Promise<void> {
+    try {
+      this.mapping = await mapShared(fd, fileFloats(this.worldSize, this.chunk) * 4, `the shared file ${file}`);
+      this.mem = this.mapping.f32;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+/** Two sets of W input slots and two output slots of `chunk` floats each. */
+function fileFloats(W: number, chunk: number): number {
+  return (2 * W + 2) * chunk;
 }

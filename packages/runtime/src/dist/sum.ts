@@ -1,0 +1,118 @@
+// The host summation of the shared-memory all-reduce: acc += x over f32 arrays, in rank order, exactly IEEE f32
+// addition whichever way it runs. A JavaScript loop adds about 1 ns per element, several times slower than a
+// memcpy of the same bytes, and was the larger part of an all-reduce once the copies went through mapped memory.
+// BLAS's saxpy with alpha = 1 computes y = 1·x + y, where 1·x is exact, so every element gets the correctly
+// rounded f32 sum (with or without a fused multiply-add) in SIMD: the same bits as the loop. It runs through koffi
+// when the machine has a BLAS library (OpenBLAS, the reference libblas, Apple's Accelerate); otherwise the loop.
+import { UsageError } from '@wgpt/base/errors';
+import { DistError } from './collective.ts';
+
+export interface Adder {
+  /** 'blas (libopenblas.so.0)' or 'js': for logs and bench rows. */
+  readonly name: string;
+  /** acc[i] = fl(acc[i] + x[i]) for every i < acc.length (x at least as long). */
+  add(acc: Float32Array, x: Float32Array): void;
+  /** acc[i] = fl(x0[i] + x1[i]). */
+  add2(acc: Float32Array, x0: Float32Array, x1: Float32Array): void;
+}
+
+/** The loop: a Float32Array store rounds the f64 sum of two f32 values to f32, which is exactly f32 addition. */
+export const jsAdder: Adder = {
+  name: 'js',
+  add(acc, x) {
+    for (let i = 0; i < acc.length; i++) acc[i] += x[i]!;
+  },
+  add2(acc, x0, x1) {
+    for (let i = 0; i < acc.length; i++) acc[i] = x0[i]! + x1[i]!;
+  },
+};
+
+const BLAS_LIBS: Record<string, string[]> = {
+  linux: ['libopenblas.so.0', 'libblas.so.3', 'libcblas.so.3'],
+  darwin: ['/System/Library/Frameworks/Accelerate.framework/Accelerate'],
+};
+
+/** saxpy from the first BLAS library that loads, or null (with why) when none does. */
+export async function blasAdder(): Promise<{ adder: Adder | null; why: string }> {
+  let koffi: typeof import('koffi');
+  try {
+    koffi = (await import('koffi')).default as unknown as typeof import('koffi');
+  } catch (e) {
+    return { adder: null, why: `koffi cannot be loaded: ${(e as Error).message}` };
+  }
+  const tried: string[] = [];
+  for (const name of BLAS_LIBS[process.platform] ?? []) {
+    let lib: ReturnType<typeof koffi.load>;
+    try {
+      lib = koffi.load(name);
+    } catch {
+      tried.push(name);
+      continue;
+    }
+    let saxpy: (n: number, alpha: number, x: Float32Array, incx: number, y: Float32Array, incy: number) => void;
+    try {
+      saxpy = lib.func('void cblas_saxpy(int n, float alpha, const float *x, int incx, _Inout_ float *y, int incy)');
+    } catch {
+      tried.push(`${name} (no cblas_saxpy)`);
+      continue;
+    }
+    // One thread: a node runs a rank per GPU, and the ranks sum at the same time.
+    try {
+      lib.func('void openblas_set_num_threads(int n)')(1);
+    } catch {
+      /* not OpenBLAS */
+    }
+    const add = (acc: Float32Array, x: Float32Array) => {
+      if (acc.length > 0) saxpy(acc.length, 1, x, 1, acc, 1);
+    };
+    return {
+      adder: {
+        name: `blas (${name.split('/').pop()})`,
+        add,
+        add2(acc, x0, x1) {
+          acc.set(x0.subarray(0, acc.length));
+          add(acc, x1);
+        },
+      },
+      why: '',
+    };
+  }
+  return { adder: null, why: `no BLAS library with cblas_saxpy found (tried ${tried.join(', ')})` };
+}
+
+const chosen = new Map<string, Promise<Adder>>();
+
+/**
+ * The adder WGPT_DIST_SUM asks for: 'blas' (an error when none loads), 'js', or unset / 'auto' for BLAS where it
+ * loads and the loop otherwise. Chosen once per process.
+ */
+export function pickAdder(env: Record<string, string | undefined> = process.env): Promise<Adder> {
+  const want = env.WGPT_DIST_SUM || 'auto';
+  if (want !== 'auto' && want !== 'blas' && want !== 'js') {
+    return Promise.reject(new UsageError(`WGPT_DIST_SUM="${want}" is not one of auto, blas, js`));
+  }
+  let got = chosen.get(want);
+  if (got) return got;
+  got = (async () => {
+    if (want === 'js') return jsAdder;
+    const { adder, why } = await blasAdder();
+    if (adder) return adder;
+    if (want === 'blas') throw new DistError(`WGPT_DIST_SUM=blas: ${why}`);
+    return jsAdder;
+  })();
+  chosen.set(want, got);
+  return got;
+}
+
+/**
+ * acc = term(0) + term(1) + ... + term(W-1), added left to right in f32. Terms are at least acc's length and must
+ * not overlap it.
+ */
+export function sumInOrder(adder: Adder, acc: Float32Array, term: (r: number) => Float32Array, W: number): void {
+  if (W === 1) {
+    acc.set(term(0).subarray(0, acc.length));
+    return;
+  }
+  adder.add2(acc, term(0), term(1));
+  for (let r = 2; r < W; r++) adder.add(acc, term(r));
+}
