@@ -34,7 +34,43 @@ export interface Collective {
   readonly failed: Promise<never>;
   /** Waits for every rank to close, then frees what the backend holds. */
   close(): Promise<void>;
+  /**
+   * Where a backend sums on this host (the shared-memory one): sum this rank's pieces with `summer` from the next
+   * operation on (every rank should give the same kind, e.g. a GPU summer where each rank has its GPU).
+   */
+  useSummer?(summer: PieceSummer): void;
 }
+
+/**
+ * Sums one rank's piece of a reduction: given the W ranks' slices of it (slice r from rank r, all one length),
+ * returns their elementwise f32 sum in rank order, fl(...fl(fl(x0 + x1) + x2)... + x(W-1)), divided by W for
+ * 'mean' (the f32 quotient, correctly rounded). The result may be a view of the summer's own memory, valid until its
+ * next call; the slices are not kept.
+ */
+export interface PieceSummer {
+  /** For messages and bench rows: 'cpu', 'gpu'. */
+  readonly name: string;
+  sum(slices: readonly Float32Array[], op: ReduceOp): Float32Array | Promise<Float32Array>;
+}
+
+/**
+ * The host loop (the default): a Float32Array store rounds each f64 sum of two f32 values to f32, which is exactly
+ * IEEE f32 addition; x / W likewise (the f64 quotient of two f32 values rounds to the correctly rounded f32 one).
+ * ShmCollective runs this same loop inline, adding each slot while the next one is read.
+ */
+export const cpuPieceSummer: PieceSummer = {
+  name: 'cpu',
+  sum(slices, op) {
+    const W = slices.length;
+    const acc = Float32Array.from(slices[0]!);
+    for (let r = 1; r < W; r++) {
+      const t = slices[r]!;
+      for (let i = 0; i < acc.length; i++) acc[i] += t[i]!;
+    }
+    if (op === 'mean') for (let i = 0; i < acc.length; i++) acc[i] /= W;
+    return acc;
+  },
+};
 
 /** A collective failed on some rank (died, hung, disagreed): the message names the rank and the operation. */
 export class DistError extends WgptError {

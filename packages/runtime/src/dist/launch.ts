@@ -123,10 +123,35 @@ export interface JoinOptions {
   joinTimeoutMs?: number;
 }
 
+/** Where a rank sums its shard of each reduction: WGPT_DIST_SUM, cpu (default) or gpu. */
+export type SumChoice = 'cpu' | 'gpu';
+
+/** WGPT_DIST_SUM from these variables: cpu (or unset) or gpu; anything else is a usage error naming it. */
+export function readSumChoice(vars: Record<string, string | undefined> = process.env): SumChoice {
+  const v = vars.WGPT_DIST_SUM;
+  if (v === undefined || v === '' || v === 'cpu') return 'cpu';
+  if (v === 'gpu') return 'gpu';
+  throw new UsageError(
+    `WGPT_DIST_SUM="${v}" is not cpu or gpu: cpu (the default) sums each rank's shard on the host, gpu with a ` +
+      "WGSL kernel on the rank's GPU",
+  );
+}
+
+export interface Job {
+  env: DistEnv;
+  collective: Collective;
+  /**
+   * WGPT_DIST_SUM. The collective sums on the CPU until told otherwise: with 'gpu', a rank that has opened its GPU
+   * gives it `collective.useSummer(gpuPieceSummer(gpu))` (@wgpt/kernels) before its first reduction.
+   */
+  sum: SumChoice;
+}
+
 /** This process's rank joins its job's collective (a job of one rank needs nobody). */
-export async function joinJob(opts: JoinOptions = {}): Promise<{ env: DistEnv; collective: Collective }> {
+export async function joinJob(opts: JoinOptions = {}): Promise<Job> {
   const vars = opts.env ?? process.env;
   const env = readDistEnv(vars);
+  const sum = readSumChoice(vars);
   if (env.localWorldSize !== env.worldSize) {
     throw new UsageError(
       `this job has ${env.worldSize} ranks, ${env.localWorldSize} on this node: the shared-memory backend joins ` +
@@ -151,7 +176,7 @@ export async function joinJob(opts: JoinOptions = {}): Promise<{ env: DistEnv; c
     timeoutMs,
     joinTimeoutMs,
   });
-  return { env, collective };
+  return { env, collective, sum };
 }
 
 /**
@@ -159,14 +184,15 @@ export async function joinJob(opts: JoinOptions = {}): Promise<{ env: DistEnv; c
  * (their next operation throws a DistError naming this rank and the error) and the error is rethrown here.
  */
 export async function runRank<T>(
-  main: (c: Collective, env: DistEnv) => Promise<T>,
+  main: (c: Collective, env: DistEnv, job: Job) => Promise<T>,
   opts: JoinOptions = {},
 ): Promise<T> {
-  const { env, collective } = await joinJob(opts);
+  const job = await joinJob(opts);
+  const { env, collective } = job;
   let out: T;
   try {
     // A rank that is busy elsewhere (computing, or stuck) when the job fails still ends, with the job's reason.
-    out = await Promise.race([main(collective, env), collective.failed]);
+    out = await Promise.race([main(collective, env, job), collective.failed]);
   } catch (e) {
     if (!(e instanceof DistError)) {
       collective.abort(`rank ${env.rank} failed: ${(e as Error)?.message ?? String(e)}`);

@@ -23,7 +23,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { checkReduceOp, DistError, shardRange, type Collective, type ReduceOp } from './collective.ts';
+import {
+  checkReduceOp,
+  cpuPieceSummer,
+  DistError,
+  shardRange,
+  type Collective,
+  type PieceSummer,
+  type ReduceOp,
+} from './collective.ts';
 
 export interface ShmOptions {
   rank: number;
@@ -38,6 +46,8 @@ export interface ShmOptions {
   joinTimeoutMs?: number;
   /** Where the shared file is made (default /dev/shm, else the temp folder). */
   shmDir?: string;
+  /** Sums this rank's pieces (default cpuPieceSummer, run inline: each slot added while the next one is read). */
+  sum?: PieceSummer;
 }
 
 type Msg =
@@ -116,6 +126,9 @@ export class ShmCollective implements Collective {
   private readonly timeoutMs: number;
   private readonly joinTimeoutMs: number;
   private scratch = [0, 1, 2].map(() => new Float32Array(0));
+  private summer: PieceSummer;
+  /** One array per input slot, for a summer other than the inline loop. */
+  private slices: Float32Array[] = [];
   /** What the job is doing, for messages. */
   private doing = 'joining the job';
 
@@ -129,6 +142,13 @@ export class ShmCollective implements Collective {
     this.worldSize = opts.worldSize;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.joinTimeoutMs = opts.joinTimeoutMs ?? this.timeoutMs;
+    this.summer = opts.sum ?? cpuPieceSummer;
+  }
+
+  /** Sums this rank's pieces with `summer` from the next operation on (not during one). */
+  useSummer(summer: PieceSummer): void {
+    if (this.busy) throw new DistError(`rank ${this.rank}: the summer cannot change while it is ${this.doing}`);
+    this.summer = summer;
   }
 
   /** Joins the job: rank 0 listens and makes the shared file, the others connect; resolves when all have. */
@@ -476,15 +496,28 @@ export class ShmCollective implements Collective {
 
   /**
    * This rank's piece of round k summed over every input slot in rank order (the next slot's read in flight while
-   * one is added). Returns the sum (a view of scratch) and where it lies in the n-element array.
+   * one is added), or by the summer given (every slot read first). Returns the sum (a view of scratch or of the
+   * summer's memory) and where it lies in the n-element array.
    */
   private async reducePiece(n: number, k: number, q: number, op: ReduceOp) {
     const W = this.worldSize;
     const own = shardRange(n, W, this.rank);
     const a = Math.min(own.end, own.start + k * q);
     const len = Math.min(own.end, a + q) - a;
-    const [acc, t0, t1] = this.scratchOf(len);
     const at = (r: number) => this.inSlot(k, r) + this.rank * q;
+    if (this.summer !== cpuPieceSummer) {
+      if (this.slices.length !== W || this.slices[0]!.length < len) {
+        this.slices = [...Array(W)].map(() => new Float32Array(len));
+      }
+      const slices = this.slices.map((s) => s.subarray(0, len));
+      await Promise.all(slices.map((s, r) => this.io('read', s, 0, len, at(r))));
+      const piece = await this.summer.sum(slices, op);
+      if (piece.length !== len) {
+        throw new DistError(`the ${this.summer.name} summer returned ${piece.length} floats for a piece of ${len}`);
+      }
+      return { piece, at: a };
+    }
+    const [acc, t0, t1] = this.scratchOf(len);
     const tmp = [t0!, t1!];
     let next = this.io('read', tmp[1]!, 0, len, at(1));
     this.read(acc!, 0, len, at(0));
