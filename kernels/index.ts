@@ -1,6 +1,7 @@
 // Every kernel family's ops and specs. `allSpecs` feeds the reflection test and the bench.
 import { fillSpec, type KernelSpec } from '@wgpt/runtime';
 import { adamwNormSpec, adamwNormV2Spec, adamwSpec, adamwStatusSpec, adamwV2Spec } from './adamw/adamw.ts';
+import { sumSlicesSpec } from './allreduce/allreduce.ts';
 import { attentionSpecs } from './attention/attention.ts';
 import {
   fusedClassifierBackwardSpec,
@@ -43,6 +44,13 @@ export {
   type AdamWStep,
   type AdamWVersion,
 } from './adamw/adamw.ts';
+export {
+  exactReciprocal,
+  gpuPieceSummer,
+  sumSlicesInto,
+  sumSlicesSpec,
+  type SumSlicesArgs,
+} from './allreduce/allreduce.ts';
 export {
   attention,
   attentionNaive,
@@ -147,4 +155,5 @@ export const allSpecs: KernelSpec[] = [
   ...encoderSpecs,
   ...attentionSpecs,
   ...kvcacheSpecs,
+  sumSlicesSpec,
 ];

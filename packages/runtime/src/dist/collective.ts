@@ -34,6 +34,23 @@ export interface Collective {
   readonly failed: Promise<never>;
   /** Waits for every rank to close, then frees what the backend holds. */
   close(): Promise<void>;
+  /**
+   * Where a backend sums on this host (the shared-memory one): sum this rank's pieces with `summer` from the next
+   * operation on (every rank should give the same kind, e.g. a GPU summer where each rank has its GPU).
+   */
+  useSummer?(summer: PieceSummer): void;
+}
+
+/**
+ * Sums one rank's piece of a reduction: given the W ranks' slices of it (slice r from rank r, all one length),
+ * returns their elementwise f32 sum in rank order, fl(...fl(fl(x0 + x1) + x2)... + x(W-1)), divided by W for
+ * 'mean' (the f32 quotient, correctly rounded). The result may be a view of the summer's own memory, valid until its
+ * next call; the slices are not kept.
+ */
+export interface PieceSummer {
+  /** For messages and bench rows: 'cpu', 'gpu'. */
+  readonly name: string;
+  sum(slices: readonly Float32Array[], op: ReduceOp): Float32Array | Promise<Float32Array>;
 }
 
 /** A collective failed on some rank (died, hung, disagreed): the message names the rank and the operation. */

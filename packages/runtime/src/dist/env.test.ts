@@ -1,6 +1,9 @@
 // Rank bookkeeping without processes: shards, the launchers' environments, socket paths.
 import { describe, expect, it } from 'vitest';
-import { adapterForRank, jobSocketPath, readDistEnv, shardRange } from './index.ts';
+import { UsageError } from '@wgpt/base/errors';
+import {
+  adapterForRank, cpuPieceSummer, joinJob, jobSocketPath, readDistEnv, readSumChoice, shardRange,
+} from './index.ts';
 
 describe('shardRange', () => {
   it('splits n into W contiguous shards in rank order, lengths differing by at most one', () => {
@@ -49,6 +52,28 @@ describe('readDistEnv', () => {
     expect(() => readDistEnv({ RANK: '0', WORLD_SIZE: '2', LOCAL_RANK: '2', LOCAL_WORLD_SIZE: '2' })).toThrow(
       /local rank 2 is not below/,
     );
+  });
+});
+
+describe('WGPT_DIST_SUM', () => {
+  it('auto unless set to blas, js or gpu', () => {
+    expect(readSumChoice({})).toBe('auto');
+    expect(readSumChoice({ WGPT_DIST_SUM: '' })).toBe('auto');
+    for (const v of ['auto', 'blas', 'js', 'gpu']) expect(readSumChoice({ WGPT_DIST_SUM: v })).toBe(v);
+  });
+
+  it('another value is a usage error naming it, from joinJob before it joins anything', async () => {
+    expect(() => readSumChoice({ WGPT_DIST_SUM: 'GPU' })).toThrow(UsageError);
+    expect(() => readSumChoice({ WGPT_DIST_SUM: 'fast' })).toThrow(/^WGPT_DIST_SUM="fast" is not one of auto, blas/);
+    await expect(joinJob({ env: { WGPT_DIST_SUM: 'fast' } })).rejects.toThrow(/WGPT_DIST_SUM="fast"/);
+    const job = await joinJob({ env: { WGPT_DIST_SUM: 'gpu' } }); // one rank: joins nobody
+    expect(job.sum).toBe('gpu');
+    // A summer is attached between operations, never during one.
+    const running = job.collective.allReduce(new Float32Array(4));
+    expect(() => job.collective.useSummer!(cpuPieceSummer)).toThrow(/summer cannot change while it is in allReduce/);
+    await running;
+    job.collective.useSummer!(cpuPieceSummer);
+    await job.collective.close();
   });
 });
 

@@ -6,3 +6,5 @@ export * from './shm.ts';
 export * from './launch.ts';
 export * from './device.ts';
 export * from './gpu-select.ts';
+export * from './sum.ts';
+export * from './mmap.ts';

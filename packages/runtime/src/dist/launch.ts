@@ -9,6 +9,7 @@ import { UsageError } from '@wgpt/base/errors';
 import { DistError, type Collective } from './collective.ts';
 import { readDistEnv, type DistEnv } from './env.ts';
 import { ShmCollective } from './shm.ts';
+import { pickAdder, readSumChoice, type SumChoice } from './sum.ts';
 
 export interface LaunchOptions {
   nproc: number;
@@ -123,10 +124,21 @@ export interface JoinOptions {
   joinTimeoutMs?: number;
 }
 
+export interface Job {
+  env: DistEnv;
+  collective: Collective;
+  /**
+   * WGPT_DIST_SUM. The collective sums on the host until told otherwise: with 'gpu', a rank that has opened its
+   * GPU gives it `collective.useSummer(gpuPieceSummer(gpu))` (@wgpt/kernels) before its first reduction.
+   */
+  sum: SumChoice;
+}
+
 /** This process's rank joins its job's collective (a job of one rank needs nobody). */
-export async function joinJob(opts: JoinOptions = {}): Promise<{ env: DistEnv; collective: Collective }> {
+export async function joinJob(opts: JoinOptions = {}): Promise<Job> {
   const vars = opts.env ?? process.env;
   const env = readDistEnv(vars);
+  const sum = readSumChoice(vars);
   if (env.localWorldSize !== env.worldSize) {
     throw new UsageError(
       `this job has ${env.worldSize} ranks, ${env.localWorldSize} on this node: the shared-memory backend joins ` +
@@ -150,8 +162,9 @@ export async function joinJob(opts: JoinOptions = {}): Promise<{ env: DistEnv; c
     chunkFloats: opts.chunkFloats,
     timeoutMs,
     joinTimeoutMs,
+    adder: env.worldSize > 1 ? await pickAdder(vars) : undefined,
   });
-  return { env, collective };
+  return { env, collective, sum };
 }
 
 /**
@@ -159,14 +172,15 @@ export async function joinJob(opts: JoinOptions = {}): Promise<{ env: DistEnv; c
  * (their next operation throws a DistError naming this rank and the error) and the error is rethrown here.
  */
 export async function runRank<T>(
-  main: (c: Collective, env: DistEnv) => Promise<T>,
+  main: (c: Collective, env: DistEnv, job: Job) => Promise<T>,
   opts: JoinOptions = {},
 ): Promise<T> {
-  const { env, collective } = await joinJob(opts);
+  const job = await joinJob(opts);
+  const { env, collective } = job;
   let out: T;
   try {
     // A rank that is busy elsewhere (computing, or stuck) when the job fails still ends, with the job's reason.
-    out = await Promise.race([main(collective, env), collective.failed]);
+    out = await Promise.race([main(collective, env, job), collective.failed]);
   } catch (e) {
     if (!(e instanceof DistError)) {
       collective.abort(`rank ${env.rank} failed: ${(e as Error)?.message ?? String(e)}`);

@@ -82,59 +82,57 @@ describe.each([
     expect(res.left).toEqual([]);
   }, 60_000);
 
-  it.each(CASES)(
-    'allReduce sum and mean of %s (%i floats): the f64 sum within f32 rounding, same bits',
-    async (name, n) => {
-      await done;
-      const xs = [...Array(W).keys()].map((r) => rankInput(r, n, 0));
-      // W terms summed one by one in f32: |error| ≤ γ(W-1)·Σ|x| with γ(k) = k·u/(1-k·u); the f64 reference adds its
-      // own (W-1)·2^-53·Σ|x|. The mean divides once more: one more rounding of at most u·|result|.
-      const gamma = ((W - 1) * u) / (1 - (W - 1) * u) + (W - 1) * 2 ** -53;
-      const exact = rankOrderSum(W, n, 0);
-      for (const op of ['sum', 'mean'] as const) {
-        const got = [...Array(W).keys()].map((r) => load(`${op}-${name}`, r));
-        for (let r = 1; r < W; r++) expect(firstDiff(got[r]!, got[0]!)).toBe(-1);
-        let worst = 0;
-        for (let i = 0; i < n; i++) {
-          let s = 0;
-          let abs = 0;
-          for (const x of xs) {
-            s += x[i]!;
-            abs += Math.abs(x[i]!);
-          }
-          const want = op === 'sum' ? s : s / W;
-          const tol = op === 'sum' ? gamma * abs : (gamma * abs) / W + u * ((Math.abs(s) + gamma * abs) / W);
-          worst = Math.max(worst, Math.abs(got[0]![i]! - want) / tol);
+  it.each(CASES)('allReduce sum and mean of %s (%i floats): the f64 sum within f32 rounding, same bits', async (
+    name,
+    n,
+  ) => {
+    await done;
+    const xs = [...Array(W).keys()].map((r) => rankInput(r, n, 0));
+    // W terms summed one by one in f32: |error| ≤ γ(W-1)·Σ|x| with γ(k) = k·u/(1-k·u); the f64 reference adds its
+    // own (W-1)·2^-53·Σ|x|. The mean divides once more: one more rounding of at most u·|result|.
+    const gamma = ((W - 1) * u) / (1 - (W - 1) * u) + (W - 1) * 2 ** -53;
+    const exact = rankOrderSum(W, n, 0);
+    for (const op of ['sum', 'mean'] as const) {
+      const got = [...Array(W).keys()].map((r) => load(`${op}-${name}`, r));
+      for (let r = 1; r < W; r++) expect(firstDiff(got[r]!, got[0]!)).toBe(-1);
+      let worst = 0;
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        let abs = 0;
+        for (const x of xs) {
+          s += x[i]!;
+          abs += Math.abs(x[i]!);
         }
-        expect(worst).toBeLessThanOrEqual(1);
-        // And exactly the rank-order f32 sum (divided by W in f32 for the mean).
-        const ref = op === 'sum' ? exact : exact.map((v) => v / W);
-        expect(firstDiff(got[0]!, ref)).toBe(-1);
+        const want = op === 'sum' ? s : s / W;
+        const tol = op === 'sum' ? gamma * abs : (gamma * abs) / W + u * ((Math.abs(s) + gamma * abs) / W);
+        worst = Math.max(worst, Math.abs(got[0]![i]! - want) / tol);
       }
-    },
-    60_000,
-  );
+      expect(worst).toBeLessThanOrEqual(1);
+      // And exactly the rank-order f32 sum (divided by W in f32 for the mean).
+      const ref = op === 'sum' ? exact : exact.map((v) => v / W);
+      expect(firstDiff(got[0]!, ref)).toBe(-1);
+    }
+  }, 60_000);
 
-  it.each(CASES)(
-    'reduceScatter, allGather, broadcast of %s (%i floats) against plain references',
-    async (name, n) => {
-      await done;
-      const sum = rankOrderSum(W, n, 1);
-      const gathered = new Float32Array(n);
-      for (let r = 0; r < W; r++) {
-        const s = shardRange(n, W, r);
-        gathered.set(rankInput(r, n, 2).subarray(s.start, s.end), s.start);
-      }
-      const root = rankInput(W - 1, n, 3);
-      for (let r = 0; r < W; r++) {
-        const s = shardRange(n, W, r);
-        expect(firstDiff(load(`scatter-${name}`, r), sum.subarray(s.start, s.end))).toBe(-1);
-        expect(firstDiff(load(`gather-${name}`, r), gathered)).toBe(-1);
-        expect(firstDiff(load(`bcast-${name}`, r), root)).toBe(-1);
-      }
-    },
-    60_000,
-  );
+  it.each(CASES)('reduceScatter, allGather, broadcast of %s (%i floats) against plain references', async (
+    name,
+    n,
+  ) => {
+    await done;
+    const sum = rankOrderSum(W, n, 1);
+    const gathered = new Float32Array(n);
+    for (let r = 0; r < W; r++) {
+      const s = shardRange(n, W, r);
+      gathered.set(rankInput(r, n, 2).subarray(s.start, s.end), s.start);
+    }
+    const root = rankInput(W - 1, n, 3);
+    for (let r = 0; r < W; r++) {
+      const s = shardRange(n, W, r);
+      expect(firstDiff(load(`scatter-${name}`, r), sum.subarray(s.start, s.end))).toBe(-1);
+      expect(firstDiff(load(`gather-${name}`, r), gathered)).toBe(-1);
+      expect(firstDiff(load(`bcast-${name}`, r), root)).toBe(-1);
+    }
+  }, 60_000);
 });
 
 describe('a rank that fails ends the whole job with a message naming it', () => {
@@ -158,11 +156,7 @@ describe('a rank that fails ends the whole job with a message naming it', () => 
 
   it('a rank that never arrives: rank 0 times it out and every rank ends, the missing one too', async () => {
     const res = await run(3, ['hang', '1'], env);
-    expect(res.exits.map((e) => [e.code, e.signal])).toEqual([
-      [1, null],
-      [1, null],
-      [1, null],
-    ]);
+    expect(res.exits.map((e) => [e.code, e.signal])).toEqual([[1, null], [1, null], [1, null]]);
     expectAll(res.stderr, /rank 1 did not reach allReduce\(sum\) of 10 floats \(call 2\) round 0 within 1\.5 s/);
   }, 60_000);
 

@@ -23,7 +23,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { checkReduceOp, DistError, shardRange, type Collective, type ReduceOp } from './collective.ts';
+import {
+  checkReduceOp,
+  DistError,
+  shardRange,
+  type Collective,
+  type PieceSummer,
+  type ReduceOp,
+} from './collective.ts';
 import { mapShared, type SharedMapping } from './mmap.ts';
 import { jsAdder, pickAdder, sumInOrder, type Adder } from './sum.ts';
 
@@ -40,8 +47,10 @@ export interface ShmOptions {
   joinTimeoutMs?: number;
   /** Where the shared file is made (default /dev/shm, else the temp folder). */
   shmDir?: string;
-  /** How the sums are added (default: pickAdder(), from WGPT_DIST_SUM). */
+  /** How the host adds (default: pickAdder(), from WGPT_DIST_SUM). */
   adder?: Adder;
+  /** Sums this rank's pieces instead of the host adder (e.g. on the GPU: gpuPieceSummer in @wgpt/kernels). */
+  sum?: PieceSummer;
 }
 
 type Msg =
@@ -107,6 +116,7 @@ export class ShmCollective implements Collective {
   /** The shared file's floats (empty until joined and after close). */
   private mem: Float32Array = new Float32Array(0);
   private adder: Adder = jsAdder;
+  private summer: PieceSummer | null = null;
   private seq = 0;
   private calls = 0;
   private busy = false;
@@ -129,7 +139,7 @@ export class ShmCollective implements Collective {
 
   /** How this rank adds: 'js' or 'blas (library)'. */
   get summation(): string {
-    return this.adder.name;
+    return this.summer?.name ?? this.adder.name;
   }
 
   readonly failed: Promise<never>;
@@ -142,6 +152,13 @@ export class ShmCollective implements Collective {
     this.worldSize = opts.worldSize;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.joinTimeoutMs = opts.joinTimeoutMs ?? this.timeoutMs;
+    this.summer = opts.sum ?? null;
+  }
+
+  /** Sums this rank's pieces with `summer` from the next operation on (not during one). */
+  useSummer(summer: PieceSummer): void {
+    if (this.busy) throw new DistError(`rank ${this.rank}: the summer cannot change while it is ${this.doing}`);
+    this.summer = summer;
   }
 
   /** Joins the job: rank 0 listens and makes the shared file, the others connect; resolves when all have. */
@@ -460,13 +477,21 @@ export class ShmCollective implements Collective {
    * This rank's piece of round k summed over the ranks in rank order into `acc` (its length): rank r's term
    * is read from r's input slot, this rank's own from `input`. `acc` must not overlap `input`.
    */
-  private reducePiece(input: Float32Array, k: number, q: number, op: ReduceOp, acc: Float32Array): void {
+  private async reducePiece(input: Float32Array, k: number, q: number, op: ReduceOp, acc: Float32Array) {
     const { a } = this.piece(input.length, this.rank, k, q);
     const len = acc.length;
     const term = (r: number) =>
       r === this.rank
         ? input.subarray(a, a + len)
         : this.mem.subarray(this.inSlot(k, r) + this.rank * q, this.inSlot(k, r) + this.rank * q + len);
+    if (this.summer) {
+      const piece = await this.summer.sum([...Array(this.worldSize).keys()].map(term), op);
+      if (piece.length !== len) {
+        throw new DistError(`the ${this.summer.name} summer returned ${piece.length} floats for a piece of ${len}`);
+      }
+      acc.set(piece);
+      return;
+    }
     sumInOrder(this.adder, acc, term, this.worldSize);
     if (op === 'mean') for (let i = 0; i < len; i++) acc[i] /= this.worldSize;
   }
@@ -496,7 +521,7 @@ export class ShmCollective implements Collective {
           const { a, e } = this.piece(n, this.rank, k, q);
           const out = this.outSlot(k) + this.rank * q;
           const acc = this.mem.subarray(out, out + e - a);
-          this.reducePiece(data, k, q, op, acc);
+          await this.reducePiece(data, k, q, op, acc);
           data.set(acc, a);
         }
       }
@@ -520,7 +545,7 @@ export class ShmCollective implements Collective {
         this.writePieces(input, k, q); // set k % 2, last read in round k-2, before this rank's last barrier
         await this.sync(`${tag} round ${k}`);
         const { a, e } = this.piece(n, this.rank, k, q);
-        this.reducePiece(input, k, q, op, out.subarray(a - own.start, e - own.start));
+        await this.reducePiece(input, k, q, op, out.subarray(a - own.start, e - own.start));
       }
       // The next operation writes slot set 0 before its first barrier: only once every rank has read this one's.
       await this.sync(`${tag} done`);

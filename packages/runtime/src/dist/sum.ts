@@ -5,7 +5,7 @@
 // rounded f32 sum (with or without a fused multiply-add) in SIMD: the same bits as the loop. It runs through koffi
 // when the machine has a BLAS library (OpenBLAS, the reference libblas, Apple's Accelerate); otherwise the loop.
 import { UsageError } from '@wgpt/base/errors';
-import { DistError } from './collective.ts';
+import { DistError, type PieceSummer, type ReduceOp } from './collective.ts';
 
 export interface Adder {
   /** 'blas (libopenblas.so.0)' or 'js': for logs and bench rows. */
@@ -82,15 +82,33 @@ export async function blasAdder(): Promise<{ adder: Adder | null; why: string }>
 
 const chosen = new Map<string, Promise<Adder>>();
 
+/** Where a rank sums its shard of each reduction (WGPT_DIST_SUM). */
+export type SumChoice = 'auto' | 'blas' | 'js' | 'gpu';
+const SUM_CHOICES: readonly SumChoice[] = ['auto', 'blas', 'js', 'gpu'];
+
 /**
- * The adder WGPT_DIST_SUM asks for: 'blas' (an error when none loads), 'js', or unset / 'auto' for BLAS where it
- * loads and the loop otherwise. Chosen once per process.
+ * WGPT_DIST_SUM: auto (the default: BLAS where a library loads, else the JavaScript loop), blas, js, or gpu (a
+ * WGSL kernel on the rank's GPU, once the rank attaches it with useSummer; the host adds as with auto until then).
  */
-export function pickAdder(env: Record<string, string | undefined> = process.env): Promise<Adder> {
-  const want = env.WGPT_DIST_SUM || 'auto';
-  if (want !== 'auto' && want !== 'blas' && want !== 'js') {
-    return Promise.reject(new UsageError(`WGPT_DIST_SUM="${want}" is not one of auto, blas, js`));
+export function readSumChoice(vars: Record<string, string | undefined> = process.env): SumChoice {
+  const v = vars.WGPT_DIST_SUM || 'auto';
+  if (!(SUM_CHOICES as readonly string[]).includes(v)) {
+    throw new UsageError(
+      `WGPT_DIST_SUM="${v}" is not one of ${SUM_CHOICES.join(', ')}: where each rank sums its shard of a reduction`,
+    );
   }
+  return v as SumChoice;
+}
+
+/** The host adder WGPT_DIST_SUM asks for: 'blas' (an error when none loads), 'js', or BLAS where it loads. */
+export function pickAdder(env: Record<string, string | undefined> = process.env): Promise<Adder> {
+  let want: SumChoice;
+  try {
+    want = readSumChoice(env);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  if (want === 'gpu') want = 'auto';
   let got = chosen.get(want);
   if (got) return got;
   got = (async () => {
@@ -116,3 +134,21 @@ export function sumInOrder(adder: Adder, acc: Float32Array, term: (r: number) =>
   adder.add2(acc, term(0), term(1));
   for (let r = 2; r < W; r++) adder.add(acc, term(r));
 }
+
+/** A PieceSummer on the host: the slices added in rank order with `adder`, then divided by W for a mean. */
+export function hostPieceSummer(adder: Adder): PieceSummer {
+  return {
+    name: adder.name,
+    sum(slices: readonly Float32Array[], op: ReduceOp) {
+      const W = slices.length;
+      const acc = new Float32Array(slices[0]!.length);
+      sumInOrder(adder, acc, (r) => slices[r]!, W);
+      // The f64 quotient of two f32 values, stored, is the correctly rounded f32 quotient.
+      if (op === 'mean') for (let i = 0; i < acc.length; i++) acc[i] /= W;
+      return acc;
+    },
+  };
+}
+
+/** The JavaScript loop as a PieceSummer: the reference the GPU summer is held to. */
+export const cpuPieceSummer = hostPieceSummer(jsAdder);
