@@ -6,3 +6,4 @@ export * from './shm.ts';
 export * from './launch.ts';
 export * from './device.ts';
 export * from './gpu-select.ts';
+export * from './device-select.ts';
