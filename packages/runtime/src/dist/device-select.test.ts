@@ -63,9 +63,17 @@ describe('selection environment', () => {
   });
   it('a unique vendor:device id selects by id; identical ones by bus, with MESA_VK_DEVICE_SELECT removed', () => {
     const force = { MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: '1' };
-    expect(selectionEnv(soft, soft[1]!)).toEqual({ MESA_VK_DEVICE_SELECT: '10005:0', DRI_PRIME: undefined, ...force });
-    expect(selectionEnv(nv, nv[2]!)).toEqual({ MESA_VK_DEVICE_SELECT: '1ae0:c0de', DRI_PRIME: undefined, ...force });
-    expect(selectionEnv(nv, nv[1]!)).toEqual({
+    expect(selectionEnv(soft, soft[1]!)).toStrictEqual({
+      MESA_VK_DEVICE_SELECT: '10005:0',
+      DRI_PRIME: undefined,
+      ...force,
+    });
+    expect(selectionEnv(nv, nv[2]!)).toStrictEqual({
+      MESA_VK_DEVICE_SELECT: '1ae0:c0de',
+      DRI_PRIME: undefined,
+      ...force,
+    });
+    expect(selectionEnv(nv, nv[1]!)).toStrictEqual({
       MESA_VK_DEVICE_SELECT: undefined,
       DRI_PRIME: 'pci-0000_2a_00_0',
       ...force,
@@ -76,7 +84,7 @@ describe('selection environment', () => {
   it('applyEnv sets and removes', () => {
     const to: NodeJS.ProcessEnv = { MESA_VK_DEVICE_SELECT: 'list', KEEP: 'x' };
     applyEnv({ MESA_VK_DEVICE_SELECT: undefined, DRI_PRIME: 'pci-0000_18_00_0' }, to);
-    expect(to).toEqual({ DRI_PRIME: 'pci-0000_18_00_0', KEEP: 'x' });
+    expect(to).toStrictEqual({ DRI_PRIME: 'pci-0000_18_00_0', KEEP: 'x' });
   });
   it("Dawn's adapters matched to the layer's devices by name and occurrence (Dawn leaves out lavapipe)", () => {
     const dawn = [adapter(0, H200), adapter(1, H200), adapter(2, SWIFTSHADER, true)];
