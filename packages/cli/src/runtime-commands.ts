@@ -1,7 +1,8 @@
 // Commands that only need the runtime and kernels: gpus, selfcheck, demo, bench.
 import { InvalidArgumentError, type Command } from 'commander';
 import { intArg } from '@wgpt/base';
-import { Gpu, listAdapters, formatBytes } from '@wgpt/runtime';
+import { Gpu, listAdapters, formatBytes, type AdapterEntry } from '@wgpt/runtime';
+import { matchLayerDevices, pciId, vulkanDeviceListing } from '@wgpt/runtime/dist';
 import { MAX_VOCAB_SIZE } from '@wgpt/tokenizer';
 import { runSelfCheck } from './selfcheck.ts';
 
@@ -17,6 +18,13 @@ function regexArg(value: string): string {
   return value;
 }
 
+/** An adapter's first line in `wgpt gpus`; the PCI bus (from Mesa's device-select layer) tells identical GPUs apart. */
+export function adapterHeading(r: AdapterEntry & { vendor: string; pciId?: string; pci?: string }): string {
+  const bus = r.pci ? `, ${r.pciId} at PCI ${r.pci}` : '';
+  const vendor = r.vendor ? `, ${r.vendor}` : '';
+  return `[${r.index}] ${r.name}  (${r.backend}${r.software ? ', software' : ''}${vendor}${bus})`;
+}
+
 function adapterOf(cmd: Command): string | undefined {
   return cmd.optsWithGlobals().adapter as string | undefined;
 }
@@ -28,11 +36,15 @@ export function registerRuntimeCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const list = await listAdapters();
+      const layer = await vulkanDeviceListing();
+      const devices = layer.devices ? matchLayerDevices(list, layer.devices) : [];
       const rows = [];
       for (const a of list) {
         const gpu = await Gpu.open({ adapter: a.index });
+        const d = devices[a.index];
         rows.push({
           ...a,
+          ...(d?.pci ? { pciId: pciId(d), pci: d.pci } : {}),
           vendor: gpu.adapterInfo?.vendor ?? '',
           architecture: gpu.adapterInfo?.architecture ?? '',
           features: [...gpu.features],
@@ -49,9 +61,7 @@ export function registerRuntimeCommands(program: Command): void {
           'No WebGPU adapters found. On a machine without a GPU: sudo apt-get install chromium libvulkan1',
         );
       for (const r of rows) {
-        console.log(
-          `[${r.index}] ${r.name}  (${r.backend}${r.software ? ', software' : ''}${r.vendor ? `, ${r.vendor}` : ''})`,
-        );
+        console.log(adapterHeading(r));
         console.log(
           `    max binding ${formatBytes(r.maxStorageBufferBindingSize)}, ` +
             `max buffer ${formatBytes(r.maxBufferSize)}, ` +

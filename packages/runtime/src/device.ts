@@ -64,8 +64,12 @@ async function loadDawn(): Promise<DawnCreate> {
   return dawnCreate;
 }
 
+// Mesa's device-select layer reads these when Dawn creates its Vulkan instance, so an instance made under other
+// values sees other devices (the data-parallel ranks set them: dist/device-select.ts).
+const SELECTION_VARS = ['MESA_VK_DEVICE_SELECT', 'MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE', 'DRI_PRIME'];
+
 function dawnInstance(flags: string[]): GPU {
-  const key = flags.join('\n');
+  const key = [...flags, ...SELECTION_VARS.map((k) => `${k}=${process.env[k] ?? ''}`)].join('\n');
   let gpu = gpuByFlags.get(key);
   if (!gpu) {
     gpu = dawnCreate!(flags);
@@ -74,11 +78,15 @@ function dawnInstance(flags: string[]): GPU {
   return gpu;
 }
 
+let vulkanEnvReady = false;
+
 /**
  * Adds SwiftShader to the Vulkan loader's drivers (unless the user chose drivers), and hides Debian's lavapipe,
- * which Dawn rejects noisily.
+ * which Dawn rejects noisily. Once per process (child processes that enumerate devices inherit the result).
  */
-function prepareVulkanEnv(): void {
+export function prepareVulkanEnv(): void {
+  if (vulkanEnvReady || !isNode) return;
+  vulkanEnvReady = true;
   const env = process.env;
   // Dawn prints an error line for every instance when this is unset or not 0700.
   if (!env.XDG_RUNTIME_DIR) env.XDG_RUNTIME_DIR = ensurePrivateDir();

@@ -91,9 +91,9 @@ describe('adapterForRank', () => {
     expect(adapterForRank(list, 0, 2)).toBe(1);
     expect(adapterForRank(list, 1, 2)).toBe(2);
   });
-  it('identical GPUs: refused, since dawn.node would open the first for every rank', () => {
+  it('identical GPUs, no device-select layer: refused, since dawn.node would open the first for every rank', () => {
     const list = [gpu(0, 'NVIDIA H200'), gpu(1, 'NVIDIA H200')];
-    expect(adapterForRank(list, 0, 2)).toBe(0);
+    expect(() => adapterForRank(list, 0, 2)).toThrow(/should open adapter \[0\] "NVIDIA H200", .*\[1\] .* is \[0\]/);
     expect(() => adapterForRank(list, 1, 2)).toThrow(/should open adapter \[1\] "NVIDIA H200", .* opens .* \[0\]/);
     expect(adapterForRank(list, 1, 2, true)).toBe(1);
   });

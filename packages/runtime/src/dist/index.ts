@@ -8,3 +8,4 @@ export * from './device.ts';
 export * from './gpu-select.ts';
 export * from './sum.ts';
 export * from './mmap.ts';
+export * from './device-select.ts';
