@@ -5,6 +5,7 @@ import { Option, type Command } from 'commander';
 import { intArg, intListArg, numArg, stopOnSignals, UsageError, withPath } from '@wgpt/base';
 import { Gpu, noGrad, tensor, tidyAsync, WgptError } from '@wgpt/runtime';
 import { joinJob, launchLocal, openRankGpu, readDistEnv } from '@wgpt/runtime/dist';
+import { gpuPieceSummer } from '@wgpt/kernels';
 import { getEncoding, isOpenAiEncodingName, loadTokenizer, type Encoding } from '@wgpt/tokenizer';
 import { checkpointDirOf, checkpointModelPath, removeCheckpoints } from './checkpoint.ts';
 import { makeConfig, PRESETS, type GPT2Config } from './config.ts';
@@ -300,9 +301,11 @@ export function register(program: Command): void {
         );
       }
     }
-    const collective = dist.worldSize > 1 ? (await joinJob()).collective : undefined;
+    const job = dist.worldSize > 1 ? await joinJob() : undefined;
+    const collective = job?.collective;
     const adapter = cmd.optsWithGlobals().adapter;
     const gpu = collective && adapter === undefined ? await openRankGpu(dist) : await Gpu.open({ adapter });
+    if (job?.sum === 'gpu') collective!.useSummer!(gpuPieceSummer(gpu)); // WGPT_DIST_SUM=gpu
     // SIGINT and SIGTERM stop after the step in progress, with a checkpoint; the exit status then says which.
     const signals = stopOnSignals('finishing this step, writing a checkpoint, then exiting');
     try {

@@ -443,7 +443,8 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   log(
     `GPT-2 L=${config.L} C=${config.C} NH=${config.NH} V=${config.V} (Vp ${config.Vp}), ` +
       `${(paramCount(config) / 1e6).toFixed(2)}M parameters on ${gpu.describe()}; ` +
-      `B=${B} T=${T}${W > 1 ? ` on each of ${W} ranks${zero ? ' (ZeRO-1)' : ''}` : ''}, ` +
+      `B=${B} T=${T}${W > 1 ? ` on each of ${W} ranks${zero ? ' (ZeRO-1)' : ''}` : ''}` +
+      `${W > 1 && o.collective?.summation ? ` (sums: ${o.collective.summation})` : ''}, ` +
       `${accum} micro-batch(es) per step ` +
       `(${o.totalBatchTokens} tokens), ` +
       `${o.steps} steps${startStep ? `, resuming after step ${startStep}` : ''}; ` +

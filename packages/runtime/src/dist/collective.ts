@@ -39,6 +39,8 @@ export interface Collective {
    * operation on (every rank should give the same kind, e.g. a GPU summer where each rank has its GPU).
    */
   useSummer?(summer: PieceSummer): void;
+  /** How this rank sums its share of a reduction, for logs: 'js', 'blas (libopenblas.so.0)', 'gpu'... */
+  readonly summation?: string;
 }
 
 /**
