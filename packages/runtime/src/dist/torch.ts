@@ -82,6 +82,11 @@ export class TorchCollective implements Collective {
     this.python = opts.python ?? defaultPython(opts.env ?? process.env);
   }
 
+  /** The sidecar's process id (for diagnostics and tests). */
+  get sidecarPid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Starts this rank's sidecar and joins the job through it; resolves when every rank has joined. */
   static async connect(opts: TorchOptions): Promise<TorchCollective> {
     const W = opts.worldSize;

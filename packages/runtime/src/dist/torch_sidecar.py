@@ -97,7 +97,7 @@ AGENT_STORE = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
 HOSTS_STORE = RANK == 0 and not AGENT_STORE
 STORE_HOST = "the launcher's store" if AGENT_STORE else "rank 0"
 BEAT = 0.25
-STALE = min(10.0, max(1.5, TIMEOUT / 2))
+STALE = min(10.0, max(3.0, TIMEOUT / 2))
 # The watcher's store client is also used by the main thread when an operation fails: one at a time.
 WLOCK = threading.RLock()
 
@@ -230,6 +230,7 @@ def suspects(during_op):
 
 def watch():
     n = 0
+    last = time.monotonic()
     while True:
         try:
             n += 1
@@ -238,6 +239,10 @@ def watch():
             with WLOCK:
                 watcher_store.set(f"hb/{RANK}", str(n))
                 now = time.monotonic()
+                if now - last > STALE / 2:
+                    # This thread itself was held up (a busy machine): the others' silence proves nothing.
+                    beats.clear()
+                last = now
                 for r in range(W):
                     v = num(watcher_store, f"hb/{r}")
                     if r != RANK and (r not in beats or beats[r][0] != v):
@@ -317,11 +322,14 @@ while True:
     try:
         run(m)
     except Exception as e:  # noqa: BLE001 (a Gloo error: find out who is to blame)
+        # A timeout blames the ranks that did not reach this operation; a connection that closed blames the rank
+        # that left or went silent, which the store shows within STALE.
+        timed_out = "timed out" in str(e).lower()
         deadline = time.monotonic() + STALE + 2 * BEAT
         why = None
         while why is None and time.monotonic() < deadline:
             try:
-                why = suspects(True)
+                why = suspects(timed_out)
             except Exception as e2:  # noqa: BLE001
                 why = (
                     f"{STORE_HOST} exited or crashed (the job's store is unreachable: {e2}) while rank {RANK} was "
