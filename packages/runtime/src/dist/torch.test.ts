@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '@wgpt/base/errors';
 import { CASES, rankInput } from '../../test/dist-data.ts';
-import { hasTorch, noSidecars, run } from '../../test/torch-jobs.ts';
+import { hasTorch, noSidecars, rankOrderSum, run } from '../../test/torch-jobs.ts';
 import { defaultPython, joinJob, shardRange } from './index.ts';
 
 const u = 2 ** -24;
@@ -21,18 +21,6 @@ function firstDiff(a: Uint8Array, b: Uint8Array): number | 'length' {
   return -1;
 }
 const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
-/** f32 sum in rank order 0..W-1, written out with Math.fround: what every rank must get, bit for bit. */
-function rankOrderSum(W: number, n: number, salt: number): Float32Array {
-  const xs = [...Array(W).keys()].map((r) => rankInput(r, n, salt));
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = xs[0]![i]!;
-    for (let r = 1; r < W; r++) s = Math.fround(s + xs[r]![i]!);
-    out[i] = s;
-  }
-  return out;
-}
 
 // 2 ranks as in CI, and 3, where the order of the additions changes the bits.
 describe.skipIf(!hasTorch).each([2, 3])('%i ranks through torch.distributed (Gloo)', (W) => {
