@@ -36,7 +36,10 @@ def fatal(msg):
 
 # The store's keys (under the job's prefix); flags and counters are integers, read with add(key, 0):
 #   joined/R, closed/R, seen/R (R read the job's end), gone/R (R's Node process ended): 1 when so
-#   hb/R: R's heartbeat count; op/R: R's operation count; abort: 1 once claimed, then abortmsg: the reason
+#   gone: how many ranks have gone; hb/R: R's heartbeat count; op/R: R's operation count
+#   abort: 1 once claimed, then abortmsg: the reason
+# A watcher thread polls a few keys only (abort, gone, its neighbour's heartbeat), so the store's load per rank
+# does not grow with the world size; the keys of every rank are read only once something went wrong.
 commands = []
 cv = threading.Condition()
 state = {"calls": 0, "tag": "joining the job", "closing": False, "failed": False, "reader": None}
@@ -60,6 +63,7 @@ def read_stdin():
     if not state["closing"] and state["reader"] is not None:
         try:
             state["reader"].set(f"gone/{RANK}", "1")
+            state["reader"].add("gone", 1)
         except Exception:  # noqa: BLE001
             pass
         linger()
@@ -237,17 +241,21 @@ def watch():
             if state["closing"]:
                 return
             with WLOCK:
-                watcher_store.set(f"hb/{RANK}", str(n))
+                s = watcher_store
+                s.set(f"hb/{RANK}", str(n))
                 now = time.monotonic()
                 if now - last > STALE / 2:
                     # This thread itself was held up (a busy machine): the others' silence proves nothing.
                     beats.clear()
                 last = now
-                for r in range(W):
-                    v = num(watcher_store, f"hb/{r}")
-                    if r != RANK and (r not in beats or beats[r][0] != v):
-                        beats[r] = (v, now)
-            why = suspects(False)
+                # Each rank watches the next one's heartbeat: a silent rank is seen by one, who ends the job.
+                nb = (RANK + 1) % W
+                if nb != RANK and not num(s, f"closed/{nb}"):
+                    v = num(s, f"hb/{nb}")
+                    if nb not in beats or beats[nb][0] != v:
+                        beats[nb] = (v, now)
+                trouble = num(s, "abort") or num(s, "gone") or (nb in beats and now - beats[nb][1] > STALE)
+            why = suspects(False) if trouble else None
             if why and not state["closing"]:
                 fail(why)
         except Exception as e:  # noqa: BLE001 (the store itself is unreachable)
