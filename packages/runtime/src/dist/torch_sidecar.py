@@ -36,8 +36,8 @@ def fatal(msg):
 
 # The store's keys (under the job's prefix); flags and counters are integers, read with add(key, 0):
 #   joined/R, closed/R, seen/R (R read the job's end), gone/R (R's Node process ended): 1 when so
-#   gone: how many ranks have gone; hb/R: R's heartbeat count; op/R: R's operation count
-#   abort: 1 once claimed, then abortmsg: the reason
+#   joined, closed, gone: how many ranks have; hb/R: R's heartbeat count; op/R: R's operation count
+#   abort: 1 once claimed, then abortmsg: the reason; tag/R: the operation R called, when the ranks disagree
 # A watcher thread polls a few keys only (abort, gone, its neighbour's heartbeat), so the store's load per rank
 # does not grow with the world size; the keys of every rank are read only once something went wrong.
 commands = []
@@ -174,8 +174,9 @@ try:
     watcher_store = store_client(TIMEOUT)
     state["reader"] = store_client(TIMEOUT)
     store.set(f"joined/{RANK}", "1")
+    store.add("joined", 1)
     deadline = time.monotonic() + JOIN_TIMEOUT
-    while sum(num(store, f"joined/{r}") for r in range(W)) < W:
+    while num(store, "joined") < W:
         if num(store, "abort"):
             fail(store.get("abortmsg").decode())
         if time.monotonic() > deadline:
@@ -315,10 +316,11 @@ def run(m):
     if op == "close":
         state["closing"] = True
         store.set(f"closed/{RANK}", "1")
+        store.add("closed", 1)
         if HOSTS_STORE:
             # This process hosts the store: the others leave it first.
             deadline = time.monotonic() + TIMEOUT
-            while sum(num(store, f"closed/{r}") for r in range(W)) < W and time.monotonic() < deadline:
+            while num(store, "closed") < W and time.monotonic() < deadline:
                 time.sleep(0.02)
 
 
