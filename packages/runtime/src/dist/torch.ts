@@ -159,14 +159,17 @@ export class TorchCollective implements Collective {
         }
         this.onAnswer(m);
       });
-      child.on('exit', (code, signal) => {
+      // 'close', not 'exit': the sidecar's last lines (a fatal error) are read first.
+      child.on('close', (code, signal) => {
         if (this.closing && !this.dead) return;
         const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
         const tail = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
+        const hint = this.ready ? `; ${INSTALL}` : '';
         this.die(
           new DistError(
             `rank ${this.rank}'s torch sidecar (${this.python}, pid ${child.pid}) ${how} while ${this.doing}` +
-              (tail ? `: ${tail}` : ''),
+              (tail ? `: ${tail}` : '') +
+              hint,
           ),
         );
       });
