@@ -152,4 +152,9 @@ it('WGPT_DIST_BACKEND other than shm or torch: a usage error naming it', async (
   await expect(joinJob({ env })).rejects.toThrow(UsageError);
   await expect(joinJob({ env })).rejects.toThrow('WGPT_DIST_BACKEND="nccl" is not one of shm, torch');
   await expect(joinJob({ env: { ...env, WGPT_DIST_BACKEND: 'torch' } })).rejects.toThrow(/needs MASTER_ADDR/);
+  // Ranks on several nodes: shm refused by name; torch by default, which under Slurm needs the exported address.
+  const twoNodes = { RANK: '0', WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '1', WGPT_DIST_BACKEND: 'shm' };
+  await expect(joinJob({ env: twoNodes })).rejects.toThrow(/2 ranks, 1 on this node: the shared-memory backend/);
+  const slurm = { SLURM_PROCID: '0', SLURM_NTASKS: '2', SLURM_NTASKS_PER_NODE: '1' };
+  await expect(joinJob({ env: slurm })).rejects.toThrow(/torch backend needs MASTER_ADDR .* under Slurm export/);
 });
