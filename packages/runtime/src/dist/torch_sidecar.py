@@ -95,7 +95,8 @@ ADDR, PORT = cfg["addr"], cfg["port"]
 TIMEOUT = cfg["timeoutMs"] / 1000
 JOIN_TIMEOUT = cfg["joinTimeoutMs"] / 1000
 CHUNK = cfg["chunk"]
-PREFIX = cfg["prefix"]
+# torchrun's agent store outlives a restart of the workers: each attempt keeps its own keys.
+PREFIX = f"{cfg['prefix']}{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
 # Under torchrun the agent hosts the store (MASTER_PORT is its port) and every worker is a client.
 AGENT_STORE = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
 HOSTS_STORE = RANK == 0 and not AGENT_STORE
