@@ -1,11 +1,13 @@
-// Host all-reduce between rank processes (the shared-memory backend of @wgpt/runtime/dist): bus bandwidth for
-// 1 MB..1 GB on 2 and 4 ranks, against host memcpy bandwidth measured in the same run at the same size.
+// Host all-reduce between rank processes (@wgpt/runtime/dist): the shared-memory backend for 1 MB..1 GB on 2 and 4
+// ranks, the torch.distributed (Gloo) backend for 1..256 MB on 2 ranks where a Python with torch is found; bus
+// bandwidth against host memcpy bandwidth measured in the same run at the same size.
 // Bus bandwidth is NCCL's convention: algorithm bandwidth (bytes / time) × 2(W-1)/W, what each rank's links carry
 // in a ring; memcpy bandwidth is bytes copied / time (a typed-array copy of the same size, median of a few).
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { launchLocal } from '@wgpt/runtime/dist';
+import { defaultPython, launchLocal } from '@wgpt/runtime/dist';
 import type { BenchRow, BenchSuite } from './types.ts';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '..');
@@ -36,17 +38,22 @@ const suite: BenchSuite = {
     }
     const sizes = quick ? [1 * MB, 4 * MB] : [1, 4, 16, 64, 256, 1024].map((m) => m * MB);
     const worlds = quick ? [2] : [2, 4];
+    const jobs = worlds.map((W) => ({ backend: 'shm' as 'shm' | 'torch', W, sizes }));
+    const py = spawnSync(defaultPython(), ['-c', 'import torch.distributed as d; assert d.is_gloo_available()']);
+    if (py.status === 0) jobs.push({ backend: 'torch', W: 2, sizes: sizes.filter((b) => b <= 256 * MB) });
+    else log(`torch gloo rows skipped: ${defaultPython()} has no torch with Gloo (WGPT_PYTHON)`);
     const iters = quick ? 3 : 10;
     const rows: BenchRow[] = [];
     const dir = mkdtempSync(join(tmpdir(), 'wgpt-bench-allreduce-'));
     try {
-      for (const W of worlds) {
-        const out = join(dir, `w${W}.json`);
+      for (const { backend, W, sizes } of jobs) {
+        const out = join(dir, `${backend}-w${W}.json`);
         const res = await launchLocal({
           nproc: W,
           command: process.execPath,
           args: [runner, script, out, String(iters), ...sizes.map(String)],
           cwd: ROOT,
+          env: { WGPT_DIST_BACKEND: backend },
           stdio: ['ignore', 'ignore', 'inherit'],
         });
         if (res.firstFailure) throw new Error(`all-reduce bench: rank ${res.firstFailure.rank} failed (see above)`);
@@ -55,7 +62,7 @@ const suite: BenchSuite = {
           const bus = (g.bytes / (g.medianMs * 1e6)) * ((2 * (W - 1)) / W);
           const memcpy = memcpyGBps(g.bytes, quick ? 3 : 5);
           rows.push({
-            name: `all-reduce sum, shared memory, ${W} ranks`,
+            name: `all-reduce sum, ${backend === 'shm' ? 'shared memory' : 'torch gloo'}, ${W} ranks`,
             shape: `${g.bytes / MB} MB`,
             medianMs: g.medianMs,
             rate: { value: bus, unit: 'GB/s bus' },

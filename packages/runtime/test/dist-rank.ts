@@ -6,9 +6,11 @@
 //   exit R         rank R exits with status 3 before its second operation
 //   mismatch       rank 1 reduces 11 floats where the others reduce 10
 //   nojoin         rank 1 never joins the job
+//   abort          rank 1 aborts the job while rank 0 waits without an operation
+//   killsidecar R  rank R kills its torch sidecar before its second operation
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runRank, shardRange } from '../src/dist/index.ts';
+import { runRank, shardRange, type TorchCollective } from '../src/dist/index.ts';
 import { CASES, rankInput } from './dist-data.ts';
 
 const [mode, arg] = process.argv.slice(2);
@@ -23,6 +25,7 @@ await runRank(
     if (mode === 'ops') {
       const save = (name: string, a: Float32Array) =>
         writeFileSync(join(arg!, `${name}-rank${r}.f32`), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+      writeFileSync(join(arg!, `backend-rank${r}.txt`), c.constructor.name);
       for (const [name, n] of CASES) {
         const sum = rankInput(r, n, 0);
         await c.allReduce(sum, 'sum');
@@ -49,6 +52,10 @@ await runRank(
     if (mode === 'hang' && r === me) await new Promise(() => {});
     if (mode === 'block' && r === me) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
     if (mode === 'exit' && r === me) process.exit(3);
+    if (mode === 'abort' && r === 1) c.abort('rank 1 gave up');
+    if (mode === 'abort' && r === 0) setInterval(() => {}, 1000);
+    if (mode === 'abort' && r === 0) await new Promise(() => {});
+    if (mode === 'killsidecar' && r === me) process.kill((c as TorchCollective).sidecarPid!, 'SIGKILL');
     await c.allReduce(x);
   },
   { chunkFloats },

@@ -3,6 +3,7 @@
 export * from './collective.ts';
 export * from './env.ts';
 export * from './shm.ts';
+export * from './torch.ts';
 export * from './launch.ts';
 export * from './device.ts';
 export * from './gpu-select.ts';

@@ -3,6 +3,7 @@
 // is the rank's side: it reads that environment (or torchrun's, or Slurm's) and joins the job's collective.
 import { spawn, type StdioOptions } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from '@wgpt/base/errors';
@@ -10,6 +11,7 @@ import { DistError, type Collective } from './collective.ts';
 import { readDistEnv, type DistEnv } from './env.ts';
 import { ShmCollective } from './shm.ts';
 import { pickAdder, readSumChoice, type SumChoice } from './sum.ts';
+import { TorchCollective } from './torch.ts';
 
 export interface LaunchOptions {
   nproc: number;
@@ -50,6 +52,12 @@ export async function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
   const exits: RankExit[] = [];
   let firstFailure: RankExit | undefined;
   const grace = opts.graceMs ?? 30_000;
+  // The torch backend meets at MASTER_ADDR:MASTER_PORT (rank 0's sidecar hosts the store there): here, on loopback.
+  const rendezvous: Record<string, string> = {};
+  const wanted = { ...process.env, ...opts.env };
+  if (wanted.WGPT_DIST_BACKEND === 'torch' && !wanted.MASTER_PORT) {
+    Object.assign(rendezvous, { MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) });
+  }
   const children = [...Array(opts.nproc).keys()].map((rank) => {
     const child = spawn(opts.command, opts.args, {
       cwd: opts.cwd,
@@ -57,6 +65,7 @@ export async function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
       env: {
         ...process.env,
         ...opts.env,
+        ...rendezvous,
         RANK: String(rank),
         WORLD_SIZE: String(opts.nproc),
         LOCAL_RANK: String(rank),
@@ -108,6 +117,18 @@ export async function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
   return { exits, firstFailure };
 }
 
+/** A TCP port nobody listens on now (the kernel's pick), for a rendezvous on loopback. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /** A Unix socket path for a job: short enough for the 107-byte limit, private to the user's temp folder. */
 export function jobSocketPath(jobId: string, dir = os.tmpdir()): string {
   const p = path.join(dir, `wgpt-dist-${jobId}.sock`);
@@ -134,15 +155,28 @@ export interface Job {
   sum: SumChoice;
 }
 
-/** This process's rank joins its job's collective (a job of one rank needs nobody). */
+/**
+ * This process's rank joins its job's collective (a job of one rank needs nobody). The backend is
+ * WGPT_DIST_BACKEND (shm or torch), by default shm when every rank is on this node and torch otherwise.
+ */
 export async function joinJob(opts: JoinOptions = {}): Promise<Job> {
   const vars = opts.env ?? process.env;
   const env = readDistEnv(vars);
   const sum = readSumChoice(vars);
-  if (env.localWorldSize !== env.worldSize) {
+  const backend = vars.WGPT_DIST_BACKEND || (env.localWorldSize === env.worldSize ? 'shm' : 'torch');
+  if (backend !== 'shm' && backend !== 'torch') {
+    throw new UsageError(`WGPT_DIST_BACKEND="${backend}" is not one of shm, torch`);
+  }
+  if (backend === 'torch' && sum !== 'auto') {
     throw new UsageError(
-      `this job has ${env.worldSize} ranks, ${env.localWorldSize} on this node: the shared-memory backend joins ` +
-        'the ranks of one node only; start every rank on one node',
+      `WGPT_DIST_SUM=${sum} chooses how the shared-memory backend sums; the torch backend sums in its sidecar: ` +
+        'unset WGPT_DIST_SUM',
+    );
+  }
+  if (backend === 'shm' && env.localWorldSize !== env.worldSize) {
+    throw new UsageError(
+      `this job has ${env.worldSize} ranks, ${env.localWorldSize} on this node: the shared-memory backend ` +
+        '(WGPT_DIST_BACKEND=shm) joins the ranks of one node only; unset it to use the torch backend',
     );
   }
   const seconds = (name: string): number | undefined => {
@@ -155,6 +189,28 @@ export async function joinJob(opts: JoinOptions = {}): Promise<Job> {
   };
   const timeoutMs = opts.timeoutMs ?? seconds('WGPT_DIST_TIMEOUT');
   const joinTimeoutMs = opts.joinTimeoutMs ?? seconds('WGPT_DIST_JOIN_TIMEOUT');
+  if (backend === 'torch') {
+    const addr = env.masterAddr ?? vars.MASTER_ADDR;
+    const port = env.masterPort ?? (vars.MASTER_PORT ? Number(vars.MASTER_PORT) : undefined);
+    if (!addr || !port) {
+      throw new UsageError(
+        'the torch backend needs MASTER_ADDR and MASTER_PORT (torchrun and wgpt train --nproc set them; under ' +
+          'Slurm export MASTER_ADDR=<the first node> MASTER_PORT=<a free port>)',
+      );
+    }
+    const collective = await TorchCollective.connect({
+      rank: env.rank,
+      worldSize: env.worldSize,
+      masterAddr: addr,
+      masterPort: port,
+      jobId: env.jobId,
+      chunkFloats: opts.chunkFloats,
+      timeoutMs,
+      joinTimeoutMs,
+      env: vars,
+    });
+    return { env, collective, sum };
+  }
   const collective = await ShmCollective.connect({
     rank: env.rank,
     worldSize: env.worldSize,

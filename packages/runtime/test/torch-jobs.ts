@@ -1,0 +1,92 @@
+// Helpers of the torch backend's tests: rank jobs through launchLocal (WGPT_DIST_BACKEND=torch) and the sidecars
+// they leave running.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { defaultPython, launchLocal, shardRange } from '../src/dist/index.ts';
+import { CASES, rankInput } from './dist-data.ts';
+
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const RANK = 'packages/runtime/test/dist-rank.ts';
+// CI installs torch (scripts/bootstrap.sh --with-torch) and must run these; elsewhere they need it too.
+export const hasTorch =
+  spawnSync(defaultPython(), ['-c', 'import torch.distributed as d; assert d.is_gloo_available()']).status === 0;
+if (!hasTorch && process.env.CI) throw new Error(`${defaultPython()} has no torch with Gloo: CI must install it`);
+
+/** The sidecars of the given rank processes still running (their command line names the rank's shared file). */
+export function sidecars(rankPids: number[]): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes('torch_sidecar.py') && rankPids.some((p) => cmd.includes(`wgpt-torch-${p}-`))) out.push(pid);
+    } catch {
+      /* ended meanwhile */
+    }
+  }
+  return out;
+}
+
+/** Runs W ranks of the test program on a backend; returns each rank's exit and stderr and the files left behind. */
+export async function run(W: number, args: string[], env: Record<string, string> = {}, graceMs = 20_000) {
+  const stderr: string[] = Array(W).fill('');
+  const pids: number[] = [];
+  const res = await launchLocal({
+    nproc: W,
+    command: process.execPath,
+    args: ['scripts/run-ts.mjs', RANK, ...args],
+    cwd: ROOT,
+    env: { WGPT_DIST_BACKEND: 'torch', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    // Time for the others to name a rank that failed before the launcher ends them.
+    graceMs,
+    onSpawn: (r, child) => {
+      pids[r] = child.pid!;
+      child.stderr!.on('data', (d: Buffer) => (stderr[r] += d.toString()));
+    },
+  });
+  const left = existsSync('/dev/shm')
+    ? readdirSync('/dev/shm').filter((f) => pids.some((p) => f.startsWith(`wgpt-torch-${p}-`)))
+    : [];
+  return { ...res, stderr, left, pids };
+}
+
+/** Waits (up to 30 s: a store-hosting sidecar stays until the others have read the job's end) for no sidecar. */
+export async function noSidecars(rankPids: number[]): Promise<string[]> {
+  for (let i = 0; i < 300 && sidecars(rankPids).length; i++) await new Promise((r) => setTimeout(r, 100));
+  return sidecars(rankPids);
+}
+
+/** f32 sum in rank order 0..W-1, written out with Math.fround: what every rank must get, bit for bit. */
+export function rankOrderSum(W: number, n: number, salt: number): Float32Array {
+  const xs = [...Array(W).keys()].map((r) => rankInput(r, n, salt));
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = xs[0]![i]!;
+    for (let r = 1; r < W; r++) s = Math.fround(s + xs[r]![i]!);
+    out[i] = s;
+  }
+  return out;
+}
+
+/** What dist-rank.ts `ops` must write for rank r of W: file name → contents. */
+export function expectedOps(W: number, r: number): Map<string, Float32Array> {
+  const want = new Map<string, Float32Array>();
+  for (const [name, n] of CASES) {
+    const sum = rankOrderSum(W, n, 0);
+    const s = shardRange(n, W, r);
+    const gathered = new Float32Array(n);
+    for (let q = 0; q < W; q++) {
+      const t = shardRange(n, W, q);
+      gathered.set(rankInput(q, n, 2).subarray(t.start, t.end), t.start);
+    }
+    want.set(`sum-${name}-rank${r}.f32`, sum);
+    want.set(
+      `mean-${name}-rank${r}.f32`,
+      sum.map((v) => v / W),
+    );
+    want.set(`scatter-${name}-rank${r}.f32`, rankOrderSum(W, n, 1).subarray(s.start, s.end));
+    want.set(`gather-${name}-rank${r}.f32`, gathered);
+    want.set(`bcast-${name}-rank${r}.f32`, rankInput(W - 1, n, 3));
+  }
+  return want;
+}
