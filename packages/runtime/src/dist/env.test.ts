@@ -66,6 +66,10 @@ describe('WGPT_DIST_SUM', () => {
     expect(() => readSumChoice({ WGPT_DIST_SUM: 'GPU' })).toThrow(UsageError);
     expect(() => readSumChoice({ WGPT_DIST_SUM: 'fast' })).toThrow(/^WGPT_DIST_SUM="fast" is not one of auto, blas/);
     await expect(joinJob({ env: { WGPT_DIST_SUM: 'fast' } })).rejects.toThrow(/WGPT_DIST_SUM="fast"/);
+    // The torch backend sums in its sidecar: a choice that could not be honoured is refused, not ignored.
+    await expect(joinJob({ env: { WGPT_DIST_BACKEND: 'torch', WGPT_DIST_SUM: 'gpu' } })).rejects.toThrow(
+      /^WGPT_DIST_SUM=gpu chooses how the shared-memory backend sums; the torch backend sums in its sidecar/,
+    );
     const job = await joinJob({ env: { WGPT_DIST_SUM: 'gpu' } }); // one rank: joins nobody
     expect(job.sum).toBe('gpu');
     // A summer is attached between operations, never during one.
