@@ -36,7 +36,7 @@ const suite: BenchSuite = {
       const model = quick
         ? ['--depth', '1', '--channels', '16', '--heads', '2', '--vocab', String(V), '--context', '16']
         : ['--preset', 'd12', '--vocab', String(V)];
-      const [B, T, steps] = quick ? [2, 8, 3] : [4, 1024, 8];
+      const [B, T, steps] = quick ? [2, 8, 7] : [4, 1024, 8];
       let seed = 1;
       const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % V;
       for (const split of ['train', 'val'] as const) {

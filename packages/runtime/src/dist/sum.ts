@@ -135,13 +135,20 @@ export function sumInOrder(adder: Adder, acc: Float32Array, term: (r: number) =>
   for (let r = 2; r < W; r++) adder.add(acc, term(r));
 }
 
-/** A PieceSummer on the host: the slices added in rank order with `adder`, then divided by W for a mean. */
+/**
+ * A PieceSummer on the host: the slices added in rank order with `adder`, then divided by W for a mean. The result
+ * is a view of the summer's own buffer, reused by the next call (a fresh array per call would cost its page faults:
+ * on the development machine more than the additions themselves).
+ */
 export function hostPieceSummer(adder: Adder): PieceSummer {
+  let buf = new Float32Array(0);
   return {
     name: adder.name,
     sum(slices: readonly Float32Array[], op: ReduceOp) {
       const W = slices.length;
-      const acc = new Float32Array(slices[0]!.length);
+      const n = slices[0]!.length;
+      if (buf.length < n) buf = new Float32Array(n);
+      const acc = buf.subarray(0, n);
       sumInOrder(adder, acc, (r) => slices[r]!, W);
       // The f64 quotient of two f32 values, stored, is the correctly rounded f32 quotient.
       if (op === 'mean') for (let i = 0; i < acc.length; i++) acc[i] /= W;
