@@ -86,8 +86,10 @@ const suite: BenchSuite = {
           ofBaseline: { fraction: cpu.ms / e2e.ms, baseline: 'cpu loop' },
           check: same(e2e.out, cpu.out) ? 'pass' : 'fail',
         });
-        if (bytes > maxBinding) {
-          log(`${shape}: the kernel alone skipped: ${bytes} bytes of slices exceed one binding (${maxBinding})`);
+        // One buffer of all the slices: at 1 GiB (W=4, n=64 Mi) SwiftShader ran out of Vulkan memory and lost the
+        // device, so the kernel alone is timed up to 256 MiB of slices.
+        if (bytes > Math.min(maxBinding, 256 * Mi)) {
+          log(`${shape}: the kernel alone skipped: ${bytes} bytes of slices in one buffer (at most 256 MiB here)`);
           continue;
         }
         const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;

@@ -79,8 +79,8 @@ export function sumSlicesInto(gpu: Gpu, a: SumSlicesArgs): void {
 /**
  * A PieceSummer that sums on this GPU: the slices go up through a mapped MAP_WRITE staging buffer and a copy (not
  * queue.writeBuffer, which crashed dawn.node when handed memory it did not own), one dispatch sums them, the result
- * comes back through the pool's read-back staging. A piece larger than one binding allows (or `maxBlockBytes`) is
- * summed in blocks of elements, one upload, dispatch and read-back each.
+ * comes back through the pool's read-back staging. A piece of more than `maxBlockBytes` of slices (default 64 MiB,
+ * less where one binding allows less) is summed in blocks of elements, one upload, dispatch and read-back each.
  * The result is the summer's own array, valid until its next call.
  */
 export function gpuPieceSummer(gpu: Gpu, opts: { maxBlockBytes?: number } = {}): PieceSummer {
@@ -97,10 +97,12 @@ export function gpuPieceSummer(gpu: Gpu, opts: { maxBlockBytes?: number } = {}):
       const res = out.subarray(0, len);
       if (len === 0) return res;
       const onGpu: ReduceOp = op === 'mean' && exactReciprocal(W) ? 'mean' : 'sum';
+      // Blocks of at most 64 MiB of slices by default: a mappable staging buffer as large as the binding limit
+      // failed to allocate on SwiftShader (1 GiB at W=4, n=64 Mi), and smaller blocks bound the memory held.
       const maxBytes = Math.min(
         gpu.limits.maxStorageBufferBindingSize,
         gpu.limits.maxBufferSize,
-        opts.maxBlockBytes ?? Infinity,
+        opts.maxBlockBytes ?? 64 << 20,
       );
       const block = Math.max(1, Math.min(len, Math.floor(maxBytes / (4 * W))));
       for (let a = 0; a < len; a += block) {

@@ -22,9 +22,6 @@ import {
   allReduceSpans,
   broadcastSpans,
   coveringSpans,
-  readSpans,
-  uploadSpans,
-  type BufferSpan,
   type Collective,
 } from '@wgpt/runtime/dist';
 import { AdamW, checkPositions, checkSegments, gemm, type AdamWState } from '@wgpt/kernels';
@@ -32,9 +29,7 @@ import { paramCount, type GPT2Config } from './config.ts';
 import {
   type Batch,
   type BatchSource,
-  type DataIdentity,
   ShardLoader,
-  shardFingerprint,
   type ValidationSource,
 } from './loader.ts';
 import { GPT2 } from './model.ts';
@@ -42,6 +37,11 @@ import { lossPlotSvg } from './plot.ts';
 import { generate, printable } from './sample.ts';
 import { loadCheckpoint, removeCheckpoints, saveCheckpoint, tidyCheckpoints } from './checkpoint.ts';
 import { writeFileAtomic } from './atomic.ts';
+import { runSettings, settingsChanges } from './run-settings.ts';
+import { Buckets, gatherMoments, zeroOwners } from './train-dist.ts';
+
+export { runSettings, settingsChanges, type RunSettings } from './run-settings.ts';
+export { zeroOwners } from './train-dist.ts';
 
 export interface TrainOptions {
   config: GPT2Config;
@@ -144,78 +144,6 @@ export interface StepLog {
   mfu: number;
   skipped?: boolean;
   valLoss?: number;
-}
-
-/**
- * The settings a resumed run must share with its checkpoint to continue exactly (the same numbers as a run that
- * was never stopped): the training data, batch shape, schedule, optimizer and seed. The model's shape is checked
- * from model.bin. Everything else may change on resume: validation and sample frequency and size, checkpoint
- * frequency, output folder, validation data, tokenizer (only used to print samples).
- */
-export type RunSettings = { data: DataIdentity[] } & Pick<
-  TrainOptions,
-  'B' | 'T' | 'totalBatchTokens' | 'steps' | 'lr' | 'warmupSteps' | 'finalLrFrac' | 'weightDecay' | 'maxNorm' | 'seed'
->;
-
-/** The command-line flag of each setting, for messages. */
-const SETTING_FLAGS: Record<Exclude<keyof RunSettings, 'data'>, string> = {
-  B: '-B',
-  T: '-T',
-  totalBatchTokens: '--total-batch',
-  steps: '--steps',
-  lr: '--lr',
-  warmupSteps: '--warmup',
-  finalLrFrac: '--final-lr-frac',
-  weightDecay: '--weight-decay',
-  maxNorm: '--grad-clip',
-  seed: '--seed',
-};
-
-/** The settings of a run; `source` is its training batch source when it is built already (else from the options). */
-export function runSettings(o: TrainOptions, source?: BatchSource): RunSettings {
-  return {
-    data: (source ?? o.trainSource)?.identity() ?? (o.trainFiles ?? []).map(shardFingerprint),
-    B: o.B,
-    T: o.T,
-    totalBatchTokens: o.totalBatchTokens,
-    steps: o.steps,
-    lr: o.lr,
-    warmupSteps: o.warmupSteps,
-    finalLrFrac: o.finalLrFrac,
-    weightDecay: o.weightDecay,
-    maxNorm: o.maxNorm,
-    seed: o.seed,
-  };
-}
-
-/** What differs between a checkpoint's settings and this run's, one `flag old → new` per change. */
-export function settingsChanges(old: Record<string, unknown>, now: RunSettings): string[] {
-  const out: string[] = [];
-  for (const [k, flag] of Object.entries(SETTING_FLAGS)) {
-    const a = old[k];
-    const b = now[k as keyof typeof SETTING_FLAGS];
-    if (a !== b) out.push(`${flag} ${a === undefined ? '(not recorded)' : JSON.stringify(a)} → ${b}`);
-  }
-  const was = Array.isArray(old.data) ? (old.data as RunSettings['data']) : [];
-  // Shards are named by file (*.bin); other sources name their data themselves.
-  const shards = [...was, ...now.data].every((s) => typeof s?.name === 'string' && s.name.endsWith('.bin'));
-  const what = shards ? 'training shards' : 'training data';
-  const desc = (d: RunSettings['data']) => {
-    const tokens = d.reduce((a, s) => a + (Number(s?.tokens) || 0), 0);
-    const names = `${d[0]?.name ?? 'none'}${d.length > 1 ? ', …' : ''}`;
-    return `${d.length} ${shards ? 'shard' : 'part'}${d.length === 1 ? '' : 's'} of ${tokens} tokens (${names})`;
-  };
-  if (was.length !== now.data.length || was.some((s, i) => s?.name !== now.data[i]!.name)) {
-    out.push(`--data: ${what} ${desc(was)} → ${desc(now.data)}`);
-  } else {
-    for (let i = 0; i < was.length; i++) {
-      const a = was[i]!;
-      const b = now.data[i]!;
-      if (a.tokens !== b.tokens) out.push(`--data: ${b.name} holds ${a.tokens} → ${b.tokens} tokens`);
-      else if (a.sample !== b.sample) out.push(`--data: ${b.name} has the same size but different tokens`);
-    }
-  }
-  return out;
 }
 
 /** A run's log.jsonl, one entry per step: unreadable lines (a line torn by a crash) are skipped. */
@@ -683,101 +611,4 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   scale.dispose();
   microLosses.dispose();
   return { steps, valLosses, checkpoint: lastCheckpoint, plot, stoppedEarly, params: finalParams };
-}
-
-/**
- * ZeRO-1's owner of each tensor (by its size, in parameter order): the largest first, each to the rank with the
- * fewest elements so far (the lowest rank on a tie), so every rank computes the same assignment.
- */
-export function zeroOwners(sizes: readonly number[], worldSize: number): number[] {
-  const load = new Array<number>(worldSize).fill(0);
-  const owners = new Array<number>(sizes.length).fill(0);
-  const order = sizes.map((n, i) => [n, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-  for (const [n, i] of order) {
-    const r = load.indexOf(Math.min(...load));
-    owners[i] = r;
-    load[r]! += n;
-  }
-  return owners;
-}
-
-/**
- * Fills the moments of the tensors other ranks own (empty in `st`): each owner broadcasts its m and v, packed, in
- * one message. `sizes` are the tensors' element counts.
- */
-async function gatherMoments(
-  c: Collective,
-  owners: readonly number[],
-  sizes: readonly number[],
-  st: AdamWState,
-): Promise<void> {
-  for (let r = 0; r < c.worldSize; r++) {
-    const its = owners.flatMap((o, i) => (o === r ? [i] : []));
-    const n = its.reduce((a, i) => a + sizes[i]!, 0);
-    const packed = new Float32Array(2 * n);
-    let at = 0;
-    for (const i of its) {
-      if (r === c.rank) packed.set(st.m[i]!, at), packed.set(st.v[i]!, n + at);
-      at += sizes[i]!;
-    }
-    await c.broadcast(packed, r);
-    if (r === c.rank) continue;
-    at = 0;
-    for (const i of its) {
-      st.m[i] = packed.slice(at, at + sizes[i]!);
-      st.v[i] = packed.slice(n + at, n + at + sizes[i]!);
-      at += sizes[i]!;
-    }
-  }
-}
-
-/**
- * The gradients' all-reduce overlapped with backward: parameters join the open bucket as backward finishes their
- * gradients (the same order on every rank: the same graph), and a full bucket is read back at once (copies submitted
- * behind the backward recorded so far) and reduced on the host in bucket order while the GPU runs the rest.
- */
-class Buckets {
-  private open: BufferSpan[] = [];
-  private floats = 0;
-  private chain: Promise<void> = Promise.resolve();
-  private readonly left: Set<Tensor>;
-
-  constructor(
-    private readonly gpu: Gpu,
-    private readonly c: Collective,
-    private readonly spans: Map<Tensor, BufferSpan>,
-    private readonly bytes: number,
-  ) {
-    this.left = new Set(spans.keys());
-  }
-
-  /** A tensor's gradient is final: a parameter's joins the open bucket, which closes when full. */
-  ready(t: Tensor): void {
-    const s = this.spans.get(t);
-    if (!s || !this.left.delete(t)) return;
-    this.open.push(s);
-    this.floats += s.count;
-    if (4 * this.floats >= this.bytes) this.close();
-  }
-
-  private close(extra: BufferSpan[] = []): void {
-    const spans = [...this.open, ...extra];
-    this.open = [];
-    this.floats = 0;
-    if (!spans.length) return;
-    const data = readSpans(this.gpu, spans);
-    data.catch(() => {}); // surfaced by the chain, which awaits it
-    this.chain = this.chain.then(async () => {
-      const d = await data;
-      await this.c.allReduce(d, 'mean');
-      await uploadSpans(this.gpu, spans, d);
-    });
-  }
-
-  /** After backward: the rest (parameters backward did not reach, then `extra`) in a last bucket; waits for all. */
-  async finish(extra: BufferSpan[]): Promise<void> {
-    for (const t of [...this.left]) this.ready(t);
-    this.close(extra);
-    await this.chain;
-  }
 }
