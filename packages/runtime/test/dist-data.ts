@@ -22,3 +22,39 @@ export const BCAST_SPANS: [number, number][][] = [
   [[0, 3], [10, 300], [700, 1]],
   [[3, 7], [400, 250]],
 ];
+
+/** The ranks' inputs summed in f32 in rank order 0..W-1 (Math.fround): every rank's result, bit for bit. */
+export function rankOrderSum(W: number, n: number, salt: number): Float32Array {
+  const xs = [...Array(W).keys()].map((r) => rankInput(r, n, salt));
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = xs[0]![i]!;
+    for (let r = 1; r < W; r++) s = Math.fround(s + xs[r]![i]!);
+    out[i] = s;
+  }
+  return out;
+}
+
+/**
+ * The worst |got - exact| / bound over the elements, where exact is the f64 sum (or mean) of the W inputs `xs`: W
+ * terms added one by one in f32 err by at most γ(W-1)·Σ|x| with γ(k) = k·u/(1-k·u), and the f64 reference adds its
+ * own (W-1)·2^-53·Σ|x|; the mean rounds once more, by at most u·|result|. At most 1 when `got` is right.
+ */
+export function worstOverBound(xs: Float32Array[], got: Float32Array, op: 'sum' | 'mean'): number {
+  const W = xs.length;
+  const u = 2 ** -24;
+  const gamma = ((W - 1) * u) / (1 - (W - 1) * u) + (W - 1) * 2 ** -53;
+  let worst = 0;
+  for (let i = 0; i < got.length; i++) {
+    let s = 0;
+    let abs = 0;
+    for (const x of xs) {
+      s += x[i]!;
+      abs += Math.abs(x[i]!);
+    }
+    const want = op === 'sum' ? s : s / W;
+    const tol = op === 'sum' ? gamma * abs : (gamma * abs) / W + u * ((Math.abs(s) + gamma * abs) / W);
+    worst = Math.max(worst, Math.abs(got[i]! - want) / tol);
+  }
+  return worst;
+}

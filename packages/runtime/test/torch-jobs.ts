@@ -3,7 +3,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { defaultPython, launchLocal, shardRange } from '../src/dist/index.ts';
-import { CASES, rankInput } from './dist-data.ts';
+import { CASES, rankInput, rankOrderSum } from './dist-data.ts';
+
+export { rankOrderSum };
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const RANK = 'packages/runtime/test/dist-rank.ts';
@@ -54,18 +56,6 @@ export async function run(W: number, args: string[], env: Record<string, string>
 export async function noSidecars(rankPids: number[]): Promise<string[]> {
   for (let i = 0; i < 300 && sidecars(rankPids).length; i++) await new Promise((r) => setTimeout(r, 100));
   return sidecars(rankPids);
-}
-
-/** f32 sum in rank order 0..W-1, written out with Math.fround: what every rank must get, bit for bit. */
-export function rankOrderSum(W: number, n: number, salt: number): Float32Array {
-  const xs = [...Array(W).keys()].map((r) => rankInput(r, n, salt));
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = xs[0]![i]!;
-    for (let r = 1; r < W; r++) s = Math.fround(s + xs[r]![i]!);
-    out[i] = s;
-  }
-  return out;
 }
 
 /** What dist-rank.ts `ops` must write for rank r of W: file name → contents. */

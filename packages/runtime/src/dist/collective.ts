@@ -71,6 +71,18 @@ export function shardRange(n: number, W: number, r: number): { start: number; en
   return { start, end: start + base + (r < extra ? 1 : 0) };
 }
 
+/** Rank r's shard of an n-element allGather, checking that `shard` has its length (else a DistError naming both). */
+export function ownShard(shard: Float32Array, n: number, W: number, r: number): { start: number; end: number } {
+  const own = shardRange(n, W, r);
+  if (shard.length !== own.end - own.start) {
+    throw new DistError(
+      `allGather of ${n} floats: rank ${r} gave ${shard.length} floats, its shard is ` +
+        `${own.end - own.start} (elements ${own.start}..${own.end - 1}; see shardRange)`,
+    );
+  }
+  return own;
+}
+
 /** Checks an op name from a caller that may not be typed (a CLI flag, JSON). */
 export function checkReduceOp(op: string): ReduceOp {
   if (op !== 'sum' && op !== 'mean') throw new DistError(`reduce op "${op}" is not one of sum, mean`);

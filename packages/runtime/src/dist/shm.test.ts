@@ -4,12 +4,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CASES, rankInput } from '../../test/dist-data.ts';
+import { CASES, rankInput, rankOrderSum, worstOverBound } from '../../test/dist-data.ts';
 import { launchLocal, shardRange } from './index.ts';
 
 const ROOT = new URL('../../../../', import.meta.url).pathname;
 const RANK = 'packages/runtime/test/dist-rank.ts';
-const u = 2 ** -24;
 
 /** Runs W ranks of the test program; returns each rank's exit and stderr, and the files the job left behind. */
 async function run(W: number, args: string[], env: Record<string, string> = {}) {
@@ -48,18 +47,6 @@ function firstDiff(a: Float32Array, b: Float32Array): number | 'length' {
   return -1;
 }
 
-/** f32 sum in rank order 0..W-1, written out with Math.fround: what every rank must get, bit for bit. */
-function rankOrderSum(W: number, n: number, salt: number): Float32Array {
-  const xs = [...Array(W).keys()].map((r) => rankInput(r, n, salt));
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = xs[0]![i]!;
-    for (let r = 1; r < W; r++) s = Math.fround(s + xs[r]![i]!);
-    out[i] = s;
-  }
-  return out;
-}
-
 let jobs: Promise<unknown> = Promise.resolve();
 // auto: BLAS's saxpy where the machine has a BLAS library (CI installs OpenBLAS), else the loop; js: the loop.
 describe.each([
@@ -92,26 +79,11 @@ describe.each([
   ) => {
     await done;
     const xs = [...Array(W).keys()].map((r) => rankInput(r, n, 0));
-    // W terms summed one by one in f32: |error| ≤ γ(W-1)·Σ|x| with γ(k) = k·u/(1-k·u); the f64 reference adds its
-    // own (W-1)·2^-53·Σ|x|. The mean divides once more: one more rounding of at most u·|result|.
-    const gamma = ((W - 1) * u) / (1 - (W - 1) * u) + (W - 1) * 2 ** -53;
     const exact = rankOrderSum(W, n, 0);
     for (const op of ['sum', 'mean'] as const) {
       const got = [...Array(W).keys()].map((r) => load(`${op}-${name}`, r));
       for (let r = 1; r < W; r++) expect(firstDiff(got[r]!, got[0]!)).toBe(-1);
-      let worst = 0;
-      for (let i = 0; i < n; i++) {
-        let s = 0;
-        let abs = 0;
-        for (const x of xs) {
-          s += x[i]!;
-          abs += Math.abs(x[i]!);
-        }
-        const want = op === 'sum' ? s : s / W;
-        const tol = op === 'sum' ? gamma * abs : (gamma * abs) / W + u * ((Math.abs(s) + gamma * abs) / W);
-        worst = Math.max(worst, Math.abs(got[0]![i]! - want) / tol);
-      }
-      expect(worst).toBeLessThanOrEqual(1);
+      expect(worstOverBound(xs, got[0]!, op)).toBeLessThanOrEqual(1); // the f64 sum within f32 rounding
       // And exactly the rank-order f32 sum (divided by W in f32 for the mean).
       const ref = op === 'sum' ? exact : exact.map((v) => v / W);
       expect(firstDiff(got[0]!, ref)).toBe(-1);

@@ -25,6 +25,7 @@ import path from 'node:path';
 import {
   checkReduceOp,
   DistError,
+  ownShard,
   shardRange,
   type Collective,
   type PieceSummer,
@@ -295,13 +296,7 @@ export class ShmCollective implements Collective {
   async allGather(shard: Float32Array, n: number): Promise<Float32Array> {
     return this.op(`allGather of ${n} floats`, async (tag) => {
       const W = this.worldSize;
-      const own = shardRange(n, W, this.rank);
-      if (shard.length !== own.end - own.start) {
-        throw new DistError(
-          `allGather of ${n} floats: rank ${this.rank} gave ${shard.length} floats, its shard is ` +
-            `${own.end - own.start} (elements ${own.start}..${own.end - 1}; see shardRange)`,
-        );
-      }
+      const own = ownShard(shard, n, W, this.rank);
       const out = new Float32Array(n);
       out.set(shard, own.start);
       if (W === 1) return out;

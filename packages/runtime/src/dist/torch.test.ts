@@ -6,11 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '@wgpt/base/errors';
-import { CASES, rankInput } from '../../test/dist-data.ts';
+import { CASES, rankInput, worstOverBound } from '../../test/dist-data.ts';
 import { hasTorch, noSidecars, rankOrderSum, run } from '../../test/torch-jobs.ts';
 import { defaultPython, joinJob, shardRange } from './index.ts';
 
-const u = 2 ** -24;
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -53,25 +52,10 @@ describe.skipIf(!hasTorch).each([2, 3])('%i ranks through torch.distributed (Glo
     async (name, n) => {
       await done;
       const xs = [...Array(W).keys()].map((r) => rankInput(r, n, 0));
-      // W terms added one by one in f32: |error| ≤ γ(W-1)·Σ|x|, γ(k) = k·u/(1-k·u); the f64 reference adds its
-      // own (W-1)·2^-53·Σ|x|. The mean rounds once more, by at most u·|result|.
-      const gamma = ((W - 1) * u) / (1 - (W - 1) * u) + (W - 1) * 2 ** -53;
       for (const op of ['sum', 'mean'] as const) {
         const got = [...Array(W).keys()].map((r) => load(out, `${op}-${name}`, r));
         for (let r = 1; r < W; r++) expect(firstDiff(bytes(got[r]!), bytes(got[0]!))).toBe(-1);
-        let worst = 0;
-        for (let i = 0; i < n; i++) {
-          let s = 0;
-          let abs = 0;
-          for (const x of xs) {
-            s += x[i]!;
-            abs += Math.abs(x[i]!);
-          }
-          const want = op === 'sum' ? s : s / W;
-          const tol = op === 'sum' ? gamma * abs : (gamma * abs) / W + u * ((Math.abs(s) + gamma * abs) / W);
-          worst = Math.max(worst, Math.abs(got[0]![i]! - want) / tol);
-        }
-        expect(worst).toBeLessThanOrEqual(1);
+        expect(worstOverBound(xs, got[0]!, op)).toBeLessThanOrEqual(1); // the f64 sum within f32 rounding
         // And exactly the rank-order f32 sum (divided by W in f32 for the mean), which the shared-memory backend
         // gives (shm.test.ts).
         const exact = rankOrderSum(W, n, 0);

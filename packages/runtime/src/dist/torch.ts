@@ -12,7 +12,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { checkReduceOp, DistError, shardRange, type Collective, type ReduceOp } from './collective.ts';
+import {
+  checkReduceOp,
+  DistError,
+  ownShard,
+  shardRange,
+  type Collective,
+  type ReduceOp,
+} from './collective.ts';
 
 export interface TorchOptions {
   rank: number;
@@ -354,13 +361,7 @@ export class TorchCollective implements Collective {
   async allGather(shard: Float32Array, n: number): Promise<Float32Array> {
     return this.op(`allGather of ${n} floats`, async (tag) => {
       const W = this.worldSize;
-      const own = shardRange(n, W, this.rank);
-      if (shard.length !== own.end - own.start) {
-        throw new DistError(
-          `allGather of ${n} floats: rank ${this.rank} gave ${shard.length} floats, its shard is ` +
-            `${own.end - own.start} (elements ${own.start}..${own.end - 1}; see shardRange)`,
-        );
-      }
+      const own = ownShard(shard, n, W, this.rank);
       const out = new Float32Array(n);
       const q = Math.floor(this.chunk / W);
       const rounds = Math.ceil(Math.ceil(n / W) / q);
