@@ -1,5 +1,6 @@
 // The host summation: every adder must give IEEE f32 addition bit for bit (the reference: Math.fround of the
 // f64 sum, which is the correctly rounded f32 sum of two f32 values), including signed zeros, infinities and NaN.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -92,3 +93,26 @@ it('WGPT_DIST_SUM: js, blas or auto; anything else is refused naming it', async 
   await expect(pickAdder({ WGPT_DIST_SUM: 'cpu' })).rejects.toThrow(/WGPT_DIST_SUM="cpu" is not one of auto, blas/);
   if (!blas.adder) await expect(pickAdder({ WGPT_DIST_SUM: 'blas' })).rejects.toThrow(/WGPT_DIST_SUM=blas: no BLAS/);
 });
+
+// OpenBLAS sizes its thread pool when loaded (one thread fewer than the cores); threads it never needs are a
+// crash risk at exit and a hundred idle threads per rank on a big node.
+it.skipIf(!blas.adder || !fs.existsSync('/proc/self/task'))(
+  'loading BLAS starts no threads and leaves the environment',
+  () => {
+    const root = new URL('../../../../', import.meta.url).pathname;
+    const out = execFileSync(process.execPath, ['scripts/run-ts.mjs', 'packages/runtime/test/blas-threads.ts'], {
+      cwd: root,
+      env: { ...process.env, OPENBLAS_NUM_THREADS: '' },
+      encoding: 'utf8',
+    });
+    const got = JSON.parse(out.trim().split('\n').pop()!) as {
+      before: number;
+      after: number;
+      adder: string;
+      env: string;
+    };
+    expect(got.adder).toMatch(/^blas/);
+    expect(got.after).toBe(got.before);
+    expect(got.env).toBe('');
+  },
+);

@@ -43,11 +43,19 @@ export async function blasAdder(): Promise<{ adder: Adder | null; why: string }>
   const tried: string[] = [];
   for (const name of BLAS_LIBS[process.platform] ?? []) {
     let lib: ReturnType<typeof koffi.load>;
+    // OpenBLAS starts its thread pool when it is loaded, sized by OPENBLAS_NUM_THREADS or else the core count (a
+    // hundred threads per rank on a big node), and those threads outliving the loaded library at process exit is
+    // a known way for it to crash. One thread, from the start: the ranks already use a core each.
+    const before = process.env.OPENBLAS_NUM_THREADS;
+    process.env.OPENBLAS_NUM_THREADS = '1';
     try {
       lib = koffi.load(name);
     } catch {
       tried.push(name);
       continue;
+    } finally {
+      if (before === undefined) delete process.env.OPENBLAS_NUM_THREADS;
+      else process.env.OPENBLAS_NUM_THREADS = before;
     }
     let saxpy: (n: number, alpha: number, x: Float32Array, incx: number, y: Float32Array, incy: number) => void;
     try {
@@ -56,7 +64,7 @@ export async function blasAdder(): Promise<{ adder: Adder | null; why: string }>
       tried.push(`${name} (no cblas_saxpy)`);
       continue;
     }
-    // One thread: a node runs a rank per GPU, and the ranks sum at the same time.
+    // And one thread where the library was loaded before (by someone else, with more).
     try {
       lib.func('void openblas_set_num_threads(int n)')(1);
     } catch {
