@@ -1,7 +1,8 @@
 // One rank of the all-reduce bench (started by allreduce.bench.ts through launchLocal):
 //   allreduce-rank.ts OUT.json ITERS BYTES...
-// For each size: a checked all-reduce (rank r holds r + 1 everywhere, so every element must be W(W+1)/2), then
-// ITERS timed ones, each between barriers so every rank times the same collective. Rank 0 writes the medians.
+// For each size, of a private array and (where the backend has them) of a sharedArray: a checked all-reduce (rank r
+// holds r + 1 everywhere, so every element must be W(W+1)/2), then ITERS timed ones, each between barriers so every
+// rank times the same collective. Rank 0 writes the medians.
 import { writeFileSync } from 'node:fs';
 import { runRank } from '@wgpt/runtime/dist';
 
@@ -10,9 +11,9 @@ const iters = Number(itersArg);
 
 await runRank(async (c) => {
   const W = c.worldSize;
-  const rows: { bytes: number; medianMs: number; ok: boolean }[] = [];
-  for (const bytes of sizes.map(Number)) {
-    const data = new Float32Array(bytes / 4).fill(c.rank + 1);
+  const rows: { bytes: number; medianMs: number; ok: boolean; shared: boolean }[] = [];
+  const time = async (data: Float32Array, shared: boolean, bytes: number) => {
+    data.fill(c.rank + 1);
     await c.allReduce(data);
     const want = (W * (W + 1)) / 2;
     const ok = data.every((v) => v === want);
@@ -26,7 +27,12 @@ await runRank(async (c) => {
       ts.push(performance.now() - t0);
     }
     ts.sort((a, b) => a - b);
-    rows.push({ bytes, medianMs: ts[Math.floor(ts.length / 2)]!, ok });
+    rows.push({ bytes, medianMs: ts[Math.floor(ts.length / 2)]!, ok, shared });
+  };
+  for (const bytes of sizes.map(Number)) {
+    await time(new Float32Array(bytes / 4), false, bytes);
+    // The same in a sharedArray (where the backend has them): what a caller can give that needs no copy in.
+    if (c.sharedArray) await time(await c.sharedArray(bytes / 4), true, bytes);
   }
   if (c.rank === 0) writeFileSync(out!, JSON.stringify(rows));
 });

@@ -1,6 +1,6 @@
 // Host all-reduce between rank processes (@wgpt/runtime/dist): the shared-memory backend for 1 MB..1 GB on 2 and 4
-// ranks, the torch.distributed (Gloo) backend for 1..256 MB on 2 ranks where a Python with torch is found; bus
-// bandwidth against host memcpy bandwidth measured in the same run at the same size.
+// ranks (of private arrays, and of sharedArrays), the torch.distributed (Gloo) backend for 1..256 MB on 2 ranks where
+// a Python with torch is found; bus bandwidth against host memcpy bandwidth measured in the same run at the same size.
 // Bus bandwidth is NCCL's convention: algorithm bandwidth (bytes / time) × 2(W-1)/W, what each rank's links carry
 // in a ring; memcpy bandwidth is bytes copied / time (a typed-array copy of the same size, median of a few).
 import { spawnSync } from 'node:child_process';
@@ -57,12 +57,19 @@ const suite: BenchSuite = {
           stdio: ['ignore', 'ignore', 'inherit'],
         });
         if (res.firstFailure) throw new Error(`all-reduce bench: rank ${res.firstFailure.rank} failed (see above)`);
-        const got = JSON.parse(readFileSync(out, 'utf8')) as { bytes: number; medianMs: number; ok: boolean }[];
+        const got = JSON.parse(readFileSync(out, 'utf8')) as {
+          bytes: number;
+          medianMs: number;
+          ok: boolean;
+          shared: boolean;
+        }[];
         for (const g of got) {
           const bus = (g.bytes / (g.medianMs * 1e6)) * ((2 * (W - 1)) / W);
           const memcpy = memcpyGBps(g.bytes, quick ? 3 : 5);
           rows.push({
-            name: `all-reduce sum, ${backend === 'shm' ? 'shared memory' : 'torch gloo'}, ${W} ranks`,
+            name:
+              `all-reduce sum, ${backend === 'shm' ? 'shared memory' : 'torch gloo'}` +
+              `${g.shared ? ' (sharedArray)' : ''}, ${W} ranks`,
             shape: `${g.bytes / MB} MB`,
             medianMs: g.medianMs,
             rate: { value: bus, unit: 'GB/s bus' },

@@ -39,6 +39,16 @@ await runRank(
         const b = rankInput(r, n, 3);
         await c.broadcast(b, W - 1);
         save(`bcast-${name}`, b);
+        if (c.sharedArray) {
+          // A view 5 floats into a shared array of n + 9, the rest -7 (must stay: only the view is reduced).
+          const arr = await c.sharedArray(n + 9);
+          for (const op of ['sum', 'mean'] as const) {
+            arr.fill(-7);
+            arr.set(rankInput(r, n, 0), 5);
+            await c.allReduce(arr.subarray(5, 5 + n), op);
+            save(`shared${op}-${name}`, arr);
+          }
+        }
       }
       await c.barrier();
       return;

@@ -39,6 +39,11 @@ export interface Collective {
    * operation on (every rank should give the same kind, e.g. a GPU summer where each rank has its GPU).
    */
   useSummer?(summer: PieceSummer): void;
+  /**
+   * n floats that the ranks share where the backend can (one node's shared memory), for allReduce without copies
+   * in and out: a collective call (every rank, the same n). Backends without it leave it undefined.
+   */
+  sharedArray?(n: number): Promise<Float32Array>;
   /** How this rank sums its share of a reduction, for logs: 'js', 'blas (libopenblas.so.0)', 'gpu'... */
   readonly summation?: string;
 }

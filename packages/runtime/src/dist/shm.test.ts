@@ -87,6 +87,10 @@ describe.each([
       // And exactly the rank-order f32 sum (divided by W in f32 for the mean).
       const ref = op === 'sum' ? exact : exact.map((v) => v / W);
       expect(firstDiff(got[0]!, ref)).toBe(-1);
+      // The same through a view into a sharedArray (no copies in or out), with the floats around it untouched.
+      const around = new Float32Array(n + 9).fill(-7);
+      around.set(ref, 5);
+      for (let r = 0; r < W; r++) expect(firstDiff(load(`shared${op}-${name}`, r), around), `rank ${r}`).toBe(-1);
     }
   }, 60_000);
 

@@ -19,6 +19,7 @@
 //   allGather / broadcast: each rank (the root) copies into its slot, barrier, all copy out; a last barrier.
 // Each element is summed by one rank in one order, so every rank gets the same bits. Barriers, the agreement check
 // and the failure handling are shm-hub.ts's: messages to rank 0 over a Unix socket.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,6 +78,13 @@ export class ShmCollective implements Collective {
   private summer: PieceSummer | null = null;
   private calls = 0;
   private busy = false;
+  /** Arrays made by sharedArray: this rank's view → every rank's region of that file, and the mapping. */
+  private shared = new Map<Float32Array, { regions: Float32Array[]; mapping: SharedMapping }>();
+  private sharedFiles = 0;
+  private scratch = new Float32Array(0);
+  /** Where sharedArray's files go, and a name every rank of the job derives alike (from the socket path). */
+  private shmDir = '';
+  private jobKey = '';
   /** The barriers and failure handling (set by connect). */
   private hub!: ShmHub;
 
@@ -109,6 +117,8 @@ export class ShmCollective implements Collective {
       throw new DistError(`rank ${opts.rank} is not in 0..${W - 1}`);
     }
     const c = new ShmCollective(opts);
+    c.shmDir = opts.shmDir ?? defaultShmDir();
+    c.jobKey = createHash('sha256').update(opts.socketPath).digest('hex').slice(0, 16);
     const chunk = opts.chunkFloats ?? DEFAULT_CHUNK;
     if (!Number.isInteger(chunk) || chunk < W) throw new DistError(`chunk of ${chunk} floats is below ${W} ranks`);
     if (W > 1) c.adder = opts.adder ?? (await pickAdder());
@@ -129,8 +139,7 @@ export class ShmCollective implements Collective {
       c.hub = await ShmHub.host(hubOpts, '', chunk);
     } else {
       c.chunk = chunk;
-      const dir = opts.shmDir ?? defaultShmDir();
-      const file = path.join(dir, `wgpt-dist-${process.pid}-${Math.random().toString(36).slice(2)}`);
+      const file = path.join(c.shmDir, `wgpt-dist-${process.pid}-${Math.random().toString(36).slice(2)}`);
       try {
         const fd = fs.openSync(file, 'w+', 0o600);
         try {
@@ -231,11 +240,98 @@ export class ShmCollective implements Collective {
     if (op === 'mean') for (let i = 0; i < len; i++) acc[i] /= this.worldSize;
   }
 
+  /**
+   * n floats that every rank of the node maps: a collective call (every rank, the same n). This rank's array is
+   * its own region of one shared file; an allReduce of it (or of a view into it) copies nothing in and publishes
+   * nothing: each rank sums its shard straight out of the others' regions, then copies the others' shards out.
+   * Per rank that is a third of the memory traffic of an allReduce of a private array. Valid until close().
+   */
+  async sharedArray(n: number): Promise<Float32Array> {
+    return this.op(`sharedArray of ${n} floats`, async (tag) => {
+      if (!Number.isInteger(n) || n < 1) throw new DistError(`sharedArray of ${n} floats: give a positive integer`);
+      const W = this.worldSize;
+      if (W === 1) return new Float32Array(n);
+      const file = path.join(this.shmDir, `wgpt-dist-${this.jobKey}-array${++this.sharedFiles}`);
+      try {
+        if (this.rank === 0) {
+          const fd = fs.openSync(file, 'w+', 0o600);
+          try {
+            fs.ftruncateSync(fd, W * n * 4);
+          } finally {
+            fs.closeSync(fd);
+          }
+        }
+        await this.hub.sync(`${tag} made`);
+        const fd = fs.openSync(file, 'r+');
+        let mapping: SharedMapping;
+        try {
+          mapping = await mapShared(fd, W * n * 4, `the shared array file ${file}`);
+        } finally {
+          fs.closeSync(fd);
+        }
+        await this.hub.sync(`${tag} mapped`);
+        if (this.rank === 0) fs.rmSync(file, { force: true });
+        const regions = [...Array(W).keys()].map((r) => mapping.f32.subarray(r * n, (r + 1) * n));
+        this.shared.set(regions[this.rank]!, { regions, mapping });
+        return regions[this.rank]!;
+      } catch (e) {
+        if (this.rank === 0) fs.rmSync(file, { force: true });
+        if (!(e instanceof DistError)) this.hub.abort(`rank ${this.rank}: sharedArray: ${(e as Error).message}`);
+        throw e;
+      }
+    });
+  }
+
+  /** The sharedArray that `data` is a view of, and where in it: else null. */
+  private sharedOf(data: Float32Array): { regions: Float32Array[]; at: number } | null {
+    for (const [mine, reg] of this.shared) {
+      if (data.buffer !== mine.buffer) continue;
+      const at = (data.byteOffset - mine.byteOffset) / 4;
+      if (at >= 0 && at + data.length <= mine.length) return { regions: reg.regions, at };
+    }
+    return null;
+  }
+
+  /**
+   * allReduce of (a view into) a sharedArray: every rank's input already lies where the others can read it. One
+   * barrier, each rank sums its shard over the ranks' regions in rank order, in place in its own region (ranks 0
+   * and 1; the others through scratch memory, since their own term comes later in the order); a barrier; each rank
+   * copies the others' shards out of their regions; a last barrier, so no rank writes its region (its next input)
+   * while another still reads it.
+   */
+  private async allReduceShared(regions: Float32Array[], at: number, n: number, op: ReduceOp, tag: string) {
+    const W = this.worldSize;
+    await this.hub.sync(`${tag} at ${at} inputs`);
+    const own = shardRange(n, W, this.rank);
+    const term = (r: number) => regions[r]!.subarray(at + own.start, at + own.end);
+    const mine = term(this.rank);
+    if (this.rank < 2) {
+      // x1 + x0 is x0 + x1 bit for bit (f32 addition commutes); the later terms follow in order.
+      this.adder.add(mine, term(1 - this.rank));
+      for (let r = 2; r < W; r++) this.adder.add(mine, term(r));
+    } else {
+      if (this.scratch.length < mine.length) this.scratch = new Float32Array(mine.length);
+      const acc = this.scratch.subarray(0, mine.length);
+      sumInOrder(this.adder, acc, term, W);
+      mine.set(acc);
+    }
+    if (op === 'mean') for (let i = 0; i < mine.length; i++) mine[i] /= W;
+    await this.hub.sync(`${tag} at ${at} sums`);
+    for (let r = 0; r < W; r++) {
+      if (r === this.rank) continue;
+      const s = shardRange(n, W, r);
+      regions[this.rank]!.set(regions[r]!.subarray(at + s.start, at + s.end), at + s.start);
+    }
+    await this.hub.sync(`${tag} at ${at} done`);
+  }
+
   async allReduce(data: Float32Array, op: ReduceOp = 'sum'): Promise<void> {
     checkReduceOp(op);
     const n = data.length;
     await this.op(`allReduce(${op}) of ${n} floats`, async (tag) => {
       if (this.worldSize === 1) return; // a sum over one rank, and x / 1 == x
+      const shared = this.summer ? null : this.sharedOf(data);
+      if (shared) return this.allReduceShared(shared.regions, shared.at, n, op, tag);
       const W = this.worldSize;
       const q = Math.floor(this.chunk / W);
       const rounds = Math.ceil(Math.ceil(n / W) / q);
@@ -347,6 +443,8 @@ export class ShmCollective implements Collective {
     if (this.hub.dead) throw this.hub.dead;
     await this.op('close', (tag) => this.hub.sync(tag));
     await this.hub.leave();
+    for (const { mapping } of this.shared.values()) mapping.unmap();
+    this.shared.clear();
     this.mem = new Float32Array(0);
     this.mapping?.unmap();
     this.mapping = null;

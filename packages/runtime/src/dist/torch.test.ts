@@ -72,7 +72,8 @@ describe.skipIf(!hasTorch).each([2, 3])('%i ranks through torch.distributed (Glo
       const [res, ref] = await Promise.all([done, shmDone!]);
       expect(ref.exits.map((e) => e.code)).toEqual([0, 0]);
       expect(res.exits.map((e) => e.code)).toEqual([0, 0]);
-      const files = readdirSync(shm).filter((f) => f.endsWith('.f32'));
+      // The shared-memory run also reduced views of its sharedArrays (shared*.f32), which torch has no form of.
+      const files = readdirSync(shm).filter((f) => f.endsWith('.f32') && !f.startsWith('shared'));
       expect(files).toHaveLength(CASES.length * 5 * W);
       for (const f of files) expect(firstDiff(readFileSync(join(out, f)), readFileSync(join(shm, f))), f).toBe(-1);
     },
