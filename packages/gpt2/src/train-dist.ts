@@ -54,18 +54,23 @@ export async function gatherMoments(
  * The gradients' all-reduce overlapped with backward: parameters join the open bucket as backward finishes their
  * gradients (the same order on every rank: the same graph), and a full bucket is read back at once (copies submitted
  * behind the backward recorded so far) and reduced on the host in bucket order while the GPU runs the rest.
+ * With `shared` (kept across steps) and a collective that has sharedArray, bucket k is read back straight into
+ * shared[k] and reduced there without copies in or out; the first step makes those arrays (a collective call, in
+ * the chain, in bucket order on every rank) and copies into them once.
  */
 export class Buckets {
   private open: BufferSpan[] = [];
   private floats = 0;
   private chain: Promise<void> = Promise.resolve();
   private readonly left: Set<Tensor>;
+  private closed = 0;
 
   constructor(
     private readonly gpu: Gpu,
     private readonly c: Collective,
     private readonly spans: Map<Tensor, BufferSpan>,
     private readonly bytes: number,
+    private readonly shared?: Float32Array[],
   ) {
     this.left = new Set(spans.keys());
   }
@@ -84,10 +89,20 @@ export class Buckets {
     this.open = [];
     this.floats = 0;
     if (!spans.length) return;
-    const data = readSpans(this.gpu, spans);
+    const k = this.closed++;
+    const total = spans.reduce((a, s) => a + s.count, 0);
+    const cached = this.shared?.[k];
+    const into = cached && cached.length >= total ? cached : undefined;
+    const data = readSpans(this.gpu, spans, into);
     data.catch(() => {}); // surfaced by the chain, which awaits it
     this.chain = this.chain.then(async () => {
-      const d = await data;
+      let d = await data;
+      if (!into && this.shared && this.c.sharedArray) {
+        const arr = await this.c.sharedArray(total);
+        arr.set(d);
+        this.shared[k] = arr;
+        d = arr;
+      }
       await this.c.allReduce(d, 'mean');
       await uploadSpans(this.gpu, spans, d);
     });

@@ -464,6 +464,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
   const microLosses = empty(gpu, [accum], 'f32', { track: false, name: 'micro-batch losses' });
   const reduced = o.collective ? coveringSpans([...model.parameters().map((p) => p.grad!), microLosses]) : [];
   const overlap = !!o.collective && (o.bucketBytes ?? 0) > 0;
+  const sharedBuckets: Float32Array[] = []; // the buckets' shared arrays, made in the first step (Buckets)
   // Each parameter's gradient, for the buckets of the overlapped all-reduce.
   const gradSpans = new Map(
     model.parameters().map((p) => {
@@ -503,7 +504,7 @@ export async function train(gpu: Gpu, o: TrainOptions): Promise<TrainResult> {
         ...packing(batches[k]!),
       }));
       opt.zeroGrad();
-      const buckets = overlap ? new Buckets(gpu, o.collective!, gradSpans, o.bucketBytes!) : null;
+      const buckets = overlap ? new Buckets(gpu, o.collective!, gradSpans, o.bucketBytes!, sharedBuckets) : null;
       xy.forEach(({ x, y, mask, segments, positions }, micro) =>
         tidy(() => {
           const { loss } = model.forward(x, y, { overwriteLogits: true, mask, segments, positions });

@@ -444,15 +444,32 @@ export class Gpu {
 
   /** Copies `bytes` from a buffer back to the host. */
   async read(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    return this.readback(buf, bytes, offset, (mapped) => mapped.slice(0, bytes));
+  }
+
+  /**
+   * Copies a buffer's bytes from `offset` back into `dst` (its byteLength of them), straight from the mapped staging
+   * buffer: no intermediate array (read() makes one). For host memory the caller already has, e.g. shared memory.
+   */
+  async readInto(buf: GPUBuffer, dst: ArrayBufferView, offset = 0): Promise<void> {
+    const bytes = dst.byteLength;
+    if (!bytes) return;
+    await this.readback(buf, bytes, offset, (mapped) => {
+      new Uint8Array(dst.buffer, dst.byteOffset, bytes).set(new Uint8Array(mapped, 0, bytes));
+    });
+  }
+
+  private async readback<T>(buf: GPUBuffer, bytes: number, offset: number, take: (mapped: ArrayBuffer) => T) {
     this.assertAlive();
-    const r = within(buf, offset, Math.ceil(bytes / 4) * 4, 'read of');
+    const padded = Math.ceil(bytes / 4) * 4;
+    const r = within(buf, offset, padded, 'read of');
     this.readCount++;
     const staging = this.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
     try {
-      this.commandEncoder().copyBufferToBuffer(r.buffer, r.offset, staging, 0, Math.ceil(bytes / 4) * 4);
+      this.commandEncoder().copyBufferToBuffer(r.buffer, r.offset, staging, 0, padded);
       await this.check();
-      await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(bytes / 4) * 4), this.lostRejection]);
-      const out = staging.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
+      await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, padded), this.lostRejection]);
+      const out = take(staging.getMappedRange(0, padded));
       staging.unmap();
       return out;
     } finally {

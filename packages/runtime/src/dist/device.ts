@@ -118,17 +118,19 @@ export async function broadcastSpans(
 
 /**
  * Starts reading spans back, packed in order: the copies are recorded and submitted now, behind what is recorded
- * so far, so the data is there as soon as the GPU gets that far (while later work is recorded and runs).
+ * so far, so the data is there as soon as the GPU gets that far (while later work is recorded and runs). Into
+ * `into` when given (e.g. a sharedArray), straight from the mapped staging buffers.
  */
-export function readSpans(gpu: Gpu, spans: readonly BufferSpan[]): Promise<Float32Array> {
-  const parts = spans.map((s) => gpu.read(s.buffer, 4 * s.count, s.offset));
+export function readSpans(gpu: Gpu, spans: readonly BufferSpan[], into?: Float32Array): Promise<Float32Array> {
+  const total = spans.reduce((a, s) => a + s.count, 0);
+  if (into && into.length < total) {
+    throw new DistError(`readSpans: ${total} floats into an array of ${into.length}`);
+  }
+  const out = into ? into.subarray(0, total) : new Float32Array(total);
+  let at = 0;
+  const parts = spans.map((s) => gpu.readInto(s.buffer, out.subarray(at, (at += s.count)), s.offset));
   gpu.flush();
-  return Promise.all(parts).then((ps) => {
-    const out = new Float32Array(spans.reduce((a, s) => a + s.count, 0));
-    let at = 0;
-    for (const p of ps) out.set(new Float32Array(p), at), (at += p.byteLength / 4);
-    return out;
-  });
+  return Promise.all(parts).then(() => out);
 }
 
 /** Writes packed host data into spans (in order) through one mapped staging buffer and a copy per span. */
