@@ -1,14 +1,17 @@
 // What a resumed run must share with its checkpoint, and the messages naming what changed.
 import { type BatchSource, type DataIdentity, shardFingerprint } from './loader.ts';
 
-/** The numeric settings a resumed run must keep (TrainOptions has these fields, among others). */
-interface SettingNumbers {
+/** The numeric settings a resumed run must keep (TrainOptions extends them). */
+export interface SettingNumbers {
+  /** Rows per micro-batch (per rank). */
   B: number;
   T: number;
+  /** Tokens per optimizer step; a multiple of B·T (the rest is gradient accumulation). */
   totalBatchTokens: number;
   steps: number;
   lr: number;
   warmupSteps: number;
+  /** The cosine schedule ends at lr · finalLrFrac. */
   finalLrFrac: number;
   weightDecay: number;
   maxNorm: number;

@@ -37,13 +37,14 @@ import { lossPlotSvg } from './plot.ts';
 import { generate, printable } from './sample.ts';
 import { loadCheckpoint, removeCheckpoints, saveCheckpoint, tidyCheckpoints } from './checkpoint.ts';
 import { writeFileAtomic } from './atomic.ts';
-import { runSettings, settingsChanges } from './run-settings.ts';
+import { runSettings, settingsChanges, type SettingNumbers } from './run-settings.ts';
 import { Buckets, gatherMoments, zeroOwners } from './train-dist.ts';
 
 export { runSettings, settingsChanges, type RunSettings } from './run-settings.ts';
 export { zeroOwners } from './train-dist.ts';
 
-export interface TrainOptions {
+/** The run's settings: SettingNumbers (batch shape, schedule, optimizer, seed, which a resume must keep) and these. */
+export interface TrainOptions extends SettingNumbers {
   config: GPT2Config;
   /** Initial parameters (llm.c order): initParams() for a fresh model, or a model file's. */
   init: Float32Array;
@@ -58,17 +59,6 @@ export interface TrainOptions {
   trainSource?: BatchSource;
   /** The validation batches, instead of `valFiles`. */
   valSource?: ValidationSource;
-  B: number;
-  T: number;
-  /** Tokens per optimizer step; a multiple of B·T (the rest is gradient accumulation). */
-  totalBatchTokens: number;
-  steps: number;
-  lr: number;
-  warmupSteps: number;
-  /** The cosine schedule ends at lr · finalLrFrac. */
-  finalLrFrac: number;
-  weightDecay: number;
-  maxNorm: number;
   valEvery: number;
   valBatches: number;
   sampleEvery: number;
@@ -90,7 +80,6 @@ export interface TrainOptions {
   stopAfter?: number;
   /** Checked after every step: return true to stop with a checkpoint (e.g. on SIGINT). */
   shouldStop?: () => boolean;
-  seed: number;
   /** For printing samples; ids are printed when absent. */
   decode?: (ids: number[]) => string;
   /** The token a sample starts from (<|endoftext|>); not used with `sampler`. */

@@ -1,4 +1,5 @@
 // Inputs of the collective tests, made the same way by the rank processes and by the test that checks them.
+import { shardRange } from '../src/dist/collective.ts';
 import { mulberry32 } from '../src/random.ts';
 
 /** Rank r's input of n floats: signs and magnitudes from 1e-3 to 1e3, so sums round in every way. */
@@ -57,4 +58,27 @@ export function worstOverBound(xs: Float32Array[], got: Float32Array, op: 'sum' 
     worst = Math.max(worst, Math.abs(got[i]! - want) / tol);
   }
   return worst;
+}
+
+/** What dist-rank.ts `ops` must write for rank r of W (the private-array results): file name → contents. */
+export function expectedOps(W: number, r: number): Map<string, Float32Array> {
+  const want = new Map<string, Float32Array>();
+  for (const [name, n] of CASES) {
+    const sum = rankOrderSum(W, n, 0);
+    const s = shardRange(n, W, r);
+    const gathered = new Float32Array(n);
+    for (let q = 0; q < W; q++) {
+      const t = shardRange(n, W, q);
+      gathered.set(rankInput(q, n, 2).subarray(t.start, t.end), t.start);
+    }
+    want.set(`sum-${name}-rank${r}.f32`, sum);
+    want.set(
+      `mean-${name}-rank${r}.f32`,
+      sum.map((v) => v / W),
+    );
+    want.set(`scatter-${name}-rank${r}.f32`, rankOrderSum(W, n, 1).subarray(s.start, s.end));
+    want.set(`gather-${name}-rank${r}.f32`, gathered);
+    want.set(`bcast-${name}-rank${r}.f32`, rankInput(W - 1, n, 3));
+  }
+  return want;
 }

@@ -2,10 +2,10 @@
 // they leave running.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { defaultPython, launchLocal, shardRange } from '../src/dist/index.ts';
-import { CASES, rankInput, rankOrderSum } from './dist-data.ts';
+import { defaultPython, launchLocal } from '../src/dist/index.ts';
+import { expectedOps, rankOrderSum } from './dist-data.ts';
 
-export { rankOrderSum };
+export { expectedOps, rankOrderSum };
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const RANK = 'packages/runtime/test/dist-rank.ts';
@@ -56,27 +56,4 @@ export async function run(W: number, args: string[], env: Record<string, string>
 export async function noSidecars(rankPids: number[]): Promise<string[]> {
   for (let i = 0; i < 300 && sidecars(rankPids).length; i++) await new Promise((r) => setTimeout(r, 100));
   return sidecars(rankPids);
-}
-
-/** What dist-rank.ts `ops` must write for rank r of W: file name → contents. */
-export function expectedOps(W: number, r: number): Map<string, Float32Array> {
-  const want = new Map<string, Float32Array>();
-  for (const [name, n] of CASES) {
-    const sum = rankOrderSum(W, n, 0);
-    const s = shardRange(n, W, r);
-    const gathered = new Float32Array(n);
-    for (let q = 0; q < W; q++) {
-      const t = shardRange(n, W, q);
-      gathered.set(rankInput(q, n, 2).subarray(t.start, t.end), t.start);
-    }
-    want.set(`sum-${name}-rank${r}.f32`, sum);
-    want.set(
-      `mean-${name}-rank${r}.f32`,
-      sum.map((v) => v / W),
-    );
-    want.set(`scatter-${name}-rank${r}.f32`, rankOrderSum(W, n, 1).subarray(s.start, s.end));
-    want.set(`gather-${name}-rank${r}.f32`, gathered);
-    want.set(`bcast-${name}-rank${r}.f32`, rankInput(W - 1, n, 3));
-  }
-  return want;
 }

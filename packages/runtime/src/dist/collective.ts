@@ -88,6 +88,13 @@ export function ownShard(shard: Float32Array, n: number, W: number, r: number): 
   return own;
 }
 
+/** Checks a broadcast's root rank against the world size (else a DistError naming both). */
+export function checkRoot(root: number, W: number): void {
+  if (!Number.isInteger(root) || root < 0 || root >= W) {
+    throw new DistError(`broadcast from rank ${root}: there are ranks 0..${W - 1}`);
+  }
+}
+
 /** Checks an op name from a caller that may not be typed (a CLI flag, JSON). */
 export function checkReduceOp(op: string): ReduceOp {
   if (op !== 'sum' && op !== 'mean') throw new DistError(`reduce op "${op}" is not one of sum, mean`);

@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CASES, rankInput, rankOrderSum, worstOverBound } from '../../test/dist-data.ts';
-import { launchLocal, shardRange } from './index.ts';
+import { CASES, expectedOps, rankInput, rankOrderSum, worstOverBound } from '../../test/dist-data.ts';
+import { launchLocal } from './index.ts';
 
 const ROOT = new URL('../../../../', import.meta.url).pathname;
 const RANK = 'packages/runtime/test/dist-rank.ts';
@@ -99,18 +99,12 @@ describe.each([
     n,
   ) => {
     await done;
-    const sum = rankOrderSum(W, n, 1);
-    const gathered = new Float32Array(n);
     for (let r = 0; r < W; r++) {
-      const s = shardRange(n, W, r);
-      gathered.set(rankInput(r, n, 2).subarray(s.start, s.end), s.start);
-    }
-    const root = rankInput(W - 1, n, 3);
-    for (let r = 0; r < W; r++) {
-      const s = shardRange(n, W, r);
-      expect(firstDiff(load(`scatter-${name}`, r), sum.subarray(s.start, s.end))).toBe(-1);
-      expect(firstDiff(load(`gather-${name}`, r), gathered)).toBe(-1);
-      expect(firstDiff(load(`bcast-${name}`, r), root)).toBe(-1);
+      const want = expectedOps(W, r);
+      for (const op of ['scatter', 'gather', 'bcast']) {
+        const ref = want.get(`${op}-${name}-rank${r}.f32`)!;
+        expect(firstDiff(load(`${op}-${name}`, r), ref), `${op}, rank ${r}`).toBe(-1);
+      }
     }
   }, 60_000);
 });

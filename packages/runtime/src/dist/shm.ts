@@ -26,6 +26,7 @@ import path from 'node:path';
 import {
   checkReduceOp,
   DistError,
+  checkRoot,
   ownShard,
   shardRange,
   type Collective,
@@ -419,9 +420,7 @@ export class ShmCollective implements Collective {
     const n = data.length;
     await this.op(`broadcast of ${n} floats from rank ${root}`, async (tag) => {
       const W = this.worldSize;
-      if (!Number.isInteger(root) || root < 0 || root >= W) {
-        throw new DistError(`broadcast from rank ${root}: there are ranks 0..${W - 1}`);
-      }
+      checkRoot(root, W);
       if (W === 1) return;
       const q = this.chunk;
       for (let k = 0; k * q < n; k++) {

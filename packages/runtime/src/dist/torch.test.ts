@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '@wgpt/base/errors';
 import { CASES, rankInput, worstOverBound } from '../../test/dist-data.ts';
-import { hasTorch, noSidecars, rankOrderSum, run } from '../../test/torch-jobs.ts';
-import { defaultPython, joinJob, shardRange } from './index.ts';
+import { expectedOps, hasTorch, noSidecars, rankOrderSum, run } from '../../test/torch-jobs.ts';
+import { defaultPython, joinJob } from './index.ts';
 
 
 const dirs: string[] = [];
@@ -84,18 +84,12 @@ describe.skipIf(!hasTorch).each([2, 3])('%i ranks through torch.distributed (Glo
     'reduceScatter, allGather, broadcast (root 1) of %s (%i floats) against plain references',
     async (name, n) => {
       await done;
-      const sum = rankOrderSum(W, n, 1);
-      const gathered = new Float32Array(n);
       for (let r = 0; r < W; r++) {
-        const s = shardRange(n, W, r);
-        gathered.set(rankInput(r, n, 2).subarray(s.start, s.end), s.start);
-      }
-      const root = rankInput(W - 1, n, 3);
-      for (let r = 0; r < W; r++) {
-        const s = shardRange(n, W, r);
-        expect(firstDiff(bytes(load(out, `scatter-${name}`, r)), bytes(sum.subarray(s.start, s.end)))).toBe(-1);
-        expect(firstDiff(bytes(load(out, `gather-${name}`, r)), bytes(gathered))).toBe(-1);
-        expect(firstDiff(bytes(load(out, `bcast-${name}`, r)), bytes(root))).toBe(-1);
+        const want = expectedOps(W, r);
+        for (const op of ['scatter', 'gather', 'bcast']) {
+          const ref = want.get(`${op}-${name}-rank${r}.f32`)!;
+          expect(firstDiff(bytes(load(out, `${op}-${name}`, r)), bytes(ref)), `${op}, rank ${r}`).toBe(-1);
+        }
       }
     },
     120_000,

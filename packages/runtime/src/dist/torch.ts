@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import {
   checkReduceOp,
   DistError,
+  checkRoot,
   ownShard,
   shardRange,
   type Collective,
@@ -380,9 +381,7 @@ export class TorchCollective implements Collective {
     const n = data.length;
     await this.op(`broadcast of ${n} floats from rank ${root}`, async (tag) => {
       const W = this.worldSize;
-      if (!Number.isInteger(root) || root < 0 || root >= W) {
-        throw new DistError(`broadcast from rank ${root}: there are ranks 0..${W - 1}`);
-      }
+      checkRoot(root, W);
       const q = this.chunk;
       for (let k = 0; k * q < n; k++) {
         const a = k * q;
